@@ -1,0 +1,20 @@
+"""
+### Lectern: Assemble
+
+Interleaves each clip's keyframes, OCR and ASR (in time order) into samples in the published Multimodal
+Textbook format, concatenated up to the token budget, per video; then writes a release: sharded JSONL under
+`releases/{name}/` with a manifest (videos, stage versions, counts, funnel).
+"""
+
+from airflow.sdk import dag
+
+from lectern_airflow import claim_videos, dag_args, phase_schedule, publish, release_params, run_stage, write_release
+
+
+@dag(schedule=phase_schedule("assemble"), params=release_params(), doc_md=__doc__, **dag_args("assemble"))
+def lectern_assemble():
+    video_ids = claim_videos("assemble")
+    publish("assemble", video_ids, run_stage("assemble", video_ids)) >> write_release()
+
+
+lectern_assemble()

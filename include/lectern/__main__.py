@@ -1,0 +1,3 @@
+from lectern.cli import main
+
+raise SystemExit(main())

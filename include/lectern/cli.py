@@ -1,0 +1,172 @@
+"""``python -m lectern``: the single entrypoint that pods, the Airflow worker and people all call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from lectern.config import STAGES, Settings, settings_table_markdown
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "whisperx", "faster_whisper", "lightning",
+                  "pytorch_lightning", "sentence_transformers", "httpx", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_stage(args, settings: Settings) -> int:
+    from lectern.runner import run_stage
+
+    return run_stage(args.name, args.video_id, settings, owner=args.lease_owner, force=args.force,
+                     run_id=args.run_id, map_index=args.map_index)
+
+
+def cmd_discover(args, settings: Settings) -> int:
+    from lectern.discovery import discover_point
+    from lectern.phases import prepare_discovery
+
+    if args.point_id is not None:
+        point_ids = [args.point_id]
+    elif args.subject:
+        point_ids = [pid for pid, _ in prepare_discovery(settings, args.subject, force=args.force)]
+    else:
+        print("discover needs --subject or --point-id", file=sys.stderr)
+        return 2
+    for point_id in point_ids:
+        result = discover_point(point_id, settings)
+        logging.getLogger("lectern").info("knowledge point %d: %s", point_id, result)
+    return 0
+
+
+def cmd_status(args, settings: Settings) -> int:
+    from lectern.state.db import session_scope
+    from lectern.state.ops import funnel, stage_rows
+
+    with session_scope(settings.db_url) as session:
+        rows = stage_rows(session, video_ids=args.video_ids or None, subject=args.subject)
+        if args.json:
+            print(json.dumps([{
+                "video_id": r.video_id, "stage": r.stage, "status": r.status, "attempts": r.attempts,
+                "reason": r.reason, "error_class": r.error_class, "error_message": r.error_message,
+                "artifacts": r.artifacts, "metrics": r.metrics, "run_id": r.run_id, "map_index": r.map_index,
+            } for r in rows], indent=1, default=str))
+            return 0
+        if not args.video_ids:
+            print(format_funnel(funnel(session, args.subject)))
+            print()
+        for row in rows:
+            why = row.reason or (f"{row.error_class}: {row.error_message}" if row.error_class else "")
+            where = f" run={row.run_id} map_index={row.map_index}" if row.run_id else ""
+            print(f"{row.video_id:<24} {row.stage:<11} {row.status:<10} attempts={row.attempts}{where}"
+                  + (f"  {why}" if why else ""))
+    return 0
+
+
+def format_funnel(counts: dict[str, dict[str, int]]) -> str:
+    statuses = ("pending", "running", "succeeded", "rejected", "failed")
+    lines = [f"{'stage':<11}" + "".join(f"{s:>11}" for s in statuses)]
+    for stage in STAGES:
+        lines.append(f"{stage:<11}" + "".join(f"{counts.get(stage, {}).get(s, 0):>11}" for s in statuses))
+    return "\n".join(lines)
+
+
+def cmd_release(args, settings: Settings) -> int:
+    from lectern.release import build_release
+
+    manifest = build_release(settings, name=args.name, subject=args.subject)
+    print(json.dumps({k: manifest[k] for k in ("release", "location", "stats")}, indent=1))
+    return 0
+
+
+def cmd_db(args, settings: Settings) -> int:
+    from lectern.state.db import current_revision, migrate
+
+    if args.action == "upgrade":
+        migrate(settings.db_url)
+    print(f"state DB at revision {current_revision(settings.db_url)}")
+    return 0
+
+
+def cmd_models(args, settings: Settings) -> int:
+    from lectern.models.tiny import build_all
+
+    out = Path(args.out) if args.out else settings.models_dir
+    for name, path in build_all(out).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    from lectern.demo.run import run_demo
+
+    return run_demo(settings, dags_folder=Path(args.dags_folder) if args.dags_folder else None)
+
+
+def cmd_config(args, settings: Settings) -> int:
+    print(settings_table_markdown())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lectern", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stage = sub.add_parser("stage", help="run one stage for one video (what a pod runs)")
+    stage.add_argument("name", choices=STAGES)
+    stage.add_argument("--video-id", required=True)
+    stage.add_argument("--lease-owner", help="the DAG run that claimed the video (default: this process)")
+    stage.add_argument("--force", action="store_true", help="rerun even if the stage already finished")
+    stage.add_argument("--run-id")
+    stage.add_argument("--map-index", type=int)
+    stage.set_defaults(func=cmd_stage)
+
+    discover = sub.add_parser("discover", help="search a subject's knowledge points (or one point)")
+    discover.add_argument("--subject")
+    discover.add_argument("--point-id", type=int)
+    discover.add_argument("--force", action="store_true")
+    discover.set_defaults(func=cmd_discover)
+
+    status = sub.add_parser("status", help="per-video, per-stage state")
+    status.add_argument("video_ids", nargs="*")
+    status.add_argument("--subject")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    release = sub.add_parser("release", help="write a release from every assembled video")
+    release.add_argument("--name")
+    release.add_argument("--subject")
+    release.set_defaults(func=cmd_release)
+
+    db = sub.add_parser("db", help="state DB migrations")
+    db.add_argument("action", choices=["upgrade", "current"])
+    db.set_defaults(func=cmd_db)
+
+    models = sub.add_parser("models", help="build the tiny local models used by tests and the demo")
+    models.add_argument("action", choices=["build-tiny"])
+    models.add_argument("--out")
+    models.set_defaults(func=cmd_models)
+
+    demo = sub.add_parser("demo", help="generate the demo corpus and run every phase DAG through Airflow")
+    demo.add_argument("--dags-folder")
+    demo.set_defaults(func=cmd_demo)
+
+    config = sub.add_parser("config", help="print the configuration table")
+    config.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    return args.func(args, settings)

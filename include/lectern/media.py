@@ -1,0 +1,51 @@
+"""ffprobe and ffmpeg helpers shared by stages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from lectern.errors import CorruptMedia
+
+
+def probe(path: str | Path) -> dict[str, Any]:
+    """Container and stream facts of a media file; CorruptMedia when ffprobe cannot read it."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise CorruptMedia(f"{path.name}: empty or missing file")
+    proc = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    if proc.returncode != 0:
+        message = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        raise CorruptMedia(f"ffprobe could not read {path.name}: {message.replace(str(path), path.name)}")
+    data = json.loads(proc.stdout or "{}")
+    streams = data.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"), None)
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    fmt = data.get("format", {})
+    duration = float(fmt.get("duration") or (video or {}).get("duration") or 0.0)
+    if video is None and audio is None:
+        raise CorruptMedia(f"{path.name}: no audio or video stream")
+    return {
+        "duration_s": round(duration, 3),
+        "size_bytes": int(fmt.get("size") or path.stat().st_size),
+        "format": fmt.get("format_name"),
+        "has_video": video is not None,
+        "has_audio": audio is not None,
+        "video_codec": (video or {}).get("codec_name"),
+        "width": (video or {}).get("width"),
+        "height": (video or {}).get("height"),
+        "fps": _rate((video or {}).get("avg_frame_rate")),
+        "audio_codec": (audio or {}).get("codec_name"),
+    }
+
+
+def _rate(value: str | None) -> float | None:
+    if not value or value in ("0/0",):
+        return None
+    num, _, den = value.partition("/")
+    return round(float(num) / float(den or 1), 3) if float(den or 1) else None

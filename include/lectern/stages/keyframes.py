@@ -1,0 +1,143 @@
+"""keyframes: ASR segments -> clips; SSIM keyframes (the paper's Algorithm 1) -> JPEGs + clips.json.
+
+Algorithm 1: the first sampled frame is a keyframe and the reference; each later sampled frame whose SSIM
+with the reference is below the threshold becomes a keyframe and the new reference. The reference carries
+across clip boundaries, so a slide that stays on screen through several clips yields one image (in the clip
+where it appeared), not one per clip. Frames are compared in grayscale at LECTERN_SSIM_WIDTH pixels wide;
+kept frames are stored at full resolution as ``{vid}@{start}_{end}#{n}.jpg``.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from lectern.config import Settings
+from lectern.errors import CorruptMedia, MissingInput
+from lectern.stages import StageResult
+from lectern.state.ops import VideoRecord
+from lectern.store import Keys, Store
+
+NAME = "keyframes"
+VERSION = "1"
+SENTENCE_END = (".", "!", "?", "。", "！", "？")
+
+
+@dataclass
+class Clip:
+    start: float
+    end: float
+    segments: list[int]
+    text: str
+
+
+def segment_clips(segments: list[dict], duration: float, min_s: float, max_s: float) -> list[Clip]:
+    """Merge ASR segments into contiguous clips covering [0, duration]. Once a clip is `min_s` long it closes
+    at a sentence end, or before the next segment would take it past `max_s` (never inside a segment)."""
+    clips: list[Clip] = []
+    start, members = 0.0, []
+    for i, segment in enumerate(segments):
+        members.append(i)
+        length = segment["end"] - start
+        ends_sentence = segment["text"].rstrip().endswith(SENTENCE_END)
+        following = segments[i + 1]["end"] - start if i + 1 < len(segments) else 0.0
+        if length >= max_s or (length >= min_s and (ends_sentence or following > max_s)):
+            clips.append(Clip(start, segment["end"], members, " ".join(segments[j]["text"] for j in members)))
+            start, members = segment["end"], []
+    if members:
+        clips.append(Clip(start, max(duration, segments[members[-1]]["end"]), members,
+                          " ".join(segments[j]["text"] for j in members)))
+    elif clips:
+        clips[-1].end = max(clips[-1].end, duration)
+    if not clips:
+        clips.append(Clip(0.0, duration, [], ""))
+    return clips
+
+
+def _gray(frame: np.ndarray, width: int) -> np.ndarray:
+    from PIL import Image
+
+    image = Image.fromarray(frame).convert("L")
+    height = max(1, round(image.height * width / image.width))
+    return np.asarray(image.resize((width, height), Image.BILINEAR))
+
+
+def select_keyframes(path: str, interval_s: float, threshold: float, width: int):
+    """Yield (time, frame RGB, ssim with the previous keyframe or None) for each keyframe of the video."""
+    import decord
+    from skimage.metrics import structural_similarity
+
+    try:
+        reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    except Exception as exc:  # decord raises a bare DECORDError for unreadable input
+        raise CorruptMedia(f"decord cannot read the video: {exc}".splitlines()[0]) from exc
+    fps = reader.get_avg_fps() or 25.0
+    total = len(reader)
+    step = max(1, round(interval_s * fps))
+    reference = None
+    for index in range(0, total, step):
+        frame = reader[index].asnumpy()
+        gray = _gray(frame, width)
+        if reference is None:
+            reference = gray
+            yield index / fps, frame, None
+            continue
+        score = float(structural_similarity(reference, gray, data_range=255))
+        if score < threshold:
+            reference = gray
+            yield index / fps, frame, score
+
+
+def _jpeg(frame: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
+    source_key = video.artifacts.get("download", {}).get("source")
+    asr_key = video.artifacts.get("transcribe", {}).get("asr")
+    if not source_key or not asr_key:
+        raise MissingInput(f"{video.id}: keyframes need the source video and its transcript")
+    asr = store.get_json(asr_key)
+    probe = store.get_json(Keys.probe(video.id))
+    clips = segment_clips(asr["segments"], float(probe["duration_s"]), settings.clip_min_s, settings.clip_max_s)
+    per_clip: list[list[dict]] = [[] for _ in clips]
+    started = time.monotonic()
+    # Keys of a previous attempt are overwritten; stale extra ones are removed so a rerun never duplicates.
+    stale = set(store.list(Keys.video(video.id, "keyframes/")))
+    written = set()
+    with store.local_path(source_key) as path:
+        for moment, frame, ssim in select_keyframes(str(path), settings.keyframe_interval_s,
+                                                    settings.ssim_threshold, settings.ssim_width):
+            c = next((i for i, clip in enumerate(clips) if clip.start <= moment < clip.end), len(clips) - 1)
+            n = len(per_clip[c]) + 1
+            key = store.put_bytes(Keys.keyframe(video.id, clips[c].start, clips[c].end, n), _jpeg(frame))
+            written.add(key)
+            per_clip[c].append({"key": key, "time": round(moment, 3), "ssim": None if ssim is None else round(ssim, 4)})
+    for key in stale - written:
+        store.delete_prefix(key)
+    seconds = time.monotonic() - started
+    duration = float(probe["duration_s"])
+    document = {
+        "video_id": video.id,
+        "clips": [
+            {"index": i, "start": round(clip.start, 3), "end": round(clip.end, 3), "segments": clip.segments,
+             "asr": clip.text, "keyframes": per_clip[i]}
+            for i, clip in enumerate(clips)
+        ],
+    }
+    keyframes = sum(len(k) for k in per_clip)
+    metrics = {"clips": len(clips), "keyframes": keyframes, "seconds": round(seconds, 3),
+               "realtime_factor": round(duration / seconds, 1) if seconds else None,
+               "ssim_threshold": settings.ssim_threshold, "interval_s": settings.keyframe_interval_s}
+    document["metrics"] = metrics
+    key = store.put_json(Keys.clips(video.id), document)
+    if keyframes == 0:
+        return StageResult.rejected("no keyframes extracted", metrics)
+    return StageResult.succeeded({"clips": key}, metrics)

@@ -1,0 +1,95 @@
+"""transcribe: WhisperX (VAD + batched faster-whisper) and wav2vec2 word alignment -> asr.json.
+
+Where alignment fails for a segment (numbers, symbols, a language without an alignment model) the segment
+keeps its own times; the share of segments that could not be aligned is a metric.
+"""
+
+from __future__ import annotations
+
+import time
+
+from lectern import models
+from lectern.config import Settings
+from lectern.errors import MissingInput
+from lectern.stages import StageResult
+from lectern.state.ops import VideoRecord
+from lectern.store import Keys, Store
+
+NAME = "transcribe"
+VERSION = "1"
+SAMPLE_RATE = 16000
+
+
+def align_segments(segments: list[dict], audio, language: str, settings: Settings) -> tuple[list[dict], dict]:
+    """Word times for each segment where alignment works; segment times where it does not."""
+    import whisperx
+
+    if settings.nltk_data:
+        import nltk
+
+        if settings.nltk_data not in nltk.data.path:
+            nltk.data.path.insert(0, settings.nltk_data)
+    try:
+        model, metadata = models.aligner(language, settings.align_model, settings.asr_device)
+    except Exception as exc:  # no alignment model for this language: keep segment times
+        return [dict(s, words=[]) for s in segments], {"align_error": f"{type(exc).__name__}: {exc}"[:300]}
+    aligned = []
+    for segment in segments:
+        try:
+            result = whisperx.align([segment], model, metadata, audio, settings.asr_device)
+            words = [w for s in result["segments"] for w in s.get("words", []) if "start" in w]
+        except Exception:  # one bad segment must not lose the others
+            words = []
+        aligned.append({**segment, "words": [
+            {"word": w["word"], "start": round(float(w["start"]), 3), "end": round(float(w["end"]), 3),
+             "score": round(float(w.get("score", 0.0)), 3)} for w in words
+        ]})
+    failed = sum(1 for s in aligned if not s["words"])
+    return aligned, {"alignment_failure_rate": round(failed / len(aligned), 3) if aligned else 0.0}
+
+
+def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
+    import whisperx
+
+    source_key = video.artifacts.get("download", {}).get("source")
+    if not source_key or not store.exists(source_key):
+        raise MissingInput(f"{video.id}: no downloaded source in the store")
+    probe = store.get_json(Keys.probe(video.id))
+    if not probe.get("has_audio"):
+        return StageResult.rejected("no audio stream", {"duration_s": probe.get("duration_s")})
+
+    started = time.monotonic()
+    pipeline = models.asr_pipeline(settings.whisper_model, settings.asr_device, settings.asr_compute_type,
+                                   settings.asr_language, settings.asr_max_new_tokens, settings.vad_chunk_s)
+    load_seconds = time.monotonic() - started
+    with store.local_path(source_key) as path:
+        audio = whisperx.load_audio(str(path), sr=SAMPLE_RATE)
+    duration = len(audio) / SAMPLE_RATE
+    asr_started = time.monotonic()
+    result = pipeline.transcribe(audio, batch_size=settings.asr_batch_size, language=settings.asr_language,
+                                 chunk_size=int(settings.vad_chunk_s))
+    language = result.get("language") or settings.asr_language or "en"
+    segments = [
+        {"start": round(float(s["start"]), 3), "end": round(float(s["end"]), 3), "text": s["text"].strip()}
+        for s in result["segments"] if s.get("text", "").strip()
+    ]
+    segments, align_metrics = align_segments(segments, audio, language, settings) if segments else ([], {})
+    asr_seconds = time.monotonic() - asr_started
+    speech = sum(s["end"] - s["start"] for s in segments)
+    metrics = {
+        "duration_s": round(duration, 3),
+        "segments": len(segments),
+        "words": sum(len(s["text"].split()) for s in segments),
+        "speech_ratio": round(speech / duration, 3) if duration else 0.0,
+        "language": language,
+        "model_load_seconds": round(load_seconds, 3),
+        "asr_seconds": round(asr_seconds, 3),
+        "realtime_factor": round(duration / asr_seconds, 2) if asr_seconds else None,
+        **align_metrics,
+    }
+    if not segments:
+        return StageResult.rejected("no speech detected (VAD found no segments)", metrics)
+    asr = {"video_id": video.id, "language": language, "model": settings.whisper_model,
+           "segments": segments, "metrics": metrics}
+    key = store.put_json(Keys.asr(video.id), asr)
+    return StageResult.succeeded({"asr": key}, metrics, language=language)

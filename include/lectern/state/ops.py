@@ -1,0 +1,375 @@
+"""Every state transition of Lectern, in one module. Nothing else writes a status.
+
+A video-stage row moves pending -> running (claimed, with a lease) -> succeeded | rejected | failed.
+A failed row whose error is transient is claimable again after its backoff, until attempts run out.
+Succeeding in one stage makes the next stage's row pending.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from lectern.config import STAGES
+from lectern.state.models import (
+    FAILED,
+    PENDING,
+    REJECTED,
+    RUNNING,
+    SUCCEEDED,
+    KnowledgePoint,
+    Subject,
+    Video,
+    VideoSource,
+    VideoStage,
+    utcnow,
+)
+
+TRANSIENT, PERMANENT = "transient", "permanent"
+
+
+class NotClaimable(Exception):
+    """The video-stage is not in a state this caller may run (already done, leased by another run, ...)."""
+
+
+class LeaseLost(Exception):
+    """The caller's lease expired and another run took the video-stage; its result is not recorded."""
+
+
+def next_stage(stage: str) -> str | None:
+    index = STAGES.index(stage)
+    return STAGES[index + 1] if index + 1 < len(STAGES) else None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    if moment is not None and moment.tzinfo is None:
+        from datetime import timezone
+
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+# --- taxonomy and discovery -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PointSpec:
+    path: str
+    name: str
+    query: str
+    urls: tuple[str, ...] = ()
+
+
+def sync_subject(session: Session, subject: str, points: Sequence[PointSpec]) -> list[int]:
+    """Create or update a subject and its knowledge points; returns the ids of all its points."""
+    row = session.scalar(select(Subject).where(Subject.name == subject))
+    if row is None:
+        row = Subject(name=subject)
+        session.add(row)
+        session.flush()
+    existing = {p.path: p for p in session.scalars(select(KnowledgePoint).where(KnowledgePoint.subject_id == row.id))}
+    ids = []
+    for spec in points:
+        point = existing.get(spec.path)
+        if point is None:
+            point = KnowledgePoint(subject_id=row.id, path=spec.path, name=spec.name, query=spec.query,
+                                   urls=list(spec.urls), search_metrics={})
+            session.add(point)
+            session.flush()
+        elif point.query != spec.query or list(point.urls or []) != list(spec.urls):
+            # A changed query is a different search: run it again.
+            point.query, point.urls, point.name, point.searched_at = spec.query, list(spec.urls), spec.name, None
+        ids.append(point.id)
+    return ids
+
+
+def points_to_search(session: Session, subject: str, force: bool = False) -> list[tuple[int, str]]:
+    """(id, path) of the subject's knowledge points not searched yet (all of them with `force`)."""
+    query = (select(KnowledgePoint.id, KnowledgePoint.path).join(Subject).where(Subject.name == subject)
+             .order_by(KnowledgePoint.id))
+    if not force:
+        query = query.where(KnowledgePoint.searched_at.is_(None))
+    return [(point_id, path) for point_id, path in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class FoundVideo:
+    id: str
+    url: str
+    title: str = ""
+    description: str = ""
+    duration_s: float | None = None
+    language: str | None = None
+    extractor: str | None = None
+
+
+def record_search(session: Session, point_id: int, found: Sequence[FoundVideo], metrics: dict[str, Any]) -> dict[str, int]:
+    """Store a point's search results: new videos get a pending download; known ones just gain a link."""
+    new = linked = 0
+    for rank, item in enumerate(found, start=1):
+        video = session.get(Video, item.id)
+        if video is None:
+            video = Video(id=item.id, url=item.url, title=item.title, description=item.description,
+                          duration_s=item.duration_s, language=item.language, extractor=item.extractor)
+            session.add(video)
+            session.add(VideoStage(video_id=item.id, stage=STAGES[0], status=PENDING, metrics={}, artifacts={}))
+            new += 1
+        if session.get(VideoSource, (item.id, point_id)) is None:
+            session.add(VideoSource(video_id=item.id, point_id=point_id, rank=rank))
+            linked += 1
+        session.flush()
+    point = session.get(KnowledgePoint, point_id)
+    point.searched_at = utcnow()
+    point.search_metrics = {**metrics, "found": len(found), "new_videos": new, "new_links": linked}
+    return {"found": len(found), "new_videos": new, "new_links": linked}
+
+
+# --- claims and leases -------------------------------------------------------------------------
+
+
+def _claimable(stage: str, now: datetime, max_attempts: int):
+    return and_(
+        VideoStage.stage == stage,
+        or_(
+            VideoStage.status == PENDING,
+            and_(VideoStage.status == RUNNING, VideoStage.lease_expires_at < now),
+            and_(
+                VideoStage.status == FAILED,
+                VideoStage.error_kind == TRANSIENT,
+                VideoStage.attempts < max_attempts,
+                or_(VideoStage.retry_at.is_(None), VideoStage.retry_at <= now),
+            ),
+        ),
+    )
+
+
+def _subject_filter(subject: str):
+    return VideoStage.video_id.in_(
+        select(VideoSource.video_id).join(KnowledgePoint).join(Subject).where(Subject.name == subject)
+    )
+
+
+def reset_for_rerun(session: Session, stage: str, video_ids: Sequence[str] | None = None,
+                    subject: str | None = None) -> int:
+    """`force`: put finished rows of a stage back to pending (running ones keep their lease)."""
+    if not video_ids and not subject:
+        raise ValueError("force needs video ids or a subject, so a typo cannot rerun the whole corpus")
+    query = select(VideoStage).where(VideoStage.stage == stage, VideoStage.status != RUNNING)
+    if video_ids:
+        query = query.where(VideoStage.video_id.in_(list(video_ids)))
+    if subject:
+        query = query.where(_subject_filter(subject))
+    rows = list(session.scalars(query))
+    for row in rows:
+        row.status, row.attempts, row.retry_at = PENDING, 0, None
+        row.error_class = row.error_kind = row.error_message = row.reason = None
+    return len(rows)
+
+
+def claim_videos(session: Session, stage: str, owner: str, limit: int, lease_seconds: int, max_attempts: int,
+                 subject: str | None = None, video_ids: Sequence[str] | None = None) -> list[str]:
+    """Lease up to `limit` ready videos of `stage` to `owner`; concurrent claimers never get the same one."""
+    now = utcnow()
+    query = select(VideoStage).where(_claimable(stage, now, max_attempts))
+    if subject:
+        query = query.where(_subject_filter(subject))
+    if video_ids:
+        query = query.where(VideoStage.video_id.in_(list(video_ids)))
+    query = query.order_by(VideoStage.created_at, VideoStage.video_id).limit(limit)
+    # Postgres: SKIP LOCKED lets concurrent claimers pass each other's rows. SQLite ignores it and
+    # serialises writers instead.
+    rows = list(session.scalars(query.with_for_update(skip_locked=True)))
+    for row in rows:
+        _lease(row, owner, now, lease_seconds)
+    session.flush()
+    return [row.video_id for row in rows]
+
+
+def _lease(row: VideoStage, owner: str, now: datetime, lease_seconds: int) -> None:
+    row.status = RUNNING
+    row.lease_owner = owner
+    row.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    row.attempts = (row.attempts or 0) + 1
+    row.started_at = now
+    row.finished_at = None
+
+
+def claim_one(session: Session, video_id: str, stage: str, owner: str, lease_seconds: int, max_attempts: int,
+              run_id: str | None = None, map_index: int | None = None) -> VideoStage:
+    """Take (or confirm) the lease of one video-stage before running it.
+
+    A row already leased to `owner` (by the phase's claim task) is kept as is; a claimable one is leased now;
+    anything else raises NotClaimable with the reason.
+    """
+    now = utcnow()
+    row = session.scalar(
+        select(VideoStage).where(VideoStage.video_id == video_id, VideoStage.stage == stage).with_for_update()
+    )
+    if row is None:
+        raise NotClaimable(f"{video_id}: no {stage} row (has the previous stage succeeded?)")
+    leased_to_me = row.status == RUNNING and row.lease_owner == owner and _aware(row.lease_expires_at) > now
+    if not leased_to_me:
+        claimable = session.scalar(
+            select(func.count()).select_from(VideoStage).where(
+                VideoStage.video_id == video_id, _claimable(stage, now, max_attempts)
+            )
+        )
+        if not claimable:
+            holder = f" (leased to {row.lease_owner})" if row.status == RUNNING else ""
+            raise NotClaimable(f"{video_id}: {stage} is {row.status}{holder}; use --force to rerun")
+        _lease(row, owner, now, lease_seconds)
+    row.run_id, row.map_index = run_id, map_index
+    session.flush()
+    return row
+
+
+def release_expired_leases(session: Session, stage: str | None = None) -> list[str]:
+    """Running rows whose lease ran out become transient failures (LeaseExpired), claimable again."""
+    now = utcnow()
+    query = select(VideoStage).where(VideoStage.status == RUNNING, VideoStage.lease_expires_at < now)
+    if stage:
+        query = query.where(VideoStage.stage == stage)
+    rows = list(session.scalars(query.with_for_update(skip_locked=True)))
+    for row in rows:
+        _finish(row, FAILED, now)
+        row.error_class, row.error_kind = "LeaseExpired", TRANSIENT
+        row.error_message = f"lease of {row.lease_owner} expired at {row.lease_expires_at}"
+        row.lease_owner = row.lease_expires_at = None
+    return [row.video_id for row in rows]
+
+
+# --- outcomes ----------------------------------------------------------------------------------
+
+
+def _owned_row(session: Session, video_id: str, stage: str, owner: str) -> VideoStage:
+    row = session.scalar(
+        select(VideoStage).where(VideoStage.video_id == video_id, VideoStage.stage == stage).with_for_update()
+    )
+    if row is None or row.status != RUNNING or row.lease_owner != owner:
+        raise LeaseLost(f"{video_id}: {stage} is no longer leased to {owner}")
+    return row
+
+
+def _finish(row: VideoStage, status: str, now: datetime) -> None:
+    row.status = status
+    row.finished_at = now
+    started = _aware(row.started_at)
+    row.seconds = (now - started).total_seconds() if started else None
+
+
+def mark_succeeded(session: Session, video_id: str, stage: str, owner: str, artifacts: dict[str, str],
+                   metrics: dict[str, Any], version: str | None = None) -> None:
+    now = utcnow()
+    row = _owned_row(session, video_id, stage, owner)
+    _finish(row, SUCCEEDED, now)
+    row.artifacts, row.metrics, row.version = dict(artifacts), dict(metrics), version
+    row.error_class = row.error_kind = row.error_message = row.reason = None
+    row.lease_owner = row.lease_expires_at = None
+    following = next_stage(stage)
+    if following:
+        successor = session.get(VideoStage, (video_id, following))
+        if successor is None:
+            session.add(VideoStage(video_id=video_id, stage=following, status=PENDING, metrics={}, artifacts={}))
+        elif successor.status != RUNNING:
+            # New upstream output: the next stage's result is stale.
+            successor.status, successor.attempts, successor.retry_at = PENDING, 0, None
+
+
+def mark_rejected(session: Session, video_id: str, stage: str, owner: str, reason: str,
+                  metrics: dict[str, Any], artifacts: dict[str, str] | None = None) -> None:
+    row = _owned_row(session, video_id, stage, owner)
+    _finish(row, REJECTED, utcnow())
+    row.reason, row.metrics, row.artifacts = reason, dict(metrics), dict(artifacts or {})
+    row.error_class = row.error_kind = row.error_message = None
+    row.lease_owner = row.lease_expires_at = None
+
+
+def mark_failed(session: Session, video_id: str, stage: str, owner: str, error_class: str, message: str,
+                transient: bool, max_attempts: int, backoff_seconds: int) -> bool:
+    """Record a failure; returns True when the video will be retried."""
+    now = utcnow()
+    row = _owned_row(session, video_id, stage, owner)
+    _finish(row, FAILED, now)
+    row.error_class, row.error_message = error_class, message[:4000]
+    retry = transient and row.attempts < max_attempts
+    row.error_kind = TRANSIENT if retry else PERMANENT
+    if retry:
+        delay = backoff_seconds * 2 ** (row.attempts - 1)
+        row.retry_at = now + timedelta(seconds=delay * random.uniform(0.8, 1.2))
+    row.lease_owner = row.lease_expires_at = None
+    return retry
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """What a stage knows about its video: identity, metadata and where it was found."""
+
+    id: str
+    url: str
+    title: str
+    description: str
+    duration_s: float | None
+    subjects: tuple[str, ...] = ()
+    points: tuple[str, ...] = ()
+    artifacts: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> key
+
+
+def video_record(session: Session, video_id: str) -> VideoRecord:
+    video = session.get(Video, video_id)
+    if video is None:
+        raise KeyError(f"unknown video {video_id!r}")
+    links = session.execute(
+        select(Subject.name, KnowledgePoint.name)
+        .select_from(VideoSource)
+        .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
+        .join(Subject, KnowledgePoint.subject_id == Subject.id)
+        .where(VideoSource.video_id == video_id)
+        .order_by(VideoSource.rank)
+    ).all()
+    stages = session.scalars(select(VideoStage).where(VideoStage.video_id == video_id, VideoStage.status == SUCCEEDED))
+    return VideoRecord(
+        id=video.id, url=video.url, title=video.title or "", description=video.description or "",
+        duration_s=video.duration_s,
+        subjects=tuple(dict.fromkeys(name for name, _ in links)),
+        points=tuple(dict.fromkeys(point for _, point in links)),
+        artifacts={row.stage: dict(row.artifacts or {}) for row in stages},
+    )
+
+
+def update_video(session: Session, video_id: str, **fields: Any) -> None:
+    video = session.get(Video, video_id)
+    for name, value in fields.items():
+        setattr(video, name, value)
+
+
+def stage_rows(session: Session, video_ids: Iterable[str] | None = None, subject: str | None = None,
+               stage: str | None = None) -> list[VideoStage]:
+    query = select(VideoStage)
+    if video_ids is not None:
+        query = query.where(VideoStage.video_id.in_(list(video_ids)))
+    if subject:
+        query = query.where(_subject_filter(subject))
+    if stage:
+        query = query.where(VideoStage.stage == stage)
+    order = {name: i for i, name in enumerate(STAGES)}
+    return sorted(session.scalars(query), key=lambda r: (r.video_id, order.get(r.stage, 99)))
+
+
+def funnel(session: Session, subject: str | None = None) -> dict[str, dict[str, int]]:
+    """stage -> status -> number of videos."""
+    query = select(VideoStage.stage, VideoStage.status, func.count()).group_by(VideoStage.stage, VideoStage.status)
+    if subject:
+        query = query.where(_subject_filter(subject))
+    result: dict[str, dict[str, int]] = {stage: {} for stage in STAGES}
+    for stage, status, count in session.execute(query):
+        result.setdefault(stage, {})[status] = count
+    return result

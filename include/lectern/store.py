@@ -1,0 +1,257 @@
+"""The artifact store: the only code that knows where bytes live.
+
+Two backends behind one interface: a local directory (the embedded default) and S3 through boto3
+(any S3-compatible server via ``endpoint_url``). Keys are deterministic, so a retry overwrites rather
+than duplicates, and every write is atomic: a local write goes to a temporary file renamed into place;
+an S3 PUT (single or multipart) becomes visible only once complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_video_id(video_id: str) -> str:
+    """Video ids go into keys and paths: refuse anything but a plain identifier."""
+    if not VIDEO_ID.match(video_id or ""):
+        raise ValueError(f"invalid video id {video_id!r}: expected 1-64 of [A-Za-z0-9_-]")
+    return video_id
+
+
+class Keys:
+    """Keys by meaning; stages never build paths by hand."""
+
+    @staticmethod
+    def video(video_id: str, name: str) -> str:
+        return f"videos/{check_video_id(video_id)}/{name}"
+
+    @classmethod
+    def source(cls, video_id: str) -> str:
+        return cls.video(video_id, "source.mp4")
+
+    @classmethod
+    def probe(cls, video_id: str) -> str:
+        return cls.video(video_id, "probe.json")
+
+    @classmethod
+    def asr(cls, video_id: str) -> str:
+        return cls.video(video_id, "asr.json")
+
+    @classmethod
+    def judge(cls, video_id: str) -> str:
+        return cls.video(video_id, "judge.json")
+
+    @classmethod
+    def clips(cls, video_id: str) -> str:
+        return cls.video(video_id, "clips.json")
+
+    @classmethod
+    def keyframe(cls, video_id: str, start: float, end: float, n: int) -> str:
+        return cls.video(video_id, f"keyframes/{video_id}@{start:.1f}_{end:.1f}#{n}.jpg")
+
+    @classmethod
+    def ocr(cls, video_id: str) -> str:
+        return cls.video(video_id, "ocr.json")
+
+    @classmethod
+    def samples(cls, video_id: str) -> str:
+        return cls.video(video_id, "samples.jsonl")
+
+    @classmethod
+    def clip_level(cls, video_id: str) -> str:
+        return cls.video(video_id, "clips_textbook.json")
+
+    @staticmethod
+    def release(release: str, name: str) -> str:
+        if not VIDEO_ID.match(release):
+            raise ValueError(f"invalid release name {release!r}")
+        return f"releases/{release}/{name}"
+
+
+class Store:
+    """Interface shared by both backends."""
+
+    url: str
+
+    def put_bytes(self, key: str, data: bytes) -> str: ...
+    def put_file(self, key: str, path: str | Path) -> str: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def uri(self, key: str) -> str: ...
+
+    @contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:  # pragma: no cover - overridden
+        yield Path()
+
+    def put_json(self, key: str, value: Any) -> str:
+        return self.put_bytes(key, json.dumps(value, ensure_ascii=False, indent=1).encode())
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get_bytes(key))
+
+
+class LocalStore(Store):
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.url = f"file://{self.root}"
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise ValueError(f"key {key!r} escapes the store")
+        return path
+
+    def _atomic(self, key: str, write) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                write(handle)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return key
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        return self._atomic(key, lambda handle: handle.write(data))
+
+    def put_file(self, key: str, path: str | Path) -> str:
+        def copy(handle):
+            with open(path, "rb") as source:
+                shutil.copyfileobj(source, handle, 1 << 20)
+
+        return self._atomic(key, copy)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        if base.is_file():
+            return [prefix]
+        if not base.exists():
+            return []
+        return sorted(
+            str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.endswith(".tmp")
+        )
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list(prefix)
+        for key in keys:
+            self._path(key).unlink()
+        return len(keys)
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key))
+
+    @contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        yield path
+
+
+class S3Store(Store):
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None, region: str = "us-east-1",
+                 client: Any = None):
+        import boto3
+        from botocore.config import Config
+
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.client = client or boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=region,
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
+        )
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+
+    def _key(self, key: str) -> str:
+        if ".." in key.split("/"):
+            raise ValueError(f"key {key!r} escapes the store")
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        return key
+
+    def put_file(self, key: str, path: str | Path) -> str:
+        self.client.upload_file(str(path), self.bucket, self._key(key))
+        return key
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey as exc:
+            raise FileNotFoundError(key) from exc
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def list(self, prefix: str) -> list[str]:
+        keys = []
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list(prefix)
+        for start in range(0, len(keys), 1000):
+            chunk = [{"Key": self._key(k)} for k in keys[start:start + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+        return len(keys)
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    @contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="lectern-") as tmp:
+            path = Path(tmp) / Path(key).name
+            try:
+                self.client.download_file(self.bucket, self._key(key), str(path))
+            except Exception as exc:  # botocore raises ClientError 404 here
+                if "404" in str(exc) or "Not Found" in str(exc):
+                    raise FileNotFoundError(key) from exc
+                raise
+            yield path
+
+
+def open_store(url: str, endpoint_url: str | None = None, region: str = "us-east-1") -> Store:
+    parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        return S3Store(parsed.netloc, parsed.path, endpoint_url=endpoint_url, region=region)
+    if parsed.scheme in ("file", ""):
+        return LocalStore(parsed.path if parsed.scheme else url)
+    raise ValueError(f"unsupported store URL {url!r}: use file:///dir or s3://bucket/prefix")
+
+
+def store_from_settings(settings) -> Store:
+    return open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region)

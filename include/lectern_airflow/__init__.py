@@ -1,0 +1,223 @@
+"""Airflow wiring shared by the phase DAGs (the only package besides dags/ and plugins/ that imports Airflow):
+claim -> run per video -> publish.
+
+Only wiring lives here; what each task does is a call into ``lectern`` (include/lectern). Heavy libraries are
+imported inside task bodies, so parsing a DAG file touches no database, store or network.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, Param, TriggerRule, task
+
+from lectern.config import PHASES, Settings
+
+SETTINGS = Settings.from_env()  # environment only: no I/O at parse time
+START = datetime(2025, 1, 1)
+TAGS = ["lectern"]
+DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(seconds=60), "retry_exponential_backoff": True}
+
+# One Asset per phase: a phase's publish task updates it; the next phase is scheduled on it.
+ASSETS = {phase: Asset(name=f"lectern_{phase}", uri=f"lectern://phases/{phase}") for phase in PHASES}
+
+
+def upstream_asset(phase: str) -> Asset:
+    return ASSETS[PHASES[PHASES.index(phase) - 1]]
+
+
+def phase_params() -> dict[str, Param]:
+    """The trigger form of every per-video phase."""
+    return {
+        "subject": Param(None, type=["null", "string"], title="Subject",
+                         description="Only videos found for this subject (empty: every ready video)."),
+        "video_ids": Param([], type="array", items={"type": "string"}, title="Video ids",
+                           description="Only these videos (empty: any ready video)."),
+        "batch_size": Param(SETTINGS.batch_size, type="integer", minimum=1, maximum=1000, title="Batch size",
+                            description="At most this many videos in this run; a backlog is drained by more runs."),
+        "force": Param(False, type="boolean", title="Force",
+                       description="Rerun the given videos (or subject) even if this phase already finished them."),
+    }
+
+
+def _owner(context) -> str:
+    return f"{context['dag'].dag_id}:{context['run_id']}"
+
+
+@task
+def claim_videos(stage: str, **context) -> list[str]:
+    """Lease a batch of videos ready for this phase."""
+    from lectern.phases import claim
+
+    params = context["params"]
+    return claim(Settings.from_env(), stage, _owner(context), subject=params.get("subject") or None,
+                 video_ids=params.get("video_ids") or None, batch_size=params.get("batch_size"),
+                 force=bool(params.get("force")))
+
+
+@task(map_index_template="{{ task.op_kwargs['label'] }}")
+def run_in_worker(label: str, args: list[str], **context) -> int:
+    """Run the Lectern CLI in the worker (LECTERN_EXECUTION=local): the same command a pod runs."""
+    import subprocess
+    import sys
+
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_OK, EXIT_TRANSIENT
+
+    command = [sys.executable, "-m", "lectern", *args]
+    if args[0] == "stage":
+        command += ["--lease-owner", _owner(context), "--run-id", context["run_id"],
+                    "--map-index", str(context["ti"].map_index)]
+    print(f"[{label}] $ {' '.join(command)}", flush=True)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            print(line.rstrip(), flush=True)
+    if proc.returncode == EXIT_OK:
+        return proc.returncode
+    if proc.returncode == EXIT_NOT_CLAIMABLE:
+        raise AirflowSkipException(f"[{label}] not claimable (already finished, or leased by another run)")
+    if proc.returncode == EXIT_TRANSIENT:
+        raise RuntimeError(f"[{label}] transient failure; Airflow retries it")
+    raise AirflowFailException(f"[{label}] failed permanently (exit {proc.returncode}); see the log above")
+
+
+def stage_call(stage: str):
+    def call(video_id: str) -> dict:
+        return {"label": video_id, "args": ["stage", stage, "--video-id", video_id]}
+
+    return call
+
+
+def run_stage(stage: str, video_ids):
+    """One mapped task per claimed video, labelled with its video id, locally or in a pod."""
+    if SETTINGS.execution == "kubernetes":
+        return run_in_pods(stage, video_ids)
+    return run_in_worker.override(task_id="run_stage").expand_kwargs(video_ids.map(stage_call(stage)))
+
+
+def run_in_pods(phase: str, calls):
+    """A KubernetesPodOperator per video; its log streams into the mapped task's log (get_logs)."""
+    from kubernetes.client import models as k8s
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    from lectern.pods import pod_settings
+
+    spec = pod_settings(phase, SETTINGS)
+    return KubernetesPodOperator.partial(
+        task_id="run_stage",
+        name=f"lectern-{phase}",
+        namespace=spec["namespace"],
+        image=spec["image"],
+        cmds=spec["cmds"],
+        env_vars=spec["env"],
+        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=spec["env_secret"]))],
+        container_resources=k8s.V1ResourceRequirements(requests=spec["requests"], limits=spec["limits"]),
+        tolerations=[k8s.V1Toleration(**t) for t in spec["tolerations"]],
+        node_selector=spec["node_selector"],
+        get_logs=True,
+        on_finish_action="delete_succeeded_pod",
+        map_index_template="{{ task.arguments[3] }}",
+    ).expand_kwargs(calls.map(pod_call(phase)))
+
+
+def pod_call(phase: str):
+    from lectern.pods import label_value, pod_settings, stage_arguments
+
+    labels = pod_settings(phase, SETTINGS)["labels"]
+
+    def call(video_id: str) -> dict:
+        return {
+            "arguments": stage_arguments(phase, video_id, "{{ dag.dag_id }}:{{ run_id }}"),
+            "labels": {**labels, "lectern/video-id": label_value(video_id)},
+            "annotations": {"lectern/video-id": video_id},
+        }
+
+    return call
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def summarize(stage: str, video_ids: list[str]) -> dict:
+    """How every claimed video ended this phase (succeeded / rejected / failed, and why)."""
+    from lectern.phases import outcome
+
+    return outcome(Settings.from_env(), stage, video_ids)
+
+
+def publish(stage: str, video_ids, ran):
+    """Summarise the run and update the phase's Asset, which schedules the next phase."""
+    summary = summarize.override(task_id="publish", outlets=[ASSETS[stage]])(stage, video_ids)
+    ran >> summary
+    return summary
+
+
+def phase_schedule(phase: str):
+    """On the previous phase's Asset, and every 6 hours to drain any backlog."""
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 */6 * * *", timezone="UTC"),
+                               assets=[upstream_asset(phase)])
+
+
+def dag_args(phase: str) -> dict:
+    """What every phase DAG sets the same way."""
+    return {
+        "dag_id": f"lectern_{phase}",
+        "start_date": START,
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": TAGS + [phase],
+        "default_args": DEFAULT_ARGS,
+    }
+
+
+# --- discover --------------------------------------------------------------------------------------
+
+
+def discover_params() -> dict[str, Param]:
+    return {
+        "subject": Param("Biology", type="string", minLength=1, title="Subject",
+                         description="Subject to discover: its taxonomy is <LECTERN_SUBJECTS_DIR>/<subject>.yaml."),
+        "force": Param(False, type="boolean", title="Force",
+                       description="Search every knowledge point again, not only the new or changed ones."),
+    }
+
+
+@task
+def plan_discovery(**context) -> list[dict]:
+    """Load the subject's taxonomy into the state DB; one search call per knowledge point to search."""
+    from lectern.phases import prepare_discovery
+
+    params = context["params"]
+    points = prepare_discovery(Settings.from_env(), params["subject"], force=bool(params.get("force")))
+    return [{"label": path, "args": ["discover", "--point-id", str(point_id)]} for point_id, path in points]
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE, outlets=[ASSETS["discover"]])
+def publish_discovery(**context) -> dict:
+    from lectern.phases import discovery_outcome
+
+    return discovery_outcome(Settings.from_env(), context["params"]["subject"])
+
+
+# --- release ---------------------------------------------------------------------------------------
+
+
+def release_params() -> dict[str, Param]:
+    return {
+        **phase_params(),
+        "release": Param(None, type=["null", "string"], pattern="^[A-Za-z0-9_-]{1,64}$", title="Release name",
+                         description="Name of the release written after assembling (empty: a UTC timestamp)."),
+    }
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE, outlets=[Asset(name="lectern_release", uri="lectern://releases/latest")])
+def write_release(**context) -> dict:
+    """Gather every assembled video's samples into release shards with a manifest."""
+    from lectern.release import build_release
+
+    params = context["params"]
+    manifest = build_release(Settings.from_env(), name=params.get("release") or None,
+                             subject=params.get("subject") or None)
+    print(f"release {manifest['release']} at {manifest['location']}: {manifest['stats']}", flush=True)
+    return {"release": manifest["release"], "location": manifest["location"], "stats": manifest["stats"]}
