@@ -15,7 +15,7 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "whisperx", "faster_whisper", "lightning",
-                  "pytorch_lightning", "sentence_transformers", "httpx", "filelock"):
+                  "pytorch_lightning", "sentence_transformers", "httpx", "filelock", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

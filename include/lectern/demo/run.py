@@ -28,6 +28,7 @@ def demo_environment(settings: Settings, models: dict[str, str]) -> dict[str, st
         "LECTERN_ALIGN_MODEL": models["align"],
         "LECTERN_NLTK_DATA": models["nltk_data"],
         "LECTERN_ASR_MAX_NEW_TOKENS": "32",
+        "LECTERN_VAD_CHUNK_S": "10",  # one ASR segment per narrated slide, so clips follow the slides
         "LECTERN_RETRY_BACKOFF_SECONDS": "1",
     }
     return {k: v for k, v in env.items() if k not in os.environ}

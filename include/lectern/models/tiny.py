@@ -64,9 +64,11 @@ def build_whisper(out: Path, seed: int = 0) -> Path:
             encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=128, decoder_ffn_dim=128,
             max_source_positions=1500, max_target_positions=448,
             bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"],
-            decoder_start_token_id=ids["<|startoftranscript|>"], suppress_tokens=[], begin_suppress_tokens=[220, ids["<|endoftext|>"]],
+            decoder_start_token_id=ids["<|startoftranscript|>"],
         )
         model = WhisperForConditionalGeneration(config)
+        model.generation_config.suppress_tokens = []
+        model.generation_config.begin_suppress_tokens = [220, ids["<|endoftext|>"]]
         model.generation_config.lang_to_id = {f"<|{code}|>": ids[f"<|{code}|>"] for code in _LANGUAGE_CODES}
         model.generation_config.no_timestamps_token_id = ids["<|notimestamps|>"]
         model.generation_config.is_multilingual = True

@@ -1,0 +1,32 @@
+# Lectern: `make demo` runs the whole pipeline on the embedded defaults; `make test` runs every test.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export LECTERN_HOME ?= $(CURDIR)/.lectern
+APT_PACKAGES := ffmpeg tesseract-ocr tesseract-ocr-eng espeak-ng fonts-dejavu-core curl radosgw ceph-mon ceph-osd ceph-common
+STAMP := $(VENV)/.lectern-installed
+
+.PHONY: setup system-packages demo test test-fast clean
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(STAMP): requirements.txt requirements-ml.txt requirements-test.txt pyproject.toml scripts/install-python.sh
+	VENV=$(VENV) scripts/install-python.sh
+	touch $@
+
+demo: setup
+	$(PY) -m lectern demo
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf .lectern test-artifacts

@@ -1,0 +1,194 @@
+"""Shared fixtures: the real Postgres (a fresh database per run), the real S3 server (Ceph RGW), the tiny local
+models, the demo corpus and its loopback HTTP server, and an initialised Airflow home."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CACHE = Path(os.environ.get("LECTERN_TEST_CACHE", ROOT / ".lectern" / "test-cache"))  # reused across runs
+
+# Airflow reads its configuration on first import: give it a private home and the repo's DAGs before that.
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="lectern-airflow-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+})
+PG_ADMIN_URL = os.environ.get("LECTERN_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _admin_connection():
+    import psycopg2
+
+    connection = psycopg2.connect(PG_ADMIN_URL)
+    connection.autocommit = True
+    return connection
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The real Postgres on 127.0.0.1:5432; a missing server is an error, never a skip."""
+    try:
+        _admin_connection().close()
+    except Exception as exc:  # pragma: no cover - environment problem
+        pytest.fail(f"Postgres is not reachable at {PG_ADMIN_URL}: {exc} (.ci/run starts it)")
+    return PG_ADMIN_URL
+
+
+def create_pg_database(migrated: bool = True) -> tuple[str, str]:
+    """A fresh database on the real Postgres: (name, SQLAlchemy URL)."""
+    from lectern.state.db import migrate
+
+    name = f"lectern_test_{uuid.uuid4().hex[:10]}"
+    connection = _admin_connection()
+    connection.cursor().execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    server = PG_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
+    url = f"postgresql+psycopg2://{server}/{name}"
+    if migrated:
+        migrate(url)
+    return name, url
+
+
+def drop_pg_database(name: str) -> None:
+    from lectern.state.db import engine_for
+
+    engine_for.cache_clear()  # pooled connections would keep the database busy
+    connection = _admin_connection()
+    connection.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    connection.close()
+
+
+@pytest.fixture
+def make_pg_db(pg_server):
+    """Factory: a fresh, migrated Postgres database; all are dropped at the end of the test."""
+    created = []
+
+    def make(migrated: bool = True) -> str:
+        name, url = create_pg_database(migrated)
+        created.append(name)
+        return url
+
+    yield make
+    for name in created:
+        drop_pg_database(name)
+
+
+@pytest.fixture
+def pg_url(make_pg_db) -> str:
+    return make_pg_db()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    from lectern.state.db import migrate
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request) -> str:
+    """Each state test runs on both the embedded default and the real Postgres."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """The real S3-compatible server: the one .ci/run started (LECTERN_TEST_S3_*), or one started here."""
+    endpoint = os.environ.get("LECTERN_TEST_S3_ENDPOINT")
+    started_dir = None
+    if not endpoint:
+        started_dir = Path(tempfile.mkdtemp(prefix="lectern-s3-"))
+        proc = subprocess.run([str(ROOT / "scripts" / "s3-server.sh"), "start", str(started_dir)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.fail(f"could not start the S3 server (Ceph RGW): {proc.stderr[-2000:]}")
+        values = dict(line.split("=", 1) for line in (started_dir / "env").read_text().split())
+        os.environ.update(values)
+        endpoint = values["LECTERN_TEST_S3_ENDPOINT"]
+    os.environ["AWS_ACCESS_KEY_ID"] = os.environ["LECTERN_TEST_S3_ACCESS_KEY"]
+    os.environ["AWS_SECRET_ACCESS_KEY"] = os.environ["LECTERN_TEST_S3_SECRET_KEY"]
+    yield endpoint
+    if started_dir:
+        subprocess.run([str(ROOT / "scripts" / "s3-server.sh"), "stop", str(started_dir)], check=False)
+
+
+def create_bucket(endpoint: str) -> str:
+    import boto3
+    from botocore.config import Config
+
+    name = f"lectern-test-{uuid.uuid4().hex[:10]}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          config=Config(s3={"addressing_style": "path"}))
+    client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_bucket(s3_server) -> str:
+    return create_bucket(s3_server)
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> dict[str, str]:
+    from lectern.models.tiny import build_all
+
+    return build_all(CACHE / "models")
+
+
+@pytest.fixture(scope="session")
+def demo_corpus() -> tuple[Path, dict]:
+    from lectern.demo.corpus import generate
+
+    directory = CACHE / "corpus"
+    return directory, generate(directory)
+
+
+@pytest.fixture(scope="session")
+def corpus_server(demo_corpus):
+    from lectern.demo.server import CorpusServer
+
+    with CorpusServer(demo_corpus[0]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Airflow's metadata DB (SQLite in the private AIRFLOW_HOME), migrated once."""
+    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True,
+                   capture_output=True, env=os.environ.copy())
+    return AIRFLOW_HOME
+
+
+def model_environment(models: dict[str, str]) -> dict[str, str]:
+    """LECTERN_* for the tiny models (the same ones the demo uses)."""
+    from lectern.demo.run import demo_environment
+    from lectern.config import Settings
+
+    return {k: v for k, v in demo_environment(Settings.from_env({}), models).items() if k != "LECTERN_HOME"}
+
+
+@pytest.fixture
+def lectern_env(tmp_path, tiny_models, monkeypatch):
+    """Set LECTERN_* for this test (the stage subprocesses inherit them); returns a function to add more."""
+    base = {"LECTERN_HOME": str(tmp_path / "home"), **model_environment(tiny_models)}
+
+    def apply(**overrides: str):
+        from lectern.config import Settings
+
+        for key, value in {**base, **overrides}.items():
+            monkeypatch.setenv(key, value)
+        return Settings.from_env()
+
+    return apply

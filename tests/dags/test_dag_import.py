@@ -1,0 +1,74 @@
+"""Every phase DAG parses, exactly one per phase, and parsing touches no database, store or network."""
+
+import socket
+import subprocess
+import sys
+import textwrap
+
+from lectern.config import PHASES
+from tests.conftest import ROOT
+
+
+def parse_in_subprocess(env_overrides: dict[str, str]) -> str:
+    """Parse the DAG folder in a fresh interpreter where any network connection raises."""
+    script = textwrap.dedent(f"""
+        import os, socket, json
+        def refuse(*args, **kwargs):
+            raise AssertionError(f"network access at DAG parse time: {{args}}")
+        socket.socket.connect = refuse
+        socket.create_connection = refuse
+        os.environ.update({env_overrides!r})
+        from airflow.dag_processing.dagbag import DagBag
+        bag = DagBag(dag_folder={str(ROOT / 'dags')!r})
+        print(json.dumps({{"errors": bag.import_errors, "dags": sorted(bag.dag_ids),
+                           "files": sorted(os.path.basename(d.fileloc) for d in bag.dags.values())}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_one_dag_per_phase_without_io(tmp_path):
+    import json
+
+    # A state DB and store that would fail on first use: parsing must not use them.
+    result = json.loads(parse_in_subprocess({
+        "LECTERN_DB_URL": "postgresql+psycopg2://nobody@10.255.255.1:1/none",
+        "LECTERN_STORE_URL": "s3://no-such-bucket/x",
+        "LECTERN_HOME": str(tmp_path / "untouched"),
+    }))
+    assert result["errors"] == {}
+    assert result["dags"] == sorted(f"lectern_{phase}" for phase in PHASES)
+    assert result["files"] == sorted(f"lectern_{phase}.py" for phase in PHASES)  # one file per phase
+    assert not (tmp_path / "untouched").exists()
+
+
+def test_kubernetes_mode_parses_too():
+    import json
+
+    result = json.loads(parse_in_subprocess({"LECTERN_EXECUTION": "kubernetes"}))
+    assert result["errors"] == {} and len(result["dags"]) == len(PHASES)
+
+
+def test_dag_shape_and_trigger_form():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    for phase in PHASES[1:]:
+        dag = bag.dags[f"lectern_{phase}"]
+        assert dag.doc_md and dag.catchup is False and "lectern" in dag.tags
+        assert {"subject", "video_ids", "batch_size", "force"} <= set(dag.params.keys())
+        assert [t.task_id for t in dag.topological_sort()][:3] == ["claim_videos", "run_stage", "publish"]
+        assert dag.get_task("run_stage").map_index_template
+        assert dag.get_task("publish").outlets[0].name == f"lectern_{phase}"
+        assert f"lectern_{PHASES[PHASES.index(phase) - 1]}" in repr(dag.timetable)
+    assert "release" in bag.dags["lectern_assemble"].params
+    discover = bag.dags["lectern_discover"]
+    assert type(discover.timetable).__name__ == "NullTimetable"  # triggered by people, not by time
+    assert {"subject", "force"} <= set(discover.params.keys())
+
+
+def test_stage_code_never_imports_airflow():
+    offenders = [str(p) for p in (ROOT / "include" / "lectern").rglob("*.py")
+                 if "import airflow" in p.read_text() or "from airflow" in p.read_text()]
+    assert offenders == []

@@ -1,0 +1,167 @@
+"""End to end through Airflow: every phase DAG run with dag.test(), on the real Postgres and the real S3 server,
+over the generated demo corpus (real yt-dlp downloads from a loopback server, real WhisperX code paths with tiny
+models, real SSIM, real tesseract)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from lectern.config import PHASES, Settings
+from lectern.demo.corpus import subject_yaml
+from lectern.state.db import session_scope
+from lectern.state.ops import stage_rows
+from lectern.store import Keys, store_from_settings
+from tests.conftest import ROOT, create_bucket, create_pg_database, drop_pg_database, model_environment
+
+pytestmark = pytest.mark.integration
+
+
+def run_dag(bag, phase: str, conf: dict):
+    started = time.monotonic()
+    run = bag.dags[f"lectern_{phase}"].test(run_conf=conf)
+    return run, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, pg_server, s3_server, tiny_models, corpus_server, airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    home = tmp_path_factory.mktemp("lectern-home")
+    db_name, db_url = create_pg_database()
+    bucket = create_bucket(s3_server)
+    env = {
+        "LECTERN_HOME": str(home),
+        "LECTERN_DB_URL": db_url,
+        "LECTERN_STORE_URL": f"s3://{bucket}/corpus",
+        "LECTERN_S3_ENDPOINT_URL": s3_server,
+        "LECTERN_SUBJECTS_DIR": str(home / "subjects"),
+        **model_environment(tiny_models),
+    }
+    (home / "subjects").mkdir()
+    (home / "subjects" / "biology.yaml").write_text(subject_yaml(corpus_server.base_url))
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)  # the stage subprocesses inherit these
+        bag = DagBag(dag_folder=str(ROOT / "dags"))
+        runs = {}
+        for phase in PHASES:
+            conf = {"subject": "Biology", **({"release": "e2e"} if phase == "assemble" else {})}
+            runs[phase] = run_dag(bag, phase, conf)
+        settings = Settings.from_env()
+        yield {"runs": runs, "settings": settings, "store": store_from_settings(settings), "bag": bag,
+               "patch": patch}
+    drop_pg_database(db_name)
+
+
+def final_rows(settings):
+    with session_scope(settings.db_url) as session:
+        latest = {}
+        for row in stage_rows(session):
+            latest[row.video_id] = row  # rows come in stage order: the last is where the video stopped
+        return latest
+
+
+def test_every_phase_dag_run_succeeds(pipeline):
+    for phase, (run, seconds) in pipeline["runs"].items():
+        assert run.state == "success", f"lectern_{phase} ended {run.state}"
+
+
+def test_every_video_ends_in_a_terminal_state_that_says_why(pipeline, demo_corpus):
+    truth = demo_corpus[1]
+    rows = final_rows(pipeline["settings"])
+    assert set(rows) == set(truth["videos"]) | set(truth["broken"])
+    broken = rows["broken_upload"]
+    assert (broken.stage, broken.status, broken.error_class, broken.error_kind) == (
+        "download", "failed", "CorruptMedia", "permanent")
+    assert "ffprobe" in broken.error_message
+    off_topic = rows["pasta_recipe"]
+    assert (off_topic.stage, off_topic.status) == ("judge", "rejected")
+    assert re.match(r"relevance -?\d\.\d\d < 0\.30", off_topic.reason)
+    for video_id in set(truth["videos"]) - set(truth["off_topic"]):
+        assert (rows[video_id].stage, rows[video_id].status) == ("assemble", "succeeded"), video_id
+
+
+def test_keyframes_match_the_slides(pipeline, demo_corpus):
+    store = pipeline["store"]
+    for video_id, info in demo_corpus[1]["videos"].items():
+        if video_id in demo_corpus[1]["off_topic"]:
+            continue
+        clips = store.get_json(Keys.clips(video_id))["clips"]
+        count = sum(len(c["keyframes"]) for c in clips)
+        assert abs(count - len(info["slides"])) <= 1, (video_id, count)
+        names = store.list(Keys.video(video_id, "keyframes/"))
+        assert len(names) == count
+        assert all(re.search(rf"/{video_id}@\d+\.\d_\d+\.\d#\d+\.jpg$", name) for name in names)
+
+
+def test_every_slide_text_is_found_by_ocr(pipeline, demo_corpus):
+    store = pipeline["store"]
+
+    def words(text):
+        return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+    for video_id, info in demo_corpus[1]["videos"].items():
+        if video_id in demo_corpus[1]["off_topic"]:
+            continue
+        texts = store.get_json(Keys.ocr(video_id))["texts"].values()
+        for slide in info["slides"]:
+            wanted = words(f"{slide['title']} {slide['body']}")
+            assert any(wanted <= words(text) for text in texts), (video_id, slide["title"], list(texts))
+
+
+def test_release_samples_in_the_published_format(pipeline, demo_corpus):
+    store = pipeline["store"]
+    manifest = store.get_json(Keys.release("e2e", "manifest.json"))
+    expected = set(demo_corpus[1]["videos"]) - set(demo_corpus[1]["off_topic"])
+    assert {v["id"] for v in manifest["videos"]} == expected
+    samples = [json.loads(line) for key in manifest["shards"] for line in store.get_bytes(key).decode().splitlines()]
+    assert len(samples) == manifest["stats"]["samples"] >= len(expected)
+    for sample in samples:
+        assert set(sample) == {"images", "texts", "text_ocr_list", "metadata", "image_num", "text_num", "token_num"}
+        positions = list(zip(sample["images"], sample["texts"], sample["text_ocr_list"], sample["metadata"]))
+        kinds = []
+        for image, text, text_ocr, meta in positions:
+            assert (image is None) != (text is None and text_ocr is None)
+            kinds.append("image" if image else "text")
+            if image:
+                assert store.exists(image)  # image paths point at real keyframes
+        assert kinds[0] == "image" and "text" in kinds  # a clip's keyframes, then its text
+        assert any(a != b for a, b in zip(kinds, kinds[1:]))  # images and texts alternate
+        times = [m.get("time", m.get("start")) for m in sample["metadata"]]
+        assert times == sorted(times)
+        assert sample["image_num"] == sum(1 for i in sample["images"] if i)
+        assert sample["token_num"] >= 576 * sample["image_num"]
+
+
+def test_each_mapped_task_is_labelled_with_its_video_id(pipeline):
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    run = pipeline["runs"]["download"][0]
+    with create_session() as session:
+        labels = {ti.rendered_map_index for ti in session.query(TaskInstance).filter(
+            TaskInstance.dag_id == "lectern_download", TaskInstance.run_id == run.run_id,
+            TaskInstance.task_id == "run_stage")}
+    assert labels == {"photosynthesis", "cell_division", "dna_replication", "pasta_recipe", "broken_upload"}
+    with session_scope(pipeline["settings"].db_url) as session:
+        rows = stage_rows(session, stage="download")
+    assert all(r.run_id == run.run_id and r.map_index is not None for r in rows)
+
+
+def test_rerun_claims_nothing_and_force_recomputes_without_duplicates(pipeline):
+    store, settings, bag = pipeline["store"], pipeline["settings"], pipeline["bag"]
+    before = store.list("videos/")
+    run, _ = run_dag(bag, "download", {"subject": "Biology"})
+    assert run.state == "success"
+    assert store.list("videos/") == before  # nothing was ready: nothing redone
+    run, _ = run_dag(bag, "keyframes", {"video_ids": ["photosynthesis"], "force": True})
+    assert run.state == "success"
+    assert store.list("videos/") == before  # same deterministic keys, overwritten in place
+    with session_scope(settings.db_url) as session:
+        row = {r.stage: r for r in stage_rows(session, video_ids=["photosynthesis"])}
+    assert row["keyframes"].status == "succeeded" and row["keyframes"].attempts == 1
+    assert row["ocr"].status == "pending"  # new keyframes make the downstream result stale

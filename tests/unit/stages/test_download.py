@@ -1,0 +1,34 @@
+import pytest
+
+from lectern.errors import CorruptMedia, VideoUnavailable
+from lectern.stages import download
+from lectern.store import Keys
+from tests.unit.stages.conftest import record
+
+
+def test_downloads_and_probes_over_http(corpus_server, store, settings):
+    result = download.run(record("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"), store, settings)
+    assert result.status == "succeeded"
+    assert result.metrics["video_codec"] == "h264" and result.metrics["has_audio"]
+    assert result.metrics["duration_s"] == pytest.approx(24, abs=0.5)
+    assert result.video_updates["duration_s"] == result.metrics["duration_s"]
+    assert store.exists(Keys.source("photosynthesis"))
+    assert store.get_json(Keys.probe("photosynthesis"))["height"] == 720
+
+
+def test_random_bytes_are_corrupt_media(corpus_server, store, settings):
+    with pytest.raises(CorruptMedia, match="broken_upload"):
+        download.run(record("broken_upload", f"{corpus_server.base_url}/broken_upload.mp4"), store, settings)
+    assert store.list("videos/") == []  # nothing half-written
+
+
+def test_missing_video_is_permanent(corpus_server, store, settings):
+    with pytest.raises(VideoUnavailable, match="404"):
+        download.run(record("gone", f"{corpus_server.base_url}/gone.mp4"), store, settings)
+
+
+def test_metadata_filter_rejects_before_downloading(store, settings):
+    result = download.run(record("long", "http://127.0.0.1:9/never.mp4", duration_s=7200.0), store, settings)
+    assert result.status == "rejected" and result.reason == "metadata filter: duration 7200.0s > 3600s"
+    short = download.run(record("short", "http://127.0.0.1:9/never.mp4", duration_s=4.0), store, settings)
+    assert short.reason == "metadata filter: duration 4.0s < 10s"

@@ -1,0 +1,63 @@
+"""SSIM keyframes against the demo corpus' known slide changes, and clip segmentation."""
+
+import pytest
+
+from lectern.stages import keyframes
+from lectern.stages.keyframes import segment_clips, select_keyframes
+from lectern.store import Keys
+
+
+def seg(start, end, text):
+    return {"start": start, "end": end, "text": text}
+
+
+def test_clips_close_at_sentence_ends_within_bounds():
+    segments = [seg(0.5, 4, "First part"), seg(5, 11, "ends here."), seg(12, 16, "Next"), seg(17, 24, "more"),
+                seg(25, 29, "and more"), seg(30, 34, "done.")]
+    clips = segment_clips(segments, 40.0, 10, 20)
+    assert [(c.start, c.end) for c in clips] == [(0.0, 11), (11, 24), (24, 40.0)]
+    assert clips[0].text == "First part ends here."
+    # contiguous and covering the video
+    assert all(a.end == b.start for a, b in zip(clips, clips[1:]))
+
+
+def test_clip_never_exceeds_max_unless_one_segment_does():
+    segments = [seg(i * 3, i * 3 + 2.5, "no punctuation") for i in range(20)]
+    clips = segment_clips(segments, 60.0, 10, 20)
+    assert all(c.end - c.start <= 20 for c in clips[:-1])
+    assert clips[-1].end == 60.0
+
+
+def test_no_segments_gives_one_clip():
+    assert [(c.start, c.end) for c in segment_clips([], 30.0, 10, 20)] == [(0.0, 30.0)]
+
+
+def test_keyframes_match_slide_changes(demo_corpus):
+    directory, truth = demo_corpus
+    for video_id, info in truth["videos"].items():
+        slides = info["slides"]
+        found = list(select_keyframes(str(directory / f"{video_id}.mp4"), 1.0, 0.95, 320))
+        assert len(found) == len(slides), video_id
+        for (moment, _frame, _ssim), slide in zip(found, slides):
+            assert slide["start"] <= moment < slide["start"] + 1.5  # found within one sampling step
+
+
+def test_stage_writes_named_jpegs_and_clips(downloaded, store, settings, demo_corpus):
+    video = downloaded("cell_division")
+    slides = demo_corpus[1]["videos"]["cell_division"]["slides"]
+    asr = {"segments": [seg(s["start"] + 0.5, s["start"] + 5, s["narration"]) for s in slides]}
+    store.put_json(Keys.asr("cell_division"), asr)
+    video.artifacts["transcribe"] = {"asr": Keys.asr("cell_division")}
+    result = keyframes.run(video, store, settings)
+    assert result.status == "succeeded"
+    document = store.get_json(result.artifacts["clips"])
+    frames = [f for clip in document["clips"] for f in clip["keyframes"]]
+    assert len(frames) == len(slides) == result.metrics["keyframes"]
+    for clip in document["clips"]:
+        for n, frame in enumerate(clip["keyframes"], start=1):
+            assert frame["key"].endswith(f"cell_division@{clip['start']:.1f}_{clip['end']:.1f}#{n}.jpg")
+            assert store.get_bytes(frame["key"])[:2] == b"\xff\xd8"  # JPEG
+    # a rerun overwrites: same keys, no duplicates
+    again = keyframes.run(video, store, settings)
+    assert again.metrics["keyframes"] == len(slides)
+    assert len(store.list(Keys.video("cell_division", "keyframes/"))) == len(slides)

@@ -1,0 +1,54 @@
+"""Real tesseract OCR of real keyframes, then the published sample format."""
+
+import re
+
+from lectern.stages import assemble, keyframes, ocr
+from lectern.store import Keys
+
+
+def words(text):
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def test_ocr_finds_slide_text_and_assemble_interleaves(downloaded, store, settings, demo_corpus):
+    video = downloaded("photosynthesis")
+    slides = demo_corpus[1]["videos"]["photosynthesis"]["slides"]
+    segments = [{"start": s["start"] + 0.5, "end": s["start"] + 5, "text": s["narration"]} for s in slides]
+    store.put_json(Keys.asr(video.id), {"segments": segments})
+    video.artifacts["transcribe"] = {"asr": Keys.asr(video.id)}
+    video.artifacts["keyframes"] = keyframes.run(video, store, settings).artifacts
+
+    result = ocr.run(video, store, settings)
+    texts = list(store.get_json(result.artifacts["ocr"])["texts"].values())
+    assert len(texts) == len(slides)
+    for slide, text in zip(slides, texts):
+        assert words(slide["title"] + " " + slide["body"]) <= words(text), (slide, text)
+
+    video.artifacts["ocr"] = result.artifacts
+    assembled = assemble.run(video, store, settings)
+    assert assembled.status == "succeeded"
+    samples = [__import__("json").loads(line) for line in store.get_bytes(Keys.samples(video.id)).decode().splitlines()]
+    assert len(samples) == 1
+    sample = samples[0]
+    assert set(sample) == {"images", "texts", "text_ocr_list", "metadata", "image_num", "text_num", "token_num"}
+    n = len(sample["images"])
+    assert len(sample["texts"]) == len(sample["text_ocr_list"]) == len(sample["metadata"]) == n
+    for image, text in zip(sample["images"], sample["texts"]):
+        assert (image is None) != (text is None)  # each position is an image or a text
+    assert sample["image_num"] == len(slides)
+    assert sample["token_num"] == sum(
+        e["asr_token_num"] for e in store.get_json(Keys.clip_level(video.id))["conversations"][:-1]
+    ) + 576 * len(slides)
+    times = [m.get("time", m.get("start")) for m in sample["metadata"]]
+    assert times == sorted(times)  # time order
+    clip_level = store.get_json(Keys.clip_level(video.id))
+    assert clip_level["conversations"][-1]["vid"] == "End of a Video"
+
+
+def test_samples_respect_the_token_budget():
+    entries = [{"vid": "v", "clip_path": f"v@{i}", "start": i, "end": i + 1, "asr": "text", "ocr_joined": "",
+                "extracted_frames": ["k"], "frame_times": [i], "keyframe_ssim": [None], "token_num": 600}
+               for i in range(5)]
+    samples = assemble.build_samples(entries, 1300)
+    assert [s["image_num"] for s in samples] == [2, 2, 1]
+    assert all(s["token_num"] <= 1300 for s in samples)

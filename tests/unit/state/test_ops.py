@@ -1,0 +1,150 @@
+"""State transitions on the embedded SQLite and on the real Postgres."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.orm import sessionmaker
+
+from lectern.state.db import current_revision, engine_for, session_scope
+from lectern.state.models import VideoSource, VideoStage, utcnow
+from lectern.state.ops import (
+    FoundVideo,
+    LeaseLost,
+    NotClaimable,
+    PointSpec,
+    claim_one,
+    claim_videos,
+    funnel,
+    mark_failed,
+    mark_rejected,
+    mark_succeeded,
+    points_to_search,
+    record_search,
+    release_expired_leases,
+    reset_for_rerun,
+    sync_subject,
+    video_record,
+)
+
+POINTS = [PointSpec("Cells / Mitosis", "Mitosis", "mitosis lecture"), PointSpec("Cells / Meiosis", "Meiosis", "meiosis")]
+
+
+def seed(url, n=5, subject="Biology"):
+    with session_scope(url) as session:
+        ids = sync_subject(session, subject, POINTS)
+        record_search(session, ids[0], [FoundVideo(f"v{i}", f"http://x/v{i}.mp4", title=f"video {i}") for i in range(n)],
+                      {})
+        # v0 found again by the second point: linked, not duplicated
+        record_search(session, ids[1], [FoundVideo("v0", "http://x/v0.mp4")], {})
+    return ids
+
+
+def test_schema_comes_from_alembic(db_url):
+    assert current_revision(db_url) == "0001"
+
+
+def test_discovery_dedups_and_links(db_url):
+    ids = seed(db_url)
+    with session_scope(db_url) as session:
+        assert funnel(session)["download"] == {"pending": 5}
+        links = session.scalars(select(VideoSource).where(VideoSource.video_id == "v0")).all()
+        assert sorted(link.point_id for link in links) == sorted(ids)
+        assert points_to_search(session, "Biology") == []
+        record = video_record(session, "v0")
+        assert record.subjects == ("Biology",) and set(record.points) == {"Mitosis", "Meiosis"}
+
+
+def test_changed_query_is_searched_again(db_url):
+    seed(db_url)
+    with session_scope(db_url) as session:
+        sync_subject(session, "Biology", [PointSpec("Cells / Mitosis", "Mitosis", "a new query"), POINTS[1]])
+        assert [path for _, path in points_to_search(session, "Biology")] == ["Cells / Mitosis"]
+
+
+def test_claim_lifecycle(db_url):
+    seed(db_url)
+    with session_scope(db_url) as session:
+        claimed = claim_videos(session, "download", "run-1", 3, 60, 3)
+    assert len(claimed) == 3
+    with session_scope(db_url) as session:
+        assert claim_videos(session, "download", "run-2", 10, 60, 3) == sorted(set(f"v{i}" for i in range(5)) - set(claimed))
+    first, second, third = claimed
+    with session_scope(db_url) as session:
+        claim_one(session, first, "download", "run-1", 60, 3)  # already leased to run-1: fine
+        mark_succeeded(session, first, "download", "run-1", {"source": "k"}, {"duration_s": 30}, "1")
+        mark_rejected(session, second, "download", "run-1", "duration 5.0s < 10s", {"duration_s": 5})
+        assert mark_failed(session, third, "download", "run-1", "DownloadFailed", "timeout", True, 3, 0) is True
+    with session_scope(db_url) as session:
+        rows = {r.video_id: r for r in session.scalars(select(VideoStage).where(VideoStage.stage == "download"))}
+        assert rows[first].status == "succeeded" and rows[first].lease_owner is None
+        assert rows[second].status == "rejected" and rows[second].reason == "duration 5.0s < 10s"
+        assert rows[third].status == "failed" and rows[third].error_kind == "transient"
+        # success made the next stage pending
+        assert session.get(VideoStage, (first, "transcribe")).status == "pending"
+        # a transient failure is claimable again once its backoff passed
+        assert claim_videos(session, "download", "run-3", 10, 60, 3) == [third]
+
+
+def test_permanent_failure_and_exhausted_attempts_are_final(db_url):
+    seed(db_url, n=2)
+    with session_scope(db_url) as session:
+        claim_videos(session, "download", "r", 2, 60, 1)
+        assert mark_failed(session, "v0", "download", "r", "CorruptMedia", "bad", False, 3, 0) is False
+        assert mark_failed(session, "v1", "download", "r", "DownloadFailed", "503", True, 1, 0) is False
+    with session_scope(db_url) as session:
+        assert claim_videos(session, "download", "r2", 10, 60, 1) == []
+        with pytest.raises(NotClaimable, match="failed"):
+            claim_one(session, "v0", "download", "r2", 60, 1)
+        assert reset_for_rerun(session, "download", video_ids=["v0"]) == 1
+        assert claim_one(session, "v0", "download", "r2", 60, 1).status == "running"
+
+
+def test_force_needs_a_scope(db_url):
+    with session_scope(db_url) as session:
+        with pytest.raises(ValueError):
+            reset_for_rerun(session, "download")
+
+
+def test_expired_lease_is_reclaimed_and_the_old_owner_cannot_write(db_url):
+    seed(db_url, n=1)
+    with session_scope(db_url) as session:
+        claim_videos(session, "download", "crashed-run", 1, 60, 3)
+        session.get(VideoStage, ("v0", "download")).lease_expires_at = utcnow() - timedelta(seconds=1)
+    with session_scope(db_url) as session:
+        assert release_expired_leases(session) == ["v0"]
+        row = session.get(VideoStage, ("v0", "download"))
+        assert (row.status, row.error_class) == ("failed", "LeaseExpired")
+        assert claim_videos(session, "download", "new-run", 1, 60, 3) == ["v0"]
+    with session_scope(db_url) as session:
+        with pytest.raises(LeaseLost):
+            mark_succeeded(session, "v0", "download", "crashed-run", {}, {})
+
+
+def test_subject_filter(db_url):
+    seed(db_url, n=2)
+    with session_scope(db_url) as session:
+        other = sync_subject(session, "History", [PointSpec("Rome", "Rome", "rome")])
+        record_search(session, other[0], [FoundVideo("h1", "http://x/h1.mp4")], {})
+    with session_scope(db_url) as session:
+        assert claim_videos(session, "download", "r", 10, 60, 3, subject="History") == ["h1"]
+        assert funnel(session, "Biology")["download"] == {"pending": 2}
+
+
+def test_concurrent_claimers_skip_locked_rows(pg_url):
+    """Two open transactions on the real Postgres: the second skips the first's locked rows."""
+    seed(pg_url, n=6)
+    make = sessionmaker(engine_for(pg_url))
+    first, second = make(), make()
+    try:
+        a = claim_videos(first, "download", "run-a", 3, 60, 3)  # rows locked, not committed
+        b = claim_videos(second, "download", "run-b", 6, 60, 3)
+        assert len(a) == 3 and len(b) == 3 and not set(a) & set(b)
+        first.commit()
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+    with session_scope(pg_url) as session:
+        owners = session.execute(text("select lease_owner, count(*) from video_stages group by lease_owner")).all()
+        assert sorted(owners) == [("run-a", 3), ("run-b", 3)]

@@ -1,0 +1,41 @@
+import pytest
+
+from lectern.config import VARIABLES, Settings, settings_table_markdown
+
+
+def test_defaults_are_the_embedded_mode(tmp_path):
+    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path)})
+    assert settings.db_url == f"sqlite:///{tmp_path}/state.db"
+    assert settings.store_url == f"file://{tmp_path}/store"
+    assert settings.execution == "local"
+    assert settings.ssim_threshold == 0.95
+    assert settings.gpu_tolerations[0]["key"] == "nvidia.com/gpu"
+
+
+def test_environment_overrides_and_types(tmp_path):
+    settings = Settings.from_env({
+        "LECTERN_HOME": str(tmp_path), "LECTERN_EXECUTION": "kubernetes", "LECTERN_BATCH_SIZE": "7",
+        "LECTERN_ALLOW_FILE_URLS": "False", "LECTERN_ASR_LANGUAGE": "", "LECTERN_GPU_NODE_SELECTOR": '{"gpu": "h200"}',
+    })
+    assert settings.execution == "kubernetes"
+    assert settings.batch_size == 7
+    assert settings.allow_file_urls is False  # "False" is false (the paper's type=bool bug)
+    assert settings.asr_language is None
+    assert settings.gpu_node_selector == {"gpu": "h200"}
+
+
+@pytest.mark.parametrize("name,value", [("LECTERN_EXECUTION", "slurm"), ("LECTERN_ALLOW_FILE_URLS", "maybe"),
+                                        ("LECTERN_BATCH_SIZE", "many")])
+def test_bad_values_are_clear_errors(name, value):
+    with pytest.raises(ValueError):
+        Settings.from_env({name: value})
+
+
+def test_readme_documents_every_variable():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = settings_table_markdown()
+    for name in VARIABLES:
+        assert f"`{name}`" in table
+        assert f"`{name}`" in readme, f"{name} is missing from the README's configuration table"

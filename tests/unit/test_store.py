@@ -1,0 +1,73 @@
+"""Both store backends behind one interface: the local directory and the real S3 server (Ceph RGW)."""
+
+import pytest
+
+from lectern.store import Keys, LocalStore, S3Store, check_video_id, open_store
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return LocalStore(tmp_path / "store")
+    endpoint = request.getfixturevalue("s3_server")
+    bucket = request.getfixturevalue("s3_bucket")
+    return S3Store(bucket, "lectern", endpoint_url=endpoint)
+
+
+def test_roundtrip_list_and_delete(store, tmp_path):
+    store.put_json(Keys.asr("vid1"), {"segments": [1, 2]})
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"\x00" * 3_000_000)
+    store.put_file(Keys.source("vid1"), source)
+    store.put_bytes(Keys.keyframe("vid1", 0, 12.34, 1), b"jpeg")
+    assert store.get_json(Keys.asr("vid1")) == {"segments": [1, 2]}
+    assert store.exists(Keys.source("vid1")) and not store.exists(Keys.ocr("vid1"))
+    assert store.list("videos/vid1/") == sorted([
+        "videos/vid1/asr.json", "videos/vid1/source.mp4", "videos/vid1/keyframes/vid1@0.0_12.3#1.jpg"])
+    with store.local_path(Keys.source("vid1")) as path:
+        assert path.stat().st_size == 3_000_000
+    assert store.delete_prefix("videos/vid1/") == 3
+    assert store.list("videos/") == []
+    with pytest.raises(FileNotFoundError):
+        store.get_bytes(Keys.asr("vid1"))
+
+
+def test_rewrite_overwrites_instead_of_duplicating(store):
+    key = Keys.samples("vid2")
+    store.put_bytes(key, b"first")
+    store.put_bytes(key, b"second")
+    assert store.get_bytes(key) == b"second"
+    assert store.list("videos/vid2/") == [key]
+
+
+def test_local_write_is_atomic(tmp_path):
+    store = LocalStore(tmp_path)
+
+    def failing_write(handle):
+        handle.write(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        store._atomic(Keys.asr("vid3"), failing_write)
+    assert store.list("") == []  # no partial file visible, no temp left behind
+    assert list(tmp_path.rglob("*.tmp")) == []
+
+
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "", "x" * 65, "id with space", "..", "a\x00b"])
+def test_video_ids_are_sanitised(bad):
+    with pytest.raises(ValueError):
+        check_video_id(bad)
+    with pytest.raises(ValueError):
+        Keys.source(bad)
+
+
+def test_local_store_refuses_keys_outside_its_root(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    with pytest.raises(ValueError):
+        store.put_bytes("../outside.txt", b"x")
+
+
+def test_open_store_by_url(tmp_path):
+    assert isinstance(open_store(f"file://{tmp_path}"), LocalStore)
+    with pytest.raises(ValueError):
+        open_store("ftp://host/x")
