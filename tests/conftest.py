@@ -172,23 +172,32 @@ def airflow_db() -> Path:
 
 
 def model_environment(models: dict[str, str]) -> dict[str, str]:
-    """LECTERN_* for the tiny models (the same ones the demo uses)."""
-    from lectern.demo.run import demo_environment
-    from lectern.config import Settings
+    """LECTERN_* for the tiny models (the same settings the demo uses)."""
+    from lectern.demo.run import demo_settings
 
-    return {k: v for k, v in demo_environment(Settings.from_env({}), models).items() if k != "LECTERN_HOME"}
+    return demo_settings(models)
 
 
-@pytest.fixture
-def lectern_env(tmp_path, tiny_models, monkeypatch):
-    """Set LECTERN_* for this test (the stage subprocesses inherit them); returns a function to add more."""
-    base = {"LECTERN_HOME": str(tmp_path / "home"), **model_environment(tiny_models)}
+SAMPLE_KEYS = {"images", "texts", "text_ocr_list", "metadata", "image_num", "text_num", "token_num"}
 
-    def apply(**overrides: str):
-        from lectern.config import Settings
 
-        for key, value in {**base, **overrides}.items():
-            monkeypatch.setenv(key, value)
-        return Settings.from_env()
-
-    return apply
+def assert_published_sample(sample: dict) -> None:
+    """The published layout, with each clip's keyframes followed by its text, clips in time order."""
+    assert set(sample) == SAMPLE_KEYS
+    n = len(sample["images"])
+    assert len(sample["texts"]) == len(sample["text_ocr_list"]) == len(sample["metadata"]) == n
+    pending, previous_end = [], 0.0
+    for image, text, text_ocr, meta in zip(sample["images"], sample["texts"], sample["text_ocr_list"],
+                                           sample["metadata"]):
+        if image is not None:
+            assert text is None and text_ocr is None
+            pending.append(meta)
+            continue
+        assert text_ocr  # a text position carries ASR (and OCR)
+        assert meta["start"] >= previous_end - 1e-6
+        for frame in pending:  # the keyframes just before a text belong to its clip, in time order
+            assert frame["clip"] == meta["clip"] and meta["start"] - 1e-6 <= frame["time"] <= meta["end"] + 1e-6
+        assert [f["time"] for f in pending] == sorted(f["time"] for f in pending)
+        pending, previous_end = [], meta["end"]
+    assert sample["image_num"] == sum(1 for i in sample["images"] if i is not None)
+    assert sample["text_num"] == sum(1 for t in sample["texts"] if t is not None)

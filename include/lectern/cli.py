@@ -92,6 +92,15 @@ def cmd_db(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_store(args, settings: Settings) -> int:
+    from lectern.store import store_from_settings
+
+    store = store_from_settings(settings)
+    store.ensure_bucket()
+    print(f"artifact store ready at {store.url}")
+    return 0
+
+
 def cmd_models(args, settings: Settings) -> int:
     from lectern.models.tiny import build_all
 
@@ -146,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="state DB migrations")
     db.add_argument("action", choices=["upgrade", "current"])
     db.set_defaults(func=cmd_db)
+
+    store = sub.add_parser("store", help="create the artifact store's bucket (or directory) if missing")
+    store.add_argument("action", choices=["init"])
+    store.set_defaults(func=cmd_store)
 
     models = sub.add_parser("models", help="build the tiny local models used by tests and the demo")
     models.add_argument("action", choices=["build-tiny"])

@@ -201,10 +201,6 @@ class Settings:
             gpu_pod_memory=get("LECTERN_GPU_POD_MEMORY"),
         )
 
-    def stage_env(self) -> dict[str, str]:
-        """Environment for a stage subprocess: the LECTERN_* variables in force (secrets stay in AWS_*)."""
-        return {k: v for k, v in os.environ.items() if k.startswith("LECTERN_")}
-
 
 def settings_table_markdown() -> str:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]

@@ -21,7 +21,7 @@ def probe(path: str | Path) -> dict[str, Any]:
     )
     if proc.returncode != 0:
         message = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-        raise CorruptMedia(f"ffprobe could not read {path.name}: {message.replace(str(path), path.name)}")
+        raise CorruptMedia(f"ffprobe could not read {path.name}: {message.replace(f'{path}: ', '')}")
     data = json.loads(proc.stdout or "{}")
     streams = data.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"), None)

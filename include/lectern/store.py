@@ -90,6 +90,7 @@ class Store:
     def list(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> int: ...
     def uri(self, key: str) -> str: ...
+    def ensure_bucket(self) -> None: ...
 
     @contextmanager
     def local_path(self, key: str) -> Iterator[Path]:  # pragma: no cover - overridden
@@ -162,6 +163,9 @@ class LocalStore(Store):
     def uri(self, key: str) -> str:
         return str(self._path(key))
 
+    def ensure_bucket(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
     @contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
         path = self._path(key)
@@ -230,6 +234,14 @@ class S3Store(Store):
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+    def ensure_bucket(self) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self.client.create_bucket(Bucket=self.bucket)
 
     @contextmanager
     def local_path(self, key: str) -> Iterator[Path]:

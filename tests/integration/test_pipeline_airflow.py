@@ -15,7 +15,14 @@ from lectern.demo.corpus import subject_yaml
 from lectern.state.db import session_scope
 from lectern.state.ops import stage_rows
 from lectern.store import Keys, store_from_settings
-from tests.conftest import ROOT, create_bucket, create_pg_database, drop_pg_database, model_environment
+from tests.conftest import (
+    ROOT,
+    assert_published_sample,
+    create_bucket,
+    create_pg_database,
+    drop_pg_database,
+    model_environment,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +84,7 @@ def test_every_video_ends_in_a_terminal_state_that_says_why(pipeline, demo_corpu
     broken = rows["broken_upload"]
     assert (broken.stage, broken.status, broken.error_class, broken.error_kind) == (
         "download", "failed", "CorruptMedia", "permanent")
-    assert "ffprobe" in broken.error_message
+    assert broken.error_message.startswith("ffprobe could not read")
     off_topic = rows["pasta_recipe"]
     assert (off_topic.stage, off_topic.status) == ("judge", "rejected")
     assert re.match(r"relevance -?\d\.\d\d < 0\.30", off_topic.reason)
@@ -121,20 +128,11 @@ def test_release_samples_in_the_published_format(pipeline, demo_corpus):
     samples = [json.loads(line) for key in manifest["shards"] for line in store.get_bytes(key).decode().splitlines()]
     assert len(samples) == manifest["stats"]["samples"] >= len(expected)
     for sample in samples:
-        assert set(sample) == {"images", "texts", "text_ocr_list", "metadata", "image_num", "text_num", "token_num"}
-        positions = list(zip(sample["images"], sample["texts"], sample["text_ocr_list"], sample["metadata"]))
-        kinds = []
-        for image, text, text_ocr, meta in positions:
-            assert (image is None) != (text is None and text_ocr is None)
-            kinds.append("image" if image else "text")
-            if image:
-                assert store.exists(image)  # image paths point at real keyframes
-        assert kinds[0] == "image" and "text" in kinds  # a clip's keyframes, then its text
-        assert any(a != b for a, b in zip(kinds, kinds[1:]))  # images and texts alternate
-        times = [m.get("time", m.get("start")) for m in sample["metadata"]]
-        assert times == sorted(times)
-        assert sample["image_num"] == sum(1 for i in sample["images"] if i)
-        assert sample["token_num"] >= 576 * sample["image_num"]
+        assert_published_sample(sample)
+        kinds = ["image" if image else "text" for image in sample["images"]]
+        assert kinds[0] == "image" and kinds.count("text") >= 2  # several keyframes-then-text runs
+        assert all(store.exists(image) for image in sample["images"] if image)  # paths of real keyframes
+        assert sample["token_num"] > 576 * sample["image_num"]
 
 
 def test_each_mapped_task_is_labelled_with_its_video_id(pipeline):

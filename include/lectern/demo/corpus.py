@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WIDTH, HEIGHT, FPS = 1280, 720, 10
+CORPUS_VERSION = 2  # bump when the videos change: cached corpora are regenerated
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,8 @@ def render_slide(slide: Slide, path: Path, index: int) -> None:
 
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
-    draw.rectangle([0, 0, WIDTH, 120], fill=(30, 60, 120))
-    draw.text((60, 25), slide.title, font=_font(64), fill="white")
+    draw.rectangle([0, 0, WIDTH, 120], fill=(214, 226, 244))
+    draw.text((60, 25), slide.title, font=_font(64), fill=(20, 40, 90))
     draw.text((60, 300), slide.body, font=_font(44), fill="black")
     draw.text((WIDTH - 140, HEIGHT - 70), f"{index + 1}", font=_font(36), fill=(120, 120, 120))
     image.save(path)
@@ -141,11 +142,13 @@ def generate(out: Path, force: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     truth_file = out / "ground_truth.json"
     if truth_file.is_file() and not force:
-        return json.loads(truth_file.read_text())
+        truth = json.loads(truth_file.read_text())
+        if truth.get("version") == CORPUS_VERSION:
+            return truth
     for tool in ("ffmpeg", "espeak-ng"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is not installed (make setup installs it)")
-    truth: dict = {"videos": {}, "broken": [BROKEN], "off_topic": ["pasta_recipe"]}
+    truth: dict = {"version": CORPUS_VERSION, "videos": {}, "broken": [BROKEN], "off_topic": ["pasta_recipe"]}
     for video_id, slides in VIDEOS.items():
         with tempfile.TemporaryDirectory() as tmp:
             truth["videos"][video_id] = {"slides": make_video(slides, out / f"{video_id}.mp4", Path(tmp))}

@@ -20,10 +20,9 @@ REPO = Path(__file__).resolve().parents[3]
 RELEASE = "demo"
 
 
-def demo_environment(settings: Settings, models: dict[str, str]) -> dict[str, str]:
-    """LECTERN_* for the demo: the embedded defaults plus the tiny models, unless the caller set them."""
-    env = {
-        "LECTERN_HOME": str(settings.home),
+def demo_settings(models: dict[str, str]) -> dict[str, str]:
+    """LECTERN_* of the demo (and the tests): the tiny local models, and segments that follow the slides."""
+    return {
         "LECTERN_WHISPER_MODEL": models["whisper"],
         "LECTERN_ALIGN_MODEL": models["align"],
         "LECTERN_NLTK_DATA": models["nltk_data"],
@@ -31,7 +30,6 @@ def demo_environment(settings: Settings, models: dict[str, str]) -> dict[str, st
         "LECTERN_VAD_CHUNK_S": "10",  # one ASR segment per narrated slide, so clips follow the slides
         "LECTERN_RETRY_BACKOFF_SECONDS": "1",
     }
-    return {k: v for k, v in env.items() if k not in os.environ}
 
 
 def airflow_environment(home: Path, dags_folder: Path) -> dict[str, str]:
@@ -73,7 +71,8 @@ def run_demo(settings: Settings, dags_folder: Path | None = None) -> int:
     print("2/4 generating the demo corpus (ffmpeg slides + espeak-ng narration) ...", flush=True)
     corpus = home / "demo-corpus"
     truth = generate(corpus)
-    env = {**os.environ, **demo_environment(settings, models), **airflow_environment(home, dags_folder)}
+    # The caller's own LECTERN_* settings win over the demo's.
+    env = {**demo_settings(models), "LECTERN_HOME": str(home), **os.environ, **airflow_environment(home, dags_folder)}
     settings = Settings.from_env(env)
     migrate(settings.db_url)
     print("3/4 initialising Airflow's metadata DB ...", flush=True)

@@ -13,12 +13,23 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        import sys
+
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # a client (yt-dlp probing a file) hung up early: not an error
+        super().handle_error(request, client_address)
+
+
 class CorpusServer:
     """Serve `directory` on 127.0.0.1 (port 0: any free port) in a background thread."""
 
     def __init__(self, directory: Path, port: int = 0):
         handler = functools.partial(_QuietHandler, directory=str(directory))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd = _Server(("127.0.0.1", port), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

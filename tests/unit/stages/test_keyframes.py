@@ -15,7 +15,8 @@ def test_clips_close_at_sentence_ends_within_bounds():
     segments = [seg(0.5, 4, "First part"), seg(5, 11, "ends here."), seg(12, 16, "Next"), seg(17, 24, "more"),
                 seg(25, 29, "and more"), seg(30, 34, "done.")]
     clips = segment_clips(segments, 40.0, 10, 20)
-    assert [(c.start, c.end) for c in clips] == [(0.0, 11), (11, 24), (24, 40.0)]
+    # the second clip is 13 s at "more" but the next segment fits within 20 s: it closes at 29
+    assert [(c.start, c.end) for c in clips] == [(0.0, 11), (11, 29), (29, 40.0)]
     assert clips[0].text == "First part ends here."
     # contiguous and covering the video
     assert all(a.end == b.start for a, b in zip(clips, clips[1:]))
