@@ -214,7 +214,12 @@ def claim_one(session: Session, video_id: str, stage: str, owner: str, lease_sec
     if row is None:
         raise NotClaimable(f"{video_id}: no {stage} row (has the previous stage succeeded?)")
     leased_to_me = row.status == RUNNING and row.lease_owner == owner and _aware(row.lease_expires_at) > now
-    if not leased_to_me:
+    # Airflow retrying its own task has already waited its retry delay: don't make it wait for ours too.
+    retry_of_same_run = (row.status == FAILED and row.error_kind == TRANSIENT and row.attempts < max_attempts
+                         and run_id is not None and row.run_id == run_id)
+    if retry_of_same_run:
+        _lease(row, owner, now, lease_seconds)
+    elif not leased_to_me:
         claimable = session.scalar(
             select(func.count()).select_from(VideoStage).where(
                 VideoStage.video_id == video_id, _claimable(stage, now, max_attempts)

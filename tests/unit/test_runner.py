@@ -1,0 +1,67 @@
+"""One stage for one video through the runner: leases, outcomes, exit codes, and the state row that says why."""
+
+import pytest
+
+from lectern.config import Settings
+from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT, run_stage
+from lectern.state.db import session_scope
+from lectern.state.models import VideoStage
+from lectern.state.ops import FoundVideo, PointSpec, record_search, sync_subject
+
+
+@pytest.fixture
+def settings(tmp_path, db_url):
+    return Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": db_url,
+                              "LECTERN_RETRY_BACKOFF_SECONDS": "30"})
+
+
+def discover(settings, *videos):
+    with session_scope(settings.db_url) as session:
+        [point] = sync_subject(session, "Biology", [PointSpec("Photosynthesis", "Photosynthesis", "q")])
+        record_search(session, point, [FoundVideo(video_id, url) for video_id, url in videos], {})
+
+
+def row(settings, video_id, stage="download"):
+    with session_scope(settings.db_url) as session:
+        return session.get(VideoStage, (video_id, stage))
+
+
+def test_success_records_artifacts_and_opens_the_next_stage(settings, corpus_server):
+    discover(settings, ("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"))
+    assert run_stage("download", "photosynthesis", settings, owner="run-1", run_id="run-1", map_index=4) == EXIT_OK
+    done = row(settings, "photosynthesis")
+    assert (done.status, done.attempts, done.run_id, done.map_index) == ("succeeded", 1, "run-1", 4)
+    assert done.artifacts["source"] == "videos/photosynthesis/source.mp4" and done.metrics["duration_s"] > 20
+    assert row(settings, "photosynthesis", "transcribe").status == "pending"
+    # already succeeded: not run again without --force
+    assert run_stage("download", "photosynthesis", settings, owner="run-2") == EXIT_NOT_CLAIMABLE
+    assert run_stage("download", "photosynthesis", settings, owner="run-2", force=True) == EXIT_OK
+    assert row(settings, "photosynthesis").attempts == 1  # force starts a fresh count
+
+
+def test_gone_video_fails_permanently(settings, corpus_server):
+    discover(settings, ("gone", f"{corpus_server.base_url}/gone.mp4"))
+    assert run_stage("download", "gone", settings) == EXIT_PERMANENT
+    failed = row(settings, "gone")
+    assert (failed.status, failed.error_class, failed.error_kind) == ("failed", "VideoUnavailable", "permanent")
+    assert "404" in failed.error_message
+
+
+def test_unreachable_server_is_transient_with_backoff(settings):
+    discover(settings, ("offline", "http://127.0.0.1:9/offline.mp4"))  # nothing listens on port 9
+    assert run_stage("download", "offline", settings, run_id="run-1") == EXIT_TRANSIENT
+    failed = row(settings, "offline")
+    assert (failed.status, failed.error_class, failed.error_kind) == ("failed", "DownloadFailed", "transient")
+    assert failed.retry_at is not None
+    # still backing off: a new attempt is refused until retry_at...
+    assert run_stage("download", "offline", settings) == EXIT_NOT_CLAIMABLE
+    # ...except Airflow's retry of the same run, which already waited its own retry delay
+    assert run_stage("download", "offline", settings, run_id=failed.run_id) == EXIT_TRANSIENT
+    assert row(settings, "offline").attempts == 2
+    assert run_stage("download", "offline", settings, run_id=failed.run_id) == EXIT_PERMANENT  # attempts exhausted
+    assert row(settings, "offline").error_kind == "permanent"
+
+
+def test_bad_video_id_is_refused(settings):
+    with pytest.raises(ValueError, match="invalid video id"):
+        run_stage("download", "../../etc/passwd", settings)
