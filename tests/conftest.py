@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
 CACHE = Path(os.environ.get("LECTERN_TEST_CACHE", ROOT / ".lectern" / "test-cache"))  # reused across runs
 
 # Airflow reads its configuration on first import: give it a private home and the repo's DAGs before that.
