@@ -28,7 +28,9 @@ import yaml
 
 from lectern.config import Settings
 from lectern.errors import PermanentError, TransientError
-from lectern.state.ops import FoundVideo, PointSpec
+from lectern.state.db import session_scope
+from lectern.state.models import KnowledgePoint
+from lectern.state.ops import FoundVideo, PointSpec, record_search
 
 DEFAULT_QUERY_TEMPLATE = "{point} {course} lecture"
 
@@ -141,9 +143,6 @@ def _found(entry: dict[str, Any], target: str) -> FoundVideo:
 
 def discover_point(point_id: int, settings: Settings) -> dict[str, int]:
     """Search one knowledge point and record what it found (the unit of the discover phase)."""
-    from lectern.state.db import session_scope
-    from lectern.state.models import KnowledgePoint
-
     with session_scope(settings.db_url) as session:
         point = session.get(KnowledgePoint, point_id)
         if point is None:
@@ -152,7 +151,5 @@ def discover_point(point_id: int, settings: Settings) -> dict[str, int]:
     started = time.monotonic()
     found = search_point(query, urls, settings)
     metrics = {"seconds": round(time.monotonic() - started, 3), "query": query}
-    from lectern.state.ops import record_search
-
     with session_scope(settings.db_url) as session:
         return record_search(session, point_id, found, metrics)

@@ -10,6 +10,7 @@ from lectern.discovery import load_taxonomy, subject_file
 from lectern.state.db import session_scope
 from lectern.state.ops import (
     claim_videos,
+    funnel,
     points_to_search,
     release_expired_leases,
     reset_for_rerun,
@@ -65,8 +66,6 @@ def outcome(settings: Settings, stage: str, video_ids: Sequence[str]) -> dict:
 
 def discovery_outcome(settings: Settings, subject: str) -> dict:
     """Videos known for a subject and how many wait for download."""
-    from lectern.state.ops import funnel
-
     with session_scope(settings.db_url) as session:
         counts = funnel(session, subject)
     download = counts.get(STAGES[0], {})

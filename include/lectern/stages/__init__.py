@@ -29,8 +29,9 @@ class StageResult:
         return cls("succeeded", artifacts, metrics, None, updates)
 
     @classmethod
-    def rejected(cls, reason: str, metrics: dict[str, Any], **updates: Any) -> "StageResult":
-        return cls("rejected", {}, metrics, reason, updates)
+    def rejected(cls, reason: str, metrics: dict[str, Any], artifacts: dict[str, str] | None = None,
+                 **updates: Any) -> "StageResult":
+        return cls("rejected", artifacts or {}, metrics, reason, updates)
 
 
 class Stage(Protocol):

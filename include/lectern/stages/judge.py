@@ -47,8 +47,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     key = store.put_json(Keys.judge(video.id), verdict)
     metrics = {"relevance": best, "best_point": best_point}
     if best < settings.judge_min_relevance:
-        result = StageResult.rejected(
-            f"relevance {best:.2f} < {settings.judge_min_relevance:.2f} (best point {best_point!r})", metrics)
-        result.artifacts = {"judge": key}
-        return result
+        return StageResult.rejected(
+            f"relevance {best:.2f} < {settings.judge_min_relevance:.2f} (best point {best_point!r})", metrics,
+            artifacts={"judge": key})
     return StageResult.succeeded({"judge": key}, metrics)

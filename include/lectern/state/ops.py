@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import and_, func, or_, select
@@ -49,8 +49,6 @@ def next_stage(stage: str) -> str | None:
 def _aware(moment: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; everything stored is UTC.
     if moment is not None and moment.tzinfo is None:
-        from datetime import timezone
-
         return moment.replace(tzinfo=timezone.utc)
     return moment
 
