@@ -43,8 +43,15 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_ASR_COMPUTE_TYPE": ("default", "CTranslate2 compute type (default: float16 on cuda, float32 on cpu)."),
     "LECTERN_ASR_BATCH_SIZE": ("16", "WhisperX batch size."),
     "LECTERN_ASR_LANGUAGE": ("en", "Transcription language code; empty to detect."),
+    "LECTERN_VAD_ONSET": ("0.500", "VAD speech onset threshold (WhisperX's default)."),
+    "LECTERN_VAD_OFFSET": ("0.363", "VAD speech offset threshold (WhisperX's default)."),
     "LECTERN_VAD_CHUNK_S": ("30", "WhisperX merges VAD speech regions into chunks of at most this many seconds."),
     "LECTERN_ASR_MAX_NEW_TOKENS": ("", "Cap on tokens per ASR segment (empty: model default)."),
+    "LECTERN_ASR_MIN_SPEECH_RATIO": ("0.20", "Transcribe rejects a video whose speech (VAD) covers less than this share."),
+    "LECTERN_ASR_HALLUCINATION_CHECKS": ("true", "Reject transcripts that loop, run too fast or are only filler phrases."),
+    "LECTERN_ASR_MAX_REPEATED_NGRAMS": ("0.50", "Largest share of repeated word 3-grams in a transcript."),
+    "LECTERN_ASR_MAX_CHARS_PER_SECOND": ("40", "Fastest plausible speech in any segment (characters per second)."),
+    "LECTERN_ASR_MAX_FILLER_SHARE": ("0.50", "Largest share of segments that are only stock phrases (\"thank you for watching\")."),
     "LECTERN_ALIGN_MODEL": ("", "wav2vec2 alignment model id or local path (empty: WhisperX's default for the language)."),
     "LECTERN_NLTK_DATA": ("", "Directory holding NLTK punkt_tab data for sentence splitting in alignment."),
     "LECTERN_EMBEDDING_MODEL": (
@@ -109,7 +116,14 @@ class Settings:
     asr_compute_type: str
     asr_batch_size: int
     asr_language: str | None
+    vad_onset: float
+    vad_offset: float
     vad_chunk_s: float
+    asr_min_speech_ratio: float
+    asr_hallucination_checks: bool
+    asr_max_repeated_ngrams: float
+    asr_max_chars_per_second: float
+    asr_max_filler_share: float
     asr_max_new_tokens: int | None
     align_model: str | None
     nltk_data: str | None
@@ -176,7 +190,14 @@ class Settings:
             asr_compute_type=get("LECTERN_ASR_COMPUTE_TYPE"),
             asr_batch_size=int(get("LECTERN_ASR_BATCH_SIZE")),
             asr_language=optional("LECTERN_ASR_LANGUAGE"),
+            vad_onset=float(get("LECTERN_VAD_ONSET")),
+            vad_offset=float(get("LECTERN_VAD_OFFSET")),
             vad_chunk_s=float(get("LECTERN_VAD_CHUNK_S")),
+            asr_min_speech_ratio=float(get("LECTERN_ASR_MIN_SPEECH_RATIO")),
+            asr_hallucination_checks=_bool(get("LECTERN_ASR_HALLUCINATION_CHECKS")),
+            asr_max_repeated_ngrams=float(get("LECTERN_ASR_MAX_REPEATED_NGRAMS")),
+            asr_max_chars_per_second=float(get("LECTERN_ASR_MAX_CHARS_PER_SECOND")),
+            asr_max_filler_share=float(get("LECTERN_ASR_MAX_FILLER_SHARE")),
             asr_max_new_tokens=int(max_new) if max_new else None,
             align_model=optional("LECTERN_ALIGN_MODEL"),
             nltk_data=optional("LECTERN_NLTK_DATA"),

@@ -44,14 +44,14 @@ def tokenizer(name: str):
 
 @lru_cache(maxsize=2)
 def asr_pipeline(model: str, device: str, compute_type: str, language: str | None, max_new_tokens: int | None,
-                 vad_chunk_s: float = 30.0):
+                 vad_onset: float = 0.5, vad_offset: float = 0.363, vad_chunk_s: float = 30.0):
     """The WhisperX pipeline (pyannote VAD bundled with whisperx + batched faster-whisper)."""
     import whisperx
 
     options = {"max_new_tokens": max_new_tokens} if max_new_tokens else None
     local = Path(model).is_dir()
     return whisperx.load_model(model, device, compute_type=compute_type, language=language, asr_options=options,
-                               vad_options={"chunk_size": vad_chunk_s}, local_files_only=local, threads=0)
+                               vad_options={"chunk_size": vad_chunk_s, "vad_onset": vad_onset, "vad_offset": vad_offset}, local_files_only=local, threads=0)
 
 
 @lru_cache(maxsize=4)

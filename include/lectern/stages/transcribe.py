@@ -1,4 +1,5 @@
-"""transcribe: WhisperX (VAD + batched faster-whisper) and wav2vec2 word alignment -> asr.json.
+"""transcribe: WhisperX (VAD + batched faster-whisper) and wav2vec2 word alignment -> asr.json, then the ASR
+quality gates (lectern.asr_quality): too short, too little speech, loops, impossible speaking rates, filler.
 
 Where alignment fails for a segment (numbers, symbols, a language without an alignment model) the segment
 keeps its own times; the share of segments that could not be aligned is a metric.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from lectern import models
+from lectern import asr_quality, models
 from lectern.config import Settings
 from lectern.errors import MissingInput
 from lectern.stages import StageResult
@@ -48,6 +49,14 @@ def align_segments(segments: list[dict], audio, language: str, settings: Setting
     return aligned, {"alignment_failure_rate": round(failed / len(aligned), 3) if aligned else 0.0}
 
 
+def gates(settings: Settings) -> asr_quality.Gates:
+    return asr_quality.Gates(
+        min_duration_s=settings.min_duration_s, min_speech_ratio=settings.asr_min_speech_ratio,
+        max_repeated_ngrams=settings.asr_max_repeated_ngrams, max_chars_per_second=settings.asr_max_chars_per_second,
+        max_filler_share=settings.asr_max_filler_share, hallucination_checks=settings.asr_hallucination_checks,
+    )
+
+
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     import whisperx
 
@@ -60,7 +69,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
 
     started = time.monotonic()
     pipeline = models.asr_pipeline(settings.whisper_model, settings.asr_device, settings.asr_compute_type,
-                                   settings.asr_language, settings.asr_max_new_tokens, settings.vad_chunk_s)
+                                   settings.asr_language, settings.asr_max_new_tokens, settings.vad_onset,
+                                   settings.vad_offset, settings.vad_chunk_s)
     load_seconds = time.monotonic() - started
     with store.local_path(source_key) as path:
         audio = whisperx.load_audio(str(path), sr=SAMPLE_RATE)
@@ -75,21 +85,23 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     ]
     segments, align_metrics = align_segments(segments, audio, language, settings) if segments else ([], {})
     asr_seconds = time.monotonic() - asr_started
+    # Speech is measured on the VAD chunks WhisperX transcribed (pauses inside a chunk count as speech).
     speech = sum(s["end"] - s["start"] for s in segments)
     metrics = {
-        "duration_s": round(duration, 3),
+        **asr_quality.measure(segments, duration, speech),
         "segments": len(segments),
         "words": sum(len(s["text"].split()) for s in segments),
-        "speech_ratio": round(speech / duration, 3) if duration else 0.0,
         "language": language,
         "model_load_seconds": round(load_seconds, 3),
         "asr_seconds": round(asr_seconds, 3),
         "realtime_factor": round(duration / asr_seconds, 2) if asr_seconds else None,
         **align_metrics,
     }
-    if not segments:
-        return StageResult.rejected("no speech detected (VAD found no segments)", metrics)
     asr = {"video_id": video.id, "language": language, "model": settings.whisper_model,
            "segments": segments, "metrics": metrics}
+    # Written for rejected videos too: the transcript is the evidence for the rejection.
     key = store.put_json(Keys.asr(video.id), asr)
+    reason = asr_quality.first_failure(metrics, gates(settings))
+    if reason:
+        return StageResult.rejected(reason, metrics, artifacts={"asr": key}, language=language)
     return StageResult.succeeded({"asr": key}, metrics, language=language)

@@ -34,3 +34,31 @@ def downloaded(corpus_server, store, settings):
         return record(video_id, artifacts={"download": result.artifacts})
 
     return make
+
+
+@pytest.fixture
+def synthetic_video(tmp_path, store):
+    """Put a generated video (ffmpeg lavfi; espeak-ng for speech) into the store, probed like a download."""
+    import subprocess
+
+    from lectern import media
+    from lectern.store import Keys
+
+    def make(video_id: str, seconds: float, audio: str) -> VideoRecord:
+        path = tmp_path / f"{video_id}.mp4"
+        video = ["-f", "lavfi", "-i", f"color=c=white:s=320x240:d={seconds}:r=10"]
+        if audio == "noise":
+            inputs = video + ["-f", "lavfi", "-i", f"anoisesrc=d={seconds}:c=pink:a=0.2:r=16000"]
+        elif audio == "speech":
+            wav = tmp_path / f"{video_id}.wav"
+            subprocess.run(["espeak-ng", "-w", str(wav), "Cells divide. This video is short."], check=True)
+            inputs = video + ["-i", str(wav), "-af", "apad"]
+        else:
+            inputs = video
+        subprocess.run(["ffmpeg", "-y", "-loglevel", "error", *inputs, "-t", str(seconds), "-c:v", "libx264",
+                        "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)], check=True)
+        store.put_file(Keys.source(video_id), path)
+        store.put_json(Keys.probe(video_id), media.probe(path))
+        return record(video_id, artifacts={"download": {"source": Keys.source(video_id)}})
+
+    return make

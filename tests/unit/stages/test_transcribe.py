@@ -30,3 +30,31 @@ def test_no_audio_stream_is_rejected(store, settings):
     store.put_json(Keys.probe("silent"), {"has_audio": False, "duration_s": 30})
     result = transcribe.run(record("silent", artifacts={"download": {"source": Keys.source("silent")}}), store, settings)
     assert result.status == "rejected" and result.reason == "no audio stream"
+
+
+def test_pure_noise_is_rejected_for_too_little_speech(synthetic_video, store, settings):
+    result = transcribe.run(synthetic_video("noise", 15, "noise"), store, settings)
+    assert result.status == "rejected"
+    assert result.reason == "speech ratio 0.00 < 0.20"
+    assert result.metrics["segments"] == 0
+    assert store.exists(result.artifacts["asr"])  # the evidence is kept
+
+
+def test_too_short_is_rejected(synthetic_video, store, settings):
+    result = transcribe.run(synthetic_video("short", 6, "speech"), store, settings)
+    assert result.status == "rejected" and result.reason == "duration 6.0s < 10s"
+
+
+def test_video_without_audio_is_rejected(synthetic_video, store, settings):
+    result = transcribe.run(synthetic_video("mute", 12, "none"), store, settings)
+    assert result.status == "rejected" and result.reason == "no audio stream"
+
+
+def test_the_random_models_loops_fail_the_repetition_gate(downloaded, store, settings):
+    """With the hallucination checks on (production default), the tiny random Whisper's babble is caught."""
+    import dataclasses
+
+    strict = dataclasses.replace(settings, asr_hallucination_checks=True)
+    result = transcribe.run(downloaded("photosynthesis"), store, strict)
+    assert result.status == "rejected"
+    assert result.reason.startswith(("repetition: repeated 3-grams", "hallucination: "))
