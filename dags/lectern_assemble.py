@@ -13,8 +13,8 @@ from lectern_airflow import claim_videos, dag_args, phase_schedule, publish, rel
 
 @dag(schedule=phase_schedule("assemble"), params=release_params(), doc_md=__doc__, **dag_args("assemble"))
 def lectern_assemble():
-    video_ids = claim_videos("assemble")
-    assembled = publish("assemble", video_ids, run_stage("assemble", video_ids))
+    claimed = claim_videos("assemble")
+    assembled = publish("assemble", claimed, run_stage("assemble", claimed))
     write_release(assembled)
 
 

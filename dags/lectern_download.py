@@ -17,8 +17,8 @@ from lectern_airflow import claim_videos, dag_args, phase_params, phase_schedule
 
 @dag(schedule=phase_schedule("download"), params=phase_params(), doc_md=__doc__, **dag_args("download"))
 def lectern_download():
-    video_ids = claim_videos("download")
-    publish("download", video_ids, run_stage("download", video_ids))
+    claimed = claim_videos("download")
+    publish("download", claimed, run_stage("download", claimed))
 
 
 lectern_download()

@@ -15,8 +15,8 @@ from lectern_airflow import claim_videos, dag_args, phase_params, phase_schedule
 
 @dag(schedule=phase_schedule("judge"), params=phase_params(), doc_md=__doc__, **dag_args("judge"))
 def lectern_judge():
-    video_ids = claim_videos("judge")
-    publish("judge", video_ids, run_stage("judge", video_ids))
+    claimed = claim_videos("judge")
+    publish("judge", claimed, run_stage("judge", claimed))
 
 
 lectern_judge()

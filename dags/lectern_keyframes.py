@@ -15,8 +15,8 @@ from lectern_airflow import claim_videos, dag_args, phase_params, phase_schedule
 
 @dag(schedule=phase_schedule("keyframes"), params=phase_params(), doc_md=__doc__, **dag_args("keyframes"))
 def lectern_keyframes():
-    video_ids = claim_videos("keyframes")
-    publish("keyframes", video_ids, run_stage("keyframes", video_ids))
+    claimed = claim_videos("keyframes")
+    publish("keyframes", claimed, run_stage("keyframes", claimed))
 
 
 lectern_keyframes()

@@ -14,8 +14,8 @@ from lectern_airflow import claim_videos, dag_args, phase_params, phase_schedule
 
 @dag(schedule=phase_schedule("ocr"), params=phase_params(), doc_md=__doc__, **dag_args("ocr"))
 def lectern_ocr():
-    video_ids = claim_videos("ocr")
-    publish("ocr", video_ids, run_stage("ocr", video_ids))
+    claimed = claim_videos("ocr")
+    publish("ocr", claimed, run_stage("ocr", claimed))
 
 
 lectern_ocr()

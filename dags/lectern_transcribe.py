@@ -15,8 +15,8 @@ from lectern_airflow import claim_videos, dag_args, phase_params, phase_schedule
 
 @dag(schedule=phase_schedule("transcribe"), params=phase_params(), doc_md=__doc__, **dag_args("transcribe"))
 def lectern_transcribe():
-    video_ids = claim_videos("transcribe")
-    publish("transcribe", video_ids, run_stage("transcribe", video_ids))
+    claimed = claim_videos("transcribe")
+    publish("transcribe", claimed, run_stage("transcribe", claimed))
 
 
 lectern_transcribe()

@@ -20,10 +20,10 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_stage(args, settings: Settings) -> int:
-    from lectern.runner import run_stage
+    from lectern.runner import run_stage_batch
 
-    return run_stage(args.name, args.video_id, settings, owner=args.lease_owner, force=args.force,
-                     run_id=args.run_id, map_index=args.map_index)
+    return run_stage_batch(args.name, args.video_id, settings, owner=args.lease_owner, force=args.force,
+                           run_id=args.run_id, map_index=args.map_index)
 
 
 def cmd_discover(args, settings: Settings) -> int:
@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     stage = sub.add_parser("stage", help="run one stage for one video (what a pod runs)")
     stage.add_argument("name", choices=STAGES)
-    stage.add_argument("--video-id", required=True)
+    stage.add_argument("--video-id", required=True, nargs="+", metavar="VIDEO_ID",
+                       help="one video, or several to run in one process (models load once)")
     stage.add_argument("--lease-owner", help="the DAG run that claimed the video (default: this process)")
     stage.add_argument("--force", action="store_true", help="rerun even if the stage already finished")
     stage.add_argument("--run-id")

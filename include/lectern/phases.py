@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from lectern.config import STAGES, Settings
+from lectern.config import GPU_STAGES, STAGES, Settings
 from lectern.discovery import load_taxonomy, subject_file
 from lectern.state.db import session_scope
 from lectern.state.ops import (
@@ -46,6 +46,13 @@ def claim(settings: Settings, stage: str, owner: str, subject: str | None = None
                            settings.max_attempts, subject=subject, video_ids=video_ids)
     log.info("%s: claimed %d videos%s", stage, len(ids), f" of subject {subject}" if subject else "")
     return ids
+
+
+def task_groups(settings: Settings, stage: str, video_ids: Sequence[str]) -> list[list[str]]:
+    """Split claimed videos into what each mapped task (or pod) runs: one video, or for the GPU phases
+    LECTERN_VIDEOS_PER_TASK videos, so one model load serves several."""
+    size = settings.videos_per_task if stage in GPU_STAGES else 1
+    return [list(video_ids[i:i + size]) for i in range(0, len(video_ids), size)]
 
 
 def outcome(settings: Settings, stage: str, video_ids: Sequence[str]) -> dict:

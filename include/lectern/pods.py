@@ -39,6 +39,6 @@ def pod_settings(phase: str, settings: Settings) -> dict:
     }
 
 
-def stage_arguments(phase: str, video_id: str, owner: str) -> list[str]:
-    """The CLI arguments a pod (or the local worker) runs for one video; the video id is always at index 3."""
-    return ["stage", phase, "--video-id", video_id, "--lease-owner", owner]
+def stage_arguments(phase: str, video_ids: list[str], owner: str) -> list[str]:
+    """The CLI arguments a pod runs for its videos; the video ids always come last, from index 5 on."""
+    return ["stage", phase, "--lease-owner", owner, "--video-id", *video_ids]

@@ -95,5 +95,24 @@ def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | N
     return EXIT_OK
 
 
+def run_stage_batch(stage_name: str, video_ids: list[str], settings: Settings, owner: str | None = None,
+                    force: bool = False, run_id: str | None = None, map_index: int | None = None) -> int:
+    """Run one stage for several videos in this process, so models load once; each video keeps its own state
+    row and its own delimited log section. The exit code is the worst outcome (transient > permanent > ok)."""
+    owner = owner or default_owner()
+    codes = []
+    for n, video_id in enumerate(video_ids, start=1):
+        log.info("===== [%s] %s (%d of %d) =====", video_id, stage_name, n, len(video_ids))
+        code = run_stage(stage_name, video_id, settings, owner=owner, force=force, run_id=run_id, map_index=map_index)
+        log.info("===== [%s] %s: end (exit %d) =====", video_id, stage_name, code)
+        codes.append(code)
+    for worst in (EXIT_TRANSIENT, EXIT_PERMANENT):
+        if worst in codes:
+            return worst
+    if codes and all(code == EXIT_NOT_CLAIMABLE for code in codes):
+        return EXIT_NOT_CLAIMABLE
+    return EXIT_OK
+
+
 def _short(metrics: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in metrics.items() if isinstance(v, (int, float, str)) and k != "stage_seconds")

@@ -45,14 +45,16 @@ def _owner(context) -> str:
 
 
 @task
-def claim_videos(stage: str, **context) -> list[str]:
-    """Lease a batch of videos ready for this phase."""
-    from lectern.phases import claim
+def claim_videos(stage: str, **context) -> list[list[str]]:
+    """Lease a batch of videos ready for this phase, grouped into what each mapped task runs."""
+    from lectern.phases import claim, task_groups
 
     params = context["params"]
-    return claim(Settings.from_env(), stage, _owner(context), subject=params.get("subject") or None,
-                 video_ids=params.get("video_ids") or None, batch_size=params.get("batch_size"),
-                 force=bool(params.get("force")))
+    settings = Settings.from_env()
+    claimed = claim(settings, stage, _owner(context), subject=params.get("subject") or None,
+                    video_ids=params.get("video_ids") or None, batch_size=params.get("batch_size"),
+                    force=bool(params.get("force")))
+    return task_groups(settings, stage, claimed)
 
 
 @task(map_index_template="{{ task.op_kwargs['label'] }}")
@@ -83,17 +85,17 @@ def run_in_worker(label: str, args: list[str], **context) -> int:
 
 
 def stage_call(stage: str):
-    def call(video_id: str) -> dict:
-        return {"label": video_id, "args": ["stage", stage, "--video-id", video_id]}
+    def call(group: list[str]) -> dict:
+        return {"label": ", ".join(group), "args": ["stage", stage, "--video-id", *group]}
 
     return call
 
 
-def run_stage(stage: str, video_ids):
-    """One mapped task per claimed video, labelled with its video id, locally or in a pod."""
+def run_stage(stage: str, groups):
+    """One mapped task per claimed video (or group of videos), labelled with its video ids, locally or in a pod."""
     if SETTINGS.execution == "kubernetes":
-        return run_in_pods(stage, video_ids)
-    return run_in_worker.override(task_id="run_stage").expand_kwargs(video_ids.map(stage_call(stage)))
+        return run_in_pods(stage, groups)
+    return run_in_worker.override(task_id="run_stage").expand_kwargs(groups.map(stage_call(stage)))
 
 
 def run_in_pods(phase: str, calls):
@@ -117,7 +119,7 @@ def run_in_pods(phase: str, calls):
         node_selector=spec["node_selector"],
         get_logs=True,
         on_finish_action="delete_succeeded_pod",
-        map_index_template="{{ task.arguments[3] }}",
+        map_index_template="{{ task.arguments[5:] | join(', ') }}",
     ).expand_kwargs(calls.map(pod_call(phase)))
 
 
@@ -126,27 +128,29 @@ def pod_call(phase: str):
 
     labels = pod_settings(phase, SETTINGS)["labels"]
 
-    def call(video_id: str) -> dict:
+    def call(group: list[str]) -> dict:
+        # A label selects one video's pod; a pod running several carries them all in its annotation.
+        single = {"lectern/video-id": label_value(group[0])} if len(group) == 1 else {}
         return {
-            "arguments": stage_arguments(phase, video_id, "{{ dag.dag_id }}:{{ run_id }}"),
-            "labels": {**labels, "lectern/video-id": label_value(video_id)},
-            "annotations": {"lectern/video-id": video_id},
+            "arguments": stage_arguments(phase, group, "{{ dag.dag_id }}:{{ run_id }}"),
+            "labels": {**labels, **single},
+            "annotations": {"lectern/video-ids": ",".join(group)},
         }
 
     return call
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
-def summarize(stage: str, video_ids: list[str]) -> dict:
+def summarize(stage: str, groups: list[list[str]]) -> dict:
     """How every claimed video ended this phase (succeeded / rejected / failed, and why)."""
     from lectern.phases import outcome
 
-    return outcome(Settings.from_env(), stage, video_ids)
+    return outcome(Settings.from_env(), stage, [video_id for group in groups for video_id in group])
 
 
-def publish(stage: str, video_ids, ran):
+def publish(stage: str, groups, ran):
     """Summarise the run and update the phase's Asset, which schedules the next phase."""
-    summary = summarize.override(task_id="publish", outlets=[ASSETS[stage]])(stage, video_ids)
+    summary = summarize.override(task_id="publish", outlets=[ASSETS[stage]])(stage, groups)
     ran >> summary
     return summary
 

@@ -33,7 +33,8 @@ def render(bag, phase, video_id):
     import lectern_airflow
 
     mapped = bag.dags[f"lectern_{phase}"].get_task("run_stage")
-    operator = mapped.unmap(lectern_airflow.pod_call(phase)(video_id))
+    group = video_id if isinstance(video_id, list) else [video_id]
+    operator = mapped.unmap(lectern_airflow.pod_call(phase)(group))
     return operator, operator.build_pod_request_obj(dry_run=True)
 
 
@@ -46,12 +47,23 @@ def test_gpu_phases_request_a_gpu(kubernetes_dags, phase):
     assert any(t.key == "nvidia.com/gpu" and t.effect == "NoSchedule" for t in pod.spec.tolerations)
     assert pod.spec.node_selector == {"nvidia.com/gpu.product": "H200"}
     assert container.command == ["python", "-m", "lectern"]
-    assert container.args[:4] == ["stage", phase, "--video-id", "-0Vd8W3zB1M"]
+    assert container.args[:3] == ["stage", phase, "--lease-owner"]
+    assert container.args[4:] == ["--video-id", "-0Vd8W3zB1M"]
     assert pod.metadata.labels["lectern/video-id"] == "v-0Vd8W3zB1M"  # a valid label value
-    assert pod.metadata.annotations["lectern/video-id"] == "-0Vd8W3zB1M"  # the exact id
+    assert pod.metadata.annotations["lectern/video-ids"] == "-0Vd8W3zB1M"  # the exact id
     assert pod.metadata.labels["lectern/phase"] == phase
     assert container.env_from[0].secret_ref.name == "lectern-env"
-    assert operator.map_index_template == "{{ task.arguments[3] }}"
+    assert operator.map_index_template == "{{ task.arguments[5:] | join(', ') }}"
+
+
+def test_map_index_label_lists_every_video_of_a_pod(kubernetes_dags):
+    from jinja2 import Template
+
+    operator, pod = render(kubernetes_dags, "transcribe", ["a1", "b2", "c3"])
+    assert pod.spec.containers[0].args[5:] == ["a1", "b2", "c3"]
+    assert Template(operator.map_index_template).render(task=operator) == "a1, b2, c3"
+    assert "lectern/video-id" not in pod.metadata.labels  # a label would name only one of them
+    assert pod.metadata.annotations["lectern/video-ids"] == "a1,b2,c3"
 
 
 @pytest.mark.parametrize("phase", ["download", "keyframes", "ocr", "assemble"])
@@ -60,4 +72,4 @@ def test_cpu_phases_do_not(kubernetes_dags, phase):
     container = pod.spec.containers[0]
     assert "nvidia.com/gpu" not in (container.resources.limits or {})
     assert not pod.spec.tolerations
-    assert container.args[3] == "abc123" and pod.metadata.labels["lectern/video-id"] == "abc123"
+    assert container.args[-2:] == ["--video-id", "abc123"] and pod.metadata.labels["lectern/video-id"] == "abc123"

@@ -46,6 +46,7 @@ def pipeline(tmp_path_factory, pg_server, s3_server, tiny_models, corpus_server,
         "LECTERN_STORE_URL": f"s3://{bucket}/corpus",
         "LECTERN_S3_ENDPOINT_URL": s3_server,
         "LECTERN_SUBJECTS_DIR": str(home / "subjects"),
+        "LECTERN_VIDEOS_PER_TASK": "2",  # GPU phases: two videos per task, one model load
         **model_environment(tiny_models),
     }
     (home / "subjects").mkdir()
@@ -135,19 +136,37 @@ def test_release_samples_in_the_published_format(pipeline, demo_corpus):
         assert sample["token_num"] > 576 * sample["image_num"]
 
 
-def test_each_mapped_task_is_labelled_with_its_video_id(pipeline):
+def task_labels(run, phase: str) -> list[str]:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
-    run = pipeline["runs"]["download"][0]
     with create_session() as session:
-        labels = {ti.rendered_map_index for ti in session.query(TaskInstance).filter(
-            TaskInstance.dag_id == "lectern_download", TaskInstance.run_id == run.run_id,
-            TaskInstance.task_id == "run_stage")}
-    assert labels == {"photosynthesis", "cell_division", "dna_replication", "pasta_recipe", "broken_upload"}
+        return sorted(ti.rendered_map_index for ti in session.query(TaskInstance).filter(
+            TaskInstance.dag_id == f"lectern_{phase}", TaskInstance.run_id == run.run_id,
+            TaskInstance.task_id == "run_stage"))
+
+
+def test_each_mapped_task_is_labelled_with_its_video_id(pipeline):
+    run = pipeline["runs"]["download"][0]
+    assert task_labels(run, "download") == sorted(
+        ["photosynthesis", "cell_division", "dna_replication", "pasta_recipe", "broken_upload"])
     with session_scope(pipeline["settings"].db_url) as session:
         rows = stage_rows(session, stage="download")
     assert all(r.run_id == run.run_id and r.map_index is not None for r in rows)
+
+
+def test_gpu_phases_run_two_videos_per_task_with_a_row_each(pipeline):
+    run = pipeline["runs"]["transcribe"][0]
+    labels = task_labels(run, "transcribe")
+    assert len(labels) == 2 and all(len(label.split(", ")) == 2 for label in labels)
+    videos = sorted(v for label in labels for v in label.split(", "))
+    assert videos == sorted(["photosynthesis", "cell_division", "dna_replication", "pasta_recipe"])
+    with session_scope(pipeline["settings"].db_url) as session:
+        rows = stage_rows(session, stage="transcribe")
+    assert sorted(r.video_id for r in rows) == videos and all(r.status == "succeeded" for r in rows)
+    # the second video of each task found the model loaded already
+    loads = sorted(r.metrics["model_load_seconds"] for r in rows)
+    assert loads[0] < 1.0 and loads[1] < 1.0 and loads[-1] > 1.0
 
 
 def test_rerun_claims_nothing_and_force_recomputes_without_duplicates(pipeline):

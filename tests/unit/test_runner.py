@@ -65,3 +65,32 @@ def test_unreachable_server_is_transient_with_backoff(settings):
 def test_bad_video_id_is_refused(settings):
     with pytest.raises(ValueError, match="invalid video id"):
         run_stage("download", "../../etc/passwd", settings)
+
+
+def test_batch_keeps_one_row_and_one_log_section_per_video(settings, corpus_server, caplog):
+    from lectern.runner import run_stage_batch
+
+    discover(settings, ("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"),
+             ("gone", f"{corpus_server.base_url}/gone.mp4"),
+             ("cell_division", f"{corpus_server.base_url}/cell_division.mp4"))
+    with caplog.at_level("INFO", logger="lectern"):
+        code = run_stage_batch("download", ["photosynthesis", "gone", "cell_division"], settings, owner="pod-1",
+                               run_id="run-9", map_index=0)
+    assert code == EXIT_PERMANENT  # the worst outcome: one video is gone
+    assert [row(settings, v).status for v in ("photosynthesis", "gone", "cell_division")] == [
+        "succeeded", "failed", "succeeded"]
+    assert {row(settings, v).run_id for v in ("photosynthesis", "gone", "cell_division")} == {"run-9"}
+    lines = [r.getMessage() for r in caplog.records]
+    for video_id in ("photosynthesis", "gone", "cell_division"):
+        start = lines.index(next(l for l in lines if l.startswith(f"===== [{video_id}] download (")))
+        end = lines.index(next(l for l in lines if l.startswith(f"===== [{video_id}] download: end")))
+        section = lines[start + 1:end]
+        assert section and all(f"[{video_id}]" in line for line in section)  # nothing of another video inside
+
+
+def test_batch_exit_code_is_the_worst_outcome(settings):
+    from lectern.runner import run_stage_batch
+
+    discover(settings, ("offline", "http://127.0.0.1:9/offline.mp4"))
+    assert run_stage_batch("download", ["offline"], settings) == EXIT_TRANSIENT
+    assert run_stage_batch("download", ["offline"], settings) == EXIT_NOT_CLAIMABLE  # backing off
