@@ -78,6 +78,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "JSON list of tolerations for GPU-phase pods.",
     ),
     "LECTERN_GPU_NODE_SELECTOR": ("{}", "JSON node selector for GPU-phase pods."),
+    "LECTERN_K8S_MODEL_CACHE_PVC": ("", "PersistentVolumeClaim mounted at /models in stage pods to cache model downloads (empty: none)."),
     "LECTERN_POD_MEMORY": ("4Gi", "Memory request of CPU-phase pods."),
     "LECTERN_GPU_POD_MEMORY": ("16Gi", "Memory request of GPU-phase pods."),
 }
@@ -146,6 +147,7 @@ class Settings:
     gpu_count: int
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
     gpu_node_selector: dict[str, str] = field(default_factory=dict)
+    model_cache_pvc: str | None = None
     pod_memory: str = "4Gi"
     gpu_pod_memory: str = "16Gi"
 
@@ -221,6 +223,7 @@ class Settings:
             gpu_count=int(get("LECTERN_GPU_COUNT")),
             gpu_tolerations=json.loads(get("LECTERN_GPU_TOLERATIONS")),
             gpu_node_selector=json.loads(get("LECTERN_GPU_NODE_SELECTOR")),
+            model_cache_pvc=optional("LECTERN_K8S_MODEL_CACHE_PVC"),
             pod_memory=get("LECTERN_POD_MEMORY"),
             gpu_pod_memory=get("LECTERN_GPU_POD_MEMORY"),
         )

@@ -6,6 +6,8 @@ import re
 
 from lectern.config import GPU_STAGES, Settings
 
+MODEL_CACHE = "/models"
+
 
 def label_value(value: str) -> str:
     """A Kubernetes label value: <= 63 of [A-Za-z0-9_.-], starting and ending alphanumeric."""
@@ -34,7 +36,9 @@ def pod_settings(phase: str, settings: Settings) -> dict:
         "node_selector": settings.gpu_node_selector if gpu else {},
         "env_secret": settings.k8s_env_secret,
         # Non-secret settings travel as plain env; secrets (DB URL with password, AWS keys) come from env_secret.
-        "env": {"LECTERN_EXECUTION": "kubernetes", "OMP_THREAD_LIMIT": "1"},
+        "env": {"LECTERN_EXECUTION": "kubernetes", "OMP_THREAD_LIMIT": "1",
+                **({"HF_HOME": f"{MODEL_CACHE}/hf", "LECTERN_MODELS_DIR": MODEL_CACHE} if settings.model_cache_pvc else {})},
+        "model_cache_pvc": settings.model_cache_pvc,
         "labels": {"app.kubernetes.io/name": "lectern", "lectern/phase": phase},
     }
 

@@ -103,9 +103,14 @@ def run_in_pods(phase: str, calls):
     from kubernetes.client import models as k8s
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
-    from lectern.pods import pod_settings
+    from lectern.pods import MODEL_CACHE, pod_settings
 
     spec = pod_settings(phase, SETTINGS)
+    volumes, mounts = [], []
+    if spec["model_cache_pvc"]:
+        volumes = [k8s.V1Volume(name="model-cache", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
+            claim_name=spec["model_cache_pvc"]))]
+        mounts = [k8s.V1VolumeMount(name="model-cache", mount_path=MODEL_CACHE)]
     return KubernetesPodOperator.partial(
         task_id="run_stage",
         name=f"lectern-{phase}",
@@ -117,6 +122,8 @@ def run_in_pods(phase: str, calls):
         container_resources=k8s.V1ResourceRequirements(requests=spec["requests"], limits=spec["limits"]),
         tolerations=[k8s.V1Toleration(**t) for t in spec["tolerations"]],
         node_selector=spec["node_selector"],
+        volumes=volumes,
+        volume_mounts=mounts,
         get_logs=True,
         on_finish_action="delete_succeeded_pod",
         map_index_template="{{ task.arguments[5:] | join(', ') }}",

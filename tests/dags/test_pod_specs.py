@@ -15,13 +15,16 @@ def kubernetes_dags():
 
     previous = os.environ.get("LECTERN_EXECUTION")
     os.environ.update({"LECTERN_EXECUTION": "kubernetes", "LECTERN_WORKER_IMAGE": "registry.local/lectern-worker:1",
-                       "LECTERN_GPU_NODE_SELECTOR": '{"nvidia.com/gpu.product": "H200"}'})
+                       "LECTERN_GPU_NODE_SELECTOR": '{"nvidia.com/gpu.product": "H200"}',
+                       "LECTERN_K8S_MODEL_CACHE_PVC": "lectern-models", "LECTERN_GPU_POD_MEMORY": "48Gi"})
     importlib.reload(lectern_airflow)
     try:
         yield DagBag(dag_folder=str(ROOT / "dags"))
     finally:
         os.environ.pop("LECTERN_WORKER_IMAGE")
         os.environ.pop("LECTERN_GPU_NODE_SELECTOR")
+        os.environ.pop("LECTERN_K8S_MODEL_CACHE_PVC")
+        os.environ.pop("LECTERN_GPU_POD_MEMORY")
         if previous is None:
             os.environ.pop("LECTERN_EXECUTION")
         else:
@@ -44,6 +47,10 @@ def test_gpu_phases_request_a_gpu(kubernetes_dags, phase):
     container = pod.spec.containers[0]
     assert container.image == "registry.local/lectern-worker:1"
     assert container.resources.limits["nvidia.com/gpu"] == "1"
+    assert container.resources.requests["memory"] == "48Gi"
+    assert pod.spec.volumes[0].persistent_volume_claim.claim_name == "lectern-models"
+    assert container.volume_mounts[0].mount_path == "/models"
+    assert {e.name: e.value for e in container.env}["HF_HOME"] == "/models/hf"
     assert any(t.key == "nvidia.com/gpu" and t.effect == "NoSchedule" for t in pod.spec.tolerations)
     assert pod.spec.node_selector == {"nvidia.com/gpu.product": "H200"}
     assert container.command == ["python", "-m", "lectern"]
