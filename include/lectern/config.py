@@ -26,7 +26,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_EXECUTION": ("local", "local: stages run as a subprocess of the Airflow worker; kubernetes: in a pod per video."),
     "LECTERN_SUBJECTS_DIR": ("{home}/subjects", "Directory of subject taxonomies, one <subject>.yaml each."),
     "LECTERN_MODELS_DIR": ("{home}/models", "Where locally built or cached models live."),
-    "LECTERN_VIDEOS_PER_TASK": ("1", "GPU phases (transcribe, judge): videos per mapped task/pod, so one model load serves them all."),
+    "LECTERN_VIDEOS_PER_TASK": ("4", "GPU phases (transcribe, judge): videos per mapped task/pod, so one model load serves them all (1: one task per video). See bench/asr.py."),
     "LECTERN_BATCH_SIZE": ("100", "Videos claimed per phase run (Airflow maps one task per video; keep it in the hundreds)."),
     "LECTERN_LEASE_SECONDS": ("3600", "How long a claim holds a video-stage before another run may reclaim it."),
     "LECTERN_MAX_ATTEMPTS": ("3", "Attempts per video-stage before a transient failure becomes final."),

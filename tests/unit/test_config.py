@@ -9,6 +9,7 @@ def test_defaults_are_the_embedded_mode(tmp_path):
     assert settings.store_url == f"file://{tmp_path}/store"
     assert settings.execution == "local"
     assert settings.ssim_threshold == 0.95
+    assert settings.videos_per_task == 4
     assert settings.gpu_tolerations[0]["key"] == "nvidia.com/gpu"
 
 
