@@ -58,3 +58,28 @@ def test_the_random_models_loops_fail_the_repetition_gate(downloaded, store, set
     result = transcribe.run(downloaded("photosynthesis"), store, strict)
     assert result.status == "rejected"
     assert result.reason.startswith(("repetition: repeated 3-grams", "hallucination: "))
+
+
+def test_alignment_falls_back_to_segment_times(settings):
+    """No alignment model for the language: every segment keeps its own times, and the failure is recorded."""
+    import dataclasses
+
+    import numpy as np
+
+    segments = [{"start": 0.5, "end": 4.0, "text": "Mitosis has 4 phases."}, {"start": 5.0, "end": 9.0, "text": "42"}]
+    no_model = dataclasses.replace(settings, align_model=None)
+    aligned, metrics = transcribe.align_segments(segments, np.zeros(16000 * 10, dtype=np.float32), "xx", no_model)
+    assert [(s["start"], s["end"], s["text"], s["words"]) for s in aligned] == [
+        (0.5, 4.0, "Mitosis has 4 phases.", []), (5.0, 9.0, "42", [])]
+    assert metrics["align_error"].startswith("ValueError")
+
+
+def test_aligned_words_stay_inside_their_segment(settings):
+    import numpy as np
+
+    audio = np.random.default_rng(0).normal(0, 0.1, 16000 * 10).astype(np.float32)
+    segments = [{"start": 1.0, "end": 4.0, "text": "cells divide"}]
+    aligned, metrics = transcribe.align_segments(segments, audio, "en", settings)
+    assert 0.0 <= metrics["alignment_failure_rate"] <= 1.0
+    for word in aligned[0]["words"]:
+        assert 1.0 <= word["start"] <= word["end"] <= 4.0 + 1e-3 and word["word"] in ("cells", "divide")
