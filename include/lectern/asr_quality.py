@@ -2,7 +2,7 @@
 
 Whisper hallucinates in known ways: it loops (the same n-grams over and over), it emits more text than anyone can
 speak (characters per second far above ~20; 40 is a generous bound), and over silence or music it produces stock
-phrases from its training subtitles ("thank you for watching"). Videos with too little speech teach nothing.
+phrases from its training subtitles ("thank you for watching"). Videos with too little speech teach nothing, and speech in a language outside the allowed set is not wanted.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ class Gates:
     max_chars_per_second: float = 40.0
     max_filler_share: float = 0.5
     hallucination_checks: bool = True
+    allowed_languages: tuple[str, ...] = ()  # empty: any language
+    min_language_probability: float = 0.5  # an uncertain guess rejects nothing
 
 
 def words(text: str) -> list[str]:
@@ -79,6 +81,10 @@ def first_failure(metrics: dict, gates: Gates) -> str | None:
         return f"duration {metrics['duration_s']:.1f}s < {gates.min_duration_s:.0f}s"
     if metrics["speech_ratio"] < gates.min_speech_ratio:
         return f"speech ratio {metrics['speech_ratio']:.2f} < {gates.min_speech_ratio:.2f}"
+    detected, probability = metrics.get("detected_language"), metrics.get("language_probability", 0.0)
+    if (gates.allowed_languages and detected and detected not in gates.allowed_languages
+            and probability >= gates.min_language_probability):
+        return f"language {detected} (p={probability:.2f}) not in {','.join(gates.allowed_languages)}"
     if not gates.hallucination_checks:
         return None
     if metrics["repeated_ngram_ratio"] > gates.max_repeated_ngrams:

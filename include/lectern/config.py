@@ -48,6 +48,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_VAD_OFFSET": ("0.363", "VAD speech offset threshold (WhisperX's default)."),
     "LECTERN_VAD_CHUNK_S": ("30", "WhisperX merges VAD speech regions into chunks of at most this many seconds."),
     "LECTERN_ASR_MAX_NEW_TOKENS": ("", "Cap on tokens per ASR segment (empty: model default)."),
+    "LECTERN_ASR_ALLOWED_LANGUAGES": ("en", "Comma-separated languages kept; the spoken language is detected and others rejected (empty: any)."),
+    "LECTERN_ASR_MIN_LANGUAGE_PROBABILITY": ("0.50", "A language guess less certain than this rejects nothing."),
     "LECTERN_ASR_MIN_SPEECH_RATIO": ("0.20", "Transcribe rejects a video whose speech (VAD) covers less than this share."),
     "LECTERN_ASR_HALLUCINATION_CHECKS": ("true", "Reject transcripts that loop, run too fast or are only filler phrases."),
     "LECTERN_ASR_MAX_REPEATED_NGRAMS": ("0.50", "Largest share of repeated word 3-grams in a transcript."),
@@ -122,6 +124,8 @@ class Settings:
     vad_onset: float
     vad_offset: float
     vad_chunk_s: float
+    asr_allowed_languages: tuple[str, ...]
+    asr_min_language_probability: float
     asr_min_speech_ratio: float
     asr_hallucination_checks: bool
     asr_max_repeated_ngrams: float
@@ -198,6 +202,8 @@ class Settings:
             vad_onset=float(get("LECTERN_VAD_ONSET")),
             vad_offset=float(get("LECTERN_VAD_OFFSET")),
             vad_chunk_s=float(get("LECTERN_VAD_CHUNK_S")),
+            asr_allowed_languages=tuple(c.strip() for c in get("LECTERN_ASR_ALLOWED_LANGUAGES").split(",") if c.strip()),
+            asr_min_language_probability=float(get("LECTERN_ASR_MIN_LANGUAGE_PROBABILITY")),
             asr_min_speech_ratio=float(get("LECTERN_ASR_MIN_SPEECH_RATIO")),
             asr_hallucination_checks=_bool(get("LECTERN_ASR_HALLUCINATION_CHECKS")),
             asr_max_repeated_ngrams=float(get("LECTERN_ASR_MAX_REPEATED_NGRAMS")),

@@ -53,3 +53,15 @@ def test_length_and_speech_gates(duration, speech, reason):
 def test_hallucination_checks_can_be_turned_off():
     loop = [{"start": 0.0, "end": 20.0, "text": "and then the " * 40}]
     assert first_failure(measure(loop, 30.0, 20.0), Gates(hallucination_checks=False)) is None
+
+
+@pytest.mark.parametrize("detected,probability,allowed,reason", [
+    ("de", 0.93, ("en",), "language de (p=0.93) not in en"),
+    ("de", 0.30, ("en",), None),  # too unsure to reject
+    ("en", 0.99, ("en",), None),
+    ("de", 0.93, (), None),  # any language allowed
+    ("fr", 0.80, ("en", "es"), "language fr (p=0.80) not in en,es"),
+])
+def test_language_gate(detected, probability, allowed, reason):
+    metrics = {**measure(LECTURE, 20.0, 17.0), "detected_language": detected, "language_probability": probability}
+    assert first_failure(metrics, Gates(allowed_languages=allowed)) == reason

@@ -32,6 +32,8 @@ def demo_settings(models: dict[str, str]) -> dict[str, str]:
         # A randomly initialised Whisper babbles in loops by construction: its transcripts would (rightly) fail
         # the hallucination checks. The speech-ratio and duration gates stay on.
         "LECTERN_ASR_HALLUCINATION_CHECKS": "false",
+        # ...and guesses the spoken language at random: keep every language (transcription stays English).
+        "LECTERN_ASR_ALLOWED_LANGUAGES": "",
     }
 
 

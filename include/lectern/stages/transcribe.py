@@ -49,11 +49,25 @@ def align_segments(segments: list[dict], audio, language: str, settings: Setting
     return aligned, {"alignment_failure_rate": round(failed / len(aligned), 3) if aligned else 0.0}
 
 
+def detect_language(pipeline, audio) -> tuple[str, float]:
+    """Whisper's language guess on the first 30 s, with its probability (WhisperX's own keeps only the guess)."""
+    from whisperx.audio import N_SAMPLES, log_mel_spectrogram
+
+    model = pipeline.model
+    n_mels = model.feat_kwargs.get("feature_size") or 80
+    window = audio[:N_SAMPLES]
+    features = log_mel_spectrogram(window, n_mels=n_mels, padding=max(0, N_SAMPLES - window.shape[0]))
+    token, probability = model.model.detect_language(model.encode(features))[0][0]
+    return token[2:-2], round(float(probability), 3)
+
+
 def gates(settings: Settings) -> asr_quality.Gates:
     return asr_quality.Gates(
         min_duration_s=settings.min_duration_s, min_speech_ratio=settings.asr_min_speech_ratio,
         max_repeated_ngrams=settings.asr_max_repeated_ngrams, max_chars_per_second=settings.asr_max_chars_per_second,
         max_filler_share=settings.asr_max_filler_share, hallucination_checks=settings.asr_hallucination_checks,
+        allowed_languages=settings.asr_allowed_languages,
+        min_language_probability=settings.asr_min_language_probability,
     )
 
 
@@ -79,9 +93,12 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         audio = whisperx.load_audio(str(path), sr=SAMPLE_RATE)
     duration = len(audio) / SAMPLE_RATE
     asr_started = time.monotonic()
-    result = pipeline.transcribe(audio, batch_size=settings.asr_batch_size, language=settings.asr_language,
+    # Detect even when the language is fixed: speech in another language is rejected, not mistranscribed.
+    needs_detection = bool(settings.asr_allowed_languages) or not settings.asr_language
+    detected = detect_language(pipeline, audio) if needs_detection else None
+    language = settings.asr_language or (detected[0] if detected else "en")
+    result = pipeline.transcribe(audio, batch_size=settings.asr_batch_size, language=language,
                                  chunk_size=int(settings.vad_chunk_s))
-    language = result.get("language") or settings.asr_language or "en"
     segments = [
         {"start": round(float(s["start"]), 3), "end": round(float(s["end"]), 3), "text": s["text"].strip()}
         for s in result["segments"] if s.get("text", "").strip()
@@ -95,6 +112,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         "segments": len(segments),
         "words": sum(len(s["text"].split()) for s in segments),
         "language": language,
+        **({"detected_language": detected[0], "language_probability": detected[1]} if detected else {}),
         "model_load_seconds": round(load_seconds, 3),
         "asr_seconds": round(asr_seconds, 3),
         "realtime_factor": round(duration / asr_seconds, 2) if asr_seconds else None,

@@ -83,3 +83,19 @@ def test_aligned_words_stay_inside_their_segment(settings):
     assert 0.0 <= metrics["alignment_failure_rate"] <= 1.0
     for word in aligned[0]["words"]:
         assert 1.0 <= word["start"] <= word["end"] <= 4.0 + 1e-3 and word["word"] in ("cells", "divide")
+
+
+def test_spoken_language_is_detected_and_gated(downloaded, store, settings):
+    """The real detection path: the language guess and its probability are recorded, and a language outside the
+    allowed set is rejected by name (the tiny model's guess is arbitrary, so nothing is allowed but 'zz')."""
+    import dataclasses
+
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    video = downloaded("photosynthesis")
+    gated = dataclasses.replace(settings, asr_allowed_languages=("zz",), asr_min_language_probability=0.0)
+    result = transcribe.run(video, store, gated)
+    detected, probability = result.metrics["detected_language"], result.metrics["language_probability"]
+    assert detected in _LANGUAGE_CODES and 0.0 < probability <= 1.0
+    assert result.status == "rejected" and result.reason == f"language {detected} (p={probability:.2f}) not in zz"
+    assert result.metrics["language"] == "en"  # transcribed in the configured language all the same
