@@ -46,6 +46,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_ASR_LANGUAGE": ("en", "Transcription language code; empty to detect."),
     "LECTERN_VAD_ONSET": ("0.500", "VAD speech onset threshold (WhisperX's default)."),
     "LECTERN_VAD_OFFSET": ("0.363", "VAD speech offset threshold (WhisperX's default)."),
+    "LECTERN_ASR_WINDOW_S": ("600", "Audio is decoded and transcribed this many seconds at a time (memory stays bounded)."),
     "LECTERN_VAD_CHUNK_S": ("30", "WhisperX merges VAD speech regions into chunks of at most this many seconds."),
     "LECTERN_ASR_MAX_NEW_TOKENS": ("", "Cap on tokens per ASR segment (empty: model default)."),
     "LECTERN_ASR_ALLOWED_LANGUAGES": ("en", "Comma-separated languages kept; the spoken language is detected and others rejected (empty: any)."),
@@ -124,6 +125,7 @@ class Settings:
     vad_onset: float
     vad_offset: float
     vad_chunk_s: float
+    asr_window_s: float
     asr_allowed_languages: tuple[str, ...]
     asr_min_language_probability: float
     asr_min_speech_ratio: float
@@ -202,6 +204,7 @@ class Settings:
             vad_onset=float(get("LECTERN_VAD_ONSET")),
             vad_offset=float(get("LECTERN_VAD_OFFSET")),
             vad_chunk_s=float(get("LECTERN_VAD_CHUNK_S")),
+            asr_window_s=float(get("LECTERN_ASR_WINDOW_S")),
             asr_allowed_languages=tuple(c.strip() for c in get("LECTERN_ASR_ALLOWED_LANGUAGES").split(",") if c.strip()),
             asr_min_language_probability=float(get("LECTERN_ASR_MIN_LANGUAGE_PROBABILITY")),
             asr_min_speech_ratio=float(get("LECTERN_ASR_MIN_SPEECH_RATIO")),

@@ -7,11 +7,16 @@ keeps its own times; the share of segments that could not be aligned is a metric
 
 from __future__ import annotations
 
+import subprocess
 import time
+from contextlib import closing
+from typing import Iterator
+
+import numpy as np
 
 from lectern import asr_quality, models
 from lectern.config import Settings
-from lectern.errors import MissingInput
+from lectern.errors import CorruptMedia, MissingInput
 from lectern.stages import StageResult
 from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
@@ -19,10 +24,13 @@ from lectern.store import Keys, Store
 NAME = "transcribe"
 VERSION = "1"
 SAMPLE_RATE = 16000
+WINDOW_EDGE_S = 0.5  # a segment ending this close to a window's end was cut by the window
+LANGUAGE_WINDOW_S = 30.0  # Whisper guesses the language from one 30 s window
 
 
-def align_segments(segments: list[dict], audio, language: str, settings: Settings) -> tuple[list[dict], dict]:
-    """Word times for each segment where alignment works; segment times where it does not."""
+def align_segments(segments: list[dict], audio, language: str, settings: Settings) -> tuple[list[dict], str | None]:
+    """Word times for each segment where alignment works; segment times (no words) where it does not.
+    Returns the segments and, when no alignment model could be loaded, why."""
     import whisperx
 
     if settings.nltk_data:
@@ -33,7 +41,7 @@ def align_segments(segments: list[dict], audio, language: str, settings: Setting
     try:
         model, metadata = models.aligner(language, settings.align_model, settings.asr_device)
     except Exception as exc:  # no alignment model for this language: keep segment times
-        return [dict(s, words=[]) for s in segments], {"align_error": f"{type(exc).__name__}: {exc}"[:300]}
+        return [dict(s, words=[]) for s in segments], f"{type(exc).__name__}: {exc}"[:300]
     aligned = []
     for segment in segments:
         try:
@@ -45,8 +53,58 @@ def align_segments(segments: list[dict], audio, language: str, settings: Setting
             {"word": w["word"], "start": round(float(w["start"]), 3), "end": round(float(w["end"]), 3),
              "score": round(float(w.get("score", 0.0)), 3)} for w in words
         ]})
-    failed = sum(1 for s in aligned if not s["words"])
-    return aligned, {"alignment_failure_rate": round(failed / len(aligned), 3) if aligned else 0.0}
+    return aligned, None
+
+
+def audio_windows(path, window_s: float) -> Iterator[tuple[np.ndarray, bool]]:
+    """16 kHz mono audio decoded by ffmpeg as a stream, `window_s` seconds at a time: (samples, is_last).
+    Memory stays bounded by one window whatever the video's length."""
+    size = int(window_s * SAMPLE_RATE) * 2  # s16le
+    command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-vn", "-f", "s16le", "-ac", "1",
+               "-ar", str(SAMPLE_RATE), "-"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        current = proc.stdout.read(size)
+        while current:
+            following = proc.stdout.read(size)
+            yield np.frombuffer(current, np.int16).astype(np.float32) / 32768.0, not following
+            current = following
+        error = proc.stderr.read().decode(errors="replace").strip()
+    if proc.returncode:
+        raise CorruptMedia(f"ffmpeg could not decode the audio: {error.splitlines()[-1] if error else proc.returncode}")
+
+
+def transcribe_windows(pipeline, path, language: str, settings: Settings) -> tuple[list[dict], float, str | None]:
+    """Transcribe and align window by window. A segment running into a window's end was cut mid-speech: it is
+    dropped and its audio carried into the next window, so windows meet at VAD boundaries."""
+    segments: list[dict] = []
+    carry, carry_start, position, align_error = np.zeros(0, np.float32), 0.0, 0.0, None
+    for window, is_last in audio_windows(path, settings.asr_window_s):
+        start = carry_start if carry.size else position
+        position += len(window) / SAMPLE_RATE
+        audio = np.concatenate([carry, window]) if carry.size else window
+        result = pipeline.transcribe(audio, batch_size=settings.asr_batch_size, language=language,
+                                     chunk_size=int(settings.vad_chunk_s))
+        found = [{"start": float(s["start"]), "end": float(s["end"]), "text": s["text"].strip()}
+                 for s in result["segments"] if s.get("text", "").strip()]
+        carry = np.zeros(0, np.float32)
+        length = len(audio) / SAMPLE_RATE
+        if not is_last and found and found[-1]["end"] >= length - WINDOW_EDGE_S and found[-1]["start"] > 1.0:
+            cut = found.pop()
+            carry, carry_start = audio[int(cut["start"] * SAMPLE_RATE):], start + cut["start"]
+        if found:
+            aligned, error = align_segments(found, audio, language, settings)
+            align_error = align_error or error
+            segments.extend(_shifted(segment, start) for segment in aligned)
+    return segments, position, align_error
+
+
+def _shifted(segment: dict, offset: float) -> dict:
+    return {
+        **segment,
+        "start": round(segment["start"] + offset, 3), "end": round(segment["end"] + offset, 3),
+        "words": [{**w, "start": round(w["start"] + offset, 3), "end": round(w["end"] + offset, 3)}
+                  for w in segment["words"]],
+    }
 
 
 def detect_language(pipeline, audio) -> tuple[str, float]:
@@ -73,7 +131,7 @@ def gates(settings: Settings) -> asr_quality.Gates:
 
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     started = time.monotonic()
-    import whisperx  # counted as model loading: torch, pyannote and lightning dominate a cold start
+    import whisperx  # noqa: F401 - counted as model loading: torch, pyannote, lightning dominate a cold start
 
     import_seconds = time.monotonic() - started
 
@@ -89,22 +147,20 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
                                    settings.asr_language, settings.asr_max_new_tokens, settings.vad_onset,
                                    settings.vad_offset, settings.vad_chunk_s)
     load_seconds = import_seconds + time.monotonic() - started
-    with store.local_path(source_key) as path:
-        audio = whisperx.load_audio(str(path), sr=SAMPLE_RATE)
-    duration = len(audio) / SAMPLE_RATE
     asr_started = time.monotonic()
-    # Detect even when the language is fixed: speech in another language is rejected, not mistranscribed.
-    needs_detection = bool(settings.asr_allowed_languages) or not settings.asr_language
-    detected = detect_language(pipeline, audio) if needs_detection else None
-    language = settings.asr_language or (detected[0] if detected else "en")
-    result = pipeline.transcribe(audio, batch_size=settings.asr_batch_size, language=language,
-                                 chunk_size=int(settings.vad_chunk_s))
-    segments = [
-        {"start": round(float(s["start"]), 3), "end": round(float(s["end"]), 3), "text": s["text"].strip()}
-        for s in result["segments"] if s.get("text", "").strip()
-    ]
-    segments, align_metrics = align_segments(segments, audio, language, settings) if segments else ([], {})
+    with store.local_path(source_key) as path:
+        # Detect even when the language is fixed: speech in another language is rejected, not mistranscribed.
+        detected = None
+        if settings.asr_allowed_languages or not settings.asr_language:
+            with closing(audio_windows(path, LANGUAGE_WINDOW_S)) as windows:
+                first = next(windows, None)
+            detected = detect_language(pipeline, first[0]) if first else None
+        language = settings.asr_language or (detected[0] if detected else "en")
+        segments, duration, align_error = transcribe_windows(pipeline, path, language, settings)
     asr_seconds = time.monotonic() - asr_started
+    unaligned = sum(1 for s in segments if not s["words"])
+    align_metrics = {"alignment_failure_rate": round(unaligned / len(segments), 3) if segments else 0.0,
+                     **({"align_error": align_error} if align_error else {})}
     # Speech is measured on the VAD chunks WhisperX transcribed (pauses inside a chunk count as speech).
     speech = sum(s["end"] - s["start"] for s in segments)
     metrics = {
