@@ -49,7 +49,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_ASR_WINDOW_S": ("600", "Audio is decoded and transcribed this many seconds at a time (memory stays bounded)."),
     "LECTERN_VAD_CHUNK_S": ("30", "WhisperX merges VAD speech regions into chunks of at most this many seconds."),
     "LECTERN_ASR_MAX_NEW_TOKENS": ("", "Cap on tokens per ASR segment (empty: model default)."),
-    "LECTERN_ASR_ALLOWED_LANGUAGES": ("en", "Comma-separated languages kept; the spoken language is detected and others rejected (empty: any)."),
+    "LECTERN_ALLOWED_LANGUAGES": ("en", "Comma-separated languages kept, from metadata before download and from the detected spoken language in transcribe (empty: any)."),
+    "LECTERN_REQUIRED_LICENSE": ("", "Keep only videos whose licence contains this text, e.g. creative commons (empty: any licence)."),
     "LECTERN_ASR_MIN_LANGUAGE_PROBABILITY": ("0.50", "A language guess less certain than this rejects nothing."),
     "LECTERN_ASR_MIN_SPEECH_RATIO": ("0.20", "Transcribe rejects a video whose speech (VAD) covers less than this share."),
     "LECTERN_ASR_HALLUCINATION_CHECKS": ("true", "Reject transcripts that loop, run too fast or are only filler phrases."),
@@ -126,7 +127,8 @@ class Settings:
     vad_offset: float
     vad_chunk_s: float
     asr_window_s: float
-    asr_allowed_languages: tuple[str, ...]
+    allowed_languages: tuple[str, ...]
+    required_license: str | None
     asr_min_language_probability: float
     asr_min_speech_ratio: float
     asr_hallucination_checks: bool
@@ -205,7 +207,8 @@ class Settings:
             vad_offset=float(get("LECTERN_VAD_OFFSET")),
             vad_chunk_s=float(get("LECTERN_VAD_CHUNK_S")),
             asr_window_s=float(get("LECTERN_ASR_WINDOW_S")),
-            asr_allowed_languages=tuple(c.strip() for c in get("LECTERN_ASR_ALLOWED_LANGUAGES").split(",") if c.strip()),
+            required_license=optional("LECTERN_REQUIRED_LICENSE"),
+            allowed_languages=tuple(c.strip() for c in get("LECTERN_ALLOWED_LANGUAGES").split(",") if c.strip()),
             asr_min_language_probability=float(get("LECTERN_ASR_MIN_LANGUAGE_PROBABILITY")),
             asr_min_speech_ratio=float(get("LECTERN_ASR_MIN_SPEECH_RATIO")),
             asr_hallucination_checks=_bool(get("LECTERN_ASR_HALLUCINATION_CHECKS")),

@@ -138,6 +138,8 @@ def _found(entry: dict[str, Any], target: str) -> FoundVideo:
         id=video_id, url=url, title=entry.get("title") or video_id, description=entry.get("description") or "",
         duration_s=float(duration) if duration else None, language=entry.get("language"),
         extractor=entry.get("extractor_key") or entry.get("ie_key"),
+        live_status=entry.get("live_status") or ("is_live" if entry.get("is_live") else None),
+        license=entry.get("license"),
     )
 
 

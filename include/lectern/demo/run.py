@@ -33,7 +33,7 @@ def demo_settings(models: dict[str, str]) -> dict[str, str]:
         # the hallucination checks. The speech-ratio and duration gates stay on.
         "LECTERN_ASR_HALLUCINATION_CHECKS": "false",
         # ...and guesses the spoken language at random: keep every language (transcription stays English).
-        "LECTERN_ASR_ALLOWED_LANGUAGES": "",
+        "LECTERN_ALLOWED_LANGUAGES": "",
     }
 
 

@@ -1,4 +1,4 @@
-"""download: metadata pre-filter, yt-dlp download (H.264 <= 720p preferred), ffprobe, store."""
+"""download: pre-download filter (lectern.prefilter), yt-dlp download (H.264 <= 720p preferred), ffprobe, store."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from lectern import media
 from lectern.config import Settings
 from lectern.errors import DownloadFailed, VideoUnavailable
+from lectern.prefilter import duration_reason, metadata_rejection
 from lectern.stages import StageResult
 from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
@@ -20,16 +21,6 @@ VERSION = "1"
 # yt-dlp's messages for videos that will never come back.
 GONE = re.compile(r"HTTP Error (404|410)|Private video|Video unavailable|removed|account .*terminated|Unsupported URL",
                   re.IGNORECASE)
-
-
-def _duration_reason(duration: float | None, settings: Settings) -> str | None:
-    if duration is None:
-        return None
-    if duration < settings.min_duration_s:
-        return f"duration {duration:.1f}s < {settings.min_duration_s:.0f}s"
-    if duration > settings.max_duration_s:
-        return f"duration {duration:.1f}s > {settings.max_duration_s:.0f}s"
-    return None
 
 
 def fetch(url: str, directory: Path, settings: Settings) -> Path:
@@ -63,8 +54,8 @@ def fetch(url: str, directory: Path, settings: Settings) -> Path:
 
 
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
-    reason = _duration_reason(video.duration_s, settings)
-    if reason:  # known from search metadata: don't download at all
+    reason = metadata_rejection(video, settings)
+    if reason:  # decided on search metadata: nothing is downloaded
         return StageResult.rejected(f"metadata filter: {reason}", {"duration_s": video.duration_s})
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"lectern-{video.id}-") as tmp:
@@ -74,7 +65,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         metrics = {**info, "download_seconds": round(seconds, 3)}
         if not info["has_video"]:
             return StageResult.rejected("no video stream", metrics, duration_s=info["duration_s"])
-        reason = _duration_reason(info["duration_s"], settings)
+        reason = duration_reason(info["duration_s"], settings)
         if reason:
             return StageResult.rejected(f"probe filter: {reason}", metrics, duration_s=info["duration_s"])
         source = store.put_file(Keys.source(video.id), path)

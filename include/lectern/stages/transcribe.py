@@ -124,7 +124,7 @@ def gates(settings: Settings) -> asr_quality.Gates:
         min_duration_s=settings.min_duration_s, min_speech_ratio=settings.asr_min_speech_ratio,
         max_repeated_ngrams=settings.asr_max_repeated_ngrams, max_chars_per_second=settings.asr_max_chars_per_second,
         max_filler_share=settings.asr_max_filler_share, hallucination_checks=settings.asr_hallucination_checks,
-        allowed_languages=settings.asr_allowed_languages,
+        allowed_languages=settings.allowed_languages,
         min_language_probability=settings.asr_min_language_probability,
     )
 
@@ -151,7 +151,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     with store.local_path(source_key) as path:
         # Detect even when the language is fixed: speech in another language is rejected, not mistranscribed.
         detected = None
-        if settings.asr_allowed_languages or not settings.asr_language:
+        if settings.allowed_languages or not settings.asr_language:
             with closing(audio_windows(path, LANGUAGE_WINDOW_S)) as windows:
                 first = next(windows, None)
             detected = detect_language(pipeline, first[0]) if first else None

@@ -53,6 +53,8 @@ class Video(Base):
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     extractor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    live_status: Mapped[str | None] = mapped_column(String(32), nullable=True)  # yt-dlp: is_live, was_live, ...
+    license: Mapped[str | None] = mapped_column(Text, nullable=True)
     discovered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sources: Mapped[list["VideoSource"]] = relationship(back_populates="video")
 

@@ -105,6 +105,8 @@ class FoundVideo:
     duration_s: float | None = None
     language: str | None = None
     extractor: str | None = None
+    live_status: str | None = None
+    license: str | None = None
 
 
 def record_search(session: Session, point_id: int, found: Sequence[FoundVideo], metrics: dict[str, Any]) -> dict[str, int]:
@@ -114,7 +116,8 @@ def record_search(session: Session, point_id: int, found: Sequence[FoundVideo], 
         video = session.get(Video, item.id)
         if video is None:
             video = Video(id=item.id, url=item.url, title=item.title, description=item.description,
-                          duration_s=item.duration_s, language=item.language, extractor=item.extractor)
+                          duration_s=item.duration_s, language=item.language, extractor=item.extractor,
+                          live_status=item.live_status, license=item.license)
             session.add(video)
             session.add(VideoStage(video_id=item.id, stage=STAGES[0], status=PENDING, metrics={}, artifacts={}))
             new += 1
@@ -321,6 +324,9 @@ class VideoRecord:
     title: str
     description: str
     duration_s: float | None
+    language: str | None = None
+    live_status: str | None = None
+    license: str | None = None
     subjects: tuple[str, ...] = ()
     points: tuple[str, ...] = ()
     artifacts: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> key
@@ -341,7 +347,7 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
     stages = session.scalars(select(VideoStage).where(VideoStage.video_id == video_id, VideoStage.status == SUCCEEDED))
     return VideoRecord(
         id=video.id, url=video.url, title=video.title or "", description=video.description or "",
-        duration_s=video.duration_s,
+        duration_s=video.duration_s, language=video.language, live_status=video.live_status, license=video.license,
         subjects=tuple(dict.fromkeys(name for name, _ in links)),
         points=tuple(dict.fromkeys(point for _, point in links)),
         artifacts={row.stage: dict(row.artifacts or {}) for row in stages},

@@ -32,3 +32,12 @@ def test_metadata_filter_rejects_before_downloading(store, settings):
     assert result.status == "rejected" and result.reason == "metadata filter: duration 7200.0s > 3600s"
     short = download.run(record("short", "http://127.0.0.1:9/never.mp4", duration_s=4.0), store, settings)
     assert short.reason == "metadata filter: duration 4.0s < 10s"
+
+
+def test_live_stream_is_rejected_before_downloading(store, settings):
+    live = record("live", "http://127.0.0.1:9/never.mp4", duration_s=None)
+    from dataclasses import replace
+
+    result = download.run(replace(live, live_status="is_live"), store, settings)
+    assert result.status == "rejected" and result.reason == "metadata filter: live stream (is_live)"
+    assert store.list("videos/") == []

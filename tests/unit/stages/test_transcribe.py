@@ -95,7 +95,7 @@ def test_spoken_language_is_detected_and_gated(downloaded, store, settings):
     from faster_whisper.tokenizer import _LANGUAGE_CODES
 
     video = downloaded("photosynthesis")
-    gated = dataclasses.replace(settings, asr_allowed_languages=("zz",), asr_min_language_probability=0.0)
+    gated = dataclasses.replace(settings, allowed_languages=("zz",), asr_min_language_probability=0.0)
     result = transcribe.run(video, store, gated)
     detected, probability = result.metrics["detected_language"], result.metrics["language_probability"]
     assert detected in _LANGUAGE_CODES and 0.0 < probability <= 1.0

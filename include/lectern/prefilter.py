@@ -1,0 +1,56 @@
+"""The pre-download filter: decisions on search metadata alone, before a byte of video is fetched.
+
+Each check returns the reason for a rejection (naming the filter and the value) or None. Unknown metadata
+never rejects: the later stages measure the real thing (ffprobe duration, detected spoken language).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from lectern.config import Settings
+from lectern.state.ops import VideoRecord
+
+LIVE_STATUSES = ("is_live", "is_upcoming", "post_live")  # still streaming, not yet aired, or not yet processed
+# Languages written in the Latin alphabet: a title mostly in another script is not in one of them.
+LATIN_SCRIPT_LANGUAGES = frozenset(
+    "af ca cs cy da de en es et eu fi fr ga gl hr hu id is it lt lv ms mt nl no pl pt ro sk sl sq sv sw tl tr vi".split()
+)
+MIN_TITLE_LETTERS = 8
+
+
+def duration_reason(duration: float | None, settings: Settings) -> str | None:
+    if duration is None:
+        return None
+    if duration < settings.min_duration_s:
+        return f"duration {duration:.1f}s < {settings.min_duration_s:.0f}s"
+    if duration > settings.max_duration_s:
+        return f"duration {duration:.1f}s > {settings.max_duration_s:.0f}s"
+    return None
+
+
+def non_latin_share(text: str) -> float:
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) < MIN_TITLE_LETTERS:
+        return 0.0
+    return sum(1 for c in letters if not unicodedata.name(c, "").startswith("LATIN")) / len(letters)
+
+
+def metadata_rejection(video: VideoRecord, settings: Settings) -> str | None:
+    """The first pre-download filter the video fails, or None."""
+    reason = duration_reason(video.duration_s, settings)
+    if reason:
+        return reason
+    if video.live_status in LIVE_STATUSES:
+        return f"live stream ({video.live_status})"
+    allowed = settings.allowed_languages
+    if allowed and video.language and video.language.split("-")[0].lower() not in allowed:
+        return f"metadata language {video.language} not in {','.join(allowed)}"
+    if allowed and set(allowed) <= LATIN_SCRIPT_LANGUAGES:
+        share = non_latin_share(video.title)
+        if share > 0.5:
+            return f"title language: {share:.0%} of its letters are not Latin ({','.join(allowed)} expected)"
+    required = settings.required_license
+    if required and required.lower() not in (video.license or "").lower():
+        return f"license {video.license or 'unknown'!r} does not match {required!r}"
+    return None

@@ -1,0 +1,53 @@
+"""The pre-download filter on search metadata alone."""
+
+import pytest
+
+from lectern.config import Settings
+from lectern.discovery import _found
+from lectern.prefilter import metadata_rejection
+from lectern.state.ops import VideoRecord
+
+
+def video(**fields):
+    base = {"id": "v1", "url": "http://x/v1", "title": "Photosynthesis explained", "description": "",
+            "duration_s": 600.0}
+    return VideoRecord(**{**base, **fields})
+
+
+def settings(**env):
+    return Settings.from_env({"LECTERN_HOME": "/tmp/unused", **env})
+
+
+@pytest.mark.parametrize("fields,env,reason", [
+    ({}, {}, None),
+    ({"duration_s": None, "language": None, "license": None}, {}, None),  # unknown metadata never rejects
+    ({"duration_s": 5.0}, {}, "duration 5.0s < 10s"),
+    ({"duration_s": 4000.0}, {}, "duration 4000.0s > 3600s"),
+    ({"live_status": "is_live"}, {}, "live stream (is_live)"),
+    ({"live_status": "is_upcoming"}, {}, "live stream (is_upcoming)"),
+    ({"live_status": "was_live"}, {}, None),  # a finished stream is an ordinary video
+    ({"language": "de"}, {}, "metadata language de not in en"),
+    ({"language": "en-US"}, {}, None),
+    ({"language": "de"}, {"LECTERN_ALLOWED_LANGUAGES": "en,de"}, None),
+    ({"title": "Фотосинтез: световые реакции"}, {}, "title language: 100% of its letters are not Latin (en expected)"),
+    ({"title": "光合作用的光反应和暗反应"}, {}, "title language: 100% of its letters are not Latin (en expected)"),
+    ({"title": "Фотосинтез: световые реакции"}, {"LECTERN_ALLOWED_LANGUAGES": "en,ru"}, None),
+    ({"title": "Фотосинтез: световые реакции"}, {"LECTERN_ALLOWED_LANGUAGES": ""}, None),
+    ({"title": "DNA 复制"}, {}, None),  # too few letters to judge
+    ({"license": "Standard YouTube License"}, {"LECTERN_REQUIRED_LICENSE": "creative commons"},
+     "license 'Standard YouTube License' does not match 'creative commons'"),
+    ({"license": None}, {"LECTERN_REQUIRED_LICENSE": "creative commons"},
+     "license 'unknown' does not match 'creative commons'"),
+    ({"license": "Creative Commons Attribution license (reuse allowed)"},
+     {"LECTERN_REQUIRED_LICENSE": "creative commons"}, None),
+])
+def test_metadata_filter(fields, env, reason):
+    assert metadata_rejection(video(**fields), settings(**env)) == reason
+
+
+def test_search_metadata_carries_live_status_and_license():
+    found = _found({"id": "abc", "title": "t", "live_status": "is_live", "license": "CC BY", "language": "en",
+                    "ie_key": "Youtube"}, "ytsearch1:q")
+    assert (found.live_status, found.license, found.language) == ("is_live", "CC BY", "en")
+    assert found.url == "https://www.youtube.com/watch?v=abc"
+    assert _found({"id": "x", "is_live": True}, "u").live_status == "is_live"
