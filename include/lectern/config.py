@@ -31,6 +31,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_LEASE_SECONDS": ("3600", "How long a claim holds a video-stage before another run may reclaim it."),
     "LECTERN_MAX_ATTEMPTS": ("3", "Attempts per video-stage before a transient failure becomes final."),
     "LECTERN_RETRY_BACKOFF_SECONDS": ("60", "Base of the exponential backoff between transient failures."),
+    "LECTERN_SEARCH_BACKEND": ("youtube", "youtube (ytsearchN: through yt-dlp) or catalog (a JSON catalog at LECTERN_SEARCH_CATALOG_URL)."),
+    "LECTERN_SEARCH_CATALOG_URL": ("", "URL of the JSON catalog searched by the catalog backend."),
     "LECTERN_SEARCH_RESULTS": ("50", "Search results per knowledge point (ytsearchN)."),
     "LECTERN_MIN_DURATION_S": ("10", "Videos shorter than this are rejected."),
     "LECTERN_MAX_DURATION_S": ("3600", "Videos longer than this are rejected."),
@@ -113,6 +115,8 @@ class Settings:
     lease_seconds: int
     max_attempts: int
     retry_backoff_seconds: int
+    search_backend: str
+    search_catalog_url: str | None
     search_results: int
     min_duration_s: float
     max_duration_s: float
@@ -178,6 +182,8 @@ class Settings:
         execution = get("LECTERN_EXECUTION")
         if execution not in ("local", "kubernetes"):
             raise ValueError(f"LECTERN_EXECUTION must be local or kubernetes, not {execution!r}")
+        if get("LECTERN_SEARCH_BACKEND") not in ("youtube", "catalog"):
+            raise ValueError(f"LECTERN_SEARCH_BACKEND must be youtube or catalog, not {get('LECTERN_SEARCH_BACKEND')!r}")
         max_new = optional("LECTERN_ASR_MAX_NEW_TOKENS")
         return cls(
             home=home,
@@ -193,6 +199,8 @@ class Settings:
             lease_seconds=int(get("LECTERN_LEASE_SECONDS")),
             max_attempts=int(get("LECTERN_MAX_ATTEMPTS")),
             retry_backoff_seconds=int(get("LECTERN_RETRY_BACKOFF_SECONDS")),
+            search_backend=get("LECTERN_SEARCH_BACKEND"),
+            search_catalog_url=optional("LECTERN_SEARCH_CATALOG_URL"),
             search_results=int(get("LECTERN_SEARCH_RESULTS")),
             min_duration_s=float(get("LECTERN_MIN_DURATION_S")),
             max_duration_s=float(get("LECTERN_MAX_DURATION_S")),

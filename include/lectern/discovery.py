@@ -98,7 +98,46 @@ def _point(entry: Any, subject: str, course: str, subcourse: str | None, templat
 
 
 def search_point(query: str, urls: Sequence[str], settings: Settings) -> list[FoundVideo]:
-    """Videos for one knowledge point: its explicit URLs, else ``ytsearchN:<query>``; flat metadata only."""
+    """Videos for one knowledge point: its explicit URLs, else a search with the configured backend
+    (``youtube``: ``ytsearchN:<query>`` through yt-dlp; ``catalog``: a JSON catalog served over HTTP)."""
+    if not urls and settings.search_backend == "catalog":
+        return search_catalog(query, settings)
+    return _extract(list(urls) or [f"ytsearch{settings.search_results}:{query}"], settings)
+
+
+STOPWORDS = frozenset("a an and the of in on to for with by is are how what lecture lectures explained".split())
+
+
+def search_catalog(query: str, settings: Settings) -> list[FoundVideo]:
+    """Rank a catalog's videos by how many of the query's words their title and description contain.
+
+    The catalog is a JSON list of yt-dlp-like entries ({id, url, title, description, duration, ...}) at
+    LECTERN_SEARCH_CATALOG_URL: a site's own index, or a loopback page in tests and demos."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    if not settings.search_catalog_url:
+        raise PermanentError("LECTERN_SEARCH_BACKEND=catalog needs LECTERN_SEARCH_CATALOG_URL")
+    try:
+        with urllib.request.urlopen(settings.search_catalog_url, timeout=30) as response:
+            catalog = json.load(response)
+    except urllib.error.HTTPError as exc:
+        error = PermanentError if exc.code in (404, 410) else TransientError
+        raise error(f"catalog {settings.search_catalog_url}: HTTP {exc.code}") from exc
+    except (urllib.error.URLError, TimeoutError) as exc:
+        raise TransientError(f"catalog {settings.search_catalog_url}: {exc}") from exc
+    terms = set(re.findall(r"\w+", query.lower())) - STOPWORDS
+    scored = []
+    for entry in catalog:
+        text = set(re.findall(r"\w+", f"{entry.get('title', '')} {entry.get('description', '')}".lower()))
+        score = len(terms & text)
+        if score:
+            scored.append((-score, str(entry["id"]), entry))
+    return [_found(entry, settings.search_catalog_url) for _, _, entry in sorted(scored)[: settings.search_results]]
+
+
+def _extract(targets: list[str], settings: Settings) -> list[FoundVideo]:
     import yt_dlp
 
     options = {
@@ -109,7 +148,6 @@ def search_point(query: str, urls: Sequence[str], settings: Settings) -> list[Fo
         "enable_file_urls": settings.allow_file_urls,
         "socket_timeout": 30,
     }
-    targets = list(urls) or [f"ytsearch{settings.search_results}:{query}"]
     found: dict[str, FoundVideo] = {}
     with yt_dlp.YoutubeDL(options) as ydl:
         for target in targets:

@@ -60,3 +60,57 @@ def test_search_explicit_urls_over_loopback(corpus_server, tmp_path):
 def test_demo_taxonomy_is_valid(tmp_path):
     subject, points = load_taxonomy(write(tmp_path, subject_yaml("http://127.0.0.1:1")))
     assert subject == "Biology" and len(points) == 3 and all(p.urls for p in points)
+
+
+@pytest.fixture
+def catalog(tmp_path, corpus_server, demo_corpus):
+    """A JSON catalog of the demo videos (titles and descriptions from their slides), served on loopback."""
+    import json
+
+    from lectern.demo.server import CorpusServer
+
+    entries = [{"id": video_id, "url": f"{corpus_server.base_url}/{video_id}.mp4",
+                "title": info["slides"][0]["title"], "description": " ".join(s["body"] for s in info["slides"]),
+                "duration": 8.0 * len(info["slides"])}
+               for video_id, info in demo_corpus[1]["videos"].items()]
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "catalog" / "catalog.json").write_text(json.dumps(entries))
+    with CorpusServer(tmp_path / "catalog") as server:
+        yield f"{server.base_url}/catalog.json"
+
+
+def test_catalog_search_ranks_by_matching_words(catalog, tmp_path):
+    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog",
+                                  "LECTERN_SEARCH_CATALOG_URL": catalog, "LECTERN_SEARCH_RESULTS": "2"})
+    found = search_point("Light Reactions Energy lecture", [], settings)
+    assert [v.id for v in found] == ["photosynthesis"]  # "light", "reactions", "energy" are all in it
+    assert found[0].duration_s == 24.0 and found[0].url.endswith("/photosynthesis.mp4")
+    assert [v.id for v in search_point("pasta sauce", [], settings)] == ["pasta_recipe"]
+    assert search_point("quantum chromodynamics", [], settings) == []
+    assert len(search_point("cells and strands", [], settings)) <= 2  # LECTERN_SEARCH_RESULTS caps it
+
+
+def test_discovery_over_a_catalog_links_duplicates_across_points(catalog, tmp_path):
+    from lectern.discovery import discover_point
+    from lectern.state.db import migrate, session_scope
+    from lectern.state.ops import PointSpec, stage_rows, sync_subject, video_record
+
+    env = {"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog", "LECTERN_SEARCH_CATALOG_URL": catalog}
+    settings = Settings.from_env(env)
+    migrate(settings.db_url)
+    with session_scope(settings.db_url) as session:
+        ids = sync_subject(session, "Biology", [PointSpec("Energy / Photosynthesis", "Photosynthesis", "photosynthesis"),
+                                                PointSpec("Energy / Light", "Light reactions", "light reactions")])
+    assert discover_point(ids[0], settings) == {"found": 1, "new_videos": 1, "new_links": 1}
+    assert discover_point(ids[1], settings) == {"found": 1, "new_videos": 0, "new_links": 1}  # linked, not duplicated
+    with session_scope(settings.db_url) as session:
+        assert [r.video_id for r in stage_rows(session)] == ["photosynthesis"]
+        assert set(video_record(session, "photosynthesis").points) == {"Photosynthesis", "Light reactions"}
+
+
+def test_catalog_backend_needs_its_url(tmp_path):
+    from lectern.errors import PermanentError
+
+    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog"})
+    with pytest.raises(PermanentError, match="LECTERN_SEARCH_CATALOG_URL"):
+        search_point("q", [], settings)
