@@ -1,6 +1,5 @@
 """Every phase DAG parses, exactly one per phase, and parsing touches no database, store or network."""
 
-import socket
 import subprocess
 import sys
 import textwrap

@@ -1,6 +1,5 @@
 """SSIM keyframes against the demo corpus' known slide changes, and clip segmentation."""
 
-import pytest
 
 from lectern.stages import keyframes
 from lectern.stages.keyframes import segment_clips, select_keyframes
