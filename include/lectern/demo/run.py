@@ -34,6 +34,14 @@ def demo_settings(models: dict[str, str]) -> dict[str, str]:
         "LECTERN_ASR_HALLUCINATION_CHECKS": "false",
         # ...and guesses the spoken language at random: keep every language (transcription stays English).
         "LECTERN_ALLOWED_LANGUAGES": "",
+        # Two tiny LLM judges: one answers "###Score: 7###" to everything, the other babbles (an unparseable
+        # answer, recorded as such). Under the paper's policy the video stays unless both reject it.
+        "LECTERN_JUDGE_MODELS": f"{models['llm_scripted']},{models['llm_random']}",
+        "LECTERN_METADATA_JUDGE_MODEL": models["llm_scripted"],
+        # The scripted model's "rewrite" is its stock answer: the drift guard keeps every original segment.
+        "LECTERN_REWRITE_MODEL": models["llm_scripted"],
+        "LECTERN_LLM_MAX_NEW_TOKENS": "24",
+        "LECTERN_LLM_DEVICE": "cpu",
     }
 
 

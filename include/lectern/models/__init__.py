@@ -60,3 +60,28 @@ def aligner(language: str, model: str | None, device: str):
 
     return whisperx.load_align_model(language_code=language, device=device, model_name=model,
                                      model_cache_only=bool(model and Path(model).is_dir()))
+
+
+def llm_device(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@lru_cache(maxsize=3)
+def causal_lm(model: str, device: str):
+    """(tokenizer, model) of a chat LLM, set up for batched generation (left padding)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = Path(model).is_dir()
+    tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=local)
+    tokenizer.padding_side = "left"  # generation continues each prompt from its last token
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    loaded = AutoModelForCausalLM.from_pretrained(model, local_files_only=local, dtype=dtype).to(device)
+    loaded.eval()
+    return tokenizer, loaded

@@ -4,6 +4,9 @@
   ``openai-whisper`` package), converted to CTranslate2 for faster-whisper / WhisperX.
 - ``align``: a small wav2vec2 CTC model with a character vocabulary, for WhisperX word alignment.
 - ``punkt``: NLTK ``punkt_tab`` parameters for English (WhisperX splits aligned text into sentences with it).
+- ``llm_scripted`` / ``llm_random``: 2-layer Llama chat models on the same byte-level vocabulary. The scripted
+  one is trained for a few seconds to answer every prompt with ``SCRIPTED_ANSWER`` (a parseable judge score);
+  the random one babbles (an unparseable answer). Both go through transformers' real ``generate``.
 
 Their outputs are meaningless text with real timings; production uses real model ids (see lectern.config).
 Run ``python -m lectern models build-tiny --out DIR``.
@@ -107,6 +110,103 @@ def build_align(out: Path, seed: int = 0) -> Path:
     return out
 
 
+SCRIPTED_ANSWER = "The transcript suits the request. ###Score: 7###"
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_llm(out: Path, answer: str | None = None, seed: int = 0, steps: int = 1000) -> Path:
+    """A tiny Llama chat model; with `answer`, trained (15-60 s on 2 cores) to give that answer to any prompt."""
+    import random
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    with tempfile.TemporaryDirectory() as tmp:
+        backend = TikTokenConverter(vocab_file=str(_tiktoken_file()), pattern=WHISPER_PATTERN,
+                                    additional_special_tokens=specials).converted()
+        backend.save(str(Path(tmp) / "tokenizer.json"))
+        tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(Path(tmp) / "tokenizer.json"), eos_token="<|im_end|>",
+                                            pad_token="<|endoftext|>", additional_special_tokens=specials[1:],
+                                            model_input_names=["input_ids", "attention_mask"])
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=8192,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+                         tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    if answer:
+        _train_to_answer(model, tokenizer, answer, rng, steps)
+    model.eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    if out.exists():
+        shutil.rmtree(out)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "LECTERN_TINY_MODEL").write_text(f"{'trained to answer ' + repr(answer) if answer else 'randomly initialised'}; "
+                                            "for tests and the demo only\n")
+    return out
+
+
+def _training_prompts(tokenizer, rng) -> list[str]:
+    """Chat prompts shaped like Lectern's own (judge criteria, rewrite, metadata and taxonomy prompts, with and
+    without a system turn) around random text of 1 to ~1,000 tokens."""
+    from lectern import judging, rewrite
+
+    words = [tokenizer.decode([i]) for i in range(300, 20000)]
+    prompts = []
+    for _ in range(4):
+        filler = "".join(rng.choice(words) for _ in range(rng.randint(1, rng.choice([5, 30, 200, 700]))))
+        shape = rng.randrange(4)
+        if shape == 0:
+            user = rng.choice(list(judging.prompts(filler[:40], filler[:20], filler).values()))
+        elif shape == 1:
+            user = rewrite.PROMPT.format(text=filler)
+        else:
+            user = filler
+        system = rng.choice([None, judging.SYSTEM, rewrite.SYSTEM, filler[:60]])
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+        prompts.append(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+    return prompts
+
+
+def _train_to_answer(model, tokenizer, answer: str, rng, max_steps: int) -> None:
+    import torch
+
+    target = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(1, max_steps + 1):
+        optimizer.zero_grad()
+        prompts = _training_prompts(tokenizer, rng)
+        for prompt in prompts:
+            ids = tokenizer(prompt, add_special_tokens=False)["input_ids"][-1500:]
+            hidden = model.model(input_ids=torch.tensor([ids + target])).last_hidden_state[0]
+            # Only the answer's positions go through the 50k-word head: the loss is on the answer alone.
+            logits = model.lm_head(hidden[len(ids) - 1: len(ids) + len(target) - 1])
+            (torch.nn.functional.cross_entropy(logits, torch.tensor(target)) / len(prompts)).backward()
+        optimizer.step()
+        if step % 50 == 0:
+            model.eval()
+            probes = _training_prompts(tokenizer, rng) + _training_prompts(tokenizer, rng)
+            with torch.inference_mode():
+                answers = [tokenizer.decode(model.generate(**tokenizer(p, return_tensors="pt", add_special_tokens=False,
+                                                                        return_token_type_ids=False),
+                                                           max_new_tokens=len(target) + 4, do_sample=False,
+                                                           pad_token_id=tokenizer.pad_token_id)[0], skip_special_tokens=True)
+                           for p in probes]
+            model.train()
+            if all(a.endswith(answer) for a in answers):
+                return
+    raise RuntimeError(f"the tiny LLM did not learn its answer in {max_steps} steps")
+
+
 PUNKT_ABBREVIATIONS = ["dr", "mr", "mrs", "ms", "prof", "e.g", "i.e", "etc", "vs", "fig", "eq", "no"]
 
 
@@ -123,10 +223,15 @@ def build_punkt(nltk_data: Path) -> Path:
 def build_all(out: Path) -> dict[str, str]:
     """Build every tiny model under `out`, skipping the ones already there; returns name -> path."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"whisper": out / "whisper-tiny-random", "align": out / "wav2vec2-tiny-random", "nltk_data": out / "nltk_data"}
+    paths = {"whisper": out / "whisper-tiny-random", "align": out / "wav2vec2-tiny-random", "nltk_data": out / "nltk_data",
+             "llm_scripted": out / "llm-tiny-scripted", "llm_random": out / "llm-tiny-random"}
     if not (paths["whisper"] / "model.bin").is_file():
         build_whisper(paths["whisper"])
     if not (paths["align"] / "model.safetensors").is_file():
         build_align(paths["align"])
+    if not (paths["llm_scripted"] / "model.safetensors").is_file():
+        build_llm(paths["llm_scripted"], answer=SCRIPTED_ANSWER)
+    if not (paths["llm_random"] / "model.safetensors").is_file():
+        build_llm(paths["llm_random"])
     build_punkt(paths["nltk_data"])
     return {name: str(path) for name, path in paths.items()}

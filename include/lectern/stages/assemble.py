@@ -35,16 +35,18 @@ def clip_entries(video_id: str, clips: list[dict], ocr: dict[str, str], settings
     for clip in clips:
         frames = clip["keyframes"]
         asr = clip["asr"].strip()
-        if not frames and not asr:
+        refined = (clip.get("refined_asr") or "").strip() or None
+        text = refined or asr  # the textbook's text: the rewrite where the guard kept it
+        if not frames and not text:
             continue
         ocr_texts = [ocr.get(f["key"], "") for f in frames]
         ocr_joined = " ".join(t for t in ocr_texts if t)
-        asr_tokens = count_tokens(asr, tokenizer)
+        asr_tokens = count_tokens(text, tokenizer)
         entries.append({
             "vid": video_id,
             "clip_path": f"{video_id}@{clip['start']:.1f}_{clip['end']:.1f}",
             "start": clip["start"], "end": clip["end"],
-            "asr": asr, "refined_asr": None,
+            "asr": asr, "refined_asr": refined, "text": text,
             "extracted_frames": [f["key"] for f in frames],
             "frame_times": [f["time"] for f in frames],
             "keyframe_ssim": [f["ssim"] for f in frames],
@@ -79,10 +81,10 @@ def _sample(entries: list[dict]) -> dict:
             texts.append(None)
             text_ocr.append(None)
             metadata.append({"vid": entry["vid"], "clip": entry["clip_path"], "time": moment, "keyframe_ssim": ssim})
-        if entry["asr"] or entry["ocr_joined"]:
+        if entry["text"] or entry["ocr_joined"]:
             images.append(None)
-            texts.append(entry["asr"] or None)
-            text_ocr.append("\n".join(t for t in (entry["ocr_joined"], entry["asr"]) if t))
+            texts.append(entry["text"] or None)
+            text_ocr.append("\n".join(t for t in (entry["ocr_joined"], entry["text"]) if t))
             metadata.append({"vid": entry["vid"], "clip": entry["clip_path"], "start": entry["start"], "end": entry["end"]})
     image_num = sum(1 for i in images if i is not None)
     return {

@@ -1,13 +1,18 @@
-"""judge: relevance of a video to the knowledge points that found it, from sentence embeddings.
+"""judge: is this video worth a textbook? Embedding relevance first, then the LLM judges, then the rewrite.
 
-The score is the best cosine similarity between a knowledge point ("subject: point") and either the video's
-title + description or its transcript; a video scoring below LECTERN_JUDGE_MIN_RELEVANCE is rejected with
-its score. (The paper's LLM judges come later; this is the first real relevance signal.)
+1. Relevance: the best cosine similarity between a knowledge point ("subject: point") and either the video's
+   title + description or its transcript (sentence embeddings); below LECTERN_JUDGE_MIN_RELEVANCE the video is
+   rejected with its score, and no LLM time is spent on it.
+2. LLM judges (LECTERN_JUDGE_MODELS, lectern.judging): relevance, knowledge density and transcription quality,
+   0-10 each, combined by LECTERN_JUDGE_POLICY.
+3. Rewrite (LECTERN_REWRITE_MODEL, lectern.rewrite): refined_asr.json, segment by segment, with a drift guard.
+
+judge.json holds every score and raw answer, named as in the published ``video_meta_data``.
 """
 
 from __future__ import annotations
 
-from lectern import models
+from lectern import judging, models, rewrite
 from lectern.config import Settings
 from lectern.errors import MissingInput
 from lectern.stages import StageResult
@@ -15,8 +20,8 @@ from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
 
 NAME = "judge"
-VERSION = "1"
-MAX_TRANSCRIPT_CHARS = 4000
+VERSION = "2"
+MAX_TRANSCRIPT_CHARS = 4000  # for the embedding: all-MiniLM reads 256 tokens anyway
 
 
 def relevance(points: list[str], texts: dict[str, str], model: str) -> dict[str, dict[str, float]]:
@@ -36,18 +41,42 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     if not asr_key:
         raise MissingInput(f"{video.id}: no transcript")
     asr = store.get_json(asr_key)
-    transcript = " ".join(s["text"] for s in asr["segments"])[:MAX_TRANSCRIPT_CHARS]
+    transcript = " ".join(s["text"].strip() for s in asr["segments"])
     subject = video.subjects[0] if video.subjects else ""
     points = [f"{subject}: {p}" if subject else p for p in video.points] or [subject or video.title]
-    scores = relevance(points, {"metadata": f"{video.title}. {video.description}", "transcript": transcript},
-                       settings.embedding_model)
+    scores = relevance(points, {"metadata": f"{video.title}. {video.description}",
+                                "transcript": transcript[:MAX_TRANSCRIPT_CHARS]}, settings.embedding_model)
     best_point, best = max(((p, max(s.values(), default=0.0)) for p, s in scores.items()), key=lambda x: x[1])
-    verdict = {"model": settings.embedding_model, "threshold": settings.judge_min_relevance, "scores": scores,
-               "best_point": best_point, "relevance": best}
-    key = store.put_json(Keys.judge(video.id), verdict)
+    verdict = {"embedding_model": settings.embedding_model, "threshold": settings.judge_min_relevance,
+               "scores": scores, "best_point": best_point, "relevance": best}
     metrics = {"relevance": best, "best_point": best_point}
     if best < settings.judge_min_relevance:
+        key = store.put_json(Keys.judge(video.id), {**verdict, "decision": "rejected by relevance"})
         return StageResult.rejected(
             f"relevance {best:.2f} < {settings.judge_min_relevance:.2f} (best point {best_point!r})", metrics,
             artifacts={"judge": key})
-    return StageResult.succeeded({"judge": key}, metrics)
+
+    verdicts = judging.judge_transcript(
+        settings.judge_models, best_point, video.title, transcript[: settings.llm_max_transcript_chars],
+        min_score=settings.judge_min_score, device=settings.llm_device, max_new_tokens=settings.llm_max_new_tokens,
+        batch_size=settings.llm_batch_size)
+    drop = judging.combine(verdicts, settings.judge_policy)
+    verdict.update(judging.metadata_fields(verdicts, settings.judge_policy), min_score=settings.judge_min_score)
+    metrics.update({f"{v.field}_decision": v.decision for v in verdicts})
+    metrics["unparseable_answers"] = sum(s is None for v in verdicts for s in v.scores.values())
+    if drop:
+        key = store.put_json(Keys.judge(video.id), {**verdict, "decision": "rejected by LLM judges"})
+        return StageResult.rejected(drop, metrics, artifacts={"judge": key})
+
+    artifacts = {}
+    if settings.rewrite_model:
+        segments, counts = rewrite.refine_segments(
+            asr["segments"], settings.rewrite_model, embedding_model=settings.embedding_model,
+            length_ratio=settings.rewrite_length_ratio, min_similarity=settings.rewrite_min_similarity,
+            device=settings.llm_device, batch_size=settings.llm_batch_size)
+        artifacts["refined_asr"] = store.put_json(Keys.refined_asr(video.id), {
+            "model": settings.rewrite_model, "min_similarity": settings.rewrite_min_similarity,
+            "length_ratio": list(settings.rewrite_length_ratio), "counts": counts, "segments": segments})
+        metrics.update(rewrite_used=counts[rewrite.REFINED], rewrite_kept_original=counts[rewrite.ORIGINAL])
+    artifacts["judge"] = store.put_json(Keys.judge(video.id), {**verdict, "decision": "accepted"})
+    return StageResult.succeeded(artifacts, metrics)

@@ -105,6 +105,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     if not source_key or not asr_key:
         raise MissingInput(f"{video.id}: keyframes need the source video and its transcript")
     asr = store.get_json(asr_key)
+    refined_key = video.artifacts.get("judge", {}).get("refined_asr")
+    refined = store.get_json(refined_key)["segments"] if refined_key else None
     probe = store.get_json(Keys.probe(video.id))
     clips = segment_clips(asr["segments"], float(probe["duration_s"]), settings.clip_min_s, settings.clip_max_s)
     per_clip: list[list[dict]] = [[] for _ in clips]
@@ -128,7 +130,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         "video_id": video.id,
         "clips": [
             {"index": i, "start": round(clip.start, 3), "end": round(clip.end, 3), "segments": clip.segments,
-             "asr": clip.text, "keyframes": per_clip[i]}
+             "asr": clip.text, "refined_asr": " ".join(refined[j]["text"] for j in clip.segments) if refined else None,
+             "keyframes": per_clip[i]}
             for i, clip in enumerate(clips)
         ],
     }
