@@ -27,9 +27,14 @@ def cmd_stage(args, settings: Settings) -> int:
 
 
 def cmd_discover(args, settings: Settings) -> int:
-    from lectern.discovery import discover_point
+    from lectern.discovery import discover_point, score_metadata
     from lectern.phases import prepare_discovery
 
+    log = logging.getLogger("lectern")
+    if args.score_only:
+        log.info("metadata scores%s: %s", f" of subject {args.subject}" if args.subject else "",
+                 score_metadata(settings, args.subject))
+        return 0
     if args.point_id is not None:
         point_ids = [args.point_id]
     elif args.subject:
@@ -39,7 +44,9 @@ def cmd_discover(args, settings: Settings) -> int:
         return 2
     for point_id in point_ids:
         result = discover_point(point_id, settings)
-        logging.getLogger("lectern").info("knowledge point %d: %s", point_id, result)
+        log.info("knowledge point %d: %s", point_id, result)
+    if args.subject:
+        log.info("metadata scores of subject %s: %s", args.subject, score_metadata(settings, args.subject))
     return 0
 
 
@@ -140,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("--subject")
     discover.add_argument("--point-id", type=int)
     discover.add_argument("--force", action="store_true")
+    discover.add_argument("--score-only", action="store_true",
+                          help="only score found videos' metadata (relevance, LLM metadata judge); no search")
     discover.set_defaults(func=cmd_discover)
 
     status = sub.add_parser("status", help="per-video, per-stage state")

@@ -30,7 +30,7 @@ from lectern.config import Settings
 from lectern.errors import PermanentError, TransientError
 from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint
-from lectern.state.ops import FoundVideo, PointSpec, record_search
+from lectern.state.ops import FoundVideo, PointSpec, links_to_score, record_link_scores, record_search
 
 DEFAULT_QUERY_TEMPLATE = "{point} {course} lecture"
 
@@ -193,3 +193,39 @@ def discover_point(point_id: int, settings: Settings) -> dict[str, int]:
     metrics = {"seconds": round(time.monotonic() - started, 3), "query": query}
     with session_scope(settings.db_url) as session:
         return record_search(session, point_id, found, metrics)
+
+
+def score_metadata(settings: Settings, subject: str | None = None) -> dict[str, int]:
+    """Score every new (video, knowledge point) search result on its metadata, for the pre-download filter:
+    the sentence-embedding similarity of title + description to the point and, when LECTERN_METADATA_JUDGE_MODEL
+    is set, an LLM's 0-10 score. One model load serves the whole subject; results already scored are skipped."""
+    from lectern import judging, llm, models
+
+    want_relevance, judge_model = settings.metadata_min_relevance > 0, settings.metadata_judge_model
+    with session_scope(settings.db_url) as session:
+        links = links_to_score(session, subject, relevance=want_relevance, llm=bool(judge_model))
+    if not links:
+        return {"scored": 0}
+    relevance: list[float | None] = [None] * len(links)
+    if want_relevance:
+        texts = sorted({link.point for link in links} | {_metadata_text(link) for link in links})
+        vectors = dict(zip(texts, models.embedder(settings.embedding_model).encode(texts, normalize_embeddings=True)))
+        relevance = [round(float(vectors[link.point] @ vectors[_metadata_text(link)]), 4) for link in links]
+    answers: list[str | None] = [None] * len(links)
+    if judge_model:
+        answers = llm.generate(judge_model, [judging.metadata_prompt(link.point, link.title, link.description)
+                                             for link in links], device=settings.llm_device,
+                               max_new_tokens=settings.llm_max_new_tokens, batch_size=settings.llm_batch_size,
+                               system=judging.SYSTEM)
+    scores = [llm.parse_score(answer) if answer is not None else None for answer in answers]
+    with session_scope(settings.db_url) as session:
+        record_link_scores(session, list(zip(links, relevance, scores, answers)))
+    return {
+        "scored": len(links),
+        "below_relevance": sum(r is not None and r < settings.metadata_min_relevance for r in relevance),
+        "llm_unparseable": sum(a is not None and s is None for a, s in zip(answers, scores)),
+    }
+
+
+def _metadata_text(link) -> str:
+    return f"{link.title}. {link.description[:1000]}"

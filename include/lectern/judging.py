@@ -37,6 +37,17 @@ CRITERIA: dict[str, str] = {
 }
 
 
+METADATA_PROMPT = (
+    "Knowledge point: {point}\nVideo title: {title}\nVideo description: {description}\n\n"
+    "Judging only from the title and description, is this video a lecture or tutorial that teaches the knowledge "
+    "point? 10: certainly; 5: possibly; 0: certainly not (another topic, a trailer, a reaction video, a song)."
+)
+
+
+def metadata_prompt(point: str, title: str, description: str) -> str:
+    return f"{METADATA_PROMPT.format(point=point, title=title, description=description[:1000])}\n\n{ANSWER_FORMAT}"
+
+
 def prompts(point: str, title: str, transcript: str) -> dict[str, str]:
     """criterion -> the prompt a judge answers."""
     return {name: f"{template.format(point=point, title=title, transcript=transcript)}\n\n{ANSWER_FORMAT}"

@@ -1,7 +1,8 @@
 """The pre-download filter: decisions on search metadata alone, before a byte of video is fetched.
 
-Each check returns the reason for a rejection (naming the filter and the value) or None. Unknown metadata
-never rejects: the later stages measure the real thing (ffprobe duration, detected spoken language).
+Each check returns the reason for a rejection (naming the filter and the value) or None. The relevance of
+title + description to the knowledge points (and the optional LLM metadata score) are computed once per search
+at discovery (lectern.discovery.score_metadata), so no model is loaded here. Unknown metadata never rejects: the later stages measure the real thing (ffprobe duration, detected spoken language).
 """
 
 from __future__ import annotations
@@ -53,4 +54,10 @@ def metadata_rejection(video: VideoRecord, settings: Settings) -> str | None:
     required = settings.required_license
     if required and required.lower() not in (video.license or "").lower():
         return f"license {video.license or 'unknown'!r} does not match {required!r}"
+    relevance, minimum = video.metadata_relevance, settings.metadata_min_relevance
+    if minimum > 0 and relevance is not None and relevance < minimum:
+        return f"title/description relevance {relevance:.2f} < {minimum:.2f}"
+    score = video.metadata_llm_score
+    if settings.metadata_judge_model and score is not None and score < settings.judge_min_score:
+        return f"LLM metadata score {score:g} < {settings.judge_min_score:g}"
     return None

@@ -204,6 +204,13 @@ def plan_discovery(**context) -> list[dict]:
     return [{"label": path, "args": ["discover", "--point-id", str(point_id)]} for point_id, path in points]
 
 
+@task
+def plan_scoring(**context) -> list[dict]:
+    """One call that scores the subject's new search results on metadata (one model load for them all)."""
+    subject = context["params"]["subject"]
+    return [{"label": subject, "args": ["discover", "--score-only", "--subject", subject]}]
+
+
 @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[ASSETS["discover"]])
 def publish_discovery(**context) -> dict:
     from lectern.phases import discovery_outcome

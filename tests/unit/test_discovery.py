@@ -114,3 +114,39 @@ def test_catalog_backend_needs_its_url(tmp_path):
     settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog"})
     with pytest.raises(PermanentError, match="LECTERN_SEARCH_CATALOG_URL"):
         search_point("q", [], settings)
+
+
+def test_metadata_scored_once_per_search_result(catalog, tmp_path, tiny_models):
+    """Relevance of title + description to each point that found a video (real embeddings) and the tiny
+    scripted LLM as metadata judge; scored once, kept per link, the best link decides."""
+    from lectern.discovery import discover_point, score_metadata
+    from lectern.prefilter import metadata_rejection
+    from lectern.state.db import migrate, session_scope
+    from lectern.state.models import VideoSource
+    from lectern.state.ops import PointSpec, sync_subject, video_record
+
+    env = {"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog", "LECTERN_SEARCH_CATALOG_URL": catalog,
+           "LECTERN_METADATA_JUDGE_MODEL": tiny_models["llm_scripted"], "LECTERN_LLM_MAX_NEW_TOKENS": "24"}
+    settings = Settings.from_env(env)
+    migrate(settings.db_url)
+    with session_scope(settings.db_url) as session:
+        ids = sync_subject(session, "Biology", [PointSpec("Photosynthesis", "Photosynthesis", "energy cell"),
+                                                PointSpec("Mitosis", "Mitosis", "pasta cell")])
+    for point_id in ids:
+        discover_point(point_id, settings)
+    assert score_metadata(settings, "Biology") == {"scored": 4, "below_relevance": 1, "llm_unparseable": 0}
+    assert score_metadata(settings, "Biology") == {"scored": 0}  # nothing new: no model time
+    with session_scope(settings.db_url) as session:
+        links = {(r.video_id, r.point.name): r for r in session.query(VideoSource)}
+        assert set(links) == {("photosynthesis", "Photosynthesis"), ("cell_division", "Photosynthesis"),
+                              ("pasta_recipe", "Mitosis"), ("cell_division", "Mitosis")}
+        assert links[("photosynthesis", "Photosynthesis")].relevance > 0.5
+        assert links[("pasta_recipe", "Mitosis")].relevance < 0.15
+        # cell_division was found by a point it barely teaches (Photosynthesis) and by the right one (Mitosis)...
+        assert links[("cell_division", "Photosynthesis")].relevance < links[("cell_division", "Mitosis")].relevance
+        assert all(r.llm_score == 7.0 and "###Score: 7###" in r.llm_response for r in links.values())
+        division, pasta = video_record(session, "cell_division"), video_record(session, "pasta_recipe")
+    assert division.metadata_relevance == links[("cell_division", "Mitosis")].relevance  # ...the right one counts
+    assert metadata_rejection(division, settings) is None
+    assert metadata_rejection(pasta, settings).startswith("title/description relevance 0.")
+    assert division.metadata_llm_score == 7.0

@@ -40,6 +40,13 @@ def settings(**env):
      "license 'unknown' does not match 'creative commons'"),
     ({"license": "Creative Commons Attribution license (reuse allowed)"},
      {"LECTERN_REQUIRED_LICENSE": "creative commons"}, None),
+    ({"metadata_relevance": 0.09}, {}, "title/description relevance 0.09 < 0.15"),
+    ({"metadata_relevance": 0.15}, {}, None),
+    ({"metadata_relevance": 0.09}, {"LECTERN_METADATA_MIN_RELEVANCE": "0"}, None),  # off
+    ({"metadata_relevance": None}, {}, None),  # not scored
+    ({"metadata_llm_score": 2.0}, {"LECTERN_METADATA_JUDGE_MODEL": "m"}, "LLM metadata score 2 < 5"),
+    ({"metadata_llm_score": 2.0}, {}, None),  # the metadata judge is off
+    ({"metadata_llm_score": None}, {"LECTERN_METADATA_JUDGE_MODEL": "m"}, None),  # unparseable answer
 ])
 def test_metadata_filter(fields, env, reason):
     assert metadata_rejection(video(**fields), settings(**env)) == reason

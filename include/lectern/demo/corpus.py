@@ -2,7 +2,8 @@
 ground truth (slide times and text), an off-topic video and one broken file.
 
 ``generate(out)`` writes ``<id>.mp4`` files and ``ground_truth.json``; ``subject_yaml(base_url)`` is the Biology
-taxonomy whose knowledge points list those files' URLs.
+taxonomy whose knowledge points list those files' URLs. ``backfill_subject_yaml(base_url)`` is a second subject,
+Biochemistry, for backfill tests: one new video and one Biology already has.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WIDTH, HEIGHT, FPS = 1280, 720, 10
-CORPUS_VERSION = 2  # bump when the videos change: cached corpora are regenerated
+CORPUS_VERSION = 3  # bump when the videos change: cached corpora are regenerated
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ VIDEOS: dict[str, list[Slide]] = {
         Slide("DNA Polymerase", "Polymerase adds nucleotides to the new strand",
               "DNA polymerase adds matching nucleotides to build the new strand."),
     ],
-    # Off-topic for a Biology subject: the judge should reject it.
+    # Off-topic for a Biology subject: the metadata filter rejects it before download.
     "pasta_recipe": [
         Slide("Tomato Pasta", "Boil the pasta in salted water",
               "Bring a large pot of salted water to a boil and cook the pasta until tender."),
@@ -62,7 +63,16 @@ VIDEOS: dict[str, list[Slide]] = {
               "Simmer crushed tomatoes with garlic and fresh basil for twenty minutes."),
     ],
 }
-BROKEN = "broken_upload"  # random bytes named .mp4
+# Only in the Biochemistry subject (backfill).
+BACKFILL_VIDEOS: dict[str, list[Slide]] = {
+    "enzymes": [
+        Slide("Enzymes", "Enzymes speed up chemical reactions",
+              "Enzymes are proteins that speed up chemical reactions in the cell."),
+        Slide("Active Site", "The substrate binds to the active site",
+              "The substrate binds to the active site, where the reaction takes place."),
+    ],
+}
+BROKEN = "mitosis_broken"  # random bytes named .mp4 (its name passes the metadata filter; ffprobe fails it)
 
 
 def subject_yaml(base_url: str) -> str:
@@ -85,6 +95,23 @@ courses:
       - name: DNA replication
         # photosynthesis.mp4 again: discovery links it to this point too instead of duplicating it
         urls: ["{url('dna_replication')}", "{url('photosynthesis')}"]
+"""
+
+
+def backfill_subject_yaml(base_url: str) -> str:
+    url = lambda name: f"{base_url.rstrip('/')}/{name}.mp4"  # noqa: E731
+    return f"""\
+subject: Biochemistry
+courses:
+  - name: Proteins
+    points:
+      - name: Enzymes
+        urls: ["{url('enzymes')}"]
+  - name: Nucleic Acids
+    points:
+      - name: DNA replication
+        # already processed for Biology: linked to this subject, not processed again
+        urls: ["{url('dna_replication')}"]
 """
 
 
@@ -148,10 +175,12 @@ def generate(out: Path, force: bool = False) -> dict:
     for tool in ("ffmpeg", "espeak-ng"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is not installed (make setup installs it)")
-    truth: dict = {"version": CORPUS_VERSION, "videos": {}, "broken": [BROKEN], "off_topic": ["pasta_recipe"]}
-    for video_id, slides in VIDEOS.items():
-        with tempfile.TemporaryDirectory() as tmp:
-            truth["videos"][video_id] = {"slides": make_video(slides, out / f"{video_id}.mp4", Path(tmp))}
+    truth: dict = {"version": CORPUS_VERSION, "videos": {}, "broken": [BROKEN], "off_topic": ["pasta_recipe"],
+                   "backfill": {}}
+    for group, videos in (("videos", VIDEOS), ("backfill", BACKFILL_VIDEOS)):
+        for video_id, slides in videos.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                truth[group][video_id] = {"slides": make_video(slides, out / f"{video_id}.mp4", Path(tmp))}
     (out / f"{BROKEN}.mp4").write_bytes(os.urandom(200_000))
     truth_file.write_text(json.dumps(truth, indent=1))
     return truth

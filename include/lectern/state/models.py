@@ -66,6 +66,10 @@ class VideoSource(Base):
     video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
     point_id: Mapped[int] = mapped_column(ForeignKey("knowledge_points.id", ondelete="CASCADE"), primary_key=True)
     rank: Mapped[int] = mapped_column(Integer)
+    # Scored once per search at discovery, for the pre-download filter (None: not scored).
+    relevance: Mapped[float | None] = mapped_column(Float, nullable=True)  # title + description vs the point
+    llm_score: Mapped[float | None] = mapped_column(Float, nullable=True)  # optional LLM metadata judge, 0-10
+    llm_response: Mapped[str | None] = mapped_column(Text, nullable=True)
     video: Mapped[Video] = relationship(back_populates="sources")
     point: Mapped[KnowledgePoint] = relationship()
 

@@ -131,6 +131,46 @@ def record_search(session: Session, point_id: int, found: Sequence[FoundVideo], 
     return {"found": len(found), "new_videos": new, "new_links": linked}
 
 
+@dataclass(frozen=True)
+class Link:
+    """One (video, knowledge point) search result to score on metadata."""
+
+    video_id: str
+    point_id: int
+    point: str  # "subject: point", as the judge phrases it
+    title: str
+    description: str
+
+
+def links_to_score(session: Session, subject: str | None = None, relevance: bool = True,
+                   llm: bool = False) -> list[Link]:
+    """Search results missing a score asked for: a relevance, or an LLM metadata answer."""
+    wanted = ([VideoSource.relevance.is_(None)] if relevance else []) + ([VideoSource.llm_response.is_(None)] if llm else [])
+    if not wanted:
+        return []
+    missing = or_(*wanted)
+    query = (select(VideoSource.video_id, VideoSource.point_id, Subject.name, KnowledgePoint.name, Video.title,
+                    Video.description)
+             .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
+             .join(Subject, KnowledgePoint.subject_id == Subject.id)
+             .join(Video, VideoSource.video_id == Video.id)
+             .where(missing).order_by(VideoSource.video_id, VideoSource.point_id))
+    if subject:
+        query = query.where(Subject.name == subject)
+    return [Link(vid, pid, f"{subj}: {point}", title or "", desc or "")
+            for vid, pid, subj, point, title, desc in session.execute(query)]
+
+
+def record_link_scores(session: Session, scores: Sequence[tuple[Link, float | None, float | None, str | None]]) -> None:
+    """Store (link, relevance, llm score, llm answer); a None leaves that value as it was."""
+    for link, relevance, llm_score, llm_response in scores:
+        row = session.get(VideoSource, (link.video_id, link.point_id))
+        if relevance is not None:
+            row.relevance = relevance
+        if llm_response is not None:
+            row.llm_score, row.llm_response = llm_score, llm_response
+
+
 # --- claims and leases -------------------------------------------------------------------------
 
 
@@ -329,6 +369,8 @@ class VideoRecord:
     license: str | None = None
     subjects: tuple[str, ...] = ()
     points: tuple[str, ...] = ()
+    metadata_relevance: float | None = None  # best over the points that found it; None: not scored
+    metadata_llm_score: float | None = None
     artifacts: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> key
 
 
@@ -337,7 +379,7 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
     if video is None:
         raise KeyError(f"unknown video {video_id!r}")
     links = session.execute(
-        select(Subject.name, KnowledgePoint.name)
+        select(Subject.name, KnowledgePoint.name, VideoSource.relevance, VideoSource.llm_score)
         .select_from(VideoSource)
         .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
         .join(Subject, KnowledgePoint.subject_id == Subject.id)
@@ -348,8 +390,10 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
     return VideoRecord(
         id=video.id, url=video.url, title=video.title or "", description=video.description or "",
         duration_s=video.duration_s, language=video.language, live_status=video.live_status, license=video.license,
-        subjects=tuple(dict.fromkeys(name for name, _ in links)),
-        points=tuple(dict.fromkeys(point for _, point in links)),
+        subjects=tuple(dict.fromkeys(link[0] for link in links)),
+        points=tuple(dict.fromkeys(link[1] for link in links)),
+        metadata_relevance=max((link[2] for link in links if link[2] is not None), default=None),
+        metadata_llm_score=max((link[3] for link in links if link[3] is not None), default=None),
         artifacts={row.stage: dict(row.artifacts or {}) for row in stages},
     )
 

@@ -1,5 +1,6 @@
 import pytest
 
+from lectern.demo.corpus import BROKEN
 from lectern.errors import CorruptMedia, VideoUnavailable
 from lectern.stages import download
 from lectern.store import Keys
@@ -18,7 +19,7 @@ def test_downloads_and_probes_over_http(corpus_server, store, settings):
 
 def test_random_bytes_are_corrupt_media(corpus_server, store, settings):
     with pytest.raises(CorruptMedia, match="ffprobe could not read source.mp4: Invalid data"):
-        download.run(record("broken_upload", f"{corpus_server.base_url}/broken_upload.mp4"), store, settings)
+        download.run(record(BROKEN, f"{corpus_server.base_url}/{BROKEN}.mp4"), store, settings)
     assert store.list("videos/") == []  # nothing half-written
 
 
