@@ -123,6 +123,33 @@ def cmd_demo(args, settings: Settings) -> int:
     return run_demo(settings, dags_folder=Path(args.dags_folder) if args.dags_folder else None)
 
 
+def cmd_taxonomy(args, settings: Settings) -> int:
+    from functools import partial
+
+    from lectern import llm, taxonomy
+    from lectern.discovery import TaxonomyError, load_taxonomy, subject_file
+
+    path = Path(args.out) if args.out else subject_file(settings, args.subject)
+    try:
+        if args.action == "check":
+            subject, points = load_taxonomy(path)
+            print(f"{path}: subject {subject}, {len(points)} knowledge points")
+            return 0
+        model = args.model or settings.taxonomy_model
+        if path.exists() and not args.force:
+            raise TaxonomyError(f"{path} exists; pass --force to replace it")
+        print(f"asking {model} for the {args.subject} taxonomy ...", file=sys.stderr)
+        ask = partial(llm.generate, model, device=settings.llm_device, max_new_tokens=settings.llm_max_new_tokens,
+                      batch_size=settings.llm_batch_size, system=taxonomy.SYSTEM)
+        tree = taxonomy.generate_taxonomy(args.subject, ask, args.courses, args.subcourses, args.points)
+        subject, count = taxonomy.write_taxonomy(tree, path, model, overwrite=args.force)
+    except TaxonomyError as exc:
+        print(f"taxonomy error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{path}: subject {subject}, {count} knowledge points; review it, then run discovery with subject={subject}")
+    return 0
+
+
 def cmd_config(args, settings: Settings) -> int:
     print(settings_table_markdown())
     return 0
@@ -161,6 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--name")
     release.add_argument("--subject")
     release.set_defaults(func=cmd_release)
+
+    taxonomy = sub.add_parser("taxonomy", help="generate a subject's taxonomy with an LLM, or check a subject file")
+    taxonomy.add_argument("action", choices=["generate", "check"])
+    taxonomy.add_argument("subject")
+    taxonomy.add_argument("--model", help="transformers id or path (default: LECTERN_TAXONOMY_MODEL)")
+    taxonomy.add_argument("--courses", type=int, default=6)
+    taxonomy.add_argument("--subcourses", type=int, default=4, help="per course")
+    taxonomy.add_argument("--points", type=int, default=8, help="knowledge points per sub-course")
+    taxonomy.add_argument("--out", help="YAML file (default: <LECTERN_SUBJECTS_DIR>/<subject>.yaml)")
+    taxonomy.add_argument("--force", action="store_true", help="replace an existing file")
+    taxonomy.set_defaults(func=cmd_taxonomy)
 
     db = sub.add_parser("db", help="state DB migrations")
     db.add_argument("action", choices=["upgrade", "current"])

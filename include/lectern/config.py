@@ -77,6 +77,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_REWRITE_MODEL": ("Qwen/Qwen2.5-7B-Instruct", "LLM that rewrites each ASR segment into refined_asr (empty: keep the ASR as is)."),
     "LECTERN_REWRITE_MIN_SIMILARITY": ("0.80", "A rewrite less similar than this to its ASR segment (sentence embeddings) is discarded for the original."),
     "LECTERN_REWRITE_LENGTH_RATIO": ("0.6,1.6", "A rewrite whose word count is outside these multiples of the original's is discarded for the original."),
+    "LECTERN_TAXONOMY_MODEL": ("Qwen/Qwen2.5-7B-Instruct", "LLM that drafts a subject's taxonomy (python -m lectern taxonomy generate)."),
     "LECTERN_LLM_DEVICE": ("auto", "auto (cuda when available), cuda or cpu, for the LLM judges and rewrite."),
     "LECTERN_LLM_BATCH_SIZE": ("8", "Prompts per generate() call."),
     "LECTERN_LLM_MAX_NEW_TOKENS": ("256", "Longest LLM judge answer, in tokens."),
@@ -173,6 +174,7 @@ class Settings:
     rewrite_model: str | None
     rewrite_min_similarity: float
     rewrite_length_ratio: tuple[float, float]
+    taxonomy_model: str
     llm_device: str
     llm_batch_size: int
     llm_max_new_tokens: int
@@ -277,6 +279,7 @@ class Settings:
             rewrite_model=optional("LECTERN_REWRITE_MODEL"),
             rewrite_min_similarity=float(get("LECTERN_REWRITE_MIN_SIMILARITY")),
             rewrite_length_ratio=ratio,
+            taxonomy_model=get("LECTERN_TAXONOMY_MODEL"),
             llm_device=get("LECTERN_LLM_DEVICE"),
             llm_batch_size=max(1, int(get("LECTERN_LLM_BATCH_SIZE"))),
             llm_max_new_tokens=int(get("LECTERN_LLM_MAX_NEW_TOKENS")),

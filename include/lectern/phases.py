@@ -44,7 +44,8 @@ def claim(settings: Settings, stage: str, owner: str, subject: str | None = None
             reset_for_rerun(session, stage, video_ids=video_ids, subject=subject)
         ids = claim_videos(session, stage, owner, batch_size or settings.batch_size, settings.lease_seconds,
                            settings.max_attempts, subject=subject, video_ids=video_ids)
-    log.info("%s: claimed %d videos%s", stage, len(ids), f" of subject {subject}" if subject else "")
+    scope = (f" of subject {subject}" if subject else "") + (f" among {', '.join(video_ids)}" if video_ids else "")
+    log.info("%s: claimed %d videos%s%s", stage, len(ids), scope, " (force)" if force else "")
     return ids
 
 

@@ -85,3 +85,15 @@ def causal_lm(model: str, device: str):
     loaded = AutoModelForCausalLM.from_pretrained(model, local_files_only=local, dtype=dtype).to(device)
     loaded.eval()
     return tokenizer, loaded
+
+
+@lru_cache(maxsize=2)
+def image_text_model(model: str, device: str):
+    """(processor, model) of a CLIP-style dual encoder (get_image_features / get_text_features)."""
+    from transformers import AutoModel, AutoProcessor
+
+    local = Path(model).is_dir()
+    processor = AutoProcessor.from_pretrained(model, local_files_only=local)
+    loaded = AutoModel.from_pretrained(model, local_files_only=local).to(device)
+    loaded.eval()
+    return processor, loaded

@@ -7,6 +7,7 @@
 - ``llm_scripted`` / ``llm_random``: 2-layer Llama chat models on the same byte-level vocabulary. The scripted
   one is trained for a few seconds to answer every prompt with ``SCRIPTED_ANSWER`` (a parseable judge score);
   the random one babbles (an unparseable answer). Both go through transformers' real ``generate``.
+- ``clip``: a 2-layer CLIP (32 px images, a byte-level vocabulary) for the clip-level visual-text filter.
 
 Their outputs are meaningless text with real timings; production uses real model ids (see lectern.config).
 Run ``python -m lectern models build-tiny --out DIR``.
@@ -207,6 +208,34 @@ def _train_to_answer(model, tokenizer, answer: str, rng, max_steps: int) -> None
     raise RuntimeError(f"the tiny LLM did not learn its answer in {max_steps} steps")
 
 
+def build_clip(out: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+    torch.manual_seed(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    characters = list(bytes_to_unicode().values())
+    vocab = {token: i for i, token in enumerate(characters + [c + "</w>" for c in characters])}
+    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
+    (out / "vocab.json").write_text(json.dumps(vocab))
+    (out / "merges.txt").write_text("#version: 0.2\n")  # no merges: one token per character
+    tokenizer = CLIPTokenizer(str(out / "vocab.json"), str(out / "merges.txt"), model_max_length=77)
+    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(out)
+    config = CLIPConfig(
+        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "max_position_embeddings": 77, "bos_token_id": vocab["<|startoftext|>"],
+                     "eos_token_id": vocab["<|endoftext|>"], "pad_token_id": vocab["<|endoftext|>"]},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(out)
+    (out / "LECTERN_TINY_MODEL").write_text("randomly initialised; for tests and the demo only\n")
+    return out
+
+
 PUNKT_ABBREVIATIONS = ["dr", "mr", "mrs", "ms", "prof", "e.g", "i.e", "etc", "vs", "fig", "eq", "no"]
 
 
@@ -224,7 +253,8 @@ def build_all(out: Path) -> dict[str, str]:
     """Build every tiny model under `out`, skipping the ones already there; returns name -> path."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"whisper": out / "whisper-tiny-random", "align": out / "wav2vec2-tiny-random", "nltk_data": out / "nltk_data",
-             "llm_scripted": out / "llm-tiny-scripted", "llm_random": out / "llm-tiny-random"}
+             "llm_scripted": out / "llm-tiny-scripted", "llm_random": out / "llm-tiny-random",
+             "clip": out / "clip-tiny-random"}
     if not (paths["whisper"] / "model.bin").is_file():
         build_whisper(paths["whisper"])
     if not (paths["align"] / "model.safetensors").is_file():
@@ -233,5 +263,7 @@ def build_all(out: Path) -> dict[str, str]:
         build_llm(paths["llm_scripted"], answer=SCRIPTED_ANSWER)
     if not (paths["llm_random"] / "model.safetensors").is_file():
         build_llm(paths["llm_random"])
+    if not (paths["clip"] / "model.safetensors").is_file():
+        build_clip(paths["clip"])
     build_punkt(paths["nltk_data"])
     return {name: str(path) for name, path in paths.items()}

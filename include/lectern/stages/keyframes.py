@@ -110,6 +110,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     probe = store.get_json(Keys.probe(video.id))
     clips = segment_clips(asr["segments"], float(probe["duration_s"]), settings.clip_min_s, settings.clip_max_s)
     per_clip: list[list[dict]] = [[] for _ in clips]
+    jpegs: list[list[bytes]] = [[] for _ in clips]
     started = time.monotonic()
     # Keys of a previous attempt are overwritten; stale extra ones are removed so a rerun never duplicates.
     stale = set(store.list(Keys.video(video.id, "keyframes/")))
@@ -119,28 +120,48 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
                                                     settings.ssim_threshold, settings.ssim_width):
             c = next((i for i, clip in enumerate(clips) if clip.start <= moment < clip.end), len(clips) - 1)
             n = len(per_clip[c]) + 1
-            key = store.put_bytes(Keys.keyframe(video.id, clips[c].start, clips[c].end, n), _jpeg(frame))
+            jpegs[c].append(_jpeg(frame))
+            key = store.put_bytes(Keys.keyframe(video.id, clips[c].start, clips[c].end, n), jpegs[c][-1])
             written.add(key)
             per_clip[c].append({"key": key, "time": round(moment, 3), "ssim": None if ssim is None else round(ssim, 4)})
-    for key in stale - written:
-        store.delete_prefix(key)
     seconds = time.monotonic() - started
+    documents = [
+        {"index": i, "start": round(clip.start, 3), "end": round(clip.end, 3), "segments": clip.segments,
+         "asr": clip.text, "refined_asr": " ".join(refined[j]["text"] for j in clip.segments) if refined else None,
+         "keyframes": per_clip[i]}
+        for i, clip in enumerate(clips)
+    ]
+    extracted = sum(len(k) for k in per_clip)
+    dropped: set[str] = set()
+    if settings.clip_filter_model:
+        filter_clips(documents, jpegs, settings)
+        dropped = {f["key"] for d in documents for f in d.get("dropped_keyframes", [])}
+    for key in (stale | dropped) - (written - dropped):  # a dropped image is not kept in the store
+        store.delete_prefix(key)
     duration = float(probe["duration_s"])
-    document = {
-        "video_id": video.id,
-        "clips": [
-            {"index": i, "start": round(clip.start, 3), "end": round(clip.end, 3), "segments": clip.segments,
-             "asr": clip.text, "refined_asr": " ".join(refined[j]["text"] for j in clip.segments) if refined else None,
-             "keyframes": per_clip[i]}
-            for i, clip in enumerate(clips)
-        ],
-    }
-    keyframes = sum(len(k) for k in per_clip)
+    keyframes = extracted - len(dropped)
     metrics = {"clips": len(clips), "keyframes": keyframes, "seconds": round(seconds, 3),
                "realtime_factor": round(duration / seconds, 1) if seconds else None,
                "ssim_threshold": settings.ssim_threshold, "interval_s": settings.keyframe_interval_s}
-    document["metrics"] = metrics
-    key = store.put_json(Keys.clips(video.id), document)
+    if settings.clip_filter_model:
+        metrics.update(clip_filter_dropped_keyframes=len(dropped),
+                       clips_text_only=sum(1 for d in documents if d.get("dropped_keyframes")))
+    key = store.put_json(Keys.clips(video.id), {"video_id": video.id, "clips": documents, "metrics": metrics})
     if keyframes == 0:
-        return StageResult.rejected("no keyframes extracted", metrics)
+        reason = (f"no keyframes left: the visual-text filter dropped all {extracted}" if extracted
+                  else "no keyframes extracted")
+        return StageResult.rejected(reason, metrics)
     return StageResult.succeeded({"clips": key}, metrics)
+
+
+def filter_clips(documents: list[dict], jpegs: list[list[bytes]], settings: Settings) -> None:
+    """The visual-text filter (lectern.clip_filter): a clip whose keyframes don't match its transcript keeps its
+    text and loses its images (moved to ``dropped_keyframes``)."""
+    from lectern.clip_filter import clip_similarities
+
+    texts = [d["refined_asr"] or d["asr"] for d in documents]
+    similarities = clip_similarities(settings.clip_filter_model, list(zip(jpegs, texts)))
+    for document, similarity in zip(documents, similarities):
+        document["visual_text_similarity"] = similarity
+        if similarity is not None and similarity < settings.clip_filter_min_similarity:
+            document["dropped_keyframes"], document["keyframes"] = document["keyframes"], []

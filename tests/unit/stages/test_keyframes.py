@@ -61,3 +61,36 @@ def test_stage_writes_named_jpegs_and_clips(downloaded, store, settings, demo_co
     again = keyframes.run(video, store, settings)
     assert again.metrics["keyframes"] == len(slides)
     assert len(store.list(Keys.video("cell_division", "keyframes/"))) == len(slides)
+
+
+def test_visual_text_filter_keeps_text_and_drops_images(downloaded, store, settings, demo_corpus, tiny_models):
+    """The clip filter through the real transformers dual-encoder path (a tiny random CLIP): its similarities
+    are meaningless but real, so the thresholds below bracket them."""
+    import dataclasses
+
+    video = downloaded("cell_division")
+    slides = demo_corpus[1]["videos"]["cell_division"]["slides"]
+    store.put_json(Keys.asr("cell_division"),
+                   {"segments": [seg(s["start"] + 0.5, s["start"] + 5, s["narration"]) for s in slides]})
+    video.artifacts["transcribe"] = {"asr": Keys.asr("cell_division")}
+    keep = dataclasses.replace(settings, clip_filter_model=tiny_models["clip"], clip_filter_min_similarity=-1.0)
+    result = keyframes.run(video, store, keep)
+    clips = store.get_json(result.artifacts["clips"])["clips"]
+    similarities = [c["visual_text_similarity"] for c in clips if c["keyframes"]]
+    assert len(similarities) == len(clips) and all(-1.0 <= s <= 1.0 for s in similarities)
+    assert result.metrics["keyframes"] == len(slides) and result.metrics["clip_filter_dropped_keyframes"] == 0
+
+    cut = sorted(similarities)[1]  # strictly above the lowest: that clip's images go, its words stay
+    strict = dataclasses.replace(keep, clip_filter_min_similarity=cut)
+    result = keyframes.run(video, store, strict)
+    clips = store.get_json(result.artifacts["clips"])["clips"]
+    text_only = [c for c in clips if c.get("dropped_keyframes")]
+    assert len(text_only) == 1 and text_only[0]["keyframes"] == [] and text_only[0]["asr"]
+    assert result.metrics["clip_filter_dropped_keyframes"] == len(text_only[0]["dropped_keyframes"])
+    assert result.metrics["keyframes"] == len(slides) - result.metrics["clip_filter_dropped_keyframes"]
+    stored = set(store.list(Keys.video("cell_division", "keyframes/")))
+    assert stored == {f["key"] for c in clips for f in c["keyframes"]}  # dropped images are not in the store
+
+    none = dataclasses.replace(keep, clip_filter_min_similarity=1.01)
+    result = keyframes.run(video, store, none)
+    assert result.status == "rejected" and result.reason.startswith("no keyframes left: the visual-text filter")
