@@ -42,7 +42,7 @@ def test_ocr_finds_slide_text_and_assemble_interleaves(downloaded, store, settin
 
 
 def test_samples_respect_the_token_budget():
-    entries = [{"vid": "v", "clip_path": f"v@{i}", "start": i, "end": i + 1, "asr": "text", "ocr_joined": "",
+    entries = [{"vid": "v", "clip_path": f"v@{i}", "start": i, "end": i + 1, "asr": "text", "text": "text", "ocr_joined": "",
                 "extracted_frames": ["k"], "frame_times": [i], "keyframe_ssim": [None], "token_num": 600}
                for i in range(5)]
     samples = assemble.build_samples(entries, 1300)
