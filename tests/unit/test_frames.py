@@ -1,0 +1,116 @@
+"""SSIM keyframes on generated slide videos with known change times: sensor noise, a cross-fade, bullets
+revealed one by one, a repeated slide, a VP9 file, sparse I-frames and a static 10-minute video."""
+
+import pytest
+
+from lectern import frames
+from lectern.demo.synthetic import Scene, bullet_reveal, match_changes, write_static_video, write_video
+from tests.conftest import CACHE
+
+THRESHOLD, WIDTH, GRID = 0.90, 320, (4, 6)  # the defaults
+LECTURE = [
+    Scene("Enzymes", ("Proteins that speed up reactions",)),
+    Scene("Active Site", ("The substrate binds here",)),
+    Scene("Inhibition", ("Competitive and non-competitive",), fade_s=1.0),  # a cross-fade
+    *bullet_reveal("Kinetics", ["Rate rises with substrate", "Then it saturates", "Vmax and Km"]),
+    Scene("Summary", ("Enzymes lower activation energy",)),
+]
+
+
+@pytest.fixture(scope="session")
+def videos():
+    """(path, truth) per case, generated once into the test cache."""
+    directory = CACHE / "synthetic-v1"
+    directory.mkdir(parents=True, exist_ok=True)
+    cases = {
+        "noisy_lecture": (LECTURE, {"noise": 6.0, "gop_s": 2.0}),
+        "sparse_iframes": (LECTURE[:3], {"gop_s": 10.0}),
+        "vp9": (LECTURE[:3], {"codec": "libvpx-vp9", "size": (640, 360), "fps": 10}),
+        "repeated_slide": ([LECTURE[0], LECTURE[1], Scene(LECTURE[0].title, LECTURE[0].lines)], {}),
+    }
+    out = {}
+    for name, (scenes, options) in cases.items():
+        path = directory / (f"{name}.webm" if options.get("codec") == "libvpx-vp9" else f"{name}.mp4")
+        truth_file = path.with_suffix(".json")
+        if not truth_file.is_file():
+            truth = write_video(path, scenes, **options)
+            truth_file.write_text(__import__("json").dumps(truth))
+        out[name] = (str(path), __import__("json").loads(truth_file.read_text()))
+    static = directory / "static_10min.mp4"
+    if not static.is_file():
+        write_static_video(static, 600.0)
+    out["static"] = (str(static), {"duration": 600.0, "changes": []})
+    return out
+
+
+def detect(path, mode, dedup=True):
+    samples = frames.sample_frames(path, mode, 1.0, WIDTH)
+    return [k.time for k in frames.select_keyframes(samples, THRESHOLD, GRID, dedup=dedup)]
+
+
+def test_a_revealed_bullet_is_a_change_only_for_the_grid(videos):
+    path, truth = videos["noisy_lecture"]
+    samples = {s.time: s.gray for s in frames.sample_frames(path, "iframes", 1.0, WIDTH)}
+    before, after = samples[28.0], samples[30.0]  # "Then it saturates" appears at 30 s
+    assert frames.similarity(before, after) > 0.95  # the global score barely moves...
+    assert frames.similarity(before, after, GRID) < 0.8  # ...one cell changes a lot
+    assert frames.similarity(samples[26.0], samples[28.0], GRID) > 0.97  # noise alone does not
+
+
+def test_fast_path_finds_every_change_in_a_noisy_lecture(videos):
+    path, truth = videos["noisy_lecture"]
+    assert frames.choose_sampling(path, max_gop_s=2.5) == "iframes"
+    found = detect(path, "iframes")
+    assert found[0] < 0.1  # the first frame is always a keyframe
+    score = match_changes(found[1:], truth["changes"], tolerance=2.0 + 0.1)  # at most one GOP late
+    assert score["recall"] >= 0.98 and score["precision"] >= 0.95, score
+
+
+def test_interval_sampling_agrees(videos):
+    path, truth = videos["noisy_lecture"]
+    found = detect(path, "interval")
+    score = match_changes(found[1:], truth["changes"], tolerance=1.0 + 0.1)
+    assert score["recall"] >= 0.98 and score["precision"] >= 0.95, score
+
+
+def test_sparse_iframes_fall_back_to_interval_sampling(videos):
+    path, truth = videos["sparse_iframes"]
+    assert frames.iframe_spacing(path) == pytest.approx(10.0, abs=0.1)
+    assert frames.choose_sampling(path, max_gop_s=2.5) == "interval"
+    found = detect(path, "interval")
+    assert match_changes(found[1:], truth["changes"], 1.1)["recall"] == 1.0 and len(found) == 3
+
+
+def test_vp9_is_read(videos):
+    path, truth = videos["vp9"]
+    found = detect(path, frames.choose_sampling(path, max_gop_s=2.5))
+    assert len(found) == 3 and match_changes(found[1:], truth["changes"], 2.1)["recall"] == 1.0
+
+
+def test_a_slide_shown_again_yields_no_second_image(videos):
+    path, truth = videos["repeated_slide"]
+    assert len(detect(path, "iframes", dedup=False)) == 3
+    assert len(detect(path, "iframes")) == 2
+
+
+def test_static_ten_minutes_is_one_keyframe(videos):
+    path, _ = videos["static"]
+    found = list(frames.select_keyframes(frames.sample_frames(path, "iframes", 1.0, WIDTH), THRESHOLD, GRID))
+    assert len(found) == 1 and found[0].image.shape == (720, 1280, 3)
+
+
+def test_naive_exact_method_agrees_on_a_short_clip(tmp_path):
+    path = tmp_path / "short.mp4"
+    truth = write_video(path, [Scene("One", seconds=2.0), Scene("Two", ("changed",), seconds=2.0)], fps=10,
+                        size=(320, 180))
+    naive = [t for t, _ in frames.naive_keyframes(str(path), THRESHOLD, GRID)]
+    assert naive == [0.0, truth["changes"][0]]  # every frame decoded: the change is found at its exact frame
+
+
+def test_unreadable_file_is_corrupt_media(tmp_path):
+    from lectern.errors import CorruptMedia
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    with pytest.raises(CorruptMedia):
+        list(frames.sample_frames(str(bad), "iframes", 1.0, WIDTH))
