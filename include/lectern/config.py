@@ -84,9 +84,13 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_LLM_MAX_TRANSCRIPT_CHARS": ("6000", "Transcript characters shown to an LLM judge (the start of the video)."),
     "LECTERN_CLIP_MIN_S": ("10", "Clips merge ASR segments until at least this long..."),
     "LECTERN_CLIP_MAX_S": ("20", "...and close at a sentence end, or at this length at the latest."),
-    "LECTERN_KEYFRAME_INTERVAL_S": ("1.0", "Seconds between frames sampled for SSIM."),
+    "LECTERN_KEYFRAME_SAMPLING": ("auto", "iframes: decode only the stream's I-frames (fast path); interval: decode every frame, keep one per LECTERN_KEYFRAME_INTERVAL_S; auto: iframes when they are at most LECTERN_KEYFRAME_MAX_GOP_S apart."),
+    "LECTERN_KEYFRAME_MAX_GOP_S": ("4.0", "auto sampling uses I-frames only when they are at most this many seconds apart (a slide shown for less may be missed)."),
+    "LECTERN_KEYFRAME_INTERVAL_S": ("1.0", "Seconds between frames sampled for SSIM (the least, also with I-frames)."),
     "LECTERN_SSIM_THRESHOLD": ("0.95", "A sampled frame becomes a keyframe when its SSIM with the last keyframe is below this."),
     "LECTERN_SSIM_WIDTH": ("320", "Frames are compared in grayscale at this width."),
+    "LECTERN_SSIM_GRID": ("8x12", "SSIM is the lowest mean over these rows x columns of the SSIM map, so a revealed bullet or a changed number counts (1x1: the paper's global SSIM; see bench/keyframes.py)."),
+    "LECTERN_KEYFRAME_DEDUP": ("true", "A slide shown again later in the video gives no second keyframe."),
     "LECTERN_CLIP_FILTER_MODEL": ("", "CLIP-style model (transformers id or path) comparing each clip's keyframes with its transcript; a clip below LECTERN_CLIP_FILTER_MIN_SIMILARITY loses its images and keeps its text (empty: off; e.g. openai/clip-vit-base-patch32)."),
     "LECTERN_CLIP_FILTER_MIN_SIMILARITY": ("0.20", "Lowest image-text cosine similarity a clip's keyframes may have with its transcript."),
     "LECTERN_OCR_LANG": ("eng", "Tesseract language(s)."),
@@ -116,6 +120,22 @@ def _bool(value: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"not a boolean: {value!r}")
+
+
+def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _grid(value: str) -> tuple[int, int]:
+    try:
+        rows, cols = (int(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"LECTERN_SSIM_GRID must look like 4x6, not {value!r}") from None
+    if rows < 1 or cols < 1:
+        raise ValueError(f"LECTERN_SSIM_GRID must be at least 1x1, not {value!r}")
+    return rows, cols
 
 
 def _list(value: str) -> tuple[str, ...]:
@@ -181,9 +201,13 @@ class Settings:
     llm_max_transcript_chars: int
     clip_min_s: float
     clip_max_s: float
+    keyframe_sampling: str
+    keyframe_max_gop_s: float
     keyframe_interval_s: float
     ssim_threshold: float
     ssim_width: int
+    ssim_grid: tuple[int, int]
+    keyframe_dedup: bool
     clip_filter_model: str | None
     clip_filter_min_similarity: float
     ocr_lang: str
@@ -286,9 +310,13 @@ class Settings:
             llm_max_transcript_chars=int(get("LECTERN_LLM_MAX_TRANSCRIPT_CHARS")),
             clip_min_s=float(get("LECTERN_CLIP_MIN_S")),
             clip_max_s=float(get("LECTERN_CLIP_MAX_S")),
+            keyframe_sampling=_choice(get("LECTERN_KEYFRAME_SAMPLING"), "LECTERN_KEYFRAME_SAMPLING", ("auto", "iframes", "interval")),
+            keyframe_max_gop_s=float(get("LECTERN_KEYFRAME_MAX_GOP_S")),
             keyframe_interval_s=float(get("LECTERN_KEYFRAME_INTERVAL_S")),
             ssim_threshold=float(get("LECTERN_SSIM_THRESHOLD")),
             ssim_width=int(get("LECTERN_SSIM_WIDTH")),
+            ssim_grid=_grid(get("LECTERN_SSIM_GRID")),
+            keyframe_dedup=_bool(get("LECTERN_KEYFRAME_DEDUP")),
             clip_filter_model=optional("LECTERN_CLIP_FILTER_MODEL"),
             clip_filter_min_similarity=float(get("LECTERN_CLIP_FILTER_MIN_SIMILARITY")),
             ocr_lang=get("LECTERN_OCR_LANG"),

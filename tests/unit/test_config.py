@@ -8,7 +8,8 @@ def test_defaults_are_the_embedded_mode(tmp_path):
     assert settings.db_url == f"sqlite:///{tmp_path}/state.db"
     assert settings.store_url == f"file://{tmp_path}/store"
     assert settings.execution == "local"
-    assert settings.ssim_threshold == 0.95
+    assert (settings.ssim_threshold, settings.ssim_grid, settings.keyframe_sampling) == (0.95, (8, 12), "auto")
+    assert settings.judge_policy == "all" and len(settings.judge_models) == 2
     assert settings.videos_per_task == 4
     assert settings.gpu_tolerations[0]["key"] == "nvidia.com/gpu"
 
@@ -26,7 +27,9 @@ def test_environment_overrides_and_types(tmp_path):
 
 
 @pytest.mark.parametrize("name,value", [("LECTERN_EXECUTION", "slurm"), ("LECTERN_ALLOW_FILE_URLS", "maybe"),
-                                        ("LECTERN_BATCH_SIZE", "many")])
+                                        ("LECTERN_BATCH_SIZE", "many"), ("LECTERN_SSIM_GRID", "4by6"),
+                                        ("LECTERN_SSIM_GRID", "0x3"), ("LECTERN_KEYFRAME_SAMPLING", "all"),
+                                        ("LECTERN_JUDGE_POLICY", "majority"), ("LECTERN_REWRITE_LENGTH_RATIO", "2,3")])
 def test_bad_values_are_clear_errors(name, value):
     with pytest.raises(ValueError):
         Settings.from_env({name: value})

@@ -7,7 +7,7 @@ from lectern import frames
 from lectern.demo.synthetic import Scene, bullet_reveal, match_changes, write_static_video, write_video
 from tests.conftest import CACHE
 
-THRESHOLD, WIDTH, GRID = 0.90, 320, (4, 6)  # the defaults
+THRESHOLD, WIDTH, GRID = 0.95, 320, (8, 12)  # the defaults
 LECTURE = [
     Scene("Enzymes", ("Proteins that speed up reactions",)),
     Scene("Active Site", ("The substrate binds here",)),
@@ -53,7 +53,7 @@ def test_a_revealed_bullet_is_a_change_only_for_the_grid(videos):
     samples = {s.time: s.gray for s in frames.sample_frames(path, "iframes", 1.0, WIDTH)}
     before, after = samples[28.0], samples[30.0]  # "Then it saturates" appears at 30 s
     assert frames.similarity(before, after) > 0.95  # the global score barely moves...
-    assert frames.similarity(before, after, GRID) < 0.8  # ...one cell changes a lot
+    assert frames.similarity(before, after, GRID) < 0.6  # ...the cells it appears in change a lot
     assert frames.similarity(samples[26.0], samples[28.0], GRID) > 0.97  # noise alone does not
 
 

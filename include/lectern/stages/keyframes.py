@@ -1,10 +1,10 @@
-"""keyframes: ASR segments -> clips; SSIM keyframes (the paper's Algorithm 1) -> JPEGs + clips.json.
+"""keyframes: ASR segments -> clips; SSIM keyframes (lectern.frames: the paper's Algorithm 1, fast path) -> JPEGs
++ clips.json; then the optional clip-level visual-text filter (lectern.clip_filter).
 
-Algorithm 1: the first sampled frame is a keyframe and the reference; each later sampled frame whose SSIM
-with the reference is below the threshold becomes a keyframe and the new reference. The reference carries
-across clip boundaries, so a slide that stays on screen through several clips yields one image (in the clip
-where it appeared), not one per clip. Frames are compared in grayscale at LECTERN_SSIM_WIDTH pixels wide;
-kept frames are stored at full resolution as ``{vid}@{start}_{end}#{n}.jpg``.
+Frames are sampled from the stream's I-frames where they are dense enough (else one per interval), compared in
+grayscale at LECTERN_SSIM_WIDTH with grid SSIM; the reference carries across clip boundaries, so a slide that stays
+on screen through several clips yields one image (in the clip where it appeared), and a slide shown again later
+yields none. Kept frames are stored at full resolution as ``{vid}@{start}_{end}#{n}.jpg``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lectern import frames
 from lectern.config import Settings
-from lectern.errors import CorruptMedia, MissingInput
+from lectern.errors import MissingInput
 from lectern.stages import StageResult
 from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
@@ -57,40 +58,6 @@ def segment_clips(segments: list[dict], duration: float, min_s: float, max_s: fl
     return clips
 
 
-def _gray(frame: np.ndarray, width: int) -> np.ndarray:
-    from PIL import Image
-
-    image = Image.fromarray(frame).convert("L")
-    height = max(1, round(image.height * width / image.width))
-    return np.asarray(image.resize((width, height), Image.BILINEAR))
-
-
-def select_keyframes(path: str, interval_s: float, threshold: float, width: int):
-    """Yield (time, frame RGB, ssim with the previous keyframe or None) for each keyframe of the video."""
-    import decord
-    from skimage.metrics import structural_similarity
-
-    try:
-        reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-    except Exception as exc:  # decord raises a bare DECORDError for unreadable input
-        raise CorruptMedia(f"decord cannot read the video: {exc}".splitlines()[0]) from exc
-    fps = reader.get_avg_fps() or 25.0
-    total = len(reader)
-    step = max(1, round(interval_s * fps))
-    reference = None
-    for index in range(0, total, step):
-        frame = reader[index].asnumpy()
-        gray = _gray(frame, width)
-        if reference is None:
-            reference = gray
-            yield index / fps, frame, None
-            continue
-        score = float(structural_similarity(reference, gray, data_range=255))
-        if score < threshold:
-            reference = gray
-            yield index / fps, frame, score
-
-
 def _jpeg(frame: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -115,9 +82,22 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     # Keys of a previous attempt are overwritten; stale extra ones are removed so a rerun never duplicates.
     stale = set(store.list(Keys.video(video.id, "keyframes/")))
     written = set()
+    sampled = 0
     with store.local_path(source_key) as path:
-        for moment, frame, ssim in select_keyframes(str(path), settings.keyframe_interval_s,
-                                                    settings.ssim_threshold, settings.ssim_width):
+        mode = settings.keyframe_sampling
+        if mode == "auto":
+            mode = frames.choose_sampling(str(path), settings.keyframe_max_gop_s)
+
+        def counted(samples):
+            nonlocal sampled
+            for sample in samples:
+                sampled += 1
+                yield sample
+
+        samples = counted(frames.sample_frames(str(path), mode, settings.keyframe_interval_s, settings.ssim_width))
+        for keyframe in frames.select_keyframes(samples, settings.ssim_threshold, settings.ssim_grid,
+                                                settings.keyframe_dedup):
+            moment, frame, ssim = keyframe.time, keyframe.image, keyframe.ssim
             c = next((i for i, clip in enumerate(clips) if clip.start <= moment < clip.end), len(clips) - 1)
             n = len(per_clip[c]) + 1
             jpegs[c].append(_jpeg(frame))
@@ -141,8 +121,9 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     duration = float(probe["duration_s"])
     keyframes = extracted - len(dropped)
     metrics = {"clips": len(clips), "keyframes": keyframes, "seconds": round(seconds, 3),
-               "realtime_factor": round(duration / seconds, 1) if seconds else None,
-               "ssim_threshold": settings.ssim_threshold, "interval_s": settings.keyframe_interval_s}
+               "realtime_factor": round(duration / seconds, 1) if seconds else None, "sampling": mode,
+               "frames_compared": sampled, "ssim_threshold": settings.ssim_threshold,
+               "ssim_grid": "x".join(map(str, settings.ssim_grid)), "interval_s": settings.keyframe_interval_s}
     if settings.clip_filter_model:
         metrics.update(clip_filter_dropped_keyframes=len(dropped),
                        clips_text_only=sum(1 for d in documents if d.get("dropped_keyframes")))

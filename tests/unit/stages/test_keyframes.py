@@ -1,8 +1,11 @@
 """SSIM keyframes against the demo corpus' known slide changes, and clip segmentation."""
 
 
+import pytest
+
+from lectern import frames
 from lectern.stages import keyframes
-from lectern.stages.keyframes import segment_clips, select_keyframes
+from lectern.stages.keyframes import segment_clips
 from lectern.store import Keys
 
 
@@ -32,14 +35,16 @@ def test_no_segments_gives_one_clip():
     assert [(c.start, c.end) for c in segment_clips([], 30.0, 10, 20)] == [(0.0, 30.0)]
 
 
-def test_keyframes_match_slide_changes(demo_corpus):
+@pytest.mark.parametrize("mode,lag", [("iframes", 4.1), ("interval", 1.1)])  # the demo videos' GOP is 4 s
+def test_keyframes_match_slide_changes(demo_corpus, mode, lag):
     directory, truth = demo_corpus
     for video_id, info in truth["videos"].items():
         slides = info["slides"]
-        found = list(select_keyframes(str(directory / f"{video_id}.mp4"), 1.0, 0.95, 320))
+        samples = frames.sample_frames(str(directory / f"{video_id}.mp4"), mode, 1.0, 320)
+        found = list(frames.select_keyframes(samples, 0.95, (8, 12)))
         assert len(found) == len(slides), video_id
-        for (moment, _frame, _ssim), slide in zip(found, slides):
-            assert slide["start"] <= moment < slide["start"] + 1.5  # found within one sampling step
+        for keyframe, slide in zip(found, slides):
+            assert slide["start"] <= keyframe.time < slide["start"] + lag  # found within one sampling step
 
 
 def test_stage_writes_named_jpegs_and_clips(downloaded, store, settings, demo_corpus):

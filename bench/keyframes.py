@@ -1,0 +1,124 @@
+"""Keyframe benchmark: the naive exact method vs the fast path, on generated 720p H.264 lecture videos with known
+slide changes (sensor noise, a cross-fade, bullets revealed one by one; I-frames every 2 s as on the web).
+
+    .venv/bin/python bench/keyframes.py [--minutes 10] [--naive-seconds 60]
+
+- naive: decord decodes every frame at full resolution; grid SSIM on full-size grayscale (Algorithm 1 on every
+  frame). Run on the first --naive-seconds of the video (it is slow).
+- fast: PyAV decodes only the I-frames, swscale reduces them to 320 px grayscale, grid SSIM (lectern.frames),
+  the stage's defaults. Run on the whole video.
+
+Prints x realtime of both, their ratio on the same clip, keyframe agreement between them, and recall/precision of
+the fast path against the true change times. Videos are cached under .lectern/bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".lectern" / "bench"
+THRESHOLD, GRID, WIDTH = 0.95, (8, 12), 320  # the stage's defaults
+
+
+WORDS = ("Enzymes Kinetics Membranes Transport Signalling Metabolism Glycolysis Respiration Photosynthesis Genetics "
+         "Replication Transcription Translation Mutation Evolution Ecology Homeostasis Immunity Neurons Hormones").split()
+
+
+def lecture_scenes(minutes: float):
+    """Slides of 10-20 s; every third one fades in, every fourth reveals three bullets one at a time."""
+    from lectern.demo.synthetic import Scene, bullet_reveal
+
+    scenes, n = [], 0
+    while sum(s.seconds for s in scenes) < minutes * 60:
+        n += 1
+        word = WORDS[n % len(WORDS)]
+        if n % 4 == 0:
+            scenes += bullet_reveal(f"{word}: part {n}", [f"{word} point {i} of lecture {n}" for i in range(1, 4)], 6.0)
+        else:
+            scenes.append(Scene(f"{n}. {word}", (f"What {word.lower()} means", f"Example {n}"),
+                                seconds=10.0 + 5 * (n % 3), fade_s=1.0 if n % 3 == 0 else 0.0))
+    return scenes
+
+
+def video(minutes: float) -> tuple[str, dict]:
+    from lectern.demo.synthetic import write_video
+
+    name = f"lecture-{minutes:g}min"
+    path, truth_file = CACHE / f"{name}.mp4", CACHE / f"{name}.json"
+    if not truth_file.is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        print(f"generating {path.name} ...", flush=True)
+        truth_file.write_text(json.dumps(write_video(path, lecture_scenes(minutes), fps=25, noise=4.0, gop_s=2.0)))
+    return str(path), json.loads(truth_file.read_text())
+
+
+def clip_of(path: str, truth: dict, seconds: float) -> tuple[str, dict]:
+    """The first `seconds` of a video (stream copy: it starts on an I-frame), with its share of the truth."""
+    import subprocess
+
+    clip = path.replace(".mp4", f"-first{seconds:g}s.mp4")
+    if not Path(clip).is_file():
+        subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", path, "-t", str(seconds), "-c", "copy", clip],
+                       check=True)
+    return clip, {"duration": seconds, "changes": [c for c in truth["changes"] if c < seconds]}
+
+
+def fast(path: str) -> tuple[list[float], float]:
+    from lectern import frames
+
+    started = time.perf_counter()
+    mode = frames.choose_sampling(path, 4.0)
+    found = [k.time for k in frames.select_keyframes(frames.sample_frames(path, mode, 1.0, WIDTH), THRESHOLD, GRID)]
+    return found, time.perf_counter() - started
+
+
+def naive(path: str) -> tuple[list[float], float]:
+    from lectern import frames
+
+    started = time.perf_counter()
+    found = [t for t, _ in frames.naive_keyframes(path, THRESHOLD, GRID)]
+    return found, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the video for the fast path")
+    parser.add_argument("--naive-seconds", type=float, default=60.0, help="length of the clip both methods run on")
+    args = parser.parse_args()
+    from lectern.demo.synthetic import match_changes
+
+    long_path, long_truth = video(args.minutes)
+    clip_path, clip_truth = clip_of(long_path, long_truth, args.naive_seconds)
+    fast_long, fast_long_s = fast(long_path)
+    fast_clip, fast_clip_s = fast(clip_path)
+    naive_clip, naive_clip_s = naive(clip_path)
+    tolerance = 2.0 + 0.1  # one GOP
+    long_score = match_changes(fast_long[1:], long_truth["changes"], tolerance)
+    clip_score = match_changes(fast_clip[1:], clip_truth["changes"], tolerance)
+    naive_score = match_changes(naive_clip[1:], clip_truth["changes"], 1.0)
+    # agreement: fast keyframes within one GOP after a naive one, and the other way round
+    agree = match_changes(fast_clip, naive_clip, tolerance)
+    cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    print(f"\nkeyframes benchmark ({cpu}; threshold {THRESHOLD}, grid {GRID[0]}x{GRID[1]}, {WIDTH} px)\n")
+    print("| method | video | seconds of video | wall s | x realtime | keyframes | recall | precision |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for method, name, truth, found, seconds, score in [
+        ("naive exact", "clip", clip_truth, naive_clip, naive_clip_s, naive_score),
+        ("fast path", "clip", clip_truth, fast_clip, fast_clip_s, clip_score),
+        ("fast path", f"{args.minutes:g} min", long_truth, fast_long, fast_long_s, long_score),
+    ]:
+        print(f"| {method} | {name} | {truth['duration']:.0f} | {seconds:.2f} | {truth['duration'] / seconds:.0f} "
+              f"| {len(found)} | {score['recall']:.3f} | {score['precision']:.3f} |")
+    print(f"\nfast path is {naive_clip_s / fast_clip_s:.0f}x faster than the naive method on the same clip; "
+          f"keyframe agreement with it: {agree['recall']:.3f} of naive keyframes found, "
+          f"{agree['precision']:.3f} of fast keyframes matched (within one GOP)")
+
+
+if __name__ == "__main__":
+    main()
