@@ -90,10 +90,15 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_SSIM_THRESHOLD": ("0.95", "A sampled frame becomes a keyframe when its SSIM with the last keyframe is below this."),
     "LECTERN_SSIM_WIDTH": ("320", "Frames are compared in grayscale at this width."),
     "LECTERN_SSIM_GRID": ("8x12", "SSIM is the lowest mean over these rows x columns of the SSIM map, so a revealed bullet or a changed number counts (1x1: the paper's global SSIM; see bench/keyframes.py)."),
+    "LECTERN_FACE_MAX_AREA": ("", "Keyframes whose detected faces cover more than this share of the frame are dropped (empty: off; the published corpus used 0.04)."),
     "LECTERN_KEYFRAME_DEDUP": ("true", "A slide shown again later in the video gives no second keyframe."),
     "LECTERN_CLIP_FILTER_MODEL": ("", "CLIP-style model (transformers id or path) comparing each clip's keyframes with its transcript; a clip below LECTERN_CLIP_FILTER_MIN_SIMILARITY loses its images and keeps its text (empty: off; e.g. openai/clip-vit-base-patch32)."),
     "LECTERN_CLIP_FILTER_MIN_SIMILARITY": ("0.20", "Lowest image-text cosine similarity a clip's keyframes may have with its transcript."),
     "LECTERN_OCR_LANG": ("eng", "Tesseract language(s)."),
+    "LECTERN_OCR_WORKERS": ("0", "Keyframes read in parallel, one tesseract process each (0: one per core)."),
+    "LECTERN_OCR_MIN_CONFIDENCE": ("60", "Words tesseract is less confident of (0-100) are dropped."),
+    "LECTERN_OCR_MIN_CHARS": ("8", "A keyframe's OCR text with fewer letters or digits is dropped as meaningless."),
+    "LECTERN_OCR_REPEAT_SIMILARITY": ("0.90", "A keyframe's OCR text this similar to the previous kept one (word level) is dropped; otherwise only its new lines are kept."),
     "LECTERN_TOKENIZER": ("", "Tokenizer (id or path) for token counts; empty: the embedding model's tokenizer."),
     "LECTERN_IMAGE_TOKENS": ("576", "Tokens counted per image, as in the published corpus."),
     "LECTERN_SAMPLE_TOKEN_BUDGET": ("8192", "Clips are concatenated into samples up to this many tokens."),
@@ -208,9 +213,14 @@ class Settings:
     ssim_width: int
     ssim_grid: tuple[int, int]
     keyframe_dedup: bool
+    face_max_area: float | None
     clip_filter_model: str | None
     clip_filter_min_similarity: float
     ocr_lang: str
+    ocr_workers: int
+    ocr_min_confidence: float
+    ocr_min_chars: int
+    ocr_repeat_similarity: float
     tokenizer: str | None
     image_tokens: int
     sample_token_budget: int
@@ -317,9 +327,14 @@ class Settings:
             ssim_width=int(get("LECTERN_SSIM_WIDTH")),
             ssim_grid=_grid(get("LECTERN_SSIM_GRID")),
             keyframe_dedup=_bool(get("LECTERN_KEYFRAME_DEDUP")),
+            face_max_area=float(optional("LECTERN_FACE_MAX_AREA")) if optional("LECTERN_FACE_MAX_AREA") else None,
             clip_filter_model=optional("LECTERN_CLIP_FILTER_MODEL"),
             clip_filter_min_similarity=float(get("LECTERN_CLIP_FILTER_MIN_SIMILARITY")),
             ocr_lang=get("LECTERN_OCR_LANG"),
+            ocr_workers=int(get("LECTERN_OCR_WORKERS")),
+            ocr_min_confidence=float(get("LECTERN_OCR_MIN_CONFIDENCE")),
+            ocr_min_chars=int(get("LECTERN_OCR_MIN_CHARS")),
+            ocr_repeat_similarity=float(get("LECTERN_OCR_REPEAT_SIMILARITY")),
             tokenizer=optional("LECTERN_TOKENIZER"),
             image_tokens=int(get("LECTERN_IMAGE_TOKENS")),
             sample_token_budget=int(get("LECTERN_SAMPLE_TOKEN_BUDGET")),

@@ -114,3 +114,4 @@ def test_unreadable_file_is_corrupt_media(tmp_path):
     bad.write_bytes(b"\x00" * 1000)
     with pytest.raises(CorruptMedia):
         list(frames.sample_frames(str(bad), "iframes", 1.0, WIDTH))
+

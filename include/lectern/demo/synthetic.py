@@ -22,6 +22,7 @@ class Scene:
     lines: tuple[str, ...] = ()
     seconds: float = 8.0
     fade_s: float = 0.0  # cross-fade from the previous scene over its first fade_s seconds
+    picture: bool = False  # a person filling the frame (scikit-image's astronaut photo) instead of a slide
 
 
 def render(scene: Scene, size: tuple[int, int] = SIZE) -> np.ndarray:
@@ -30,6 +31,12 @@ def render(scene: Scene, size: tuple[int, int] = SIZE) -> np.ndarray:
     from lectern.demo.corpus import _font
 
     width, height = size
+    if scene.picture:
+        from skimage import data
+
+        frame = Image.new("RGB", size, "white")
+        frame.paste(Image.fromarray(data.astronaut()).resize((height, height)), ((width - height) // 2, 0))
+        return np.asarray(frame)
     scale = height / 720
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)

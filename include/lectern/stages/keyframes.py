@@ -17,6 +17,7 @@ import numpy as np
 
 from lectern import frames
 from lectern.config import Settings
+from lectern.faces import face_area_ratio
 from lectern.errors import MissingInput
 from lectern.stages import StageResult
 from lectern.state.ops import VideoRecord
@@ -82,7 +83,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     # Keys of a previous attempt are overwritten; stale extra ones are removed so a rerun never duplicates.
     stale = set(store.list(Keys.video(video.id, "keyframes/")))
     written = set()
-    sampled = 0
+    sampled = faces = 0
     with store.local_path(source_key) as path:
         mode = settings.keyframe_sampling
         if mode == "auto":
@@ -97,6 +98,9 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         samples = counted(frames.sample_frames(str(path), mode, settings.keyframe_interval_s, settings.ssim_width))
         for keyframe in frames.select_keyframes(samples, settings.ssim_threshold, settings.ssim_grid,
                                                 settings.keyframe_dedup):
+            if settings.face_max_area is not None and face_area_ratio(keyframe.gray) > settings.face_max_area:
+                faces += 1
+                continue
             moment, frame, ssim = keyframe.time, keyframe.image, keyframe.ssim
             c = next((i for i, clip in enumerate(clips) if clip.start <= moment < clip.end), len(clips) - 1)
             n = len(per_clip[c]) + 1
@@ -124,6 +128,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
                "realtime_factor": round(duration / seconds, 1) if seconds else None, "sampling": mode,
                "frames_compared": sampled, "ssim_threshold": settings.ssim_threshold,
                "ssim_grid": "x".join(map(str, settings.ssim_grid)), "interval_s": settings.keyframe_interval_s}
+    if settings.face_max_area is not None:
+        metrics["face_filter_dropped_keyframes"] = faces
     if settings.clip_filter_model:
         metrics.update(clip_filter_dropped_keyframes=len(dropped),
                        clips_text_only=sum(1 for d in documents if d.get("dropped_keyframes")))

@@ -7,6 +7,7 @@ from lectern import frames
 from lectern.stages import keyframes
 from lectern.stages.keyframes import segment_clips
 from lectern.store import Keys
+from tests.unit.stages.conftest import record
 
 
 def seg(start, end, text):
@@ -99,3 +100,25 @@ def test_visual_text_filter_keeps_text_and_drops_images(downloaded, store, setti
     none = dataclasses.replace(keep, clip_filter_min_similarity=1.01)
     result = keyframes.run(video, store, none)
     assert result.status == "rejected" and result.reason.startswith("no keyframes left: the visual-text filter")
+
+
+def test_face_filter_drops_a_talking_head(tmp_path, store, settings):
+    import dataclasses
+
+    from lectern import faces, media
+    from lectern.demo.synthetic import Scene, write_video
+
+    scenes = [Scene("Enzymes", ("Proteins that speed up reactions",)), Scene("", picture=True),
+              Scene("Active Site", ("The substrate binds here",))]
+    path = tmp_path / "talk.mp4"
+    write_video(path, scenes, fps=10, gop_s=1.0)
+    grays = {s.time: s.gray for s in frames.sample_frames(str(path), "iframes", 1.0, 320)}
+    assert faces.face_area_ratio(grays[10.0]) > 0.015 and faces.face_area_ratio(grays[2.0]) == 0.0
+    store.put_file(Keys.source("talk"), path)
+    store.put_json(Keys.probe("talk"), media.probe(path))
+    store.put_json(Keys.asr("talk"), {"segments": []})
+    video = record("talk", artifacts={"download": {"source": Keys.source("talk")}, "transcribe": {"asr": Keys.asr("talk")}})
+    assert keyframes.run(video, store, settings).metrics["keyframes"] == 3
+    result = keyframes.run(video, store, dataclasses.replace(settings, face_max_area=0.015))
+    assert result.metrics["keyframes"] == 2 and result.metrics["face_filter_dropped_keyframes"] == 1
+    assert len(store.list(Keys.video("talk", "keyframes/"))) == 2

@@ -1,0 +1,62 @@
+"""Tesseract on rendered 720p slides (through JPEG, as keyframes are stored): word accuracy against the known
+text, the confidence, meaningless-text and repeat filters, and what a bullet reveal leaves."""
+
+import io
+import re
+
+import pytest
+from PIL import Image
+
+from lectern.demo.synthetic import Scene, bullet_reveal, render
+from lectern.stages import ocr
+from lectern.store import Keys
+from tests.unit.stages.conftest import record
+
+SLIDES = [
+    Scene("Photosynthesis", ("Plants turn light into chemical energy", "It happens in the chloroplast")),
+    Scene("Light Reactions", ("Water is split and oxygen is released", "Energy is stored in ATP")),
+    *bullet_reveal("Calvin Cycle", ["Carbon dioxide is fixed", "Sugar is built from it", "ATP pays for it"]),
+    Scene("", ()),  # a blank frame: nothing meaningful to read
+]
+
+
+def words(text):
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+@pytest.fixture
+def keyframed(store):
+    keys = []
+    for n, scene in enumerate(SLIDES):
+        buffer = io.BytesIO()
+        Image.fromarray(render(scene)).save(buffer, format="JPEG", quality=90)
+        keys.append(store.put_bytes(Keys.keyframe("slides", n * 10.0, n * 10.0 + 10, 1), buffer.getvalue()))
+    clips = {"clips": [{"keyframes": [{"key": key, "time": n * 10.0}]} for n, key in enumerate(keys)]}
+    store.put_json(Keys.clips("slides"), clips)
+    return record("slides", artifacts={"keyframes": {"clips": Keys.clips("slides")}}), keys
+
+
+def test_word_accuracy_and_filters(keyframed, store, settings):
+    video, keys = keyframed
+    result = ocr.run(video, store, settings)
+    document = store.get_json(result.artifacts["ocr"])
+    raw = [document["details"][k]["raw"] for k in keys]
+    # Word accuracy of the raw reading over every slide with text (bullet glyphs excluded by the confidence filter).
+    expected = [w for scene in SLIDES for w in words(scene.title + " " + " ".join(scene.lines))]
+    read = [w for text in raw for w in words(text)]
+    correct = sum(min(read.count(w), expected.count(w)) for w in set(expected))
+    assert correct / len(expected) >= 0.95 and len(read) <= len(expected) * 1.05, (read, expected)
+    texts = [document["texts"][k] for k in keys]
+    assert texts[0].startswith("Photosynthesis") and "chloroplast" in texts[0]
+    # The bullet reveal: the second and third builds add only their new line.
+    assert words(texts[3]) == words("Sugar is built from it") and words(texts[4]) == words("ATP pays for it")
+    assert texts[5] == "" and document["details"][keys[5]]["dropped"].startswith("too short")
+    assert result.metrics["dropped"] == 1 and result.metrics["with_text"] == 5
+
+
+def test_a_repeated_reading_is_dropped(store, settings):
+    assert ocr.similarity("Calvin Cycle\nCarbon dioxide is fixed", "Calvin  cycle carbon dioxide is fixed") == 1.0
+    assert ocr.meaningless("-- | ~ == a1", 2).startswith("mostly symbols")
+    assert ocr.meaningless("e e", 8) == "too short (2 letters or digits)"
+    assert ocr.meaningless("Energy is stored in ATP", 8) is None
+    assert ocr.novel_lines("Title\nold line\nnew line", "title\nold line") == "new line"
