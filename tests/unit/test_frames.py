@@ -115,3 +115,17 @@ def test_unreadable_file_is_corrupt_media(tmp_path):
     with pytest.raises(CorruptMedia):
         list(frames.sample_frames(str(bad), "iframes", 1.0, WIDTH))
 
+
+
+def test_ssim_map_equals_scikit_image():
+    import numpy as np
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (90, 160), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-30, 30, a.shape), 0, 255).astype(np.uint8)
+    expected, full = structural_similarity(a, b, data_range=255, full=True)
+    assert np.abs(frames.ssim_map(a, b) - full).max() < 1e-3
+    assert frames.similarity(a, b) == pytest.approx(expected, abs=1e-4)
+    cells = [full[r * 45:(r + 1) * 45, c * 40:(c + 1) * 40].mean() for r in range(2) for c in range(4)]
+    assert frames.similarity(a, b, (2, 4)) == pytest.approx(min(cells), abs=1e-4)
