@@ -95,6 +95,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_CLIP_FILTER_MODEL": ("", "CLIP-style model (transformers id or path) comparing each clip's keyframes with its transcript; a clip below LECTERN_CLIP_FILTER_MIN_SIMILARITY loses its images and keeps its text (empty: off; e.g. openai/clip-vit-base-patch32)."),
     "LECTERN_CLIP_FILTER_MIN_SIMILARITY": ("0.20", "Lowest image-text cosine similarity a clip's keyframes may have with its transcript."),
     "LECTERN_OCR_LANG": ("eng", "Tesseract language(s)."),
+    "LECTERN_OCR_ENGINE": ("tesseract", "tesseract, or vlm: a vision-language model through transformers (LECTERN_OCR_VLM_MODEL)."),
+    "LECTERN_OCR_VLM_MODEL": ("stepfun-ai/GOT-OCR-2.0-hf", "OCR model of the vlm engine (AutoModelForImageTextToText id or path)."),
+    "LECTERN_OCR_VLM_PROMPT": ("", "Instruction for chat VLMs (e.g. 'Read all the text in this slide.'); empty for OCR models that need none."),
     "LECTERN_OCR_WORKERS": ("0", "Keyframes read in parallel, one tesseract process each (0: one per core)."),
     "LECTERN_OCR_MIN_CONFIDENCE": ("60", "Words tesseract is less confident of (0-100) are dropped."),
     "LECTERN_OCR_MIN_CHARS": ("8", "A keyframe's OCR text with fewer letters or digits is dropped as meaningless."),
@@ -217,6 +220,9 @@ class Settings:
     clip_filter_model: str | None
     clip_filter_min_similarity: float
     ocr_lang: str
+    ocr_engine: str
+    ocr_vlm_model: str
+    ocr_vlm_prompt: str | None
     ocr_workers: int
     ocr_min_confidence: float
     ocr_min_chars: int
@@ -331,6 +337,9 @@ class Settings:
             clip_filter_model=optional("LECTERN_CLIP_FILTER_MODEL"),
             clip_filter_min_similarity=float(get("LECTERN_CLIP_FILTER_MIN_SIMILARITY")),
             ocr_lang=get("LECTERN_OCR_LANG"),
+            ocr_engine=_choice(get("LECTERN_OCR_ENGINE"), "LECTERN_OCR_ENGINE", ("tesseract", "vlm")),
+            ocr_vlm_model=get("LECTERN_OCR_VLM_MODEL"),
+            ocr_vlm_prompt=optional("LECTERN_OCR_VLM_PROMPT"),
             ocr_workers=int(get("LECTERN_OCR_WORKERS")),
             ocr_min_confidence=float(get("LECTERN_OCR_MIN_CONFIDENCE")),
             ocr_min_chars=int(get("LECTERN_OCR_MIN_CHARS")),

@@ -97,3 +97,16 @@ def image_text_model(model: str, device: str):
     loaded = AutoModel.from_pretrained(model, local_files_only=local).to(device)
     loaded.eval()
     return processor, loaded
+
+
+@lru_cache(maxsize=1)
+def image_to_text(model: str, device: str):
+    """(processor, model) of an OCR-capable vision-language model (AutoModelForImageTextToText: GOT-OCR 2,
+    Florence-2, Qwen2.5-VL, TrOCR-style encoder-decoders)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    local = Path(model).is_dir()
+    processor = AutoProcessor.from_pretrained(model, local_files_only=local)
+    loaded = AutoModelForImageTextToText.from_pretrained(model, local_files_only=local).to(device)
+    loaded.eval()
+    return processor, loaded

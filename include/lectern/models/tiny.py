@@ -8,6 +8,7 @@
   one is trained for a few seconds to answer every prompt with ``SCRIPTED_ANSWER`` (a parseable judge score);
   the random one babbles (an unparseable answer). Both go through transformers' real ``generate``.
 - ``clip``: a 2-layer CLIP (32 px images, a byte-level vocabulary) for the clip-level visual-text filter.
+- ``ocr_vlm``: a TrOCR-shaped vision encoder-decoder (tiny ViT + GPT-2) for the VLM OCR backend's code path.
 
 Their outputs are meaningless text with real timings; production uses real model ids (see lectern.config).
 Run ``python -m lectern models build-tiny --out DIR``.
@@ -236,6 +237,36 @@ def build_clip(out: Path, seed: int = 0) -> Path:
     return out
 
 
+def build_ocr_vlm(out: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import (GPT2Config, PreTrainedTokenizerFast, TrOCRProcessor, ViTConfig, ViTImageProcessor,
+                              VisionEncoderDecoderConfig, VisionEncoderDecoderModel)
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        TikTokenConverter(vocab_file=str(_tiktoken_file()), pattern=WHISPER_PATTERN,
+                          additional_special_tokens=["<|endoftext|>"]).converted().save(f"{tmp}/tokenizer.json")
+        tokenizer = PreTrainedTokenizerFast(tokenizer_file=f"{tmp}/tokenizer.json", bos_token="<|endoftext|>",
+                                            eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    encoder = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64)
+    decoder = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=256,
+                         add_cross_attention=True, is_decoder=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    config.decoder_start_token_id = config.pad_token_id = config.eos_token_id = tokenizer.eos_token_id
+    model = VisionEncoderDecoderModel(config=config)
+    for name in ("decoder_start_token_id", "pad_token_id", "eos_token_id"):
+        setattr(model.generation_config, name, tokenizer.eos_token_id)
+    if out.exists():
+        shutil.rmtree(out)
+    model.save_pretrained(out)
+    TrOCRProcessor(image_processor=ViTImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer).save_pretrained(out)
+    (out / "LECTERN_TINY_MODEL").write_text("randomly initialised; for tests and the demo only\n")
+    return out
+
+
 PUNKT_ABBREVIATIONS = ["dr", "mr", "mrs", "ms", "prof", "e.g", "i.e", "etc", "vs", "fig", "eq", "no"]
 
 
@@ -254,7 +285,7 @@ def build_all(out: Path) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"whisper": out / "whisper-tiny-random", "align": out / "wav2vec2-tiny-random", "nltk_data": out / "nltk_data",
              "llm_scripted": out / "llm-tiny-scripted", "llm_random": out / "llm-tiny-random",
-             "clip": out / "clip-tiny-random"}
+             "clip": out / "clip-tiny-random", "ocr_vlm": out / "ocr-vlm-tiny-random"}
     if not (paths["whisper"] / "model.bin").is_file():
         build_whisper(paths["whisper"])
     if not (paths["align"] / "model.safetensors").is_file():
@@ -265,5 +296,7 @@ def build_all(out: Path) -> dict[str, str]:
         build_llm(paths["llm_random"])
     if not (paths["clip"] / "model.safetensors").is_file():
         build_clip(paths["clip"])
+    if not (paths["ocr_vlm"] / "model.safetensors").is_file():
+        build_ocr_vlm(paths["ocr_vlm"])
     build_punkt(paths["nltk_data"])
     return {name: str(path) for name, path in paths.items()}

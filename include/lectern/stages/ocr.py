@@ -5,6 +5,7 @@ faster on small machines than tesseract's own threads). Words below LECTERN_OCR_
 bullet glyph read as "e" at 45, say), as are lone glyphs; then, in time order, a keyframe's text is dropped when it is meaningless
 (fewer than LECTERN_OCR_MIN_CHARS letters or digits, or mostly symbols) or repeats the previous kept text
 (LECTERN_OCR_REPEAT_SIMILARITY, word-level): a revealed bullet adds its line, not the whole slide again.
+With LECTERN_OCR_ENGINE=vlm a vision-language model reads the keyframes instead (batched), with the same filters.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from difflib import SequenceMatcher
 
 from lectern.config import Settings
@@ -43,6 +45,34 @@ def read_words(path: str, lang: str, min_confidence: float) -> tuple[str, float 
             confidences.append(confidence)
     text = "\n".join(" ".join(words) for words in lines.values())
     return text, round(sum(confidences) / len(confidences), 1) if confidences else None
+
+
+def read_with_vlm(paths: list[str], model: str, prompt: str | None, device: str, batch_size: int,
+                  max_new_tokens: int = 512) -> list[str]:
+    """Text of each image from a vision-language OCR model (no word confidences: the confidence filter does not
+    apply). A chat model gets `prompt` with the image through its chat template; an OCR model gets the image alone."""
+    import torch
+    from PIL import Image
+
+    from lectern import models
+
+    processor, vlm = models.image_to_text(model, models.llm_device(device))
+    texts: list[str] = []
+    for begin in range(0, len(paths), batch_size):
+        images = [Image.open(path).convert("RGB") for path in paths[begin: begin + batch_size]]
+        if prompt:
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+            chat = processor.apply_chat_template(messages, add_generation_prompt=True)
+            inputs = processor(images=images, text=[chat] * len(images), return_tensors="pt", padding=True)
+        else:
+            inputs = processor(images=images, return_tensors="pt")
+        inputs = inputs.to(vlm.device)
+        with torch.inference_mode():
+            output = vlm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        if "input_ids" in inputs and not vlm.config.is_encoder_decoder:
+            output = output[:, inputs["input_ids"].shape[1]:]  # a decoder-only model repeats its prompt
+        texts += [text.strip() for text in processor.batch_decode(output, skip_special_tokens=True)]
+    return texts
 
 
 def meaningless(text: str, min_chars: int) -> str | None:
@@ -79,8 +109,15 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         with store.local_path(key) as path:
             return read_words(str(path), settings.ocr_lang, settings.ocr_min_confidence)
 
-    with ThreadPoolExecutor(max_workers=settings.ocr_workers or os.cpu_count() or 1) as pool:
-        raw = dict(zip(keys, pool.map(read, keys)))  # keys are in time order; map keeps it
+    if settings.ocr_engine == "vlm":
+        with ExitStack() as stack:
+            paths = [str(stack.enter_context(store.local_path(key))) for key in keys]
+            answers = read_with_vlm(paths, settings.ocr_vlm_model, settings.ocr_vlm_prompt, settings.llm_device,
+                                    settings.llm_batch_size)
+        raw = {key: (text, None) for key, text in zip(keys, answers)}
+    else:
+        with ThreadPoolExecutor(max_workers=settings.ocr_workers or os.cpu_count() or 1) as pool:
+            raw = dict(zip(keys, pool.map(read, keys)))  # keys are in time order; map keeps it
     seconds = time.monotonic() - started
     texts: dict[str, str] = {}
     details: dict[str, dict] = {}
@@ -98,8 +135,10 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         if not dropped:
             previous = text
     key = store.put_json(Keys.ocr(video.id), {
-        "video_id": video.id, "engine": "tesseract", "lang": settings.ocr_lang,
-        "min_confidence": settings.ocr_min_confidence, "texts": texts, "details": details})
+        "video_id": video.id, "engine": settings.ocr_engine,
+        **({"model": settings.ocr_vlm_model} if settings.ocr_engine == "vlm" else
+           {"lang": settings.ocr_lang, "min_confidence": settings.ocr_min_confidence}),
+        "texts": texts, "details": details})
     metrics = {"keyframes": len(texts), "with_text": sum(1 for t in texts.values() if t),
                "dropped": sum(1 for d in details.values() if "dropped" in d),
                "characters": sum(len(t) for t in texts.values()), "seconds": round(seconds, 3),

@@ -60,3 +60,17 @@ def test_a_repeated_reading_is_dropped(store, settings):
     assert ocr.meaningless("e e", 8) == "too short (2 letters or digits)"
     assert ocr.meaningless("Energy is stored in ATP", 8) is None
     assert ocr.novel_lines("Title\nold line\nnew line", "title\nold line") == "new line"
+
+
+def test_vlm_engine_code_path(keyframed, store, settings, tiny_models):
+    """The VLM backend through transformers' real generate (a tiny random encoder-decoder: it reads nothing
+    useful, so its answers meet the same filters and are recorded)."""
+    import dataclasses
+
+    video, keys = keyframed
+    vlm = dataclasses.replace(settings, ocr_engine="vlm", ocr_vlm_model=tiny_models["ocr_vlm"], llm_batch_size=4)
+    result = ocr.run(video, store, vlm)
+    document = store.get_json(result.artifacts["ocr"])
+    assert document["engine"] == "vlm" and document["model"] == tiny_models["ocr_vlm"]
+    assert set(document["texts"]) == set(keys) and result.metrics["keyframes"] == len(keys)
+    assert all(isinstance(d["raw"], str) and d["confidence"] is None for d in document["details"].values())
