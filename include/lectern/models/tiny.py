@@ -43,11 +43,20 @@ def _tiktoken_file() -> Path:
     return Path(spec.submodule_search_locations[0]) / "assets" / "multilingual.tiktoken"
 
 
+def _byte_level_tokenizer(directory: Path, specials: list[str]) -> Path:
+    """tokenizer.json of the Whisper byte-level BPE vocabulary plus `specials`, written into `directory`."""
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    path = directory / "tokenizer.json"
+    TikTokenConverter(vocab_file=str(_tiktoken_file()), pattern=WHISPER_PATTERN,
+                      additional_special_tokens=specials).converted().save(str(path))
+    return path
+
+
 def build_whisper(out: Path, seed: int = 0) -> Path:
     import ctranslate2
     import torch
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
-    from transformers.convert_slow_tokenizer import TikTokenConverter
     from faster_whisper.tokenizer import _LANGUAGE_CODES
 
     torch.manual_seed(seed)
@@ -55,11 +64,8 @@ def build_whisper(out: Path, seed: int = 0) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         hf_dir = Path(tmp) / "hf"
         hf_dir.mkdir()
-        backend = TikTokenConverter(vocab_file=str(_tiktoken_file()), pattern=WHISPER_PATTERN,
-                                    additional_special_tokens=specials).converted()
-        backend.save(str(hf_dir / "tokenizer.json"))
-        tokenizer = WhisperTokenizerFast(tokenizer_file=str(hf_dir / "tokenizer.json"), unk_token="<|endoftext|>",
-                                         bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+        tokenizer = WhisperTokenizerFast(tokenizer_file=str(_byte_level_tokenizer(hf_dir, specials)),
+                                         unk_token="<|endoftext|>", bos_token="<|endoftext|>", eos_token="<|endoftext|>",
                                          additional_special_tokens=specials[1:])
         tokenizer.save_pretrained(hf_dir)
         vocab_size = len(tokenizer)
@@ -125,16 +131,13 @@ def build_llm(out: Path, answer: str | None = None, seed: int = 0, steps: int = 
 
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-    from transformers.convert_slow_tokenizer import TikTokenConverter
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     with tempfile.TemporaryDirectory() as tmp:
-        backend = TikTokenConverter(vocab_file=str(_tiktoken_file()), pattern=WHISPER_PATTERN,
-                                    additional_special_tokens=specials).converted()
-        backend.save(str(Path(tmp) / "tokenizer.json"))
-        tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(Path(tmp) / "tokenizer.json"), eos_token="<|im_end|>",
+        tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(_byte_level_tokenizer(Path(tmp), specials)),
+                                            eos_token="<|im_end|>",
                                             pad_token="<|endoftext|>", additional_special_tokens=specials[1:],
                                             model_input_names=["input_ids", "attention_mask"])
     tokenizer.chat_template = CHAT_TEMPLATE
@@ -241,13 +244,11 @@ def build_ocr_vlm(out: Path, seed: int = 0) -> Path:
     import torch
     from transformers import (GPT2Config, PreTrainedTokenizerFast, TrOCRProcessor, ViTConfig, ViTImageProcessor,
                               VisionEncoderDecoderConfig, VisionEncoderDecoderModel)
-    from transformers.convert_slow_tokenizer import TikTokenConverter
 
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        TikTokenConverter(vocab_file=str(_tiktoken_file()), pattern=WHISPER_PATTERN,
-                          additional_special_tokens=["<|endoftext|>"]).converted().save(f"{tmp}/tokenizer.json")
-        tokenizer = PreTrainedTokenizerFast(tokenizer_file=f"{tmp}/tokenizer.json", bos_token="<|endoftext|>",
+        tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(_byte_level_tokenizer(Path(tmp), ["<|endoftext|>"])),
+                                            bos_token="<|endoftext|>",
                                             eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     encoder = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64)
