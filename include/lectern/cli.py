@@ -150,6 +150,23 @@ def cmd_taxonomy(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_forget(args, settings: Settings) -> int:
+    from lectern.state.db import session_scope
+    from lectern.state.ops import StillRunning, forget_video
+    from lectern.store import Keys, store_from_settings
+
+    try:
+        with session_scope(settings.db_url) as session:
+            stages = forget_video(session, args.video_id, args.reason, force=args.force)
+    except (KeyError, StillRunning) as exc:
+        print(f"forget: {exc.args[0]}", file=sys.stderr)
+        return 2
+    removed = store_from_settings(settings).delete_prefix(Keys.video(args.video_id, ""))
+    print(f"{args.video_id}: forgotten ({args.reason}); {len(stages)} stage rows marked, {removed} artifacts removed. "
+          "No phase will pick it up again and the next release leaves it out.")
+    return 0
+
+
 def cmd_config(args, settings: Settings) -> int:
     print(settings_table_markdown())
     return 0
@@ -199,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     taxonomy.add_argument("--out", help="YAML file (default: <LECTERN_SUBJECTS_DIR>/<subject>.yaml)")
     taxonomy.add_argument("--force", action="store_true", help="replace an existing file")
     taxonomy.set_defaults(func=cmd_taxonomy)
+
+    forget = sub.add_parser("forget", help="take a video down: remove its artifacts and never process it again")
+    forget.add_argument("video_id")
+    forget.add_argument("--reason", default="takedown request")
+    forget.add_argument("--force", action="store_true", help="even while a stage holds a lease on it")
+    forget.set_defaults(func=cmd_forget)
 
     db = sub.add_parser("db", help="state DB migrations")
     db.add_argument("action", choices=["upgrade", "current"])

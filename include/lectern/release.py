@@ -64,6 +64,31 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
                   "tokens_per_sample": round(total_tokens / total_samples, 1) if total_samples else 0.0},
         "funnel": counts,
     }
+    manifest["diff"] = release_diff(store, name, subject, video_ids, settings)
     store.put_json(Keys.release(name, "manifest.json"), manifest)
     manifest["location"] = store.uri(Keys.release(name, ""))
     return manifest
+
+
+def previous_manifest(store, name: str, subject: str | None) -> dict | None:
+    """The newest other release of the same subject (or of everything) in the store, or None."""
+    manifests = [store.get_json(key) for key in store.list("releases/")
+                 if key.endswith("/manifest.json") and key != Keys.release(name, "manifest.json")]
+    return max((m for m in manifests if m.get("subject") == subject), key=lambda m: m["created_at"], default=None)
+
+
+def release_diff(store, name: str, subject: str | None, video_ids: list[str], settings: Settings) -> dict:
+    """Videos added and removed since the previous release; a removed video says why (forgotten, or its state)."""
+    from lectern.state.models import Video
+
+    previous = previous_manifest(store, name, subject)
+    before = {v["id"] for v in previous["videos"]} if previous else set()
+    removed = sorted(before - set(video_ids))
+    why: dict[str, str] = {}
+    with session_scope(settings.db_url) as session:
+        for video_id in removed:
+            video = session.get(Video, video_id)
+            why[video_id] = (f"forgotten: {video.forgotten_reason}" if video is not None and video.forgotten_at
+                             else "no longer assembled")
+    return {"previous": previous["release"] if previous else None, "added": sorted(set(video_ids) - before),
+            "removed": [{"id": video_id, "why": why[video_id]} for video_id in removed]}

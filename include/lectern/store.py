@@ -72,6 +72,10 @@ class Keys:
         return cls.video(video_id, "samples.jsonl")
 
     @classmethod
+    def video_meta(cls, video_id: str) -> str:
+        return cls.video(video_id, "video_meta_data.json")
+
+    @classmethod
     def clip_level(cls, video_id: str) -> str:
         return cls.video(video_id, "clips_textbook.json")
 

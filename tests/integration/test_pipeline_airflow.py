@@ -188,6 +188,9 @@ def test_llm_judges_and_rewrite_recorded_per_video(pipeline):
         assert len(refined["segments"]) == sum(refined["counts"].values()) > 0
         clips = store.get_json(Keys.clips(row.video_id))["clips"]
         assert all(c["refined_asr"] is not None for c in clips if c["segments"])
+        meta = store.get_json(Keys.video_meta(row.video_id))  # the published video_meta_data shape
+        assert meta["llm_tiny_scripted_score"] == verdict["llm_tiny_scripted_score"]
+        assert meta["search_keyword"] and meta["subjects"] == ["Biology"] and isinstance(meta["if_repetition"], bool)
 
 
 def test_rerun_claims_nothing_and_force_recomputes_without_duplicates(pipeline):

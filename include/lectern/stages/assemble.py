@@ -94,6 +94,26 @@ def _sample(entries: list[dict]) -> dict:
     }
 
 
+def video_meta_data(video: VideoRecord, store: Store, settings: Settings) -> dict:
+    """The video's record in the published ``video_meta_data`` shape (title, desc, duration, language, search
+    keyword, the judges' responses and scores, a repetition flag), plus where it was found."""
+    asr_key = video.artifacts.get("transcribe", {}).get("asr")
+    asr = store.get_json(asr_key) if asr_key else {}
+    judge_key = video.artifacts.get("judge", {}).get("judge")
+    verdict = store.get_json(judge_key) if judge_key else {}
+    repeated = (asr.get("metrics") or {}).get("repeated_ngram_ratio")
+    judged = {k: v for k, v in verdict.items() if k == "llm_response" or k.endswith(("_score", "_decision"))}
+    return {
+        "video_id": video.id, "url": video.url, "title": video.title, "desc": video.description,
+        "duration": video.duration_s, "language": asr.get("language") or video.language,
+        "search_keyword": video.queries[0] if video.queries else None, "search_keywords": list(video.queries),
+        "subjects": list(video.subjects), "knowledge_points": list(video.points),
+        "relevance": verdict.get("relevance"), **judged,
+        "repeated_ngram_ratio": repeated,
+        "if_repetition": None if repeated is None else repeated > settings.asr_max_repeated_ngrams,
+    }
+
+
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     clips_key = video.artifacts.get("keyframes", {}).get("clips")
     ocr_key = video.artifacts.get("ocr", {}).get("ocr")
@@ -110,10 +130,11 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         "conversations": entries + [{"vid": END_OF_VIDEO, "clip_path": None, "token_num": 0}],
     }
     clip_key = store.put_json(Keys.clip_level(video.id), clip_level)
+    meta_key = store.put_json(Keys.video_meta(video.id), video_meta_data(video, store, settings))
     metrics = {"samples": len(samples), "clips": len(entries), "images": sum(s["image_num"] for s in samples),
                "tokens": clip_level["token_num"],
                "asr_tokens": sum(e["asr_token_num"] for e in entries),
                "ocr_tokens": sum(e["ocr_token_num"] for e in entries)}
     if not samples:
         return StageResult.rejected("nothing to assemble (no clip with keyframes or speech)", metrics)
-    return StageResult.succeeded({"samples": samples_key, "clip_level": clip_key}, metrics)
+    return StageResult.succeeded({"samples": samples_key, "clip_level": clip_key, "video_meta": meta_key}, metrics)

@@ -9,8 +9,9 @@ from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 PENDING, RUNNING, SUCCEEDED, REJECTED, FAILED = "pending", "running", "succeeded", "rejected", "failed"
-STATUSES = (PENDING, RUNNING, SUCCEEDED, REJECTED, FAILED)
-TERMINAL = (SUCCEEDED, REJECTED, FAILED)
+FORGOTTEN = "forgotten"  # taken down: artifacts removed, never claimed again
+STATUSES = (PENDING, RUNNING, SUCCEEDED, REJECTED, FAILED, FORGOTTEN)
+TERMINAL = (SUCCEEDED, REJECTED, FAILED, FORGOTTEN)
 
 
 def utcnow() -> datetime:
@@ -56,6 +57,8 @@ class Video(Base):
     live_status: Mapped[str | None] = mapped_column(String(32), nullable=True)  # yt-dlp: is_live, was_live, ...
     license: Mapped[str | None] = mapped_column(Text, nullable=True)
     discovered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    forgotten_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # takedown
+    forgotten_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     sources: Mapped[list["VideoSource"]] = relationship(back_populates="video")
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from lectern.config import STAGES
 from lectern.state.models import (
     FAILED,
+    FORGOTTEN,
     PENDING,
     REJECTED,
     RUNNING,
@@ -114,6 +115,8 @@ def record_search(session: Session, point_id: int, found: Sequence[FoundVideo], 
     new = linked = 0
     for rank, item in enumerate(found, start=1):
         video = session.get(Video, item.id)
+        if video is not None and video.forgotten_at is not None:
+            continue  # taken down: found again, but neither revived nor linked
         if video is None:
             video = Video(id=item.id, url=item.url, title=item.title, description=item.description,
                           duration_s=item.duration_s, language=item.language, extractor=item.extractor,
@@ -201,7 +204,7 @@ def reset_for_rerun(session: Session, stage: str, video_ids: Sequence[str] | Non
     """`force`: put finished rows of a stage back to pending (running ones keep their lease)."""
     if not video_ids and not subject:
         raise ValueError("force needs video ids or a subject, so a typo cannot rerun the whole corpus")
-    query = select(VideoStage).where(VideoStage.stage == stage, VideoStage.status != RUNNING)
+    query = select(VideoStage).where(VideoStage.stage == stage, VideoStage.status.notin_([RUNNING, FORGOTTEN]))
     if video_ids:
         query = query.where(VideoStage.video_id.in_(list(video_ids)))
     if subject:
@@ -369,6 +372,7 @@ class VideoRecord:
     license: str | None = None
     subjects: tuple[str, ...] = ()
     points: tuple[str, ...] = ()
+    queries: tuple[str, ...] = ()  # the searches that found it
     metadata_relevance: float | None = None  # best over the points that found it; None: not scored
     metadata_llm_score: float | None = None
     artifacts: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> key
@@ -379,7 +383,7 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
     if video is None:
         raise KeyError(f"unknown video {video_id!r}")
     links = session.execute(
-        select(Subject.name, KnowledgePoint.name, VideoSource.relevance, VideoSource.llm_score)
+        select(Subject.name, KnowledgePoint.name, VideoSource.relevance, VideoSource.llm_score, KnowledgePoint.query)
         .select_from(VideoSource)
         .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
         .join(Subject, KnowledgePoint.subject_id == Subject.id)
@@ -392,10 +396,37 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
         duration_s=video.duration_s, language=video.language, live_status=video.live_status, license=video.license,
         subjects=tuple(dict.fromkeys(link[0] for link in links)),
         points=tuple(dict.fromkeys(link[1] for link in links)),
+        queries=tuple(dict.fromkeys(link[4] for link in links)),
         metadata_relevance=max((link[2] for link in links if link[2] is not None), default=None),
         metadata_llm_score=max((link[3] for link in links if link[3] is not None), default=None),
         artifacts={row.stage: dict(row.artifacts or {}) for row in stages},
     )
+
+
+class StillRunning(Exception):
+    """A stage of the video holds a lease: forgetting it now could leave that stage's late writes behind."""
+
+
+def forget_video(session: Session, video_id: str, reason: str, force: bool = False) -> list[str]:
+    """Takedown: every stage row of the video becomes `forgotten` (never claimed, never reset by force), and the
+    video is marked so a later search links it without reviving it. Returns the stages it had. The caller
+    removes the artifacts."""
+    video = session.get(Video, video_id)
+    if video is None:
+        raise KeyError(f"unknown video {video_id!r}")
+    now = utcnow()
+    rows = list(session.scalars(select(VideoStage).where(VideoStage.video_id == video_id).with_for_update()))
+    running = [r for r in rows if r.status == RUNNING and (_aware(r.lease_expires_at) or now) > now]
+    if running and not force:
+        raise StillRunning(f"{video_id}: {', '.join(r.stage for r in running)} is running (lease until "
+                           f"{min(_aware(r.lease_expires_at) for r in running):%Y-%m-%d %H:%M} UTC); retry when "
+                           "it ends, or force")
+    for row in rows:
+        row.status, row.reason, row.finished_at = FORGOTTEN, f"forgotten: {reason}", now
+        row.lease_owner = row.lease_expires_at = row.retry_at = None
+        row.artifacts = {}
+    video.forgotten_at, video.forgotten_reason = now, reason
+    return [row.stage for row in rows]
 
 
 def update_video(session: Session, video_id: str, **fields: Any) -> None:

@@ -39,6 +39,9 @@ def test_ocr_finds_slide_text_and_assemble_interleaves(downloaded, store, settin
     ) + 576 * len(slides)
     clip_level = store.get_json(Keys.clip_level(video.id))
     assert clip_level["conversations"][-1]["vid"] == "End of a Video"
+    meta = store.get_json(assembled.artifacts["video_meta"])
+    assert (meta["video_id"], meta["title"], meta["knowledge_points"]) == (video.id, "photosynthesis", ["Photosynthesis"])
+    assert {"desc", "duration", "language", "search_keyword", "if_repetition"} <= set(meta)
 
 
 def test_samples_respect_the_token_budget():

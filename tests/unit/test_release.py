@@ -1,0 +1,85 @@
+"""Releases and takedown: `lectern forget` removes a video's artifacts, no phase picks it up again, a later
+search does not revive it, and the next release leaves it out with the reason in its diff (SQLite and Postgres)."""
+
+import json
+
+import pytest
+
+from lectern.cli import main
+from lectern.config import STAGES, Settings
+from lectern.release import build_release
+from lectern.state.db import session_scope
+from lectern.state.models import FORGOTTEN
+from lectern.state.ops import (
+    FoundVideo,
+    PointSpec,
+    claim_one,
+    claim_videos,
+    mark_succeeded,
+    record_search,
+    reset_for_rerun,
+    stage_rows,
+    sync_subject,
+)
+from lectern.store import Keys, LocalStore
+
+
+@pytest.fixture
+def corpus(db_url, tmp_path, monkeypatch):
+    """Two videos through every stage (state transitions, and samples in the store)."""
+    env = {"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": db_url, "LECTERN_STORE_URL": f"file://{tmp_path}/store"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings.from_env(env)
+    store = LocalStore(tmp_path / "store")
+    with session_scope(db_url) as session:
+        point = sync_subject(session, "Biology", [PointSpec("Cells", "Cells", "cells")])[0]
+        record_search(session, point, [FoundVideo("v1", "http://x/v1"), FoundVideo("v2", "http://x/v2")], {})
+    for video_id in ("v1", "v2"):
+        for stage in STAGES:
+            with session_scope(db_url) as session:
+                claim_one(session, video_id, stage, "test", 60, 3)
+                mark_succeeded(session, video_id, stage, "test", {"k": Keys.video(video_id, stage)}, {})
+            store.put_json(Keys.video(video_id, f"{stage}.json"), {"stage": stage})
+        sample = {"images": [None], "texts": [f"{video_id} text"], "image_num": 0, "token_num": 3}
+        store.put_bytes(Keys.samples(video_id), (json.dumps(sample) + "\n").encode())
+    return settings, store, point
+
+
+def test_forget_removes_everything_and_the_next_release_lacks_it(corpus, capsys):
+    settings, store, point = corpus
+    first = build_release(settings, name="r1", subject="Biology")
+    assert [v["id"] for v in first["videos"]] == ["v1", "v2"]
+    assert first["diff"] == {"previous": None, "added": ["v1", "v2"], "removed": []}
+
+    assert main(["forget", "v2", "--reason", "copyright claim"]) == 0
+    assert "v2: forgotten (copyright claim); 6 stage rows marked, 7 artifacts removed" in capsys.readouterr().out
+    assert store.list(Keys.video("v2", "")) == [] and store.list(Keys.video("v1", ""))
+    with session_scope(settings.db_url) as session:
+        rows = stage_rows(session, video_ids=["v2"])
+        assert {r.status for r in rows} == {FORGOTTEN} and rows[0].reason == "forgotten: copyright claim"
+        assert reset_for_rerun(session, "ocr", subject="Biology") == 1  # force resets v1 only
+        assert claim_videos(session, "ocr", "again", 10, 60, 3) == ["v1"]
+        # found again by a search: neither revived nor linked
+        assert record_search(session, point, [FoundVideo("v2", "http://x/v2")], {})["new_links"] == 0
+        assert {r.status for r in stage_rows(session, video_ids=["v2"])} == {FORGOTTEN}
+
+    second = build_release(settings, name="r2", subject="Biology")
+    assert [v["id"] for v in second["videos"]] == ["v1"]
+    assert second["diff"] == {"previous": "r1", "added": [],
+                              "removed": [{"id": "v2", "why": "forgotten: copyright claim"}]}
+    lines = [json.loads(line) for key in second["shards"] for line in store.get_bytes(key).decode().splitlines()]
+    assert [s["texts"] for s in lines] == [["v1 text"]]
+
+
+def test_forget_refuses_a_running_stage_and_unknown_videos(corpus, capsys):
+    settings, store, _ = corpus
+    with session_scope(settings.db_url) as session:
+        reset_for_rerun(session, "ocr", video_ids=["v1"])
+        claim_one(session, "v1", "ocr", "someone", 600, 3)
+    assert main(["forget", "v1"]) == 2
+    assert "forget: v1: ocr is running (lease until" in capsys.readouterr().err
+    assert store.list(Keys.video("v1", ""))  # nothing removed
+    assert main(["forget", "v1", "--force"]) == 0
+    assert main(["forget", "nope"]) == 2
+    assert "unknown video 'nope'" in capsys.readouterr().err
