@@ -76,6 +76,8 @@ def cmd_status(args, settings: Settings) -> int:
 
 def format_funnel(counts: dict[str, dict[str, int]]) -> str:
     statuses = ("pending", "running", "succeeded", "rejected", "failed")
+    if any(stage_counts.get("forgotten") for stage_counts in counts.values()):
+        statuses += ("forgotten",)  # only once something was taken down
     lines = [f"{'stage':<11}" + "".join(f"{s:>11}" for s in statuses)]
     for stage in STAGES:
         lines.append(f"{stage:<11}" + "".join(f"{counts.get(stage, {}).get(s, 0):>11}" for s in statuses))

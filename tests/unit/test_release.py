@@ -83,3 +83,13 @@ def test_forget_refuses_a_running_stage_and_unknown_videos(corpus, capsys):
     assert main(["forget", "v1", "--force"]) == 0
     assert main(["forget", "nope"]) == 2
     assert "unknown video 'nope'" in capsys.readouterr().err
+
+
+def test_status_shows_forgotten_videos(corpus, capsys):
+    assert main(["status"]) == 0
+    assert "forgotten" not in capsys.readouterr().out
+    assert main(["forget", "v1"]) == 0
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    header, download = capsys.readouterr().out.splitlines()[:2]
+    assert header.split()[-1] == "forgotten" and download.split()[-1] == "1"
