@@ -104,7 +104,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_OCR_REPEAT_SIMILARITY": ("0.90", "A keyframe's OCR text this similar to the previous kept one (word level) is dropped; otherwise only its new lines are kept."),
     "LECTERN_TOKENIZER": ("", "Tokenizer (id or path) for token counts; empty: the embedding model's tokenizer."),
     "LECTERN_IMAGE_TOKENS": ("576", "Tokens counted per image, as in the published corpus."),
-    "LECTERN_SAMPLE_TOKEN_BUDGET": ("8192", "Clips are concatenated into samples up to this many tokens."),
+    "LECTERN_SAMPLE_TOKEN_BUDGET": ("8192", "Clips are concatenated into samples up to this many tokens..."),
+    "LECTERN_SAMPLE_MAX_IMAGES": ("32", "...and at most this many images (a single larger clip stands alone)."),
     "LECTERN_K8S_NAMESPACE": ("lectern", "Namespace of stage pods."),
     "LECTERN_WORKER_IMAGE": ("lectern-worker:latest", "Image of stage pods (Dockerfile target worker)."),
     "LECTERN_K8S_ENV_SECRET": ("lectern-env", "Secret whose keys become the pods' environment (DB URL, store, AWS keys)."),
@@ -230,6 +231,7 @@ class Settings:
     tokenizer: str | None
     image_tokens: int
     sample_token_budget: int
+    sample_max_images: int
     k8s_namespace: str
     worker_image: str
     k8s_env_secret: str
@@ -347,6 +349,7 @@ class Settings:
             tokenizer=optional("LECTERN_TOKENIZER"),
             image_tokens=int(get("LECTERN_IMAGE_TOKENS")),
             sample_token_budget=int(get("LECTERN_SAMPLE_TOKEN_BUDGET")),
+            sample_max_images=int(get("LECTERN_SAMPLE_MAX_IMAGES")),
             k8s_namespace=get("LECTERN_K8S_NAMESPACE"),
             worker_image=get("LECTERN_WORKER_IMAGE"),
             k8s_env_secret=get("LECTERN_K8S_ENV_SECRET"),

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from lectern.config import GPU_STAGES, STAGES, Settings
 from lectern.discovery import load_taxonomy, subject_file
+from lectern.stages import stage_version
 from lectern.state.db import session_scope
 from lectern.state.ops import (
     claim_videos,
@@ -14,6 +15,7 @@ from lectern.state.ops import (
     points_to_search,
     release_expired_leases,
     reset_for_rerun,
+    reset_stale,
     stage_rows,
     sync_subject,
 )
@@ -32,8 +34,10 @@ def prepare_discovery(settings: Settings, subject: str, force: bool = False) -> 
 
 
 def claim(settings: Settings, stage: str, owner: str, subject: str | None = None,
-          video_ids: Sequence[str] | None = None, batch_size: int | None = None, force: bool = False) -> list[str]:
-    """Lease a batch of videos ready for `stage` to `owner` (a DAG run)."""
+          video_ids: Sequence[str] | None = None, batch_size: int | None = None, force: bool = False,
+          stale_only: bool = False) -> list[str]:
+    """Lease a batch of videos ready for `stage` to `owner` (a DAG run). With `stale_only`, results computed with
+    another stage version or other settings than the current ones are made ready again first."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
     with session_scope(settings.db_url) as session:
@@ -42,6 +46,10 @@ def claim(settings: Settings, stage: str, owner: str, subject: str | None = None
             log.warning("%s: leases expired for %s; they are claimable again", stage, ", ".join(expired))
         if force:
             reset_for_rerun(session, stage, video_ids=video_ids, subject=subject)
+        if stale_only:
+            stale = reset_stale(session, stage, stage_version(stage, settings), video_ids=video_ids, subject=subject)
+            log.info("%s: %d results are stale (other version or settings than %s)", stage, len(stale),
+                     stage_version(stage, settings))
         ids = claim_videos(session, stage, owner, batch_size or settings.batch_size, settings.lease_seconds,
                            settings.max_attempts, subject=subject, video_ids=video_ids)
     scope = (f" of subject {subject}" if subject else "") + (f" among {', '.join(video_ids)}" if video_ids else "")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from lectern.config import Settings
+from lectern.config import STAGES, Settings
+from lectern.stages import stage_config, stage_version
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED
 from lectern.state.ops import funnel, stage_rows
@@ -64,6 +65,10 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
                   "tokens_per_sample": round(total_tokens / total_samples, 1) if total_samples else 0.0},
         "funnel": counts,
     }
+    # Lineage: each video's stage_versions name a code version and a settings hash; these are the settings behind
+    # the hashes of the current configuration (model ids included).
+    manifest["stage_configs"] = {stage: {"version": stage_version(stage, settings),
+                                         "settings": stage_config(stage, settings)} for stage in STAGES}
     manifest["diff"] = release_diff(store, name, subject, video_ids, settings)
     store.put_json(Keys.release(name, "manifest.json"), manifest)
     manifest["location"] = store.uri(Keys.release(name, ""))

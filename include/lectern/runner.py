@@ -15,7 +15,7 @@ import traceback
 
 from lectern.config import Settings
 from lectern.errors import classify
-from lectern.stages import get_stage
+from lectern.stages import get_stage, stage_version
 from lectern.state.db import session_scope
 from lectern.state.ops import (
     LeaseLost,
@@ -76,15 +76,16 @@ def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | N
         return EXIT_TRANSIENT if retry else EXIT_PERMANENT
     seconds = time.monotonic() - started
     metrics = {**result.metrics, "stage_seconds": round(seconds, 3)}
+    version = stage_version(stage_name, settings)
     try:
         with session_scope(settings.db_url) as session:
             if result.video_updates:
                 update_video(session, video_id, **result.video_updates)
             if result.status == "succeeded":
-                mark_succeeded(session, video_id, stage_name, owner, result.artifacts, metrics, stage.VERSION)
+                mark_succeeded(session, video_id, stage_name, owner, result.artifacts, metrics, version)
             else:
                 mark_rejected(session, video_id, stage_name, owner, result.reason or "rejected", metrics,
-                              result.artifacts)
+                              result.artifacts, version)
     except LeaseLost as lost:
         log.error("%s result not recorded: %s", prefix, lost)
         return EXIT_TRANSIENT

@@ -37,6 +37,9 @@ def phase_params() -> dict[str, Param]:
                             description="At most this many videos in this run; a backlog is drained by more runs."),
         "force": Param(False, type="boolean", title="Force",
                        description="Rerun the given videos (or subject) even if this phase already finished them."),
+        "stale_only": Param(False, type="boolean", title="Stale only",
+                            description="Rerun only results computed with another stage version or other settings "
+                                        "(e.g. after changing OCR settings: OCR, then assemble; nothing upstream)."),
     }
 
 
@@ -53,7 +56,7 @@ def claim_videos(stage: str, **context) -> list[list[str]]:
     settings = Settings.from_env()
     claimed = claim(settings, stage, _owner(context), subject=params.get("subject") or None,
                     video_ids=params.get("video_ids") or None, batch_size=params.get("batch_size"),
-                    force=bool(params.get("force")))
+                    force=bool(params.get("force")), stale_only=bool(params.get("stale_only")))
     return task_groups(settings, stage, claimed)
 
 

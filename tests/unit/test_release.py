@@ -93,3 +93,42 @@ def test_status_shows_forgotten_videos(corpus, capsys):
     assert main(["status"]) == 0
     header, download = capsys.readouterr().out.splitlines()[:2]
     assert header.split()[-1] == "forgotten" and download.split()[-1] == "1"
+
+
+def test_stale_only_reruns_what_the_changed_settings_affect(corpus):
+    """Results recorded with the current settings' versions; then the OCR settings change: only OCR is stale,
+    and OCR's new result makes assemble pending again (nothing upstream moves)."""
+    import dataclasses
+
+    from lectern.phases import claim
+    from lectern.stages import stage_version
+    from lectern.state.models import VideoStage
+
+    settings, _, _ = corpus
+    with session_scope(settings.db_url) as session:
+        for row in session.query(VideoStage):
+            row.version = stage_version(row.stage, settings)
+    assert claim(settings, "ocr", "run-1", stale_only=True) == []  # nothing changed: nothing to redo
+    changed = dataclasses.replace(settings, ocr_min_confidence=80.0)
+    assert stage_version("ocr", changed) != stage_version("ocr", settings)
+    assert all(stage_version(s, changed) == stage_version(s, settings) for s in STAGES if s != "ocr")
+    for stage in STAGES:
+        if stage != "ocr":
+            assert claim(changed, stage, "run-2", stale_only=True) == [], stage
+    assert claim(changed, "ocr", "run-2", stale_only=True, subject="Biology") == ["v1", "v2"]
+    with session_scope(settings.db_url) as session:
+        mark_succeeded(session, "v1", "ocr", "run-2", {}, {}, stage_version("ocr", changed))
+        status = {r.stage: r.status for r in stage_rows(session, video_ids=["v1"])}
+    assert status == {"download": "succeeded", "transcribe": "succeeded", "judge": "succeeded",
+                      "keyframes": "succeeded", "ocr": "succeeded", "assemble": "pending"}
+
+
+def test_manifest_records_lineage(corpus):
+    from lectern.stages import stage_config, stage_version
+
+    settings, _, _ = corpus
+    manifest = build_release(settings, name="lineage")
+    assert manifest["stage_configs"]["ocr"] == {"version": stage_version("ocr", settings),
+                                                "settings": stage_config("ocr", settings)}
+    assert manifest["stage_configs"]["judge"]["settings"]["judge_models"] == list(settings.judge_models)
+    assert set(manifest["videos"][0]["stage_versions"]) == set(STAGES)

@@ -7,8 +7,11 @@ It never touches the state DB or Airflow: the runner does that.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from lectern.config import STAGES, Settings
@@ -37,8 +40,29 @@ class StageResult:
 class Stage(Protocol):
     NAME: str
     VERSION: str
+    CONFIG: tuple[str, ...]  # the settings its results depend on
 
     def run(self, video: VideoRecord, store: Store, settings: Settings) -> StageResult: ...
+
+
+def stage_config(name: str, settings: Settings) -> dict[str, Any]:
+    """The settings a stage's results depend on (model ids included), as JSON values."""
+    return {field: _jsonable(getattr(settings, field)) for field in get_stage(name).CONFIG}
+
+
+def stage_version(name: str, settings: Settings) -> str:
+    """The stage's code version and a hash of its settings, e.g. ``2-3f9a1c0b7d2e``: recorded on every result, so
+    a run with `stale_only` finds the results that current settings would compute differently."""
+    config = json.dumps(stage_config(name, settings), sort_keys=True)
+    return f"{get_stage(name).VERSION}-{hashlib.sha256(config.encode()).hexdigest()[:12]}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def get_stage(name: str) -> Stage:

@@ -19,6 +19,8 @@ from lectern.store import Keys, Store
 
 NAME = "assemble"
 VERSION = "1"
+# Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
+CONFIG = ("tokenizer", "embedding_model", "image_tokens", "sample_token_budget", "sample_max_images")
 END_OF_VIDEO = "End of a Video"
 
 
@@ -60,11 +62,14 @@ def clip_entries(video_id: str, clips: list[dict], ocr: dict[str, str], settings
     return entries
 
 
-def build_samples(entries: list[dict], budget: int) -> list[dict]:
-    """Concatenate clip entries into samples of at most `budget` tokens (a single larger clip stands alone)."""
+def build_samples(entries: list[dict], budget: int, max_images: int | None = None) -> list[dict]:
+    """Concatenate clip entries into samples of at most `budget` tokens and `max_images` images (a single clip
+    larger than either stands alone)."""
     samples, current = [], []
     for entry in entries:
-        if current and sum(e["token_num"] for e in current) + entry["token_num"] > budget:
+        tokens = sum(e["token_num"] for e in current) + entry["token_num"]
+        images = sum(len(e["extracted_frames"]) for e in current) + len(entry["extracted_frames"])
+        if current and (tokens > budget or (max_images is not None and images > max_images)):
             samples.append(_sample(current))
             current = []
         current.append(entry)
@@ -122,7 +127,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     clips = store.get_json(clips_key)["clips"]
     ocr = store.get_json(ocr_key)["texts"]
     entries = clip_entries(video.id, clips, ocr, settings)
-    samples = build_samples(entries, settings.sample_token_budget)
+    samples = build_samples(entries, settings.sample_token_budget, settings.sample_max_images)
     samples_key = store.put_bytes(Keys.samples(video.id),
                                   "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples).encode())
     clip_level = {

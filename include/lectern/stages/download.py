@@ -17,6 +17,9 @@ from lectern.store import Keys, Store
 
 NAME = "download"
 VERSION = "1"
+# Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
+CONFIG = ("min_duration_s", "max_duration_s", "download_format", "allowed_languages", "required_license",
+          "metadata_min_relevance", "metadata_judge_model", "judge_min_score")
 
 # yt-dlp's messages for videos that will never come back.
 GONE = re.compile(r"HTTP Error (404|410)|Private video|Video unavailable|removed|account .*terminated|Unsupported URL",

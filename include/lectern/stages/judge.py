@@ -21,6 +21,10 @@ from lectern.store import Keys, Store
 
 NAME = "judge"
 VERSION = "2"
+# Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
+CONFIG = ("embedding_model", "judge_min_relevance", "judge_models", "judge_policy", "judge_min_score",
+          "rewrite_model", "rewrite_min_similarity", "rewrite_length_ratio", "llm_max_new_tokens",
+          "llm_max_transcript_chars")
 MAX_TRANSCRIPT_CHARS = 4000  # for the embedding: all-MiniLM reads 256 tokens anyway
 
 

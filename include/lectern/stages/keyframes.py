@@ -25,6 +25,10 @@ from lectern.store import Keys, Store
 
 NAME = "keyframes"
 VERSION = "1"
+# Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
+CONFIG = ("clip_min_s", "clip_max_s", "keyframe_sampling", "keyframe_max_gop_s", "keyframe_interval_s",
+          "ssim_threshold", "ssim_width", "ssim_grid", "keyframe_dedup", "face_max_area", "clip_filter_model",
+          "clip_filter_min_similarity")
 SENTENCE_END = (".", "!", "?", "。", "！", "？")
 
 

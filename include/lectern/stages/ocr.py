@@ -24,6 +24,9 @@ from lectern.store import Keys, Store
 
 NAME = "ocr"
 VERSION = "2"
+# Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
+CONFIG = ("ocr_lang", "ocr_engine", "ocr_vlm_model", "ocr_vlm_prompt", "ocr_min_confidence", "ocr_min_chars",
+          "ocr_repeat_similarity")
 
 
 def read_words(path: str, lang: str, min_confidence: float) -> tuple[str, float | None]:

@@ -23,6 +23,11 @@ from lectern.store import Keys, Store
 
 NAME = "transcribe"
 VERSION = "1"
+# Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
+CONFIG = ("whisper_model", "asr_compute_type", "asr_language", "vad_onset", "vad_offset", "vad_chunk_s",
+          "asr_window_s", "allowed_languages", "asr_min_language_probability", "asr_min_speech_ratio",
+          "asr_hallucination_checks", "asr_max_repeated_ngrams", "asr_max_chars_per_second",
+          "asr_max_filler_share", "asr_max_new_tokens", "align_model", "min_duration_s")
 SAMPLE_RATE = 16000
 WINDOW_EDGE_S = 0.5  # a segment ending this close to a window's end was cut by the window
 LANGUAGE_WINDOW_S = 30.0  # Whisper guesses the language from one 30 s window

@@ -216,6 +216,23 @@ def reset_for_rerun(session: Session, stage: str, video_ids: Sequence[str] | Non
     return len(rows)
 
 
+def reset_stale(session: Session, stage: str, current_version: str, video_ids: Sequence[str] | None = None,
+                subject: str | None = None) -> list[str]:
+    """`stale_only`: put back to pending the finished results (succeeded or rejected) of a stage that were computed
+    with another version or other settings than `current_version`. Their successors follow when they rerun."""
+    query = select(VideoStage).where(
+        VideoStage.stage == stage, VideoStage.status.in_([SUCCEEDED, REJECTED]),
+        or_(VideoStage.version.is_(None), VideoStage.version != current_version))
+    if video_ids:
+        query = query.where(VideoStage.video_id.in_(list(video_ids)))
+    if subject:
+        query = query.where(_subject_filter(subject))
+    rows = list(session.scalars(query))
+    for row in rows:
+        row.status, row.attempts, row.retry_at, row.reason = PENDING, 0, None, None
+    return [row.video_id for row in rows]
+
+
 def claim_videos(session: Session, stage: str, owner: str, limit: int, lease_seconds: int, max_attempts: int,
                  subject: str | None = None, video_ids: Sequence[str] | None = None) -> list[str]:
     """Lease up to `limit` ready videos of `stage` to `owner`; concurrent claimers never get the same one."""
@@ -331,10 +348,10 @@ def mark_succeeded(session: Session, video_id: str, stage: str, owner: str, arti
 
 
 def mark_rejected(session: Session, video_id: str, stage: str, owner: str, reason: str,
-                  metrics: dict[str, Any], artifacts: dict[str, str] | None = None) -> None:
+                  metrics: dict[str, Any], artifacts: dict[str, str] | None = None, version: str | None = None) -> None:
     row = _owned_row(session, video_id, stage, owner)
     _finish(row, REJECTED, utcnow())
-    row.reason, row.metrics, row.artifacts = reason, dict(metrics), dict(artifacts or {})
+    row.reason, row.metrics, row.artifacts, row.version = reason, dict(metrics), dict(artifacts or {}), version
     row.error_class = row.error_kind = row.error_message = None
     row.lease_owner = row.lease_expires_at = None
 

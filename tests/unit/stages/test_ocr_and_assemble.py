@@ -51,3 +51,8 @@ def test_samples_respect_the_token_budget():
     samples = assemble.build_samples(entries, 1300)
     assert [s["image_num"] for s in samples] == [2, 2, 1]
     assert all(s["token_num"] <= 1300 for s in samples)
+    assert [s["image_num"] for s in assemble.build_samples(entries, 10_000, max_images=3)] == [3, 2]
+    assert [s["image_num"] for s in assemble.build_samples(entries, 10_000)] == [5]
+    big = [{**entries[0], "token_num": 5000, "extracted_frames": ["k"] * 4, "frame_times": [0] * 4,
+            "keyframe_ssim": [None] * 4}] + entries[1:2]
+    assert [s["image_num"] for s in assemble.build_samples(big, 1300, max_images=3)] == [4, 1]  # stands alone
