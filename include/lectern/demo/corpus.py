@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WIDTH, HEIGHT, FPS = 1280, 720, 10
-CORPUS_VERSION = 3  # bump when the videos change: cached corpora are regenerated
+CORPUS_VERSION = 4  # bump when the videos change: cached corpora are regenerated
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,9 @@ BACKFILL_VIDEOS: dict[str, list[Slide]] = {
               "The substrate binds to the active site, where the reaction takes place."),
     ],
 }
-BROKEN = "mitosis_broken"  # random bytes named .mp4 (its name passes the metadata filter; ffprobe fails it)
+# An upload cut off after its first 3 KB (its name passes the metadata filter; ffprobe cannot read it). Not random
+# bytes: ffprobe finds a stream in some random files (it once took one for raw H.263).
+BROKEN = "mitosis_broken"
 
 
 def subject_yaml(base_url: str) -> str:
@@ -181,6 +183,6 @@ def generate(out: Path, force: bool = False) -> dict:
         for video_id, slides in videos.items():
             with tempfile.TemporaryDirectory() as tmp:
                 truth[group][video_id] = {"slides": make_video(slides, out / f"{video_id}.mp4", Path(tmp))}
-    (out / f"{BROKEN}.mp4").write_bytes(os.urandom(200_000))
+    (out / f"{BROKEN}.mp4").write_bytes((out / "cell_division.mp4").read_bytes()[:3000])
     truth_file.write_text(json.dumps(truth, indent=1))
     return truth
