@@ -1,4 +1,6 @@
-"""Releases: every assembled video's samples gathered into shards under ``releases/{name}/``, with a manifest."""
+"""Releases: every assembled video's samples gathered into shards under ``releases/{name}/`` (JSONL in the published
+layout, and the same samples as Parquet under ``parquet/``, which ``datasets.load_dataset`` reads), with a manifest
+(stats, per-video lineage, the settings behind each stage version, the diff against the previous release)."""
 
 from __future__ import annotations
 
@@ -32,10 +34,14 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
         counts = funnel(session, subject)
     shard, shards, total_samples, total_images, total_tokens = [], [], 0, 0, 0
 
+    parquet_shards: list[str] = []
+
     def flush() -> None:
         key = Keys.release(name, f"samples-{len(shards):05d}.jsonl")
         store.put_bytes(key, "".join(shard).encode())
         shards.append(key)
+        parquet_key = Keys.release(name, f"parquet/samples-{len(parquet_shards):05d}.parquet")
+        parquet_shards.append(store.put_bytes(parquet_key, parquet_bytes([json.loads(line) for line in shard])))
         shard.clear()
 
     for video_id in video_ids:
@@ -58,6 +64,7 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
         "store": store.url,
         "images_relative_to": store.url,
         "shards": shards,
+        "parquet_shards": parquet_shards,
         "videos": [{"id": v, "stage_versions": versions[v]} for v in video_ids],
         "stats": {"videos": len(video_ids), "samples": total_samples, "images": total_images,
                   "tokens": total_tokens,
@@ -73,6 +80,38 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     store.put_json(Keys.release(name, "manifest.json"), manifest)
     manifest["location"] = store.uri(Keys.release(name, ""))
     return manifest
+
+
+PARQUET_SCHEMA_FIELDS = (
+    ("images", "list<string>: keyframe keys, null at text positions"),
+    ("texts", "list<string>: ASR text, null at image positions"),
+    ("text_ocr_list", "list<string>: OCR + ASR text, null at image positions"),
+    ("metadata", "string: the positions' metadata as JSON (its keys vary by position)"),
+    ("image_num", "int"), ("text_num", "int"), ("token_num", "int"),
+)
+
+
+def parquet_bytes(samples: list[dict]) -> bytes:
+    """Samples as one Parquet file that `datasets.load_dataset("parquet", ...)` reads; `metadata` is JSON text,
+    since its entries differ between image and text positions."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    strings = pa.list_(pa.string())
+    table = pa.table({
+        "images": pa.array([s["images"] for s in samples], strings),
+        "texts": pa.array([s["texts"] for s in samples], strings),
+        "text_ocr_list": pa.array([s["text_ocr_list"] for s in samples], strings),
+        "metadata": pa.array([json.dumps(s["metadata"], ensure_ascii=False) for s in samples], pa.string()),
+        "image_num": pa.array([s["image_num"] for s in samples], pa.int32()),
+        "text_num": pa.array([s["text_num"] for s in samples], pa.int32()),
+        "token_num": pa.array([s["token_num"] for s in samples], pa.int64()),
+    })
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
 
 
 def previous_manifest(store, name: str, subject: str | None) -> dict | None:

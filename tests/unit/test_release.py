@@ -41,7 +41,9 @@ def corpus(db_url, tmp_path, monkeypatch):
                 claim_one(session, video_id, stage, "test", 60, 3)
                 mark_succeeded(session, video_id, stage, "test", {"k": Keys.video(video_id, stage)}, {})
             store.put_json(Keys.video(video_id, f"{stage}.json"), {"stage": stage})
-        sample = {"images": [None], "texts": [f"{video_id} text"], "image_num": 0, "token_num": 3}
+        sample = {"images": [None], "texts": [f"{video_id} text"], "text_ocr_list": [f"{video_id} text"],
+                  "metadata": [{"vid": video_id, "start": 0.0, "end": 1.0}], "image_num": 0, "text_num": 1,
+                  "token_num": 3}
         store.put_bytes(Keys.samples(video_id), (json.dumps(sample) + "\n").encode())
     return settings, store, point
 
@@ -132,3 +134,18 @@ def test_manifest_records_lineage(corpus):
                                                 "settings": stage_config("ocr", settings)}
     assert manifest["stage_configs"]["judge"]["settings"]["judge_models"] == list(settings.judge_models)
     assert set(manifest["videos"][0]["stage_versions"]) == set(STAGES)
+
+
+def test_parquet_shards_load_with_datasets(corpus, tmp_path):
+    import datasets
+
+    settings, store, _ = corpus
+    manifest = build_release(settings, name="hf")
+    files = [str(tmp_path / "store" / key) for key in manifest["parquet_shards"]]
+    loaded = datasets.load_dataset("parquet", data_files=files, split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert len(loaded) == manifest["stats"]["samples"] == 2
+    jsonl = [json.loads(line) for key in manifest["shards"] for line in store.get_bytes(key).decode().splitlines()]
+    for row, sample in zip(loaded, jsonl):
+        assert row["images"] == sample["images"] and row["texts"] == sample["texts"]
+        assert json.loads(row["metadata"]) == sample["metadata"]
+        assert (row["image_num"], row["token_num"]) == (sample["image_num"], sample["token_num"])
