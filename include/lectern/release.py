@@ -11,7 +11,9 @@ from lectern.config import STAGES, Settings
 from lectern.stages import stage_config, stage_version
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED
-from lectern.state.ops import funnel, stage_rows
+from lectern.state.models import Video
+from lectern.state.ops import funnel, stage_rows, video_record
+from lectern.stats import cost_table, funnel_table, histogram_png, markdown, subject_table
 from lectern.store import Keys, store_from_settings
 
 SHARD_SAMPLES = 1000
@@ -32,7 +34,14 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
         for row in stage_rows(session, video_ids=video_ids):
             versions[row.video_id][row.stage] = row.version
         counts = funnel(session, subject)
+        funnel_rows = funnel_table(stage_rows(session, subject=subject))
+        rows_by_video = {v: {r.stage: r for r in stage_rows(session, video_ids=[v])} for v in video_ids}
+        durations = {v: session.get(Video, v).duration_s for v in video_ids}
+        video_subjects = {v: list(video_record(session, v).subjects) for v in video_ids}
     shard, shards, total_samples, total_images, total_tokens = [], [], 0, 0, 0
+    samples_per_video: dict[str, int] = {}
+    images_per_sample: list[int] = []
+    tokens_per_sample: list[int] = []
 
     parquet_shards: list[str] = []
 
@@ -49,6 +58,9 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
             if not line.strip():
                 continue
             sample = json.loads(line)
+            samples_per_video[video_id] = samples_per_video.get(video_id, 0) + 1
+            images_per_sample.append(sample["image_num"])
+            tokens_per_sample.append(sample["token_num"])
             total_samples += 1
             total_images += sample["image_num"]
             total_tokens += sample["token_num"]
@@ -77,6 +89,17 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     manifest["stage_configs"] = {stage: {"version": stage_version(stage, settings),
                                          "settings": stage_config(stage, settings)} for stage in STAGES}
     manifest["diff"] = release_diff(store, name, subject, video_ids, settings)
+    subjects_rows = subject_table(video_subjects, rows_by_video, durations, samples_per_video)
+    stats = {"release": name, "funnel": funnel_rows, "subjects": subjects_rows,
+             "cost": cost_table(rows_by_video, durations), "samples": manifest["stats"]}
+    manifest["stats_files"] = [
+        store.put_json(Keys.release(name, "stats.json"), stats),
+        store.put_bytes(Keys.release(name, "stats.md"), markdown(stats).encode()),
+        store.put_bytes(Keys.release(name, "images_per_sample.png"),
+                        histogram_png(images_per_sample, "Images per sample", "images")),
+        store.put_bytes(Keys.release(name, "tokens_per_sample.png"),
+                        histogram_png(tokens_per_sample, "Tokens per sample", "tokens")),
+    ]
     store.put_json(Keys.release(name, "manifest.json"), manifest)
     manifest["location"] = store.uri(Keys.release(name, ""))
     return manifest
@@ -123,8 +146,6 @@ def previous_manifest(store, name: str, subject: str | None) -> dict | None:
 
 def release_diff(store, name: str, subject: str | None, video_ids: list[str], settings: Settings) -> dict:
     """Videos added and removed since the previous release; a removed video says why (forgotten, or its state)."""
-    from lectern.state.models import Video
-
     previous = previous_manifest(store, name, subject)
     before = {v["id"] for v in previous["videos"]} if previous else set()
     removed = sorted(before - set(video_ids))

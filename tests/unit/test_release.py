@@ -149,3 +149,36 @@ def test_parquet_shards_load_with_datasets(corpus, tmp_path):
         assert row["images"] == sample["images"] and row["texts"] == sample["texts"]
         assert json.loads(row["metadata"]) == sample["metadata"]
         assert (row["image_num"], row["token_num"]) == (sample["image_num"], sample["token_num"])
+
+
+def test_stats_equal_counts_recomputed_from_the_state(corpus):
+    """The release's stats against counts made here from the state DB, after a rejection and a failure."""
+    from lectern.state.models import Video, VideoStage
+
+    settings, store, point = corpus
+    with session_scope(settings.db_url) as session:
+        record_search(session, point, [FoundVideo("v3", "http://x/v3"), FoundVideo("v4", "http://x/v4")], {})
+        for video_id, status, reason, error in (("v3", "rejected", "metadata filter: duration 5.0s < 10s", None),
+                                                ("v4", "failed", None, "CorruptMedia")):
+            row = session.get(VideoStage, (video_id, "download"))
+            row.status, row.reason, row.error_class = status, reason, error
+        for video_id, seconds in (("v1", 600.0), ("v2", 1200.0)):
+            session.get(Video, video_id).duration_s = seconds
+            row = session.get(VideoStage, (video_id, "assemble"))
+            row.metrics = {"clips": 3, "images": 4, "asr_tokens": 100, "ocr_tokens": 20}
+            for stage_row in session.query(VideoStage).filter_by(video_id=video_id):
+                stage_row.seconds = 2.0
+    manifest = build_release(settings, name="stats", subject="Biology")
+    stats = store.get_json(Keys.release("stats", "stats.json"))
+    assert stats["funnel"]["download"] == {"in": 4, "out": 2, "rejected": {"metadata filter: duration Ns < Ns": 1},
+                                           "failed": {"CorruptMedia": 1}, "other": 0}
+    assert stats["funnel"]["ocr"] == {"in": 2, "out": 2, "rejected": {}, "failed": {}, "other": 0}
+    assert stats["subjects"] == {"Biology": {"videos": 2, "hours": 0.5, "clips": 6, "keyframes": 8,
+                                             "asr_tokens": 200, "ocr_tokens": 40, "samples": 2}}
+    assert stats["cost"]["seconds"]["transcribe"] == 4.0 and stats["cost"]["gpu_seconds"] == 8.0
+    assert stats["cost"]["seconds_per_video_hour"]["ocr"] == 8.0
+    assert all(store.exists(key) for key in manifest["stats_files"])
+    png = store.get_bytes(Keys.release("stats", "images_per_sample.png"))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| download | 4 | 2 | 1 metadata filter: duration Ns < Ns | 1 CorruptMedia |" in store.get_bytes(
+        Keys.release("stats", "stats.md")).decode()

@@ -1,0 +1,108 @@
+"""A release's statistics, recomputed from the state DB and the samples: the funnel per stage (in, out, rejected by
+reason, failed by error class), a per-subject table like the paper's Table 7, per-video cost per stage, and plots.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import Counter, defaultdict
+from typing import Iterable
+
+from lectern.config import GPU_STAGES, STAGES
+from lectern.state.models import FAILED, REJECTED, SUCCEEDED, VideoStage
+
+
+def reason_kind(reason: str) -> str:
+    """A rejection reason without its measured values, so equal filters count together."""
+    return re.sub(r"-?\d+(?:\.\d+)?", "N", reason.split(" (best point")[0]).strip()
+
+
+def funnel_table(rows: Iterable[VideoStage]) -> dict[str, dict]:
+    table: dict[str, dict] = {stage: {"in": 0, "out": 0, "rejected": Counter(), "failed": Counter(), "other": 0}
+                              for stage in STAGES}
+    for row in rows:
+        entry = table[row.stage]
+        entry["in"] += 1
+        if row.status == SUCCEEDED:
+            entry["out"] += 1
+        elif row.status == REJECTED:
+            entry["rejected"][reason_kind(row.reason or "rejected")] += 1
+        elif row.status == FAILED:
+            entry["failed"][row.error_class or "Error"] += 1
+        else:
+            entry["other"] += 1
+    return {stage: {**e, "rejected": dict(e["rejected"]), "failed": dict(e["failed"])} for stage, e in table.items()}
+
+
+def subject_table(video_subjects: dict[str, list[str]], rows_by_video: dict[str, dict[str, VideoStage]],
+                  durations: dict[str, float | None], samples_per_video: dict[str, int]) -> dict[str, dict]:
+    """Per subject, over the released videos: videos, hours, clips, keyframes, ASR and OCR tokens, samples."""
+    table: dict[str, dict] = defaultdict(lambda: {"videos": 0, "hours": 0.0, "clips": 0, "keyframes": 0,
+                                                  "asr_tokens": 0, "ocr_tokens": 0, "samples": 0})
+    for video_id, subjects in video_subjects.items():
+        assemble = rows_by_video[video_id]["assemble"].metrics or {}
+        for subject in subjects:
+            entry = table[subject]
+            entry["videos"] += 1
+            entry["hours"] += (durations.get(video_id) or 0.0) / 3600
+            entry["clips"] += assemble.get("clips", 0)
+            entry["keyframes"] += assemble.get("images", 0)
+            entry["asr_tokens"] += assemble.get("asr_tokens", 0)
+            entry["ocr_tokens"] += assemble.get("ocr_tokens", 0)
+            entry["samples"] += samples_per_video.get(video_id, 0)
+    return {subject: {**e, "hours": round(e["hours"], 4)} for subject, e in sorted(table.items())}
+
+
+def cost_table(rows_by_video: dict[str, dict[str, VideoStage]], durations: dict[str, float | None]) -> dict:
+    """Seconds per stage (GPU stages apart) over the released videos, in all and per video-hour."""
+    hours = sum((durations.get(v) or 0.0) for v in rows_by_video) / 3600
+    per_stage = {stage: round(sum((rows.get(stage).seconds or 0.0) if rows.get(stage) else 0.0
+                                  for rows in rows_by_video.values()), 3) for stage in STAGES}
+    return {
+        "video_hours": round(hours, 4),
+        "seconds": per_stage,
+        "gpu_seconds": round(sum(per_stage[s] for s in GPU_STAGES), 3),
+        "cpu_seconds": round(sum(per_stage[s] for s in STAGES if s not in GPU_STAGES), 3),
+        "seconds_per_video_hour": {s: round(v / hours, 1) if hours else None for s, v in per_stage.items()},
+    }
+
+
+def histogram_png(values: list[float], title: str, xlabel: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 3.2), dpi=100)
+    axes.hist(values or [0], bins=min(30, max(5, len(set(values)))), color="#4a6fa5")
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("samples")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def markdown(stats: dict) -> str:
+    lines = [f"# Release {stats['release']}", "", "## Funnel", "",
+             "| stage | in | out | rejected | failed |", "| --- | --- | --- | --- | --- |"]
+    for stage, e in stats["funnel"].items():
+        rejected = "; ".join(f"{n} {r}" for r, n in e["rejected"].items()) or "0"
+        failed = "; ".join(f"{n} {c}" for c, n in e["failed"].items()) or "0"
+        lines.append(f"| {stage} | {e['in']} | {e['out']} | {rejected} | {failed} |")
+    lines += ["", "## Per subject", "", "| subject | videos | hours | clips | keyframes | ASR tokens | OCR tokens | samples |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for subject, e in stats["subjects"].items():
+        lines.append(f"| {subject} | {e['videos']} | {e['hours']:.2f} | {e['clips']} | {e['keyframes']} | "
+                     f"{e['asr_tokens']} | {e['ocr_tokens']} | {e['samples']} |")
+    cost = stats["cost"]
+    lines += ["", f"## Cost ({cost['video_hours']:.3f} video-hours; CPU {cost['cpu_seconds']:.0f} s, "
+              f"GPU-phase {cost['gpu_seconds']:.0f} s)", "", "| stage | seconds | seconds per video-hour |",
+              "| --- | --- | --- |"]
+    for stage, seconds in cost["seconds"].items():
+        lines.append(f"| {stage} | {seconds} | {cost['seconds_per_video_hour'][stage]} |")
+    lines += ["", "![images per sample](images_per_sample.png) ![tokens per sample](tokens_per_sample.png)", ""]
+    return "\n".join(lines)
