@@ -15,8 +15,10 @@ from lectern.state.models import Video
 from lectern.state.ops import funnel, stage_rows, video_record
 from lectern.stats import cost_table, funnel_table, histogram_png, markdown, subject_table
 from lectern.store import Keys, store_from_settings
+from lectern.viewer import render_samples
 
 SHARD_SAMPLES = 1000
+VIEWER_SAMPLES = 50  # the first samples of a release, in viewer.html
 
 
 def default_release_name() -> str:
@@ -100,6 +102,10 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
         store.put_bytes(Keys.release(name, "tokens_per_sample.png"),
                         histogram_png(tokens_per_sample, "Tokens per sample", "tokens")),
     ]
+    viewer_samples = [json.loads(line) for key in shards for line in store.get_bytes(key).decode().splitlines()
+                      if line.strip()][:VIEWER_SAMPLES]
+    manifest["viewer"] = store.put_bytes(Keys.release(name, "viewer.html"),
+                                         render_samples(name, viewer_samples).encode())
     store.put_json(Keys.release(name, "manifest.json"), manifest)
     manifest["location"] = store.uri(Keys.release(name, ""))
     return manifest

@@ -178,6 +178,8 @@ def test_stats_equal_counts_recomputed_from_the_state(corpus):
     assert stats["cost"]["seconds"]["transcribe"] == 4.0 and stats["cost"]["gpu_seconds"] == 8.0
     assert stats["cost"]["seconds_per_video_hour"]["ocr"] == 8.0
     assert all(store.exists(key) for key in manifest["stats_files"])
+    page = store.get_bytes(manifest["viewer"]).decode()  # the viewer itself is tested in Chromium (test_viewer.py)
+    assert page.count("<section class='sample'") == 2 and "v1 text" in page
     png = store.get_bytes(Keys.release("stats", "images_per_sample.png"))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| download | 4 | 2 | 1 metadata filter: duration Ns < Ns | 1 CorruptMedia |" in store.get_bytes(
