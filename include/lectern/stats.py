@@ -55,7 +55,7 @@ def subject_table(video_subjects: dict[str, list[str]], rows_by_video: dict[str,
 
 
 def cost_table(rows_by_video: dict[str, dict[str, VideoStage]], durations: dict[str, float | None]) -> dict:
-    """Seconds per stage (GPU stages apart) over the released videos, in all and per video-hour."""
+    """Seconds per stage (GPU stages apart) over the released videos: in all, per video-hour and per video."""
     hours = sum((durations.get(v) or 0.0) for v in rows_by_video) / 3600
     per_stage = {stage: round(sum((rows.get(stage).seconds or 0.0) if rows.get(stage) else 0.0
                                   for rows in rows_by_video.values()), 3) for stage in STAGES}
@@ -65,6 +65,8 @@ def cost_table(rows_by_video: dict[str, dict[str, VideoStage]], durations: dict[
         "gpu_seconds": round(sum(per_stage[s] for s in GPU_STAGES), 3),
         "cpu_seconds": round(sum(per_stage[s] for s in STAGES if s not in GPU_STAGES), 3),
         "seconds_per_video_hour": {s: round(v / hours, 1) if hours else None for s, v in per_stage.items()},
+        "per_video": {video_id: {stage: row.seconds for stage, row in rows.items()}
+                      for video_id, rows in sorted(rows_by_video.items())},
     }
 
 

@@ -177,6 +177,7 @@ def test_stats_equal_counts_recomputed_from_the_state(corpus):
                                              "asr_tokens": 200, "ocr_tokens": 40, "samples": 2}}
     assert stats["cost"]["seconds"]["transcribe"] == 4.0 and stats["cost"]["gpu_seconds"] == 8.0
     assert stats["cost"]["seconds_per_video_hour"]["ocr"] == 8.0
+    assert stats["cost"]["per_video"]["v2"] == dict.fromkeys(STAGES, 2.0)
     assert all(store.exists(key) for key in manifest["stats_files"])
     page = store.get_bytes(manifest["viewer"]).decode()  # the viewer itself is tested in Chromium (test_viewer.py)
     assert page.count("<section class='sample'") == 2 and "v1 text" in page
