@@ -129,5 +129,6 @@ def run_demo(settings: Settings, dags_folder: Path | None = None) -> int:
           f"from {stats['videos']} of {len(truth['videos']) + len(truth['broken'])} videos "
           f"in {time.monotonic() - started:.0f}s")
     print(f"Samples: {release_dir}")
+    print(f"Viewer:  {store.uri(Keys.release(RELEASE, 'viewer.html'))}   (stats: stats.md beside it)")
     print(f"State:   python -m lectern status   (with LECTERN_HOME={home})")
     return 0
