@@ -185,3 +185,18 @@ def test_stats_equal_counts_recomputed_from_the_state(corpus):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| download | 4 | 2 | 1 metadata filter: duration Ns < Ns | 1 CorruptMedia |" in store.get_bytes(
         Keys.release("stats", "stats.md")).decode()
+
+
+def test_status_links_each_phase_log(corpus, capsys):
+    from lectern.state.models import VideoStage
+
+    settings, _, _ = corpus
+    with session_scope(settings.db_url) as session:
+        row = session.get(VideoStage, ("v1", "ocr"))
+        row.run_id, row.map_index = "manual__2026-11-22T05:23:24.393600+00:00", 3
+    assert main(["status", "v1"]) == 0
+    out = capsys.readouterr().out
+    assert ("log: http://localhost:8080/dags/lectern_ocr/runs/manual__2026-11-22T05%3A23%3A24.393600%2B00%3A00"
+            "/tasks/run_stage/mapped/3") in out
+    assert "dag_id=lectern_ocr/run_id=manual__2026-11-22T05:23:24.393600+00:00/task_id=run_stage/map_index=3/" in out
+    assert out.count("log: ") == 1  # only the stages a DAG run ran
