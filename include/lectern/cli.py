@@ -184,6 +184,13 @@ def cmd_forget(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_pools(args, settings: Settings) -> int:
+    from lectern.phases import pool_definitions
+
+    print(json.dumps(pool_definitions(settings), indent=1))
+    return 0
+
+
 def cmd_config(args, settings: Settings) -> int:
     print(settings_table_markdown())
     return 0
@@ -256,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate the demo corpus and run every phase DAG through Airflow")
     demo.add_argument("--dags-folder")
     demo.set_defaults(func=cmd_demo)
+
+    pools = sub.add_parser("pools", help="print Lectern's Airflow pools as JSON for `airflow pools import FILE`")
+    pools.set_defaults(func=cmd_pools)
 
     config = sub.add_parser("config", help="print the configuration table")
     config.set_defaults(func=cmd_config)

@@ -106,6 +106,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_IMAGE_TOKENS": ("576", "Tokens counted per image, as in the published corpus."),
     "LECTERN_SAMPLE_TOKEN_BUDGET": ("8192", "Clips are concatenated into samples up to this many tokens..."),
     "LECTERN_SAMPLE_MAX_IMAGES": ("32", "...and at most this many images (a single larger clip stands alone)."),
+    "LECTERN_GPU_POOL_SLOTS": ("1", "Slots of the Airflow pool lectern_gpu: GPU-phase tasks (pods) running at once."),
+    "LECTERN_DOWNLOAD_POOL_SLOTS": ("4", "Slots of the Airflow pool lectern_download: downloads running at once."),
     "LECTERN_AIRFLOW_URL": ("http://localhost:8080", "Airflow UI base URL, for the log links `python -m lectern status VIDEO_ID` prints."),
     "LECTERN_K8S_NAMESPACE": ("lectern", "Namespace of stage pods."),
     "LECTERN_WORKER_IMAGE": ("lectern-worker:latest", "Image of stage pods (Dockerfile target worker)."),
@@ -233,6 +235,8 @@ class Settings:
     image_tokens: int
     sample_token_budget: int
     sample_max_images: int
+    gpu_pool_slots: int
+    download_pool_slots: int
     airflow_url: str
     k8s_namespace: str
     worker_image: str
@@ -352,6 +356,8 @@ class Settings:
             image_tokens=int(get("LECTERN_IMAGE_TOKENS")),
             sample_token_budget=int(get("LECTERN_SAMPLE_TOKEN_BUDGET")),
             sample_max_images=int(get("LECTERN_SAMPLE_MAX_IMAGES")),
+            gpu_pool_slots=int(get("LECTERN_GPU_POOL_SLOTS")),
+            download_pool_slots=int(get("LECTERN_DOWNLOAD_POOL_SLOTS")),
             airflow_url=get("LECTERN_AIRFLOW_URL").rstrip("/"),
             k8s_namespace=get("LECTERN_K8S_NAMESPACE"),
             worker_image=get("LECTERN_WORKER_IMAGE"),

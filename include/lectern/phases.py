@@ -88,3 +88,23 @@ def discovery_outcome(settings: Settings, subject: str) -> dict:
     videos = sum(download.values())
     log.info("subject %s: %d videos known, %d pending download", subject, videos, download.get("pending", 0))
     return {"subject": subject, "videos": videos, "download": download}
+
+
+GPU_POOL, DOWNLOAD_POOL = "lectern_gpu", "lectern_download"
+
+
+def pool_for(stage: str) -> str:
+    """The Airflow pool a stage's tasks take a slot of: concurrency bounded per resource."""
+    if stage in GPU_STAGES:
+        return GPU_POOL
+    return DOWNLOAD_POOL if stage == "download" else "default_pool"
+
+
+def pool_definitions(settings: Settings) -> dict[str, dict]:
+    """Lectern's pools in the format of `airflow pools import FILE`."""
+    return {
+        GPU_POOL: {"slots": settings.gpu_pool_slots, "description": "Lectern GPU phases (transcribe, judge)",
+                   "include_deferred": False},
+        DOWNLOAD_POOL: {"slots": settings.download_pool_slots, "description": "Lectern downloads",
+                        "include_deferred": False},
+    }

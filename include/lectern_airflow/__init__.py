@@ -16,7 +16,10 @@ from lectern.config import PHASES, Settings
 SETTINGS = Settings.from_env()  # environment only: no I/O at parse time
 START = datetime(2025, 1, 1)
 TAGS = ["lectern"]
-DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(seconds=60), "retry_exponential_backoff": True}
+DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(seconds=60), "retry_exponential_backoff": True,
+                "max_retry_delay": timedelta(minutes=30)}
+# Airflow retries of a phase's per-video tasks on transient errors (exit 75); permanent ones fail at once.
+PHASE_RETRIES = {"download": 4, "transcribe": 2, "judge": 2, "keyframes": 2, "ocr": 2, "assemble": 2}
 
 # One Asset per phase: a phase's publish task updates it; the next phase is scheduled on it.
 ASSETS = {phase: Asset(name=f"lectern_{phase}", uri=f"lectern://phases/{phase}") for phase in PHASES}
@@ -98,7 +101,10 @@ def run_stage(stage: str, groups):
     """One mapped task per claimed video (or group of videos), labelled with its video ids, locally or in a pod."""
     if SETTINGS.execution == "kubernetes":
         return run_in_pods(stage, groups)
-    return run_in_worker.override(task_id="run_stage").expand_kwargs(groups.map(stage_call(stage)))
+    from lectern.phases import pool_for
+
+    return run_in_worker.override(task_id="run_stage", pool=pool_for(stage), retries=PHASE_RETRIES[stage]).expand_kwargs(
+        groups.map(stage_call(stage)))
 
 
 def run_in_pods(phase: str, calls):
@@ -114,8 +120,12 @@ def run_in_pods(phase: str, calls):
         volumes = [k8s.V1Volume(name="model-cache", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
             claim_name=spec["model_cache_pvc"]))]
         mounts = [k8s.V1VolumeMount(name="model-cache", mount_path=MODEL_CACHE)]
+    from lectern.phases import pool_for
+
     return KubernetesPodOperator.partial(
         task_id="run_stage",
+        pool=pool_for(phase),
+        retries=PHASE_RETRIES[phase],
         name=f"lectern-{phase}",
         namespace=spec["namespace"],
         image=spec["image"],

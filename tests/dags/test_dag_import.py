@@ -59,6 +59,10 @@ def test_dag_shape_and_trigger_form():
         assert {"subject", "video_ids", "batch_size", "force"} <= set(dag.params.keys())
         assert [t.task_id for t in dag.topological_sort()][:3] == ["claim_videos", "run_stage", "publish"]
         assert dag.get_task("run_stage").map_index_template
+        expected_pool = {"download": "lectern_download", "transcribe": "lectern_gpu", "judge": "lectern_gpu"}
+        assert dag.get_task("run_stage").pool == expected_pool.get(phase, "default_pool"), phase
+        assert dag.get_task("run_stage").retries == (4 if phase == "download" else 2)
+        assert "stale_only" in dag.params
         assert dag.get_task("publish").outlets[0].name == f"lectern_{phase}"
         assert f"lectern_{PHASES[PHASES.index(phase) - 1]}" in repr(dag.timetable)
     assert "release" in bag.dags["lectern_assemble"].params

@@ -71,6 +71,7 @@ def run_demo(settings: Settings, dags_folder: Path | None = None) -> int:
     from lectern.demo.corpus import generate, subject_yaml
     from lectern.demo.server import CorpusServer
     from lectern.models.tiny import build_all
+    from lectern.phases import pool_definitions
     from lectern.state.db import migrate, session_scope
     from lectern.state.ops import funnel, stage_rows
     from lectern.store import Keys, store_from_settings
@@ -89,8 +90,14 @@ def run_demo(settings: Settings, dags_folder: Path | None = None) -> int:
     settings = Settings.from_env(env)
     migrate(settings.db_url)
     print("3/4 initialising Airflow's metadata DB ...", flush=True)
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    # Lectern's pools (a scheduler runs no task of a pool that does not exist; `dags test` ignores pools).
+    pools = home / "airflow-pools.json"
+    pools.write_text(json.dumps(pool_definitions(settings)))
+    subprocess.run([airflow, "pools", "import", str(pools)], env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     print("4/4 running every phase DAG through Airflow:", flush=True)
     log_dir = home / "demo-logs"
     with CorpusServer(corpus) as server:
