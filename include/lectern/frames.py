@@ -159,6 +159,11 @@ def similarity(a: np.ndarray, b: np.ndarray, grid: tuple[int, int] = (1, 1)) -> 
     if grid == (1, 1):
         pad = 3  # as scikit-image's structural_similarity: the mean leaves out the filter's border
         return float(full[pad:-pad, pad:-pad].mean())
+    return lowest_cell(full, grid)
+
+
+def lowest_cell(full: np.ndarray, grid: tuple[int, int]) -> float:
+    """The lowest mean of an SSIM map over the cells of a rows x columns grid."""
     rows, cols = grid
     height, width = full.shape
     row_edges, col_edges = np.arange(rows) * height // rows, np.arange(cols) * width // cols
@@ -243,12 +248,7 @@ def naive_keyframes(path: str, threshold: float, grid: tuple[int, int] = (1, 1))
 
     def score(a: np.ndarray, b: np.ndarray) -> float:
         value, full = structural_similarity(a, b, data_range=255, full=True)
-        if grid == (1, 1):
-            return float(value)
-        rows, cols = grid
-        height, width = full.shape
-        return float(min(full[r * height // rows:(r + 1) * height // rows, c * width // cols:(c + 1) * width // cols]
-                         .mean() for r in range(rows) for c in range(cols)))
+        return float(value) if grid == (1, 1) else lowest_cell(full, grid)
 
     reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
     fps = reader.get_avg_fps() or 25.0

@@ -10,8 +10,7 @@ from datetime import datetime, timezone
 from lectern.config import STAGES, Settings
 from lectern.stages import stage_config, stage_version
 from lectern.state.db import session_scope
-from lectern.state.models import SUCCEEDED
-from lectern.state.models import Video
+from lectern.state.models import SUCCEEDED, Video, VideoStage
 from lectern.state.ops import funnel, stage_rows, video_record
 from lectern.stats import cost_table, funnel_table, histogram_png, markdown, subject_table
 from lectern.store import Keys, store_from_settings
@@ -26,33 +25,32 @@ def default_release_name() -> str:
 
 
 def build_release(settings: Settings, name: str | None = None, subject: str | None = None) -> dict:
-    """Write shards, manifest and stats for the videos whose assemble succeeded; returns the manifest."""
+    """Write shards, manifest, stats and viewer for the videos whose assemble succeeded; returns the manifest."""
     name = name or default_release_name()
     store = store_from_settings(settings)
     with session_scope(settings.db_url) as session:
-        assembled = [r for r in stage_rows(session, subject=subject, stage="assemble") if r.status == SUCCEEDED]
-        video_ids = [r.video_id for r in assembled]
-        versions = {r.video_id: {} for r in assembled}
+        assembled = stage_rows(session, subject=subject, stage="assemble")
+        video_ids = [r.video_id for r in assembled if r.status == SUCCEEDED]
+        rows_by_video: dict[str, dict[str, VideoStage]] = {v: {} for v in video_ids}
         for row in stage_rows(session, video_ids=video_ids):
-            versions[row.video_id][row.stage] = row.version
+            rows_by_video[row.video_id][row.stage] = row
         counts = funnel(session, subject)
         funnel_rows = funnel_table(stage_rows(session, subject=subject))
-        rows_by_video = {v: {r.stage: r for r in stage_rows(session, video_ids=[v])} for v in video_ids}
         durations = {v: session.get(Video, v).duration_s for v in video_ids}
         video_subjects = {v: list(video_record(session, v).subjects) for v in video_ids}
-    shard, shards, total_samples, total_images, total_tokens = [], [], 0, 0, 0
+    shards: list[str] = []
+    parquet_shards: list[str] = []
+    shard: list[tuple[str, dict]] = []  # (JSONL line, sample)
     samples_per_video: dict[str, int] = {}
     images_per_sample: list[int] = []
     tokens_per_sample: list[int] = []
-
-    parquet_shards: list[str] = []
+    viewer_samples: list[dict] = []
 
     def flush() -> None:
-        key = Keys.release(name, f"samples-{len(shards):05d}.jsonl")
-        store.put_bytes(key, "".join(shard).encode())
-        shards.append(key)
-        parquet_key = Keys.release(name, f"parquet/samples-{len(parquet_shards):05d}.parquet")
-        parquet_shards.append(store.put_bytes(parquet_key, parquet_bytes([json.loads(line) for line in shard])))
+        shards.append(store.put_bytes(Keys.release(name, f"samples-{len(shards):05d}.jsonl"),
+                                      "".join(line + "\n" for line, _ in shard).encode()))
+        parquet_shards.append(store.put_bytes(Keys.release(name, f"parquet/samples-{len(parquet_shards):05d}.parquet"),
+                                              parquet_bytes([sample for _, sample in shard])))
         shard.clear()
 
     for video_id in video_ids:
@@ -63,14 +61,14 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
             samples_per_video[video_id] = samples_per_video.get(video_id, 0) + 1
             images_per_sample.append(sample["image_num"])
             tokens_per_sample.append(sample["token_num"])
-            total_samples += 1
-            total_images += sample["image_num"]
-            total_tokens += sample["token_num"]
-            shard.append(line + "\n")
+            if len(viewer_samples) < VIEWER_SAMPLES:
+                viewer_samples.append(sample)
+            shard.append((line, sample))
             if len(shard) >= SHARD_SAMPLES:
                 flush()
     if shard or not shards:
         flush()
+    total_samples, total_images, total_tokens = len(images_per_sample), sum(images_per_sample), sum(tokens_per_sample)
     manifest = {
         "release": name,
         "created_at": datetime.now(timezone.utc).isoformat(),
@@ -79,7 +77,8 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
         "images_relative_to": store.url,
         "shards": shards,
         "parquet_shards": parquet_shards,
-        "videos": [{"id": v, "stage_versions": versions[v]} for v in video_ids],
+        "videos": [{"id": v, "stage_versions": {stage: row.version for stage, row in rows_by_video[v].items()}}
+                   for v in video_ids],
         "stats": {"videos": len(video_ids), "samples": total_samples, "images": total_images,
                   "tokens": total_tokens,
                   "images_per_sample": round(total_images / total_samples, 2) if total_samples else 0.0,
@@ -91,8 +90,8 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     manifest["stage_configs"] = {stage: {"version": stage_version(stage, settings),
                                          "settings": stage_config(stage, settings)} for stage in STAGES}
     manifest["diff"] = release_diff(store, name, subject, video_ids, settings)
-    subjects_rows = subject_table(video_subjects, rows_by_video, durations, samples_per_video)
-    stats = {"release": name, "funnel": funnel_rows, "subjects": subjects_rows,
+    stats = {"release": name, "funnel": funnel_rows,
+             "subjects": subject_table(video_subjects, rows_by_video, durations, samples_per_video),
              "cost": cost_table(rows_by_video, durations), "samples": manifest["stats"]}
     manifest["stats_files"] = [
         store.put_json(Keys.release(name, "stats.json"), stats),
@@ -102,22 +101,11 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
         store.put_bytes(Keys.release(name, "tokens_per_sample.png"),
                         histogram_png(tokens_per_sample, "Tokens per sample", "tokens")),
     ]
-    viewer_samples = [json.loads(line) for key in shards for line in store.get_bytes(key).decode().splitlines()
-                      if line.strip()][:VIEWER_SAMPLES]
     manifest["viewer"] = store.put_bytes(Keys.release(name, "viewer.html"),
                                          render_samples(name, viewer_samples).encode())
     store.put_json(Keys.release(name, "manifest.json"), manifest)
     manifest["location"] = store.uri(Keys.release(name, ""))
     return manifest
-
-
-PARQUET_SCHEMA_FIELDS = (
-    ("images", "list<string>: keyframe keys, null at text positions"),
-    ("texts", "list<string>: ASR text, null at image positions"),
-    ("text_ocr_list", "list<string>: OCR + ASR text, null at image positions"),
-    ("metadata", "string: the positions' metadata as JSON (its keys vary by position)"),
-    ("image_num", "int"), ("text_num", "int"), ("token_num", "int"),
-)
 
 
 def parquet_bytes(samples: list[dict]) -> bytes:

@@ -87,26 +87,23 @@ def causal_lm(model: str, device: str):
     return tokenizer, loaded
 
 
-@lru_cache(maxsize=2)
 def image_text_model(model: str, device: str):
     """(processor, model) of a CLIP-style dual encoder (get_image_features / get_text_features)."""
-    from transformers import AutoModel, AutoProcessor
-
-    local = Path(model).is_dir()
-    processor = AutoProcessor.from_pretrained(model, local_files_only=local)
-    loaded = AutoModel.from_pretrained(model, local_files_only=local).to(device)
-    loaded.eval()
-    return processor, loaded
+    return _processor_and_model(model, device, "AutoModel")
 
 
-@lru_cache(maxsize=1)
 def image_to_text(model: str, device: str):
     """(processor, model) of an OCR-capable vision-language model (AutoModelForImageTextToText: GOT-OCR 2,
     Florence-2, Qwen2.5-VL, TrOCR-style encoder-decoders)."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    return _processor_and_model(model, device, "AutoModelForImageTextToText")
+
+
+@lru_cache(maxsize=3)
+def _processor_and_model(model: str, device: str, auto_class: str):
+    import transformers
 
     local = Path(model).is_dir()
-    processor = AutoProcessor.from_pretrained(model, local_files_only=local)
-    loaded = AutoModelForImageTextToText.from_pretrained(model, local_files_only=local).to(device)
+    processor = transformers.AutoProcessor.from_pretrained(model, local_files_only=local)
+    loaded = getattr(transformers, auto_class).from_pretrained(model, local_files_only=local).to(device)
     loaded.eval()
     return processor, loaded

@@ -129,8 +129,9 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         text, confidence = raw[key]
         kept, dropped = text, meaningless(text, settings.ocr_min_chars)
         if not dropped and previous:
-            if similarity(text, previous) >= settings.ocr_repeat_similarity:
-                dropped = f"repeats the previous keyframe (similarity {similarity(text, previous):.2f})"
+            repeat = similarity(text, previous)
+            if repeat >= settings.ocr_repeat_similarity:
+                dropped = f"repeats the previous keyframe (similarity {repeat:.2f})"
             else:
                 kept = novel_lines(text, previous) or text
         texts[key] = "" if dropped else " ".join(kept.split())

@@ -205,15 +205,24 @@ def reset_for_rerun(session: Session, stage: str, video_ids: Sequence[str] | Non
     if not video_ids and not subject:
         raise ValueError("force needs video ids or a subject, so a typo cannot rerun the whole corpus")
     query = select(VideoStage).where(VideoStage.stage == stage, VideoStage.status.notin_([RUNNING, FORGOTTEN]))
+    rows = list(session.scalars(_scoped(query, video_ids, subject)))
+    for row in rows:
+        _make_pending(row)
+    return len(rows)
+
+
+def _scoped(query, video_ids: Sequence[str] | None, subject: str | None):
+    """`query` limited to the given videos and/or a subject's videos (neither: no limit)."""
     if video_ids:
         query = query.where(VideoStage.video_id.in_(list(video_ids)))
     if subject:
         query = query.where(_subject_filter(subject))
-    rows = list(session.scalars(query))
-    for row in rows:
-        row.status, row.attempts, row.retry_at = PENDING, 0, None
-        row.error_class = row.error_kind = row.error_message = row.reason = None
-    return len(rows)
+    return query
+
+
+def _make_pending(row: VideoStage) -> None:
+    row.status, row.attempts, row.retry_at = PENDING, 0, None
+    row.error_class = row.error_kind = row.error_message = row.reason = None
 
 
 def reset_stale(session: Session, stage: str, current_version: str, video_ids: Sequence[str] | None = None,
@@ -223,13 +232,9 @@ def reset_stale(session: Session, stage: str, current_version: str, video_ids: S
     query = select(VideoStage).where(
         VideoStage.stage == stage, VideoStage.status.in_([SUCCEEDED, REJECTED]),
         or_(VideoStage.version.is_(None), VideoStage.version != current_version))
-    if video_ids:
-        query = query.where(VideoStage.video_id.in_(list(video_ids)))
-    if subject:
-        query = query.where(_subject_filter(subject))
-    rows = list(session.scalars(query))
+    rows = list(session.scalars(_scoped(query, video_ids, subject)))
     for row in rows:
-        row.status, row.attempts, row.retry_at, row.reason = PENDING, 0, None, None
+        _make_pending(row)
     return [row.video_id for row in rows]
 
 
@@ -237,11 +242,7 @@ def claim_videos(session: Session, stage: str, owner: str, limit: int, lease_sec
                  subject: str | None = None, video_ids: Sequence[str] | None = None) -> list[str]:
     """Lease up to `limit` ready videos of `stage` to `owner`; concurrent claimers never get the same one."""
     now = utcnow()
-    query = select(VideoStage).where(_claimable(stage, now, max_attempts))
-    if subject:
-        query = query.where(_subject_filter(subject))
-    if video_ids:
-        query = query.where(VideoStage.video_id.in_(list(video_ids)))
+    query = _scoped(select(VideoStage).where(_claimable(stage, now, max_attempts)), video_ids, subject)
     query = query.order_by(VideoStage.created_at, VideoStage.video_id).limit(limit)
     # Postgres: SKIP LOCKED lets concurrent claimers pass each other's rows. SQLite ignores it and
     # serialises writers instead.
