@@ -108,6 +108,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_SAMPLE_MAX_IMAGES": ("32", "...and at most this many images (a single larger clip stands alone)."),
     "LECTERN_GPU_POOL_SLOTS": ("1", "Slots of the Airflow pool lectern_gpu: GPU-phase tasks (pods) running at once."),
     "LECTERN_DOWNLOAD_POOL_SLOTS": ("4", "Slots of the Airflow pool lectern_download: downloads running at once."),
+    "LECTERN_BACKFILL_POLL_SECONDS": ("15", "lectern_backfill_subject: how often it checks whether the phase run it triggered has finished."),
     "LECTERN_AIRFLOW_URL": ("http://localhost:8080", "Airflow UI base URL, for the log links `python -m lectern status VIDEO_ID` prints."),
     "LECTERN_K8S_NAMESPACE": ("lectern", "Namespace of stage pods."),
     "LECTERN_WORKER_IMAGE": ("lectern-worker:latest", "Image of stage pods (Dockerfile target worker)."),
@@ -237,6 +238,7 @@ class Settings:
     sample_max_images: int
     gpu_pool_slots: int
     download_pool_slots: int
+    backfill_poll_seconds: int
     airflow_url: str
     k8s_namespace: str
     worker_image: str
@@ -358,6 +360,7 @@ class Settings:
             sample_max_images=int(get("LECTERN_SAMPLE_MAX_IMAGES")),
             gpu_pool_slots=int(get("LECTERN_GPU_POOL_SLOTS")),
             download_pool_slots=int(get("LECTERN_DOWNLOAD_POOL_SLOTS")),
+            backfill_poll_seconds=max(1, int(get("LECTERN_BACKFILL_POLL_SECONDS"))),
             airflow_url=get("LECTERN_AIRFLOW_URL").rstrip("/"),
             k8s_namespace=get("LECTERN_K8S_NAMESPACE"),
             worker_image=get("LECTERN_WORKER_IMAGE"),

@@ -37,8 +37,9 @@ def test_one_dag_per_phase_without_io(tmp_path):
         "LECTERN_HOME": str(tmp_path / "untouched"),
     }))
     assert result["errors"] == {}
-    assert result["dags"] == sorted(f"lectern_{phase}" for phase in PHASES)
-    assert result["files"] == sorted(f"lectern_{phase}.py" for phase in PHASES)  # one file per phase
+    expected = sorted([f"lectern_{phase}" for phase in PHASES] + ["lectern_backfill_subject"])
+    assert result["dags"] == expected
+    assert result["files"] == [f"{dag_id}.py" for dag_id in expected]  # one file per phase
     assert not (tmp_path / "untouched").exists()
 
 
@@ -46,7 +47,7 @@ def test_kubernetes_mode_parses_too():
     import json
 
     result = json.loads(parse_in_subprocess({"LECTERN_EXECUTION": "kubernetes"}))
-    assert result["errors"] == {} and len(result["dags"]) == len(PHASES)
+    assert result["errors"] == {} and len(result["dags"]) == len(PHASES) + 1
 
 
 def test_dag_shape_and_trigger_form():
@@ -66,6 +67,10 @@ def test_dag_shape_and_trigger_form():
         assert dag.get_task("publish").outlets[0].name == f"lectern_{phase}"
         assert f"lectern_{PHASES[PHASES.index(phase) - 1]}" in repr(dag.timetable)
     assert "release" in bag.dags["lectern_assemble"].params
+    for dag in bag.dags.values():  # every trigger form field is typed, titled and explained
+        for name in dag.params.keys():
+            param = dag.params.get_param(name)
+            assert param.schema.get("type") and param.schema.get("title") and param.description, (dag.dag_id, name)
     discover = bag.dags["lectern_discover"]
     assert type(discover.timetable).__name__ == "NullTimetable"  # triggered by people, not by time
     assert {"subject", "force"} <= set(discover.params.keys())
@@ -75,3 +80,19 @@ def test_stage_code_never_imports_airflow():
     offenders = [str(p) for p in (ROOT / "include" / "lectern").rglob("*.py")
                  if "import airflow" in p.read_text() or "from airflow" in p.read_text()]
     assert offenders == []
+
+
+def test_backfill_drives_every_phase_dag_in_order():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["lectern_backfill_subject"]
+    assert dag.doc_md and dag.max_active_runs == 1 and type(dag.timetable).__name__ == "NullTimetable"
+    assert {"subject", "batch_size", "max_rounds", "round"} <= set(dag.params.keys())
+    order = [t.task_id for t in dag.topological_sort()]
+    assert order == ["start_round", *(f"run_{phase}" for phase in PHASES), "review_round", "continue_backfill",
+                     "next_round"]
+    for phase in PHASES:
+        trigger = dag.get_task(f"run_{phase}")
+        assert trigger.trigger_dag_id == f"lectern_{phase}" and trigger.wait_for_completion
+        assert trigger.fail_when_dag_is_paused  # a paused phase DAG is an error, not an endless wait
+    assert dag.get_task("next_round").trigger_dag_id == "lectern_backfill_subject"

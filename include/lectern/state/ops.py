@@ -177,20 +177,22 @@ def record_link_scores(session: Session, scores: Sequence[tuple[Link, float | No
 # --- claims and leases -------------------------------------------------------------------------
 
 
-def _claimable(stage: str, now: datetime, max_attempts: int):
-    return and_(
-        VideoStage.stage == stage,
-        or_(
-            VideoStage.status == PENDING,
-            and_(VideoStage.status == RUNNING, VideoStage.lease_expires_at < now),
-            and_(
-                VideoStage.status == FAILED,
-                VideoStage.error_kind == TRANSIENT,
-                VideoStage.attempts < max_attempts,
-                or_(VideoStage.retry_at.is_(None), VideoStage.retry_at <= now),
-            ),
+def _ready(now: datetime, max_attempts: int):
+    """Rows a claim would take now: pending, leased past expiry, or a transient failure past its backoff."""
+    return or_(
+        VideoStage.status == PENDING,
+        and_(VideoStage.status == RUNNING, VideoStage.lease_expires_at < now),
+        and_(
+            VideoStage.status == FAILED,
+            VideoStage.error_kind == TRANSIENT,
+            VideoStage.attempts < max_attempts,
+            or_(VideoStage.retry_at.is_(None), VideoStage.retry_at <= now),
         ),
     )
+
+
+def _claimable(stage: str, now: datetime, max_attempts: int):
+    return and_(VideoStage.stage == stage, _ready(now, max_attempts))
 
 
 def _subject_filter(subject: str):
@@ -464,6 +466,42 @@ def stage_rows(session: Session, video_ids: Iterable[str] | None = None, subject
         query = query.where(VideoStage.stage == stage)
     order = {name: i for i, name in enumerate(STAGES)}
     return sorted(session.scalars(query), key=lambda r: (r.video_id, order.get(r.stage, 99)))
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Where a subject's videos stand for a backfill: what a phase run would take now (`ready`), what is in
+    flight or waiting out a retry backoff (`waiting`), and how many rows are finished for good (`finished`)."""
+
+    ready: dict[str, list[str]]
+    waiting: dict[str, list[str]]
+    finished: int
+    failed: list[tuple[str, str, str, str]]  # (video, stage, error class, message) of permanent failures
+
+    @property
+    def drained(self) -> bool:
+        return not self.ready and not self.waiting
+
+
+def backlog(session: Session, max_attempts: int, subject: str | None = None) -> Backlog:
+    now = utcnow()
+    ready_rows = session.execute(_scoped(
+        select(VideoStage.stage, VideoStage.video_id).where(_ready(now, max_attempts)), None, subject)).all()
+    ready_keys = set(ready_rows)
+    ready: dict[str, list[str]] = {}
+    waiting: dict[str, list[str]] = {}
+    finished, failed = 0, []
+    for row in stage_rows(session, subject=subject):
+        if (row.stage, row.video_id) in ready_keys:
+            ready.setdefault(row.stage, []).append(row.video_id)
+        elif row.status == RUNNING or (row.status == FAILED and row.error_kind == TRANSIENT
+                                       and row.attempts < max_attempts):
+            waiting.setdefault(row.stage, []).append(row.video_id)
+        else:
+            finished += 1
+            if row.status == FAILED:
+                failed.append((row.video_id, row.stage, row.error_class or "", row.error_message or ""))
+    return Backlog(ready=ready, waiting=waiting, finished=finished, failed=failed)
 
 
 def funnel(session: Session, subject: str | None = None) -> dict[str, dict[str, int]]:
