@@ -10,13 +10,21 @@ so re-running a subject only searches what is new.
 
 from airflow.sdk import dag
 
-from lectern_airflow import dag_args, discover_params, plan_discovery, plan_scoring, publish_discovery, run_in_worker
+from lectern_airflow import (
+    dag_args,
+    discover_params,
+    plan_discovery,
+    plan_scoring,
+    publish_discovery,
+    run_in_worker,
+    score_metadata,
+)
 
 
 @dag(schedule=None, params=discover_params(), doc_md=__doc__, **dag_args("discover"))
 def lectern_discover():
     searches = run_in_worker.override(task_id="search_point").expand_kwargs(plan_discovery())
-    scores = run_in_worker.override(task_id="score_metadata", trigger_rule="all_done").expand_kwargs(plan_scoring())
+    scores = score_metadata(plan_scoring())
     searches >> scores >> publish_discovery()
 
 

@@ -52,7 +52,8 @@ def cmd_discover(args, settings: Settings) -> int:
 
 def cmd_status(args, settings: Settings) -> int:
     from lectern.state.db import session_scope
-    from lectern.state.ops import funnel, stage_rows
+    from lectern.state.ops import funnel, stage_rows, why
+    from lectern.video_page import task_log_path, task_log_url
 
     with session_scope(settings.db_url) as session:
         rows = stage_rows(session, video_ids=args.video_ids or None, subject=args.subject)
@@ -67,26 +68,14 @@ def cmd_status(args, settings: Settings) -> int:
             print(format_funnel(funnel(session, args.subject)))
             print()
         for row in rows:
-            why = row.reason or (f"{row.error_class}: {row.error_message}" if row.error_class else "")
+            reason = why(row)
             where = f" run={row.run_id} map_index={row.map_index}" if row.run_id else ""
             print(f"{row.video_id:<24} {row.stage:<11} {row.status:<10} attempts={row.attempts}{where}"
-                  + (f"  {why}" if why else ""))
+                  + (f"  {reason}" if reason else ""))
             if args.video_ids and row.run_id and row.map_index is not None:
                 print(f"{'':<24} log: {task_log_url(settings.airflow_url, row.stage, row.run_id, row.map_index)}")
                 print(f"{'':<24}      {task_log_path(row.stage, row.run_id, row.map_index)}")
     return 0
-
-
-def task_log_url(airflow_url: str, stage: str, run_id: str, map_index: int) -> str:
-    """The Airflow UI page of the mapped task that ran this stage for the video (its log tab)."""
-    from urllib.parse import quote
-
-    return f"{airflow_url}/dags/lectern_{stage}/runs/{quote(run_id, safe='')}/tasks/run_stage/mapped/{map_index}"
-
-
-def task_log_path(stage: str, run_id: str, map_index: int) -> str:
-    """Where Airflow's default log_filename_template puts that task's log files, under its log folder."""
-    return f"<airflow logs>/dag_id=lectern_{stage}/run_id={run_id}/task_id=run_stage/map_index={map_index}/attempt=*.log"
 
 
 def format_funnel(counts: dict[str, dict[str, int]]) -> str:

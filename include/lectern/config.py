@@ -110,6 +110,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_DOWNLOAD_POOL_SLOTS": ("4", "Slots of the Airflow pool lectern_download: downloads running at once."),
     "LECTERN_BACKFILL_POLL_SECONDS": ("15", "lectern_backfill_subject: how often it checks whether the phase run it triggered has finished."),
     "LECTERN_AIRFLOW_URL": ("http://localhost:8080", "Airflow UI base URL, for the log links `python -m lectern status VIDEO_ID` prints."),
+    "LECTERN_GPU_POD_TEMPLATE": ("", "Pod template file of GPU pods (empty: include/lectern/k8s/gpu-pod-template.yaml, with the NVIDIA runtime class and a memory-backed /dev/shm)."),
     "LECTERN_K8S_NAMESPACE": ("lectern", "Namespace of stage pods."),
     "LECTERN_WORKER_IMAGE": ("lectern-worker:latest", "Image of stage pods (Dockerfile target worker)."),
     "LECTERN_K8S_ENV_SECRET": ("lectern-env", "Secret whose keys become the pods' environment (DB URL, store, AWS keys)."),
@@ -240,6 +241,7 @@ class Settings:
     download_pool_slots: int
     backfill_poll_seconds: int
     airflow_url: str
+    gpu_pod_template: str | None
     k8s_namespace: str
     worker_image: str
     k8s_env_secret: str
@@ -362,6 +364,7 @@ class Settings:
             download_pool_slots=int(get("LECTERN_DOWNLOAD_POOL_SLOTS")),
             backfill_poll_seconds=max(1, int(get("LECTERN_BACKFILL_POLL_SECONDS"))),
             airflow_url=get("LECTERN_AIRFLOW_URL").rstrip("/"),
+            gpu_pod_template=optional("LECTERN_GPU_POD_TEMPLATE"),
             k8s_namespace=get("LECTERN_K8S_NAMESPACE"),
             worker_image=get("LECTERN_WORKER_IMAGE"),
             k8s_env_secret=get("LECTERN_K8S_ENV_SECRET"),

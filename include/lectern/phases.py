@@ -18,6 +18,7 @@ from lectern.state.ops import (
     reset_stale,
     stage_rows,
     sync_subject,
+    why,
 )
 
 log = logging.getLogger("lectern")
@@ -70,8 +71,8 @@ def outcome(settings: Settings, stage: str, video_ids: Sequence[str]) -> dict:
         rows = stage_rows(session, video_ids=video_ids, stage=stage)
         lines = {}
         for row in rows:
-            why = row.reason or (f"{row.error_class}: {row.error_message}" if row.error_class else "")
-            lines[row.video_id] = f"{row.status}" + (f" ({why})" if why else "")
+            reason = why(row)
+            lines[row.video_id] = f"{row.status}" + (f" ({reason})" if reason else "")
         counts: dict[str, int] = {}
         for row in rows:
             counts[row.status] = counts.get(row.status, 0) + 1

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import re
 
+from pathlib import Path
+
 from lectern.config import GPU_STAGES, Settings
 
 MODEL_CACHE = "/models"
+GPU_POD_TEMPLATE = Path(__file__).with_name("k8s") / "gpu-pod-template.yaml"
+VIDEO_IDS_FROM = 9  # stage pods' arguments end with the video ids, from this index on
+SCORE_METADATA = "score_metadata"  # the discover phase's model work, which runs in a pod too
+
+
+def needs_gpu(work: str, settings: Settings) -> bool:
+    """GPU phases, and metadata scoring when an LLM judges metadata (title/description embeddings alone run on
+    a CPU)."""
+    return work in GPU_STAGES or (work == SCORE_METADATA and bool(settings.metadata_judge_model))
 
 
 def label_value(value: str) -> str:
@@ -21,7 +32,7 @@ def label_value(value: str) -> str:
 
 def pod_settings(phase: str, settings: Settings) -> dict:
     """Image, command, resources, scheduling and environment of the pods of one phase."""
-    gpu = phase in GPU_STAGES
+    gpu = needs_gpu(phase, settings)
     requests = {"cpu": "1", "memory": settings.gpu_pod_memory if gpu else settings.pod_memory}
     limits = {"memory": requests["memory"]}
     if gpu:
@@ -40,9 +51,14 @@ def pod_settings(phase: str, settings: Settings) -> dict:
                 **({"HF_HOME": f"{MODEL_CACHE}/hf", "LECTERN_MODELS_DIR": MODEL_CACHE} if settings.model_cache_pvc else {})},
         "model_cache_pvc": settings.model_cache_pvc,
         "labels": {"app.kubernetes.io/name": "lectern", "lectern/phase": phase},
+        "pod_template_file": str(settings.gpu_pod_template or GPU_POD_TEMPLATE) if gpu else None,
     }
 
 
 def stage_arguments(phase: str, video_ids: list[str], owner: str) -> list[str]:
-    """The CLI arguments a pod runs for its videos; the video ids always come last, from index 5 on."""
-    return ["stage", phase, "--lease-owner", owner, "--video-id", *video_ids]
+    """The CLI arguments a pod runs for its videos (Airflow templates: the run id and map index are recorded on
+    each video's state row, for its log link); the video ids always come last, from VIDEO_IDS_FROM on."""
+    arguments = ["stage", phase, "--lease-owner", owner, "--run-id", "{{ run_id }}", "--map-index",
+                 "{{ ti.map_index }}", "--video-id", *video_ids]
+    assert arguments.index("--video-id") == VIDEO_IDS_FROM - 1
+    return arguments

@@ -109,24 +109,33 @@ def run_stage(stage: str, groups):
 
 def run_in_pods(phase: str, calls):
     """A KubernetesPodOperator per video; its log streams into the mapped task's log (get_logs)."""
+    from lectern.phases import pool_for
+
+    return stage_pods(phase, "run_stage", pool_for(phase), PHASE_RETRIES[phase]).expand_kwargs(
+        calls.map(pod_call(phase)))
+
+
+def stage_pods(work: str, task_id: str, pool: str, retries: int, **kwargs):
+    """The partial KubernetesPodOperator of one kind of stage work (a phase, or metadata scoring): image,
+    resources, scheduling, secrets and the model cache from LECTERN_* settings; GPU work starts from the GPU pod
+    template. Each mapped pod is labelled in the UI by the video ids that end its arguments."""
     from kubernetes.client import models as k8s
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
-    from lectern.pods import MODEL_CACHE, pod_settings
+    from lectern.pods import MODEL_CACHE, VIDEO_IDS_FROM, pod_settings
 
-    spec = pod_settings(phase, SETTINGS)
+    spec = pod_settings(work, SETTINGS)
     volumes, mounts = [], []
     if spec["model_cache_pvc"]:
         volumes = [k8s.V1Volume(name="model-cache", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
             claim_name=spec["model_cache_pvc"]))]
         mounts = [k8s.V1VolumeMount(name="model-cache", mount_path=MODEL_CACHE)]
-    from lectern.phases import pool_for
-
+    options = {"map_index_template": f"{{{{ task.arguments[{VIDEO_IDS_FROM}:] | join(', ') }}}}", **kwargs}
     return KubernetesPodOperator.partial(
-        task_id="run_stage",
-        pool=pool_for(phase),
-        retries=PHASE_RETRIES[phase],
-        name=f"lectern-{phase}",
+        task_id=task_id,
+        pool=pool,
+        retries=retries,
+        name=f"lectern-{work.replace('_', '-')}",
         namespace=spec["namespace"],
         image=spec["image"],
         cmds=spec["cmds"],
@@ -135,12 +144,13 @@ def run_in_pods(phase: str, calls):
         container_resources=k8s.V1ResourceRequirements(requests=spec["requests"], limits=spec["limits"]),
         tolerations=[k8s.V1Toleration(**t) for t in spec["tolerations"]],
         node_selector=spec["node_selector"],
+        pod_template_file=spec["pod_template_file"],
         volumes=volumes,
         volume_mounts=mounts,
         get_logs=True,
         on_finish_action="delete_succeeded_pod",
-        map_index_template="{{ task.arguments[5:] | join(', ') }}",
-    ).expand_kwargs(calls.map(pod_call(phase)))
+        **options,
+    )
 
 
 def pod_call(phase: str):
@@ -222,6 +232,24 @@ def plan_scoring(**context) -> list[dict]:
     """One call that scores the subject's new search results on metadata (one model load for them all)."""
     subject = context["params"]["subject"]
     return [{"label": subject, "args": ["discover", "--score-only", "--subject", subject]}]
+
+
+def score_metadata(plan):
+    """Metadata scoring loads models: in the worker locally; in Kubernetes mode, in a pod (a GPU pod when an LLM
+    judges metadata), its log streamed into the task's."""
+    if SETTINGS.execution != "kubernetes":
+        return run_in_worker.override(task_id="score_metadata", trigger_rule=TriggerRule.ALL_DONE).expand_kwargs(plan)
+    from lectern.phases import GPU_POOL
+    from lectern.pods import SCORE_METADATA, needs_gpu
+
+    pool = GPU_POOL if needs_gpu(SCORE_METADATA, SETTINGS) else "default_pool"
+
+    def call(item: dict) -> dict:
+        return {"arguments": item["args"], "labels": {"app.kubernetes.io/name": "lectern", "lectern/phase": "discover"}}
+
+    return stage_pods(SCORE_METADATA, "score_metadata", pool, DEFAULT_ARGS["retries"],
+                      map_index_template="{{ task.arguments[-1] }}", trigger_rule=TriggerRule.ALL_DONE
+                      ).expand_kwargs(plan.map(call))
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[ASSETS["discover"]])

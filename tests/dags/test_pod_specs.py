@@ -16,7 +16,8 @@ def kubernetes_dags():
     previous = os.environ.get("LECTERN_EXECUTION")
     os.environ.update({"LECTERN_EXECUTION": "kubernetes", "LECTERN_WORKER_IMAGE": "registry.local/lectern-worker:1",
                        "LECTERN_GPU_NODE_SELECTOR": '{"nvidia.com/gpu.product": "H200"}',
-                       "LECTERN_K8S_MODEL_CACHE_PVC": "lectern-models", "LECTERN_GPU_POD_MEMORY": "48Gi"})
+                       "LECTERN_K8S_MODEL_CACHE_PVC": "lectern-models", "LECTERN_GPU_POD_MEMORY": "48Gi",
+                       "LECTERN_METADATA_JUDGE_MODEL": "Qwen/Qwen2.5-7B-Instruct"})
     importlib.reload(lectern_airflow)
     try:
         yield DagBag(dag_folder=str(ROOT / "dags"))
@@ -25,6 +26,7 @@ def kubernetes_dags():
         os.environ.pop("LECTERN_GPU_NODE_SELECTOR")
         os.environ.pop("LECTERN_K8S_MODEL_CACHE_PVC")
         os.environ.pop("LECTERN_GPU_POD_MEMORY")
+        os.environ.pop("LECTERN_METADATA_JUDGE_MODEL")
         if previous is None:
             os.environ.pop("LECTERN_EXECUTION")
         else:
@@ -48,26 +50,32 @@ def test_gpu_phases_request_a_gpu(kubernetes_dags, phase):
     assert container.image == "registry.local/lectern-worker:1"
     assert container.resources.limits["nvidia.com/gpu"] == "1"
     assert container.resources.requests["memory"] == "48Gi"
-    assert pod.spec.volumes[0].persistent_volume_claim.claim_name == "lectern-models"
-    assert container.volume_mounts[0].mount_path == "/models"
+    volumes = {v.name: v for v in pod.spec.volumes}
+    assert volumes["model-cache"].persistent_volume_claim.claim_name == "lectern-models"
+    mounts = {m.name: m.mount_path for m in container.volume_mounts}
+    assert mounts == {"model-cache": "/models", "dshm": "/dev/shm"}  # the second from the GPU pod template
+    assert volumes["dshm"].empty_dir.medium == "Memory"
+    assert pod.spec.runtime_class_name == "nvidia" and pod.spec.security_context.run_as_non_root
     assert {e.name: e.value for e in container.env}["HF_HOME"] == "/models/hf"
     assert any(t.key == "nvidia.com/gpu" and t.effect == "NoSchedule" for t in pod.spec.tolerations)
     assert pod.spec.node_selector == {"nvidia.com/gpu.product": "H200"}
     assert container.command == ["python", "-m", "lectern"]
     assert container.args[:3] == ["stage", phase, "--lease-owner"]
-    assert container.args[4:] == ["--video-id", "-0Vd8W3zB1M"]
+    # the state row records the run id and map index (rendered by Airflow at run time) for the log link
+    assert container.args[4:] == ["--run-id", "{{ run_id }}", "--map-index", "{{ ti.map_index }}", "--video-id",
+                                  "-0Vd8W3zB1M"]
     assert pod.metadata.labels["lectern/video-id"] == "v-0Vd8W3zB1M"  # a valid label value
     assert pod.metadata.annotations["lectern/video-ids"] == "-0Vd8W3zB1M"  # the exact id
     assert pod.metadata.labels["lectern/phase"] == phase
     assert container.env_from[0].secret_ref.name == "lectern-env"
-    assert operator.map_index_template == "{{ task.arguments[5:] | join(', ') }}"
+    assert operator.map_index_template == "{{ task.arguments[9:] | join(', ') }}"
 
 
 def test_map_index_label_lists_every_video_of_a_pod(kubernetes_dags):
     from jinja2 import Template
 
     operator, pod = render(kubernetes_dags, "transcribe", ["a1", "b2", "c3"])
-    assert pod.spec.containers[0].args[5:] == ["a1", "b2", "c3"]
+    assert pod.spec.containers[0].args[9:] == ["a1", "b2", "c3"]
     assert Template(operator.map_index_template).render(task=operator) == "a1, b2, c3"
     assert "lectern/video-id" not in pod.metadata.labels  # a label would name only one of them
     assert pod.metadata.annotations["lectern/video-ids"] == "a1,b2,c3"
@@ -78,5 +86,31 @@ def test_cpu_phases_do_not(kubernetes_dags, phase):
     _, pod = render(kubernetes_dags, phase, "abc123")
     container = pod.spec.containers[0]
     assert "nvidia.com/gpu" not in (container.resources.limits or {})
-    assert not pod.spec.tolerations
+    assert not pod.spec.tolerations and pod.spec.runtime_class_name is None  # no GPU pod template
     assert container.args[-2:] == ["--video-id", "abc123"] and pod.metadata.labels["lectern/video-id"] == "abc123"
+
+
+def test_metadata_scoring_runs_in_a_pod(kubernetes_dags):
+    from jinja2 import Template
+
+    mapped = kubernetes_dags.dags["lectern_discover"].get_task("score_metadata")
+    operator = mapped.unmap({"arguments": ["discover", "--score-only", "--subject", "Biology"],
+                             "labels": {"lectern/phase": "discover"}})
+    pod = operator.build_pod_request_obj(dry_run=True)
+    container = pod.spec.containers[0]
+    assert type(operator).__name__ == "KubernetesPodOperator" and operator.get_logs
+    assert container.args == ["discover", "--score-only", "--subject", "Biology"]
+    # an LLM judges metadata here (LECTERN_METADATA_JUDGE_MODEL): a GPU pod, in the GPU pool
+    assert container.resources.limits["nvidia.com/gpu"] == "1" and mapped.pool == "lectern_gpu"
+    assert Template(operator.map_index_template).render(task=operator) == "Biology"
+
+
+def test_gpu_pod_template_is_a_valid_pod():
+    from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
+
+    from lectern.pods import GPU_POD_TEMPLATE
+
+    pod = PodGenerator.deserialize_model_file(str(GPU_POD_TEMPLATE))
+    assert pod.spec.containers[0].name == "base"  # the name the PodOperator merges its container into
+    assert pod.spec.containers[0].resources.limits == {"nvidia.com/gpu": "1"}
+    assert pod.spec.restart_policy == "Never"

@@ -73,7 +73,7 @@ def run_demo(settings: Settings, dags_folder: Path | None = None) -> int:
     from lectern.models.tiny import build_all
     from lectern.phases import pool_definitions
     from lectern.state.db import migrate, session_scope
-    from lectern.state.ops import funnel, stage_rows
+    from lectern.state.ops import funnel, furthest_rows, why
     from lectern.store import Keys, store_from_settings
 
     dags_folder = dags_folder or REPO / "dags"
@@ -119,12 +119,9 @@ def run_demo(settings: Settings, dags_folder: Path | None = None) -> int:
         print()
         print(format_funnel(funnel(session, "Biology")))
         print()
-        final: dict[str, str] = {}
-        for row in stage_rows(session):
-            why = row.reason or (f"{row.error_class}: {row.error_message}" if row.error_class else "")
-            final[row.video_id] = f"{row.stage:<10} {row.status}" + (f" ({why})" if why else "")
-        for video_id, line in sorted(final.items()):
-            print(f"  {video_id:<18} {line}")
+        for video_id, row in sorted(furthest_rows(session).items()):
+            reason = why(row)
+            print(f"  {video_id:<18} {row.stage:<10} {row.status}" + (f" ({reason})" if reason else ""))
     store = store_from_settings(settings)
     if not store.exists(Keys.release(RELEASE, "manifest.json")):
         print("no release was written", file=sys.stderr)

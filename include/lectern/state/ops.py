@@ -504,6 +504,16 @@ def backlog(session: Session, max_attempts: int, subject: str | None = None) -> 
     return Backlog(ready=ready, waiting=waiting, finished=finished, failed=failed)
 
 
+def why(row: VideoStage) -> str:
+    """Why a row stands where it does: the filter that rejected it, or the error class and message."""
+    return row.reason or (f"{row.error_class}: {row.error_message}" if row.error_class else "")
+
+
+def furthest_rows(session: Session, subject: str | None = None) -> dict[str, VideoStage]:
+    """Each video's row of the furthest stage it reached (where it is now, or where it stopped)."""
+    return {row.video_id: row for row in stage_rows(session, subject=subject)}  # rows come in stage order
+
+
 def funnel(session: Session, subject: str | None = None) -> dict[str, dict[str, int]]:
     """stage -> status -> number of videos."""
     query = select(VideoStage.stage, VideoStage.status, func.count()).group_by(VideoStage.stage, VideoStage.status)

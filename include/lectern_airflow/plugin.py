@@ -1,0 +1,99 @@
+"""The Lectern Airflow plugin's parts (plugins/lectern_plugin.py registers them): pages under /lectern/ on the
+api-server showing each video's state and artifacts, and an extra link from every per-video task to its page.
+
+The pages are read-only and behind no login of their own: expose the api-server only where its users may read
+the state DB."""
+
+from __future__ import annotations
+
+import mimetypes
+from urllib.parse import quote
+
+from airflow.sdk import BaseOperatorLink
+
+from lectern.config import STAGES, Settings
+
+URL_PREFIX = "/lectern"
+
+
+class LecternVideoLink(BaseOperatorLink):
+    """From a per-video task (run_stage of a phase DAG) to the page of the video(s) it ran."""
+
+    name = "Lectern video"
+
+    def get_link(self, operator, *, ti_key) -> str:
+        stage = ti_key.dag_id.removeprefix("lectern_")
+        if stage not in STAGES or ti_key.task_id != "run_stage" or ti_key.map_index < 0:
+            return ""
+        return task_page_url(ti_key.dag_id, ti_key.run_id, ti_key.map_index)
+
+
+def task_page_url(dag_id: str, run_id: str, map_index: int) -> str:
+    from airflow.configuration import conf
+
+    base = conf.get("api", "base_url", fallback="") or ""
+    return f"{base.rstrip('/')}{URL_PREFIX}/tasks/{dag_id}/{quote(run_id, safe='')}/{map_index}"
+
+
+def create_app():
+    from fastapi import FastAPI, HTTPException
+    from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+    from lectern.store import Keys, store_from_settings
+    from lectern.video_page import render_video_index, render_video_page, video_index, video_report, videos_of_task
+
+    app = FastAPI(title="Lectern", description="Lectern's per-video state and artifacts")
+
+    def report_or_404(settings: Settings, video_id: str) -> dict:
+        try:
+            return video_report(settings, video_id)
+        except KeyError:
+            raise HTTPException(404, f"no video {video_id!r} in Lectern's state DB") from None
+
+    @app.get("/videos", response_class=HTMLResponse)
+    def videos(subject: str | None = None) -> str:
+        return render_video_index(video_index(Settings.from_env(), subject), URL_PREFIX)
+
+    @app.get("/videos/{video_id}.json")
+    def video_json(video_id: str) -> dict:
+        return report_or_404(Settings.from_env(), video_id)
+
+    @app.get("/videos/{video_id}", response_class=HTMLResponse)
+    def video(video_id: str) -> str:
+        settings = Settings.from_env()
+        report = report_or_404(settings, video_id)
+        keyframes = [] if report["forgotten"] else sorted(
+            key.split(f"videos/{video_id}/", 1)[1]
+            for key in store_from_settings(settings).list(Keys.video(video_id, "keyframes/")))
+        return render_video_page(report, URL_PREFIX, keyframes[:48])
+
+    @app.get("/videos/{video_id}/files/{name:path}")
+    def video_file(video_id: str, name: str) -> Response:
+        settings = Settings.from_env()
+        if report_or_404(settings, video_id)["forgotten"] or ".." in name.split("/"):
+            raise HTTPException(404, "no such file")
+        store = store_from_settings(settings)
+        key = Keys.video(video_id, name)
+        if not store.exists(key):
+            raise HTTPException(404, f"no artifact {name!r} for {video_id}")
+        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return Response(store.get_bytes(key), media_type=media_type)
+
+    @app.get("/tasks/{dag_id}/{run_id}/{map_index}", response_class=HTMLResponse)
+    def task(dag_id: str, run_id: str, map_index: int):
+        stage = dag_id.removeprefix("lectern_")
+        if stage not in STAGES:
+            raise HTTPException(404, f"{dag_id} is not a per-video phase DAG")
+        ids = videos_of_task(Settings.from_env(), stage, run_id, map_index)
+        if not ids:
+            raise HTTPException(404, f"no video records {dag_id} run {run_id} map index {map_index} (it may have "
+                                     "been run again since)")
+        if len(ids) == 1:
+            return RedirectResponse(f"{URL_PREFIX}/videos/{quote(ids[0], safe='')}", status_code=307)
+        return render_video_index(video_index_of(ids), URL_PREFIX)
+
+    def video_index_of(ids: list[str]) -> list[dict]:
+        wanted = set(ids)
+        return [v for v in video_index(Settings.from_env()) if v["id"] in wanted]
+
+    return app

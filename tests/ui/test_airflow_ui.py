@@ -1,0 +1,203 @@
+"""The operator's day in a real Airflow UI: a real Airflow 3 deployment (api-server, scheduler, dag-processor,
+triggerer; LocalExecutor on a fresh Postgres) with the Lectern DAGs and plugin, driven by headless Chromium
+(Playwright with Debian's chromium, no browser download).
+
+A subject backfill is triggered through its trigger form and drains the demo corpus through every phase; one
+video's log for one phase is found from `python -m lectern status` and read in the UI, its task's "Lectern video"
+extra link leads to the plugin's page of that video, and the video is rerun for one phase through that phase's
+trigger form. Screenshots go to test-artifacts/airflow-ui-*.png."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from lectern.config import Settings
+from lectern.demo.corpus import subject_yaml
+from lectern.phases import pool_definitions
+from lectern.state.db import session_scope
+from lectern.state.ops import funnel, furthest_rows, stage_rows
+from tests.conftest import ROOT, create_pg_database, drop_pg_database, model_environment
+from tests.ui.airflow_server import AirflowServer
+
+pytestmark = pytest.mark.integration
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Debian's chromium as root on a closed network: no sandbox, no background connections.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+VIDEO = "photosynthesis"
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory, pg_server, tiny_models, corpus_server):
+    home = tmp_path_factory.mktemp("lectern-ui")
+    state_db, state_url = create_pg_database()
+    meta_db, meta_url = create_pg_database(migrated=False)
+    (home / "subjects").mkdir()
+    (home / "subjects" / "biology.yaml").write_text(subject_yaml(corpus_server.base_url))
+    env = {**model_environment(tiny_models), "LECTERN_HOME": str(home), "LECTERN_DB_URL": state_url,
+           "LECTERN_STORE_URL": f"file://{home / 'store'}", "LECTERN_SUBJECTS_DIR": str(home / "subjects"),
+           "LECTERN_BACKFILL_POLL_SECONDS": "3"}
+    pools = home / "pools.json"
+    pools.write_text(json.dumps(pool_definitions(Settings.from_env(env))))
+    server = AirflowServer(home, meta_url, env)
+    try:
+        server.start(pools)
+        yield server
+    finally:
+        server.stop()
+        assert not server._group_alive(server.process.pid), "an Airflow process outlived the stop"
+        drop_pg_database(state_db)
+        drop_pg_database(meta_db)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "Debian's chromium is not installed: make system-packages installs it"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(60_000)
+    yield page
+    page.close()
+
+
+def settings_of(airflow: AirflowServer) -> Settings:
+    return Settings.from_env(airflow.env)
+
+
+def trigger_from_form(page, airflow: AirflowServer, dag_id: str, fill) -> str:
+    """Open the DAG's page, its trigger form, fill it, trigger; returns the new run's id (from the page it opens)."""
+    page.goto(f"{airflow.url}/dags/{dag_id}")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.locator("input[name=element_subject]").wait_for()
+    fill(dialog)
+    page.screenshot(path=str(ARTIFACTS / f"airflow-ui-{dag_id}-form.png"))
+    dialog.get_by_role("button", name="Trigger").click()
+    page.wait_for_url(f"**/dags/{dag_id}/runs/**")
+    return page.url.split("/runs/", 1)[1].split("/")[0].replace("%3A", ":").replace("%2B", "+")
+
+
+def wait_for_run(airflow: AirflowServer, dag_id: str, run_id: str, timeout: float) -> dict:
+    def finished():
+        run = airflow.get(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+        return run if run and run["state"] in ("success", "failed") else None
+
+    return airflow.wait_until(finished, timeout, f"{dag_id} run {run_id} to finish", interval=3)
+
+
+def task_states(airflow: AirflowServer, dag_id: str, run_id: str) -> dict[str, str]:
+    found = airflow.get(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
+    return {ti["task_id"]: ti["state"] for ti in found["task_instances"]}
+
+
+def lectern_cli(airflow: AirflowServer, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "lectern", *args], env=airflow.env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_a_subject_backfill_triggered_from_the_ui_drains_it(airflow, page, demo_corpus):
+    def fill(dialog):
+        dialog.locator("input[name=element_subject]").fill("Biology")
+
+    run_id = trigger_from_form(page, airflow, "lectern_backfill_subject", fill)
+    run = wait_for_run(airflow, "lectern_backfill_subject", run_id, timeout=900)
+    page.goto(f"{airflow.url}/dags/lectern_backfill_subject/runs/{quote(run_id, safe='')}")
+    page.get_by_text("review_round").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "airflow-ui-backfill-run.png"))
+    states = task_states(airflow, "lectern_backfill_subject", run_id)
+    assert run["state"] == "success", states
+    assert states["review_round"] == "success" and states["next_round"] == "skipped"  # drained in one round
+    assert run["conf"]["subject"] == "Biology"
+    # every phase DAG ran for the subject, triggered by the backfill
+    for phase in ("discover", "download", "transcribe", "judge", "keyframes", "ocr", "assemble"):
+        runs = airflow.get(f"/api/v2/dags/lectern_{phase}/dagRuns?run_type=operator_triggered")["dag_runs"]
+        assert [r["conf"]["subject"] for r in runs] == ["Biology"], phase
+    truth = demo_corpus[1]
+    with session_scope(settings_of(airflow).db_url) as session:
+        counts = funnel(session, "Biology")
+        final = furthest_rows(session)
+    assert counts["assemble"] == {"succeeded": len(set(truth["videos"]) - set(truth["off_topic"]))}
+    assert (final["mitosis_broken"].status, final["mitosis_broken"].error_class) == ("failed", "CorruptMedia")
+    assert (final["pasta_recipe"].stage, final["pasta_recipe"].status) == ("download", "rejected")
+
+
+def test_one_videos_log_for_one_phase_found_from_status_and_read_in_the_ui(airflow, page):
+    status = lectern_cli(airflow, "status", VIDEO)
+    links = [line.split("log: ", 1)[1].strip() for line in status.splitlines() if "log: " in line]
+    assert len(links) == 6 and all(link.startswith(airflow.url) for link in links)
+    ocr_link = next(link for link in links if "/dags/lectern_ocr/" in link)
+    page.goto(ocr_link)
+    # the mapped task is labelled with its video id, and its log is that video's OCR log
+    page.get_by_text(f"run_stage [{VIDEO}]").first.wait_for()
+    page.get_by_text(f"[{VIDEO}] ocr: succeeded").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "airflow-ui-task-log.png"))
+    log = page.locator("body").inner_text()
+    assert f"lectern stage ocr --video-id {VIDEO}" in log and "[cell_division]" not in log
+
+    # the task's "Lectern video" extra link (plugin) leads to the video's state and artifacts
+    page.goto(ocr_link + "/details")
+    page.get_by_role("link", name="Lectern video").click()
+    page.wait_for_url(f"**/lectern/videos/{VIDEO}")
+    page.get_by_role("heading").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "airflow-ui-lectern-video.png"), full_page=True)
+    table = page.locator("tr.stage").all_inner_texts()
+    assert [row.split("\t")[0] for row in table] == ["download", "transcribe", "judge", "keyframes", "ocr", "assemble"]
+    assert all("succeeded" in row for row in table)
+    images = page.locator("img")
+    assert images.count() >= 1
+    assert all(page.evaluate("(img) => img.naturalWidth", image.element_handle()) > 0 for image in images.all())
+
+
+def test_rerun_one_video_for_one_phase_from_its_trigger_form(airflow, page):
+    settings = settings_of(airflow)
+    with session_scope(settings.db_url) as session:
+        before = {r.video_id: (r.run_id, r.attempts) for r in stage_rows(session, stage="ocr")}
+    assembled_before = assembled_by(settings)
+    assert assembled_before
+
+    def fill(dialog):
+        dialog.locator("textarea[name=element_video_ids]").fill(VIDEO)
+        dialog.locator("input[name=element_force]").check(force=True)  # a switch: its input is visually hidden
+
+    run_id = trigger_from_form(page, airflow, "lectern_ocr", fill)
+    run = wait_for_run(airflow, "lectern_ocr", run_id, timeout=300)
+    assert run["state"] == "success" and run["conf"]["video_ids"] == [VIDEO] and run["conf"]["force"] is True
+    with session_scope(settings.db_url) as session:
+        after = {r.video_id: (r.run_id, r.attempts, r.status) for r in stage_rows(session, stage="ocr")}
+    assert after[VIDEO] == (run_id, 1, "succeeded")  # rerun by this run, from a clean slate
+    assert {v: a[:2] for v, a in after.items() if v != VIDEO} == {v: b for v, b in before.items() if v != VIDEO}
+    page.goto(f"{airflow.url}/dags/lectern_ocr/runs/{quote(run_id, safe='')}/tasks/run_stage/mapped/0")
+    page.get_by_text(f"[{VIDEO}] ocr: succeeded").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "airflow-ui-rerun.png"))
+    # the new OCR makes the video's assembly stale: the scheduler's asset-triggered assemble run redoes it
+    airflow.wait_until(lambda: assembled_by(settings) not in (None, assembled_before), 300,
+                       "the asset-triggered assemble run to reassemble the video")
+
+
+def assembled_by(settings: Settings) -> str | None:
+    """The run that assembled the video, once its assembly is succeeded."""
+    with session_scope(settings.db_url) as session:
+        row = stage_rows(session, video_ids=[VIDEO], stage="assemble")[0]
+        return row.run_id if row.status == "succeeded" else None
