@@ -158,7 +158,7 @@ def test_one_videos_log_for_one_phase_found_from_status_and_read_in_the_ui(airfl
 
     # the task's "Lectern video" extra link (plugin) leads to the video's state and artifacts
     page.goto(ocr_link + "/details")
-    page.get_by_role("link", name="Lectern video").click()
+    page.get_by_role("link", name="Lectern video", exact=True).click()
     page.wait_for_url(f"**/lectern/videos/{VIDEO}")
     page.get_by_role("heading").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "airflow-ui-lectern-video.png"), full_page=True)

@@ -110,22 +110,38 @@ class FoundVideo:
     license: str | None = None
 
 
+def _insert_if_new(session: Session, model, values: dict[str, Any]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING: True when the row is new. Concurrent searches may find the same video;
+    the second waits for the first's commit and then finds the row there, instead of failing on the key."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - Lectern's state DB is Postgres or SQLite
+        raise NotImplementedError(f"state DB dialect {dialect!r}")
+    return session.execute(insert(model).values(**values).on_conflict_do_nothing()).rowcount == 1
+
+
 def record_search(session: Session, point_id: int, found: Sequence[FoundVideo], metrics: dict[str, Any]) -> dict[str, int]:
     """Store a point's search results: new videos get a pending download; known ones just gain a link."""
-    new = linked = 0
+    first: dict[str, tuple[int, FoundVideo]] = {}
     for rank, item in enumerate(found, start=1):
-        video = session.get(Video, item.id)
-        if video is not None and video.forgotten_at is not None:
-            continue  # taken down: found again, but neither revived nor linked
-        if video is None:
-            video = Video(id=item.id, url=item.url, title=item.title, description=item.description,
-                          duration_s=item.duration_s, language=item.language, extractor=item.extractor,
-                          live_status=item.live_status, license=item.license)
-            session.add(video)
+        first.setdefault(item.id, (rank, item))
+    new = linked = 0
+    # One order for every search, so two searches sharing videos wait on each other instead of deadlocking.
+    for video_id in sorted(first):
+        rank, item = first[video_id]
+        if _insert_if_new(session, Video, {
+                "id": item.id, "url": item.url, "title": item.title, "description": item.description,
+                "duration_s": item.duration_s, "language": item.language, "extractor": item.extractor,
+                "live_status": item.live_status, "license": item.license}):
             session.add(VideoStage(video_id=item.id, stage=STAGES[0], status=PENDING, metrics={}, artifacts={}))
             new += 1
-        if session.get(VideoSource, (item.id, point_id)) is None:
-            session.add(VideoSource(video_id=item.id, point_id=point_id, rank=rank))
+        elif session.get(Video, video_id).forgotten_at is not None:
+            continue  # taken down: found again, but neither revived nor linked
+        if session.get(VideoSource, (video_id, point_id)) is None:
+            session.add(VideoSource(video_id=video_id, point_id=point_id, rank=rank))
             linked += 1
         session.flush()
     point = session.get(KnowledgePoint, point_id)

@@ -150,6 +150,39 @@ def test_concurrent_claimers_skip_locked_rows(pg_url):
         assert sorted(owners) == [("run-a", 3), ("run-b", 3)]
 
 
+def test_concurrent_searches_finding_the_same_videos_both_succeed(pg_url):
+    """Two points' searches in parallel (as Airflow runs them) share videos: the second waits for the first's
+    commit on the shared rows, then links them; no unique-key failure, no lost result, no deadlock."""
+    import threading
+
+    with session_scope(pg_url) as session:
+        first_point, second_point = sync_subject(session, "Biology", POINTS)
+    make = sessionmaker(engine_for(pg_url))
+    first = make()
+    outcome = {}
+    try:
+        record_search(first, first_point, [FoundVideo(v, f"http://x/{v}.mp4") for v in ("v3", "v1", "v2")], {})
+
+        def second_search():
+            with session_scope(pg_url) as session:
+                outcome["second"] = record_search(
+                    session, second_point, [FoundVideo(v, f"http://x/{v}.mp4") for v in ("v2", "v4", "v1")], {})
+
+        thread = threading.Thread(target=second_search)
+        thread.start()
+        thread.join(timeout=2)
+        assert thread.is_alive()  # waiting on the first search's uncommitted v1/v2
+        first.commit()
+        thread.join(timeout=30)
+    finally:
+        first.close()
+    assert outcome["second"] == {"found": 3, "new_videos": 1, "new_links": 3}
+    with session_scope(pg_url) as session:
+        assert funnel(session)["download"] == {"pending": 4}
+        ranks = {(link.video_id, link.point_id): link.rank for link in session.scalars(select(VideoSource))}
+    assert ranks[("v1", second_point)] == 3 and ranks[("v2", second_point)] == 1  # the search's own ranks
+
+
 def test_migrations_match_the_models(db_url):
     """Alembic's head schema is exactly what the models declare (no change left un-migrated)."""
     from alembic.autogenerate import compare_metadata
