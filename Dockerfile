@@ -4,18 +4,19 @@
 #   worker  - what stage pods run (`python -m lectern stage ...`): CUDA torch, WhisperX, decord, ffmpeg, tesseract
 
 FROM apache/airflow:3.3.2-python3.11 AS airflow
-USER root
+# numeric users: root (0) for apt, then the image's airflow user (50000, group root)
+USER 0
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg tesseract-ocr tesseract-ocr-eng \
  && rm -rf /var/lib/apt/lists/*
-USER airflow
-COPY --chown=airflow:root requirements.txt /opt/lectern/requirements.txt
+USER 50000
+COPY --chown=50000:0 requirements.txt /opt/lectern/requirements.txt
 RUN pip install --no-cache-dir -r /opt/lectern/requirements.txt
-COPY --chown=airflow:root pyproject.toml /opt/lectern/
-COPY --chown=airflow:root include /opt/lectern/include
+COPY --chown=50000:0 pyproject.toml /opt/lectern/
+COPY --chown=50000:0 include /opt/lectern/include
 RUN pip install --no-cache-dir --no-deps /opt/lectern
-COPY --chown=airflow:root dags /opt/airflow/dags
-COPY --chown=airflow:root plugins /opt/airflow/plugins
+COPY --chown=50000:0 dags /opt/airflow/dags
+COPY --chown=50000:0 plugins /opt/airflow/plugins
 
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS worker
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 OMP_THREAD_LIMIT=1 PATH=/opt/venv/bin:$PATH
@@ -31,7 +32,7 @@ RUN pip install torch==2.8.0 torchaudio==2.8.0 \
  && pip install whisperx==3.8.6 openai-whisper==20250625
 COPY pyproject.toml ./
 COPY include ./include
-RUN pip install --no-deps .
-RUN useradd --uid 10001 --create-home lectern
+RUN pip install --no-deps . \
+ && useradd --uid 10001 --create-home lectern
 USER 10001
 ENTRYPOINT ["python", "-m", "lectern"]

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export LECTERN_HOME ?= $(CURDIR)/.lectern
-APT_PACKAGES := ffmpeg tesseract-ocr tesseract-ocr-eng espeak-ng fonts-dejavu-core curl radosgw ceph-mon ceph-osd ceph-common chromium
+APT_PACKAGES := ffmpeg tesseract-ocr tesseract-ocr-eng espeak-ng fonts-dejavu-core curl radosgw ceph-mon ceph-osd ceph-common chromium docker-compose
 STAMP := $(VENV)/.lectern-installed
 
 .PHONY: setup system-packages demo test test-fast clean

@@ -129,6 +129,12 @@ def cmd_demo(args, settings: Settings) -> int:
     return run_demo(settings, dags_folder=Path(args.dags_folder) if args.dags_folder else None)
 
 
+def cmd_ui(args, settings: Settings) -> int:
+    from lectern.demo.ui import run_ui
+
+    return run_ui(settings, args.port)
+
+
 def cmd_taxonomy(args, settings: Settings) -> int:
     from functools import partial
 
@@ -252,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate the demo corpus and run every phase DAG through Airflow")
     demo.add_argument("--dags-folder")
     demo.set_defaults(func=cmd_demo)
+
+    ui = sub.add_parser("ui", help="the demo's Lectern in a running Airflow UI on loopback, until Ctrl-C")
+    ui.add_argument("--port", type=int, default=8080)
+    ui.set_defaults(func=cmd_ui)
 
     pools = sub.add_parser("pools", help="print Lectern's Airflow pools as JSON for `airflow pools import FILE`")
     pools.set_defaults(func=cmd_pools)

@@ -9,7 +9,7 @@ trigger form. Screenshots go to test-artifacts/airflow-ui-*.png."""
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,12 +20,12 @@ from urllib.parse import quote
 import pytest
 
 from lectern.config import Settings
+from lectern.demo.local_airflow import LocalAirflow
 from lectern.demo.corpus import subject_yaml
 from lectern.phases import pool_definitions
 from lectern.state.db import session_scope
 from lectern.state.ops import funnel, furthest_rows, stage_rows
 from tests.conftest import ROOT, create_pg_database, drop_pg_database, model_environment
-from tests.ui.airflow_server import AirflowServer
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +47,14 @@ def airflow(tmp_path_factory, pg_server, tiny_models, corpus_server):
     env = {**model_environment(tiny_models), "LECTERN_HOME": str(home), "LECTERN_DB_URL": state_url,
            "LECTERN_STORE_URL": f"file://{home / 'store'}", "LECTERN_SUBJECTS_DIR": str(home / "subjects"),
            "LECTERN_BACKFILL_POLL_SECONDS": "3"}
-    pools = home / "pools.json"
-    pools.write_text(json.dumps(pool_definitions(Settings.from_env(env))))
-    server = AirflowServer(home, meta_url, env)
+    server = LocalAirflow(home, {**os.environ, **env}, metadata_db_url=meta_url)
     try:
-        server.start(pools)
+        server.start(pool_definitions(Settings.from_env(env)))
         yield server
     finally:
         server.stop()
-        assert not server._group_alive(server.process.pid), "an Airflow process outlived the stop"
+        assert not server.running(), f"Airflow processes outlived the stop: {server.members(server.process.pid)}"
+        print(f"Airflow stopped {'after SIGKILL' if server.killed else 'on SIGTERM'}")
         drop_pg_database(state_db)
         drop_pg_database(meta_db)
 
@@ -80,11 +79,11 @@ def page(browser):
     page.close()
 
 
-def settings_of(airflow: AirflowServer) -> Settings:
+def settings_of(airflow: LocalAirflow) -> Settings:
     return Settings.from_env(airflow.env)
 
 
-def trigger_from_form(page, airflow: AirflowServer, dag_id: str, fill) -> str:
+def trigger_from_form(page, airflow: LocalAirflow, dag_id: str, fill) -> str:
     """Open the DAG's page, its trigger form, fill it, trigger; returns the new run's id (from the page it opens)."""
     page.goto(f"{airflow.url}/dags/{dag_id}")
     page.get_by_role("button", name="Trigger").first.click()
@@ -97,7 +96,7 @@ def trigger_from_form(page, airflow: AirflowServer, dag_id: str, fill) -> str:
     return page.url.split("/runs/", 1)[1].split("/")[0].replace("%3A", ":").replace("%2B", "+")
 
 
-def wait_for_run(airflow: AirflowServer, dag_id: str, run_id: str, timeout: float) -> dict:
+def wait_for_run(airflow: LocalAirflow, dag_id: str, run_id: str, timeout: float) -> dict:
     def finished():
         run = airflow.get(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
         return run if run and run["state"] in ("success", "failed") else None
@@ -105,12 +104,12 @@ def wait_for_run(airflow: AirflowServer, dag_id: str, run_id: str, timeout: floa
     return airflow.wait_until(finished, timeout, f"{dag_id} run {run_id} to finish", interval=3)
 
 
-def task_states(airflow: AirflowServer, dag_id: str, run_id: str) -> dict[str, str]:
+def task_states(airflow: LocalAirflow, dag_id: str, run_id: str) -> dict[str, str]:
     found = airflow.get(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
     return {ti["task_id"]: ti["state"] for ti in found["task_instances"]}
 
 
-def lectern_cli(airflow: AirflowServer, *args: str) -> str:
+def lectern_cli(airflow: LocalAirflow, *args: str) -> str:
     proc = subprocess.run([sys.executable, "-m", "lectern", *args], env=airflow.env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -179,7 +178,8 @@ def test_rerun_one_video_for_one_phase_from_its_trigger_form(airflow, page):
 
     def fill(dialog):
         dialog.locator("textarea[name=element_video_ids]").fill(VIDEO)
-        dialog.locator("input[name=element_force]").check(force=True)  # a switch: its input is visually hidden
+        dialog.locator("label:has(input[name=element_force])").click()  # a switch, whose input is hidden
+        assert dialog.locator("input[name=element_force]").is_checked()
 
     run_id = trigger_from_form(page, airflow, "lectern_ocr", fill)
     run = wait_for_run(airflow, "lectern_ocr", run_id, timeout=300)

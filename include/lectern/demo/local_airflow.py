@@ -1,6 +1,6 @@
-"""A real Airflow 3 deployment on loopback for the UI tests: api-server, scheduler, dag-processor and triggerer
-(LocalExecutor) on a fresh Postgres database, with the repo's DAGs and plugins, started in their own process
-group and stopped with it."""
+"""A real Airflow 3 deployment on this machine: api-server, scheduler, dag-processor and triggerer (LocalExecutor)
+with Lectern's DAGs and plugin, started in their own process group and stopped with it. `python -m lectern ui`
+runs one for people; the UI tests run one on a fresh Postgres database."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from tests.conftest import ROOT
-
+REPO = Path(__file__).resolve().parents[3]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
@@ -27,35 +26,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class AirflowServer:
-    def __init__(self, home: Path, metadata_db_url: str, extra_env: dict[str, str]):
+class LocalAirflow:
+    def __init__(self, home: Path, env: dict[str, str], metadata_db_url: str | None = None, port: int | None = None,
+                 dags_folder: Path = REPO / "dags", plugins_folder: Path = REPO / "plugins"):
         self.home = home
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = home / "airflow-processes.log"
         self.env = {
-            **os.environ,
-            **extra_env,
+            **env,
             "AIRFLOW_HOME": str(home / "airflow"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # the phase DAGs chain on each other's Assets and the backfill triggers them: none starts paused
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # loopback only: no login
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": self.url,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "LECTERN_AIRFLOW_URL": self.url,
         }
+        if metadata_db_url:
+            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_db_url
         self.process: subprocess.Popen | None = None
+        self.killed = False
 
     def airflow(self, *args: str) -> str:
         airflow = str(Path(sys.executable).with_name("airflow"))
@@ -64,18 +65,22 @@ class AirflowServer:
             raise RuntimeError(f"airflow {' '.join(args)} failed: {proc.stderr[-3000:]}")
         return proc.stdout
 
-    def start(self, pools_file: Path | None = None) -> "AirflowServer":
+    def start(self, pools: dict | None = None, timeout: float = 180) -> "LocalAirflow":
+        """Migrate Airflow's metadata DB, import the pools, start the components; returns once the api-server
+        answers."""
         (self.home / "airflow").mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate")
-        if pools_file:
+        if pools:
+            pools_file = self.home / "airflow-pools.json"
+            pools_file.write_text(json.dumps(pools))
             self.airflow("pools", "import", str(pools_file))
         airflow = str(Path(sys.executable).with_name("airflow"))
-        script = " ".join(f"{airflow} {c} &" for c in COMPONENTS) + " wait"
+        script = " ".join(f"{airflow} {component} &" for component in COMPONENTS) + " wait"
         with open(self.log_file, "ab") as log:
             # its own session: stopping signals the whole group, the four components and their children
             self.process = subprocess.Popen(["bash", "-c", script], env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
-        self.wait_until(lambda: self.get("/api/v2/monitor/health") is not None, 180, "the api-server to answer")
+        self.wait_until(lambda: self.get("/api/v2/monitor/health") is not None, timeout, "the api-server to answer")
         return self
 
     def stop(self, grace_seconds: float = 60) -> None:
@@ -87,21 +92,41 @@ class AirflowServer:
             os.killpg(group, signal.SIGTERM)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + grace_seconds
-        while time.monotonic() < deadline and self._group_alive(group):
-            self.process.poll()  # reap the group leader
-            time.sleep(0.5)
-        if self._group_alive(group):
+        if not self._wait_group_gone(group, grace_seconds):
+            self.killed = True
             os.killpg(group, signal.SIGKILL)
+            self._wait_group_gone(group, 15)
         self.process.wait(timeout=30)
 
+    def running(self) -> bool:
+        return self.process is not None and bool(self.members(self.process.pid))
+
+    def _wait_group_gone(self, group: int, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.process.poll()  # reap the group leader
+            if not self.members(group):
+                return True
+            time.sleep(0.2)
+        return not self.members(group)
+
     @staticmethod
-    def _group_alive(group: int) -> bool:
-        try:
-            os.killpg(group, 0)
-            return True
-        except ProcessLookupError:
-            return False
+    def members(group: int) -> list[str]:
+        """The live processes of a process group ("pid state command"); zombies, already dead and waiting to be
+        reaped, do not count."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                continue
+            state, _ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
+            if int(pgrp) == group and state != "Z":
+                found.append(f"{entry.name} {state} {command[:120]}")
+        return found
 
     def get(self, path: str):
         try:
