@@ -34,6 +34,7 @@ def run_ui(settings: Settings, port: int) -> int:
     migrate(settings.db_url)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even where the shell left SIGINT ignored
     with CorpusServer(corpus) as server:
         settings.subjects_dir.mkdir(parents=True, exist_ok=True)
         (settings.subjects_dir / "biology.yaml").write_text(subject_yaml(server.base_url))
