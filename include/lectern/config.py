@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from lectern.urls import parse_networks
+
 STAGES = ("download", "transcribe", "judge", "keyframes", "ocr", "assemble")
 PHASES = ("discover",) + STAGES
 GPU_STAGES = ("transcribe", "judge")
@@ -41,6 +43,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "yt-dlp format selector: H.264 at most 720p first (decord can't read VP9/AV1).",
     ),
     "LECTERN_ALLOW_FILE_URLS": ("false", "Let yt-dlp read file:// URLs (local development only)."),
+    "LECTERN_DOWNLOAD_ALLOW_NETWORKS": ("", "Private networks downloads may connect to, as CIDRs (e.g. 127.0.0.0/8 for a loopback corpus in development). Empty: public addresses only; loopback, private, link-local and reserved ones are refused, redirects included."),
     "LECTERN_WHISPER_MODEL": ("large-v3", "WhisperX/faster-whisper model id or local CTranslate2 directory."),
     "LECTERN_ASR_DEVICE": ("cpu", "cpu or cuda."),
     "LECTERN_ASR_COMPUTE_TYPE": ("default", "CTranslate2 compute type (default: float16 on cuda, float32 on cpu)."),
@@ -178,6 +181,7 @@ class Settings:
     max_duration_s: float
     download_format: str
     allow_file_urls: bool
+    download_allow_networks: tuple
     whisper_model: str
     asr_device: str
     asr_compute_type: str
@@ -301,6 +305,7 @@ class Settings:
             max_duration_s=float(get("LECTERN_MAX_DURATION_S")),
             download_format=get("LECTERN_DOWNLOAD_FORMAT"),
             allow_file_urls=_bool(get("LECTERN_ALLOW_FILE_URLS")),
+            download_allow_networks=parse_networks(get("LECTERN_DOWNLOAD_ALLOW_NETWORKS")),
             whisper_model=get("LECTERN_WHISPER_MODEL"),
             asr_device=get("LECTERN_ASR_DEVICE"),
             asr_compute_type=get("LECTERN_ASR_COMPUTE_TYPE"),

@@ -29,6 +29,10 @@ class VideoUnavailable(PermanentError):
     """The source says the video is gone: 404/410, private, removed."""
 
 
+class BlockedURL(PermanentError):
+    """The URL points where a download may not go: not http(s), or a private, loopback or link-local address."""
+
+
 class DownloadFailed(TransientError):
     """The download failed in a way that may pass: timeouts, 429, 5xx."""
 

@@ -12,7 +12,8 @@ from lectern.state.ops import FoundVideo, PointSpec, record_search, sync_subject
 @pytest.fixture
 def settings(tmp_path, db_url):
     return Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": db_url,
-                              "LECTERN_RETRY_BACKOFF_SECONDS": "30"})
+                              "LECTERN_RETRY_BACKOFF_SECONDS": "30",
+                              "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8"})  # the loopback corpus server
 
 
 def discover(settings, *videos):

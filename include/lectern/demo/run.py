@@ -29,6 +29,8 @@ def demo_settings(models: dict[str, str]) -> dict[str, str]:
         "LECTERN_ASR_MAX_NEW_TOKENS": "32",
         "LECTERN_VAD_CHUNK_S": "10",  # one ASR segment per narrated slide, so clips follow the slides
         "LECTERN_RETRY_BACKOFF_SECONDS": "1",
+        # The demo corpus is served on loopback, which downloads refuse unless allowed (the SSRF guard).
+        "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8",
         # A randomly initialised Whisper babbles in loops by construction: its transcripts would (rightly) fail
         # the hallucination checks. The speech-ratio and duration gates stay on.
         "LECTERN_ASR_HALLUCINATION_CHECKS": "false",

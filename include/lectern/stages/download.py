@@ -9,11 +9,12 @@ from pathlib import Path
 
 from lectern import media
 from lectern.config import Settings
-from lectern.errors import DownloadFailed, VideoUnavailable
+from lectern.errors import BlockedURL, DownloadFailed, VideoUnavailable
 from lectern.prefilter import duration_reason, metadata_rejection
 from lectern.stages import StageResult
 from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
+from lectern.urls import BLOCKED_MARK, check_url, guarded_connections
 
 NAME = "download"
 VERSION = "1"
@@ -27,9 +28,11 @@ GONE = re.compile(r"HTTP Error (404|410)|Private video|Video unavailable|removed
 
 
 def fetch(url: str, directory: Path, settings: Settings) -> Path:
-    """Download one video with yt-dlp into `directory`; returns the file."""
+    """Download one video with yt-dlp into `directory`; returns the file. Only public addresses (and the allowed
+    networks) are fetched from, redirects included."""
     import yt_dlp
 
+    check_url(url, settings.download_allow_networks, settings.allow_file_urls)
     options = {
         "quiet": True,
         "no_warnings": True,
@@ -41,12 +44,15 @@ def fetch(url: str, directory: Path, settings: Settings) -> Path:
         "socket_timeout": 60,
         "retries": 3,
         "noplaylist": True,
+        "concurrent_fragment_downloads": 1,  # in this thread, where the connection guard applies
     }
     try:
-        with yt_dlp.YoutubeDL(options) as ydl:
+        with guarded_connections(settings.download_allow_networks), yt_dlp.YoutubeDL(options) as ydl:
             ydl.download([url])
     except yt_dlp.utils.DownloadError as exc:
         message = str(exc).replace("ERROR: ", "")
+        if BLOCKED_MARK in message:
+            raise BlockedURL(message) from exc
         if GONE.search(message):
             raise VideoUnavailable(message) from exc
         raise DownloadFailed(message) from exc

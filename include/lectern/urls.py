@@ -1,0 +1,102 @@
+"""Where a download may connect (the SSRF guard): http(s) only, and never to a private, loopback, link-local,
+multicast or reserved address unless that network is explicitly allowed (LECTERN_DOWNLOAD_ALLOW_NETWORKS, for local
+development: the demo allows 127.0.0.0/8 for its loopback corpus server).
+
+The URL is checked before yt-dlp starts, and every connection yt-dlp opens while downloading is checked again at
+connect time, so a redirect to a private address or a DNS answer that changed in between is refused too."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import threading
+from typing import Iterator, Sequence
+from urllib.parse import urlsplit
+
+from lectern.errors import BlockedURL, DownloadFailed
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+BLOCKED_MARK = "Lectern blocked a connection"  # how a refused connect reads inside yt-dlp's error message
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+def address_refusal(address: str, allowed: Sequence[Network]) -> str | None:
+    """What kind of address refuses a connection to `address` ("a loopback address"), or None when it is public
+    or in an allowed network."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if any(ip in network for network in allowed):
+        return None
+    # the most specific first: Python counts link-local, loopback and unspecified addresses as private too
+    for kind in ("loopback", "link_local", "unspecified", "multicast", "reserved", "private"):
+        if getattr(ip, f"is_{kind}"):
+            return f"a {kind.replace('_', '-')} address"
+    return None
+
+
+def check_url(url: str, allowed: Sequence[Network] = (), allow_file: bool = False) -> None:
+    """Refuse (BlockedURL, permanent) a URL a download must not fetch; a host that does not resolve is a
+    DownloadFailed (transient: DNS may come back)."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if allow_file:
+            return
+        raise BlockedURL(f"{url}: file:// URLs are not downloaded (LECTERN_ALLOW_FILE_URLS is for local development)")
+    if parts.scheme not in ("http", "https"):
+        raise BlockedURL(f"{url}: only http and https URLs are downloaded, not {parts.scheme or 'no scheme'}")
+    if not parts.hostname:
+        raise BlockedURL(f"{url}: no host")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except ValueError as exc:  # a port that is not a number
+        raise BlockedURL(f"{url}: {exc}") from None
+    except socket.gaierror as exc:
+        raise DownloadFailed(f"{url}: cannot resolve {parts.hostname}: {exc}") from None
+    for info in infos:
+        address = info[4][0]
+        why = address_refusal(address, allowed)
+        if why:
+            where = f"{address} is" if address == parts.hostname else f"{parts.hostname} resolves to {address},"
+            raise BlockedURL(f"{url}: {where} {why} (allow its network with "
+                             "LECTERN_DOWNLOAD_ALLOW_NETWORKS for local development)")
+
+
+_guard = threading.local()
+_original_connect = socket.socket.connect
+_original_connect_ex = socket.socket.connect_ex
+
+
+def _checked(sock: socket.socket, address) -> None:
+    allowed = getattr(_guard, "allowed", None)
+    if allowed is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    why = address_refusal(address[0], allowed)
+    if why:
+        raise ConnectionRefusedError(f"{BLOCKED_MARK} to {address[0]}, {why}")
+
+
+def _connect(sock, address):
+    _checked(sock, address)
+    return _original_connect(sock, address)
+
+
+def _connect_ex(sock, address):
+    _checked(sock, address)
+    return _original_connect_ex(sock, address)
+
+
+@contextlib.contextmanager
+def guarded_connections(allowed: Sequence[Network]) -> Iterator[None]:
+    """Within the block, this thread's TCP connections to refused addresses fail with BLOCKED_MARK."""
+    socket.socket.connect, socket.socket.connect_ex = _connect, _connect_ex  # idempotent: checks are per thread
+    _guard.allowed = tuple(allowed)
+    try:
+        yield
+    finally:
+        _guard.allowed = None
