@@ -95,3 +95,22 @@ def test_batch_exit_code_is_the_worst_outcome(settings):
     discover(settings, ("offline", "http://127.0.0.1:9/offline.mp4"))
     assert run_stage_batch("download", ["offline"], settings) == EXIT_TRANSIENT
     assert run_stage_batch("download", ["offline"], settings) == EXIT_NOT_CLAIMABLE  # backing off
+
+
+def test_transient_retries_back_off_exponentially_with_jitter_until_the_last_attempt(settings):
+    discover(settings, ("offline", "http://127.0.0.1:9/offline.mp4"))  # nothing listens on port 9
+    delays = []
+    for attempt in range(1, settings.max_attempts + 1):
+        # Airflow's retry of the same run may go at once (it waited its own retry delay)
+        assert run_stage("download", "offline", settings, run_id="run-1") in (EXIT_TRANSIENT, EXIT_PERMANENT)
+        failed = row(settings, "offline")
+        assert failed.attempts == attempt and failed.error_class == "DownloadFailed"
+        if failed.retry_at is not None and attempt < settings.max_attempts:
+            delays.append((failed.retry_at - failed.finished_at).total_seconds())
+    assert failed.error_kind == "permanent"  # the last attempt is final, with its class and message kept
+    assert "Connection refused" in failed.error_message
+    base = settings.retry_backoff_seconds
+    assert len(delays) == settings.max_attempts - 1
+    for n, delay in enumerate(delays):  # base * 2^n, +-20 % jitter
+        assert 0.8 * base * 2 ** n - 1 <= delay <= 1.2 * base * 2 ** n + 1, delays
+    assert run_stage("download", "offline", settings, run_id="run-1") == EXIT_NOT_CLAIMABLE

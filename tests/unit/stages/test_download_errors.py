@@ -1,0 +1,51 @@
+"""The download error taxonomy with real yt-dlp against a loopback server answering each HTTP status: gone for
+good (404, 410) is permanent, the rest (429, 5xx, a dropped connection) is transient; the runner records both with
+class and message, retries transient ones with jittered exponential backoff, and stops after the last attempt."""
+
+import http.server
+import threading
+
+import pytest
+
+from lectern.errors import DownloadFailed, VideoUnavailable
+from lectern.stages import download
+from tests.unit.stages.conftest import record
+
+
+class _Status(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's name
+        status = int(self.path.strip("/").split(".")[0])
+        if status == 0:  # drop the connection without an answer
+            self.connection.close()
+            return
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_HEAD = do_GET  # noqa: N815
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def status_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Status)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("status, error", [
+    (404, VideoUnavailable), (410, VideoUnavailable),
+    (429, DownloadFailed), (500, DownloadFailed), (502, DownloadFailed), (503, DownloadFailed),
+    (0, DownloadFailed),
+])
+def test_http_failures_are_classified(status_server, store, settings, status, error):
+    with pytest.raises(error) as raised:
+        download.run(record("v", f"{status_server}/{status}.mp4"), store, settings)
+    assert raised.value.transient is (error is DownloadFailed)
+    if status:
+        assert str(status) in str(raised.value)  # the message says what the server answered
