@@ -38,6 +38,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_SEARCH_RESULTS": ("50", "Search results per knowledge point (ytsearchN)."),
     "LECTERN_MIN_DURATION_S": ("10", "Videos shorter than this are rejected."),
     "LECTERN_MAX_DURATION_S": ("3600", "Videos longer than this are rejected."),
+    "LECTERN_MAX_DOWNLOAD_MB": ("2048", "Downloads larger than this are stopped and the video rejected (size filter)."),
     "LECTERN_DOWNLOAD_FORMAT": (
         "bv*[vcodec^=avc1][height<=720]+ba[ext=m4a]/b[vcodec^=avc1][height<=720]/bv*[height<=720]+ba/b[height<=720]/b",
         "yt-dlp format selector: H.264 at most 720p first (decord can't read VP9/AV1).",
@@ -179,6 +180,7 @@ class Settings:
     search_results: int
     min_duration_s: float
     max_duration_s: float
+    max_download_mb: float
     download_format: str
     allow_file_urls: bool
     download_allow_networks: tuple
@@ -303,6 +305,7 @@ class Settings:
             search_results=int(get("LECTERN_SEARCH_RESULTS")),
             min_duration_s=float(get("LECTERN_MIN_DURATION_S")),
             max_duration_s=float(get("LECTERN_MAX_DURATION_S")),
+            max_download_mb=float(get("LECTERN_MAX_DOWNLOAD_MB")),
             download_format=get("LECTERN_DOWNLOAD_FORMAT"),
             allow_file_urls=_bool(get("LECTERN_ALLOW_FILE_URLS")),
             download_allow_networks=parse_networks(get("LECTERN_DOWNLOAD_ALLOW_NETWORKS")),

@@ -9,6 +9,11 @@ from typing import Any
 
 from lectern.errors import CorruptMedia
 
+# Container formats a video may come in (ffprobe format names). Anything else -- a raw elementary stream ffprobe
+# guessed from arbitrary bytes, an image, a subtitle file -- is not a video upload.
+CONTAINERS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts", "mpeg", "ogg",
+              "asf"}
+
 
 def probe(path: str | Path) -> dict[str, Any]:
     """Container and stream facts of a media file; CorruptMedia when ffprobe cannot read it."""
@@ -27,6 +32,8 @@ def probe(path: str | Path) -> dict[str, Any]:
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     fmt = data.get("format", {})
+    if not set((fmt.get("format_name") or "").split(",")) & CONTAINERS:
+        raise CorruptMedia(f"{path.name}: not a video container (ffprobe read it as {fmt.get('format_name')!r})")
     duration = float(fmt.get("duration") or (video or {}).get("duration") or 0.0)
     if video is None and audio is None:
         raise CorruptMedia(f"{path.name}: no audio or video stream")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lectern import media
 from lectern.config import Settings
-from lectern.errors import BlockedURL, DownloadFailed, VideoUnavailable
+from lectern.errors import BlockedURL, CorruptMedia, DownloadFailed, VideoUnavailable
 from lectern.prefilter import duration_reason, metadata_rejection
 from lectern.stages import StageResult
 from lectern.state.ops import VideoRecord
@@ -17,14 +17,30 @@ from lectern.store import Keys, Store
 from lectern.urls import BLOCKED_MARK, check_url, guarded_connections
 
 NAME = "download"
-VERSION = "1"
+VERSION = "2"  # 2: the size cap, and no audio stream rejects
 # Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
 CONFIG = ("min_duration_s", "max_duration_s", "download_format", "allowed_languages", "required_license",
-          "metadata_min_relevance", "metadata_judge_model", "judge_min_score")
+          "metadata_min_relevance", "metadata_judge_model", "judge_min_score", "max_download_mb")
 
 # yt-dlp's messages for videos that will never come back.
 GONE = re.compile(r"HTTP Error (404|410)|Private video|Video unavailable|removed|account .*terminated|Unsupported URL",
                   re.IGNORECASE)
+
+
+class OverSizeCap(Exception):
+    """The file is larger than LECTERN_MAX_DOWNLOAD_MB: a rejection (by the size filter), not a failure."""
+
+
+class _Messages:
+    """yt-dlp's logger: keeps what it says (it reports a skipped oversize file without raising)."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def debug(self, message: str) -> None:
+        self.lines.append(message)
+
+    info = warning = error = debug
 
 
 def fetch(url: str, directory: Path, settings: Settings) -> Path:
@@ -33,7 +49,11 @@ def fetch(url: str, directory: Path, settings: Settings) -> Path:
     import yt_dlp
 
     check_url(url, settings.download_allow_networks, settings.allow_file_urls)
+    cap = int(settings.max_download_mb * 1024 * 1024)
+    messages = _Messages()
     options = {
+        "logger": messages,
+        "max_filesize": cap,
         "quiet": True,
         "no_warnings": True,
         "noprogress": True,
@@ -53,10 +73,15 @@ def fetch(url: str, directory: Path, settings: Settings) -> Path:
         message = str(exc).replace("ERROR: ", "")
         if BLOCKED_MARK in message:
             raise BlockedURL(message) from exc
+        if "Did not get any data blocks" in message:
+            raise CorruptMedia(f"{url}: the server sent an empty file") from exc
         if GONE.search(message):
             raise VideoUnavailable(message) from exc
         raise DownloadFailed(message) from exc
     files = [p for p in directory.iterdir() if p.name.startswith("source.") and not p.name.endswith(".part")]
+    oversize = any("larger than max-filesize" in line for line in messages.lines)
+    if oversize or (files and files[0].stat().st_size > cap):
+        raise OverSizeCap(f"larger than {settings.max_download_mb:g} MB")
     if not files:
         raise DownloadFailed(f"yt-dlp wrote no file for {url}")
     return files[0]
@@ -68,12 +93,18 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         return StageResult.rejected(f"metadata filter: {reason}", {"duration_s": video.duration_s})
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"lectern-{video.id}-") as tmp:
-        path = fetch(video.url, Path(tmp), settings)
+        try:
+            path = fetch(video.url, Path(tmp), settings)
+        except OverSizeCap as exc:
+            return StageResult.rejected(f"size filter: {exc}", {"duration_s": video.duration_s})
         seconds = time.monotonic() - started
         info = media.probe(path)
         metrics = {**info, "download_seconds": round(seconds, 3)}
         if not info["has_video"]:
             return StageResult.rejected("no video stream", metrics, duration_s=info["duration_s"])
+        if not info["has_audio"]:
+            return StageResult.rejected("no audio stream (nothing to transcribe)", metrics,
+                                        duration_s=info["duration_s"])
         reason = duration_reason(info["duration_s"], settings)
         if reason:
             return StageResult.rejected(f"probe filter: {reason}", metrics, duration_s=info["duration_s"])
