@@ -6,7 +6,7 @@ export LECTERN_HOME ?= $(CURDIR)/.lectern
 APT_PACKAGES := ffmpeg tesseract-ocr tesseract-ocr-eng espeak-ng fonts-dejavu-core curl radosgw ceph-mon ceph-osd ceph-common chromium docker-compose
 STAMP := $(VENV)/.lectern-installed
 
-.PHONY: setup system-packages demo test test-fast clean
+.PHONY: setup system-packages demo test test-fast reliability clean
 
 setup: system-packages $(STAMP)
 
@@ -27,6 +27,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The fault-injection suite alone (it is part of `make test` too); prints the fault / survived / lost table.
+reliability: setup
+	$(PY) -m pytest -q tests/reliability
 
 clean:
 	rm -rf .lectern test-artifacts

@@ -1,0 +1,129 @@
+"""Faults against real runs: concurrent claimers, a stuck lease, a stage killed with SIGKILL mid-video, and
+reruns that must reproduce the same artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+
+from lectern.config import Settings
+from lectern.runner import EXIT_OK, run_stage
+from lectern.state.db import session_scope
+from lectern.state.models import VideoStage, utcnow
+from lectern.state.ops import FoundVideo, PointSpec, claim_videos, record_search, sync_subject
+from lectern.store import Keys, store_from_settings
+from tests.unit.test_runner import row
+
+pytestmark = pytest.mark.integration
+
+
+def seed(db_url: str, videos: list[tuple[str, str]]) -> None:
+    with session_scope(db_url) as session:
+        [point] = sync_subject(session, "Biology", [PointSpec("Cells", "Cells", "cells")])
+        record_search(session, point, [FoundVideo(video_id, url) for video_id, url in videos], {})
+
+
+def test_concurrent_claimers_never_take_the_same_video(pg_url, record_fault):
+    seed(pg_url, [(f"v{i:03d}", f"http://x/v{i}") for i in range(300)])
+    claimers = 12
+
+    def claim_all(n: int) -> list[str]:
+        taken = []
+        while True:
+            with session_scope(pg_url) as session:
+                batch = claim_videos(session, "download", f"claimer-{n}", 7, 600, 3)
+            if not batch:
+                return taken
+            taken += batch
+
+    with ThreadPoolExecutor(claimers) as pool:
+        results = list(pool.map(claim_all, range(claimers)))
+    taken = [video for result in results for video in result]
+    assert len(taken) == len(set(taken)) == 300  # every video once, none twice
+    assert sum(1 for result in results if result) > 1  # they really ran side by side
+    record_fault(f"{claimers} concurrent claimers over 300 video-stages", 1, 1, 300 - len(set(taken)))
+
+
+def test_a_stuck_lease_expires_and_does_not_block_the_rest(pg_url, record_fault):
+    seed(pg_url, [(f"v{i}", f"http://x/v{i}") for i in range(5)])
+    with session_scope(pg_url) as session:
+        assert claim_videos(session, "download", "crashed-run", 1, 3600, 3) == ["v0"]  # never comes back
+        assert sorted(claim_videos(session, "download", "healthy-run", 10, 600, 3)) == ["v1", "v2", "v3", "v4"]
+        session.get(VideoStage, ("v0", "download")).lease_expires_at = utcnow() - timedelta(seconds=1)
+    with session_scope(pg_url) as session:
+        assert claim_videos(session, "download", "next-run", 10, 600, 3) == ["v0"]  # reclaimed after expiry
+        reclaimed = session.get(VideoStage, ("v0", "download"))
+        assert reclaimed.lease_owner == "next-run" and reclaimed.attempts == 2
+    record_fault("a lease whose owner never returns", 1, 1, 0)
+
+
+class _Slow(http.server.SimpleHTTPRequestHandler):
+    """Serves files in small chunks with pauses: a download takes seconds, long enough to kill it mid-way."""
+
+    def copyfile(self, source, outputfile):
+        while chunk := source.read(16 * 1024):
+            outputfile.write(chunk)
+            outputfile.flush()
+            time.sleep(0.25)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def slow_server(demo_corpus):
+    import functools
+
+    handler = functools.partial(_Slow, directory=str(demo_corpus[0]))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+KILL_AFTER_S = {"photosynthesis": 0.5, "cell_division": 2.0, "dna_replication": 3.5}  # start, middle, late
+
+
+def test_a_stage_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_bucket, s3_server, slow_server,
+                                                                 demo_corpus, tmp_path, record_fault):
+    env = {"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": pg_url, "LECTERN_STORE_URL": f"s3://{s3_bucket}/c",
+           "LECTERN_S3_ENDPOINT_URL": s3_server, "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8",
+           "LECTERN_LEASE_SECONDS": "3"}
+    settings = Settings.from_env(env)
+    store = store_from_settings(settings)
+    seed(pg_url, [(video_id, f"{slow_server}/{video_id}.mp4") for video_id in KILL_AFTER_S])
+    survived = 0
+    for video_id, after in KILL_AFTER_S.items():
+        stage = subprocess.Popen([sys.executable, "-m", "lectern", "stage", "download", "--video-id", video_id,
+                                  "--lease-owner", "doomed-run"], env={**os.environ, **env},
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while row(settings, video_id).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(after)
+        stage.send_signal(signal.SIGKILL)
+        stage.wait()
+        killed = row(settings, video_id)
+        assert (killed.status, killed.lease_owner) == ("running", "doomed-run"), video_id  # died holding its lease
+        assert store.list(Keys.video(video_id, "")) == [], video_id  # nothing partial visible
+        time.sleep(3.5)  # the lease runs out
+        assert run_stage("download", video_id, settings, owner="rescue-run") == EXIT_OK
+        done = row(settings, video_id)
+        assert (done.status, done.attempts) == ("succeeded", 2), video_id
+        keys = store.list(Keys.video(video_id, ""))
+        assert sorted(keys) == [Keys.probe(video_id), Keys.source(video_id)], video_id  # once each
+        original = (demo_corpus[0] / f"{video_id}.mp4").read_bytes()
+        assert hashlib.sha256(store.get_bytes(Keys.source(video_id))).digest() == hashlib.sha256(original).digest()
+        survived += 1
+    record_fault("stage killed with SIGKILL mid-download, then reclaimed", len(KILL_AFTER_S), survived, 0)
