@@ -31,7 +31,25 @@ from lectern.state.ops import (
 from lectern.store import check_video_id, store_from_settings
 
 EXIT_OK, EXIT_PERMANENT, EXIT_NOT_CLAIMABLE, EXIT_TRANSIENT = 0, 2, 3, 75
+# A state DB restart takes seconds: recording an outcome is tried again after these pauses before giving up (the
+# lease then expires and the video is reclaimed: the result is redone, never lost).
+DB_RETRY_DELAYS_S = (1, 2, 4, 8, 16)
 log = logging.getLogger("lectern")
+
+
+def _record(prefix: str, write) -> None:
+    """Run `write` (one state DB transaction), again while the DB is unreachable."""
+    from sqlalchemy.exc import OperationalError
+
+    for delay in (*DB_RETRY_DELAYS_S, None):
+        try:
+            return write()
+        except OperationalError as exc:
+            if delay is None:
+                raise
+            log.warning("%s state DB unreachable (%s); trying again in %ds", prefix,
+                        str(exc.orig or exc).strip().splitlines()[0], delay)
+            time.sleep(delay)
 
 
 def default_owner() -> str:
@@ -40,6 +58,18 @@ def default_owner() -> str:
 
 def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | None = None, force: bool = False,
               run_id: str | None = None, map_index: int | None = None) -> int:
+    """Claim, run and record one video-stage; returns an exit code (above). An unreachable state DB is transient."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return _run_stage(stage_name, video_id, settings, owner, force, run_id, map_index)
+    except OperationalError as exc:
+        log.error("[%s] %s: state DB unreachable: %s", video_id, stage_name, str(exc.orig or exc).strip())
+        return EXIT_TRANSIENT
+
+
+def _run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | None, force: bool,
+               run_id: str | None, map_index: int | None) -> int:
     check_video_id(video_id)
     stage = get_stage(stage_name)
     owner = owner or default_owner()
@@ -65,10 +95,13 @@ def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | N
         message = str(exc) or error_class
         log.error("%s failed: %s: %s", prefix, error_class, message)
         log.debug("%s", traceback.format_exc())
-        try:
+        def record_failure() -> bool:
             with session_scope(settings.db_url) as session:
-                retry = mark_failed(session, video_id, stage_name, owner, error_class, message, transient,
-                                    settings.max_attempts, settings.retry_backoff_seconds)
+                return mark_failed(session, video_id, stage_name, owner, error_class, message, transient,
+                                   settings.max_attempts, settings.retry_backoff_seconds)
+
+        try:
+            retry = _record(prefix, record_failure)
         except LeaseLost as lost:
             log.error("%s result not recorded: %s", prefix, lost)
             return EXIT_TRANSIENT
@@ -77,7 +110,7 @@ def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | N
     seconds = time.monotonic() - started
     metrics = {**result.metrics, "stage_seconds": round(seconds, 3)}
     version = stage_version(stage_name, settings)
-    try:
+    def record_result() -> None:
         with session_scope(settings.db_url) as session:
             if result.video_updates:
                 update_video(session, video_id, **result.video_updates)
@@ -86,6 +119,9 @@ def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | N
             else:
                 mark_rejected(session, video_id, stage_name, owner, result.reason or "rejected", metrics,
                               result.artifacts, version)
+
+    try:
+        _record(prefix, record_result)
     except LeaseLost as lost:
         log.error("%s result not recorded: %s", prefix, lost)
         return EXIT_TRANSIENT

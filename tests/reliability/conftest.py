@@ -4,6 +4,10 @@ videos lost -- printed as a table at the end of the session and written to test-
 
 from __future__ import annotations
 
+import http.server
+import threading
+import time
+
 import pytest
 
 from tests.conftest import ROOT
@@ -34,3 +38,28 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(table())
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
     (ROOT / "test-artifacts" / "reliability.md").write_text(table() + "\n")
+
+
+class _Slow(http.server.SimpleHTTPRequestHandler):
+    """Serves files in small chunks with pauses: a download takes seconds, long enough to kill it mid-way."""
+
+    def copyfile(self, source, outputfile):
+        while chunk := source.read(16 * 1024):
+            outputfile.write(chunk)
+            outputfile.flush()
+            time.sleep(0.25)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def slow_server(demo_corpus):
+    import functools
+
+    handler = functools.partial(_Slow, directory=str(demo_corpus[0]))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -4,12 +4,10 @@ reruns that must reproduce the same artifacts."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -65,31 +63,6 @@ def test_a_stuck_lease_expires_and_does_not_block_the_rest(pg_url, record_fault)
         reclaimed = session.get(VideoStage, ("v0", "download"))
         assert reclaimed.lease_owner == "next-run" and reclaimed.attempts == 2
     record_fault("a lease whose owner never returns", 1, 1, 0)
-
-
-class _Slow(http.server.SimpleHTTPRequestHandler):
-    """Serves files in small chunks with pauses: a download takes seconds, long enough to kill it mid-way."""
-
-    def copyfile(self, source, outputfile):
-        while chunk := source.read(16 * 1024):
-            outputfile.write(chunk)
-            outputfile.flush()
-            time.sleep(0.25)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def slow_server(demo_corpus):
-    import functools
-
-    handler = functools.partial(_Slow, directory=str(demo_corpus[0]))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 KILL_AFTER_S = {"photosynthesis": 0.5, "cell_division": 2.0, "dna_replication": 3.5}  # start, middle, late

@@ -1,0 +1,80 @@
+"""Server outages mid-run, through a TCP proxy in front of the real servers: the state DB (Postgres) goes away
+while stages are recording their results, and the S3 server is unreachable while a stage stores its output. Every
+video still ends in the state the store agrees with, and none is lost or stored twice."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from lectern.config import Settings
+from lectern.runner import EXIT_OK, EXIT_TRANSIENT, run_stage, run_stage_batch
+from lectern.store import Keys, store_from_settings
+from tests.reliability.proxy import TcpProxy
+from tests.reliability.test_faults import seed
+from tests.unit.test_runner import row
+
+pytestmark = pytest.mark.integration
+VIDEOS = ("photosynthesis", "cell_division", "dna_replication")
+
+
+def same_bytes(store, video_id: str, corpus_dir) -> bool:
+    stored = hashlib.sha256(store.get_bytes(Keys.source(video_id))).hexdigest()
+    return stored == hashlib.sha256((corpus_dir / f"{video_id}.mp4").read_bytes()).hexdigest()
+
+
+def test_state_db_restart_while_stages_record_their_results(pg_url, slow_server, demo_corpus, tmp_path,
+                                                            record_fault, caplog):
+    database = urlsplit(pg_url.replace("postgresql+psycopg2", "postgresql"))
+    proxy = TcpProxy(database.hostname, database.port or 5432)
+    proxied = f"postgresql+psycopg2://{database.username}@127.0.0.1:{proxy.port}{database.path}"
+    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": proxied,
+                                  "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8"})
+    seed(pg_url, [(video_id, f"{slow_server}/{video_id}.mp4") for video_id in VIDEOS])
+    codes = []
+    batch = threading.Thread(target=lambda: codes.append(run_stage_batch("download", list(VIDEOS), settings,
+                                                                         owner="pod-1")))
+    caplog.set_level("WARNING", logger="lectern")
+    batch.start()
+    time.sleep(2.0)  # the first download is under way, its lease taken
+    proxy.down()  # Postgres "restarts": connections cut, new ones refused...
+    time.sleep(5.0)
+    proxy.up()  # ...and it is back
+    batch.join(timeout=240)
+    assert codes == [EXIT_OK]
+    assert any("state DB unreachable" in r.getMessage() for r in caplog.records)  # the outage did hit a stage
+    store = store_from_settings(settings)
+    for video_id in VIDEOS:
+        final = row(Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": pg_url}), video_id)
+        assert (final.status, final.attempts) == ("succeeded", 1), video_id
+        assert same_bytes(store, video_id, demo_corpus[0]), video_id
+    record_fault("state DB (Postgres) down 5 s while stages record results", 1, 1, 0)
+
+
+def test_s3_unreachable_then_back(pg_url, s3_server, s3_bucket, corpus_server, demo_corpus, tmp_path, record_fault):
+    endpoint = urlsplit(s3_server)
+    proxy = TcpProxy(endpoint.hostname, endpoint.port)
+    settings = Settings.from_env({
+        "LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": pg_url, "LECTERN_STORE_URL": f"s3://{s3_bucket}/c",
+        "LECTERN_S3_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}", "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8",
+        "LECTERN_RETRY_BACKOFF_SECONDS": "1"})
+    seed(pg_url, [("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4")])
+    proxy.down()
+    assert run_stage("download", "photosynthesis", settings, owner="task-1", run_id="run-1") == EXIT_TRANSIENT
+    failed = row(settings, "photosynthesis")
+    assert (failed.status, failed.error_kind) == ("failed", "transient") and failed.retry_at is not None
+    assert failed.error_class == "EndpointConnectionError", failed.error_class
+    proxy.up()
+    # Airflow's retry of the task (same run): the store is back, the video goes through
+    assert run_stage("download", "photosynthesis", settings, owner="task-1", run_id="run-1") == EXIT_OK
+    done = row(settings, "photosynthesis")
+    assert (done.status, done.attempts) == ("succeeded", 2)
+    store = store_from_settings(settings)
+    assert sorted(store.list(Keys.video("photosynthesis", ""))) == [Keys.probe("photosynthesis"),
+                                                                   Keys.source("photosynthesis")]
+    assert same_bytes(store, "photosynthesis", demo_corpus[0])
+    record_fault("S3 server unreachable, then back", 1, 1, 0)
