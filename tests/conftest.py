@@ -3,6 +3,7 @@ models, the demo corpus and its loopback HTTP server, and an initialised Airflow
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -121,6 +122,21 @@ def s3_server():
     yield endpoint
     if started_dir:
         subprocess.run([str(ROOT / "scripts" / "s3-server.sh"), "stop", str(started_dir)], check=False)
+
+
+@contextlib.contextmanager
+def http_server(handler, host: str = "127.0.0.1"):
+    """Serve `handler` (an http.server handler class) on `host`, any free port, in a thread; yields its URL."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer((host, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def create_bucket(endpoint: str) -> str:

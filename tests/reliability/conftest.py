@@ -5,12 +5,11 @@ videos lost -- printed as a table at the end of the session and written to test-
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, http_server
 
 ROWS: list[dict] = []
 
@@ -57,9 +56,5 @@ class _Slow(http.server.SimpleHTTPRequestHandler):
 def slow_server(demo_corpus):
     import functools
 
-    handler = functools.partial(_Slow, directory=str(demo_corpus[0]))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with http_server(functools.partial(_Slow, directory=str(demo_corpus[0]))) as url:
+        yield url

@@ -13,8 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest

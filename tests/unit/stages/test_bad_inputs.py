@@ -5,7 +5,6 @@ a bad one reaches the store."""
 import random
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 

@@ -3,12 +3,12 @@ good (404, 410) is permanent, the rest (429, 5xx, a dropped connection) is trans
 class and message, retries transient ones with jittered exponential backoff, and stops after the last attempt."""
 
 import http.server
-import threading
 
 import pytest
 
 from lectern.errors import DownloadFailed, VideoUnavailable
 from lectern.stages import download
+from tests.conftest import http_server
 from tests.unit.stages.conftest import record
 
 
@@ -30,12 +30,8 @@ class _Status(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def status_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Status)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with http_server(_Status) as url:
+        yield url
 
 
 @pytest.mark.parametrize("status, error", [

@@ -2,7 +2,6 @@
 (a redirect to a private address), with real yt-dlp downloads from loopback servers."""
 
 import http.server
-import threading
 
 import pytest
 
@@ -10,6 +9,7 @@ from lectern.config import Settings
 from lectern.errors import BlockedURL
 from lectern.stages import download
 from lectern.urls import check_url, parse_networks
+from tests.conftest import http_server
 from tests.unit.stages.conftest import record
 
 
@@ -58,12 +58,8 @@ class _Redirect(http.server.BaseHTTPRequestHandler):
 def redirect_to_corpus(corpus_server):
     """A server on 127.0.0.2 that redirects every request to the corpus server on 127.0.0.1."""
     handler = type("Redirect", (_Redirect,), {"target": f"{corpus_server.base_url}/photosynthesis.mp4"})
-    server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.2:{server.server_address[1]}/video.mp4"
-    server.shutdown()
-    server.server_close()
+    with http_server(handler, host="127.0.0.2") as url:
+        yield f"{url}/video.mp4"
 
 
 def guarded_settings(settings: Settings, networks: str) -> Settings:
