@@ -145,6 +145,10 @@ def stage_pods(work: str, task_id: str, pool: str, retries: int, **kwargs):
         tolerations=[k8s.V1Toleration(**t) for t in spec["tolerations"]],
         node_selector=spec["node_selector"],
         pod_template_file=spec["pod_template_file"],
+        # every stage pod runs as the worker image's non-root user, without privilege escalation or capabilities
+        security_context=k8s.V1PodSecurityContext(run_as_non_root=True, run_as_user=10001, fs_group=10001),
+        container_security_context=k8s.V1SecurityContext(allow_privilege_escalation=False,
+                                                         capabilities=k8s.V1Capabilities(drop=["ALL"])),
         volumes=volumes,
         volume_mounts=mounts,
         get_logs=True,

@@ -90,6 +90,14 @@ def test_cpu_phases_do_not(kubernetes_dags, phase):
     assert container.args[-2:] == ["--video-id", "abc123"] and pod.metadata.labels["lectern/video-id"] == "abc123"
 
 
+@pytest.mark.parametrize("phase", ["download", "transcribe", "assemble"])
+def test_every_stage_pod_runs_as_non_root(kubernetes_dags, phase):
+    _, pod = render(kubernetes_dags, phase, "abc123")
+    assert pod.spec.security_context.run_as_non_root and pod.spec.security_context.run_as_user == 10001
+    container = pod.spec.containers[0].security_context
+    assert container.allow_privilege_escalation is False and container.capabilities.drop == ["ALL"]
+
+
 def test_metadata_scoring_runs_in_a_pod(kubernetes_dags):
     from jinja2 import Template
 
