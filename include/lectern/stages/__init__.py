@@ -37,6 +37,13 @@ class StageResult:
         return cls("rejected", artifacts or {}, metrics, reason, updates)
 
 
+def without_timings(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics for an artifact: wall-clock timings left out (they stay in the state row), so a rerun writes the
+    same bytes."""
+    return {name: value for name, value in metrics.items()
+            if not (name.endswith("seconds") or name == "realtime_factor")}
+
+
 class Stage(Protocol):
     NAME: str
     VERSION: str

@@ -19,7 +19,7 @@ from lectern import frames
 from lectern.config import Settings
 from lectern.faces import face_area_ratio
 from lectern.errors import MissingInput
-from lectern.stages import StageResult
+from lectern.stages import StageResult, without_timings
 from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
 
@@ -137,7 +137,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     if settings.clip_filter_model:
         metrics.update(clip_filter_dropped_keyframes=len(dropped),
                        clips_text_only=sum(1 for d in documents if d.get("dropped_keyframes")))
-    key = store.put_json(Keys.clips(video.id), {"video_id": video.id, "clips": documents, "metrics": metrics})
+    key = store.put_json(Keys.clips(video.id), {"video_id": video.id, "clips": documents,
+                                                 "metrics": without_timings(metrics)})
     if keyframes == 0:
         reason = (f"no keyframes left: the visual-text filter dropped all {extracted}" if extracted
                   else "no keyframes extracted")

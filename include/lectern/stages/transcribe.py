@@ -17,7 +17,7 @@ import numpy as np
 from lectern import asr_quality, models
 from lectern.config import Settings
 from lectern.errors import CorruptMedia, MissingInput
-from lectern.stages import StageResult
+from lectern.stages import StageResult, without_timings
 from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
 
@@ -180,7 +180,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         **align_metrics,
     }
     asr = {"video_id": video.id, "language": language, "model": settings.whisper_model,
-           "segments": segments, "metrics": metrics}
+           "segments": segments, "metrics": without_timings(metrics)}
     # Written for rejected videos too: the transcript is the evidence for the rejection.
     key = store.put_json(Keys.asr(video.id), asr)
     reason = asr_quality.first_failure(metrics, gates(settings))
