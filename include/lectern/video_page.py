@@ -62,11 +62,11 @@ def videos_of_task(settings: Settings, stage: str, run_id: str, map_index: int) 
         ).order_by(VideoStage.video_id)))
 
 
-def video_index(settings: Settings, subject: str | None = None) -> list[dict]:
-    """Every video with the furthest stage it reached and how that stage ended."""
+def video_index(settings: Settings, subject: str | None = None, video_ids: list[str] | None = None) -> list[dict]:
+    """Every video (of a subject, or among `video_ids`) with the furthest stage it reached and how it ended."""
     with session_scope(settings.db_url) as session:
         return [{"id": video_id, "stage": row.stage, "status": row.status, "why": why(row)}
-                for video_id, row in sorted(furthest_rows(session, subject).items())]
+                for video_id, row in sorted(furthest_rows(session, subject, video_ids).items())]
 
 
 def _e(value) -> str:

@@ -90,10 +90,6 @@ def create_app():
                                      "been run again since)")
         if len(ids) == 1:
             return RedirectResponse(f"{URL_PREFIX}/videos/{quote(ids[0], safe='')}", status_code=307)
-        return render_video_index(video_index_of(ids), URL_PREFIX)
-
-    def video_index_of(ids: list[str]) -> list[dict]:
-        wanted = set(ids)
-        return [v for v in video_index(Settings.from_env()) if v["id"] in wanted]
+        return render_video_index(video_index(Settings.from_env(), video_ids=ids), URL_PREFIX)
 
     return app

@@ -18,21 +18,15 @@ from lectern.config import Settings
 from lectern.runner import EXIT_OK, run_stage
 from lectern.state.db import session_scope
 from lectern.state.models import VideoStage, utcnow
-from lectern.state.ops import FoundVideo, PointSpec, claim_videos, record_search, sync_subject
+from lectern.state.ops import claim_videos
 from lectern.store import Keys, store_from_settings
-from tests.unit.test_runner import row
+from tests.unit.test_runner import discover, row
 
 pytestmark = pytest.mark.integration
 
 
-def seed(db_url: str, videos: list[tuple[str, str]]) -> None:
-    with session_scope(db_url) as session:
-        [point] = sync_subject(session, "Biology", [PointSpec("Cells", "Cells", "cells")])
-        record_search(session, point, [FoundVideo(video_id, url) for video_id, url in videos], {})
-
-
 def test_concurrent_claimers_never_take_the_same_video(pg_url, record_fault):
-    seed(pg_url, [(f"v{i:03d}", f"http://x/v{i}") for i in range(300)])
+    discover(pg_url, *[(f"v{i:03d}", f"http://x/v{i}") for i in range(300)])
     claimers = 12
 
     def claim_all(n: int) -> list[str]:
@@ -53,7 +47,7 @@ def test_concurrent_claimers_never_take_the_same_video(pg_url, record_fault):
 
 
 def test_a_stuck_lease_expires_and_does_not_block_the_rest(pg_url, record_fault):
-    seed(pg_url, [(f"v{i}", f"http://x/v{i}") for i in range(5)])
+    discover(pg_url, *[(f"v{i}", f"http://x/v{i}") for i in range(5)])
     with session_scope(pg_url) as session:
         assert claim_videos(session, "download", "crashed-run", 1, 3600, 3) == ["v0"]  # never comes back
         assert sorted(claim_videos(session, "download", "healthy-run", 10, 600, 3)) == ["v1", "v2", "v3", "v4"]
@@ -75,7 +69,7 @@ def test_a_stage_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_buck
            "LECTERN_LEASE_SECONDS": "3"}
     settings = Settings.from_env(env)
     store = store_from_settings(settings)
-    seed(pg_url, [(video_id, f"{slow_server}/{video_id}.mp4") for video_id in KILL_AFTER_S])
+    discover(pg_url, *[(video_id, f"{slow_server}/{video_id}.mp4") for video_id in KILL_AFTER_S])
     survived = 0
     for video_id, after in KILL_AFTER_S.items():
         stage = subprocess.Popen([sys.executable, "-m", "lectern", "stage", "download", "--video-id", video_id,

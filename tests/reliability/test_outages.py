@@ -15,8 +15,7 @@ from lectern.config import Settings
 from lectern.runner import EXIT_OK, EXIT_TRANSIENT, run_stage, run_stage_batch
 from lectern.store import Keys, store_from_settings
 from tests.reliability.proxy import TcpProxy
-from tests.reliability.test_faults import seed
-from tests.unit.test_runner import row
+from tests.unit.test_runner import discover, row
 
 pytestmark = pytest.mark.integration
 VIDEOS = ("photosynthesis", "cell_division", "dna_replication")
@@ -34,7 +33,7 @@ def test_state_db_restart_while_stages_record_their_results(pg_url, slow_server,
     proxied = f"postgresql+psycopg2://{database.username}@127.0.0.1:{proxy.port}{database.path}"
     settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": proxied,
                                   "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8"})
-    seed(pg_url, [(video_id, f"{slow_server}/{video_id}.mp4") for video_id in VIDEOS])
+    discover(pg_url, *[(video_id, f"{slow_server}/{video_id}.mp4") for video_id in VIDEOS])
     codes = []
     batch = threading.Thread(target=lambda: codes.append(run_stage_batch("download", list(VIDEOS), settings,
                                                                          owner="pod-1")))
@@ -62,7 +61,7 @@ def test_s3_unreachable_then_back(pg_url, s3_server, s3_bucket, corpus_server, d
         "LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": pg_url, "LECTERN_STORE_URL": f"s3://{s3_bucket}/c",
         "LECTERN_S3_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}", "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8",
         "LECTERN_RETRY_BACKOFF_SECONDS": "1"})
-    seed(pg_url, [("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4")])
+    discover(pg_url, ("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"))
     proxy.down()
     assert run_stage("download", "photosynthesis", settings, owner="task-1", run_id="run-1") == EXIT_TRANSIENT
     failed = row(settings, "photosynthesis")

@@ -16,8 +16,9 @@ def settings(tmp_path, db_url):
                               "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8"})  # the loopback corpus server
 
 
-def discover(settings, *videos):
-    with session_scope(settings.db_url) as session:
+def discover(db_url: str, *videos: tuple[str, str]) -> None:
+    """(video id, url) pairs found by one knowledge point's search: each pending download."""
+    with session_scope(db_url) as session:
         [point] = sync_subject(session, "Biology", [PointSpec("Photosynthesis", "Photosynthesis", "q")])
         record_search(session, point, [FoundVideo(video_id, url) for video_id, url in videos], {})
 
@@ -28,7 +29,7 @@ def row(settings, video_id, stage="download"):
 
 
 def test_success_records_artifacts_and_opens_the_next_stage(settings, corpus_server):
-    discover(settings, ("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"))
+    discover(settings.db_url, ("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"))
     assert run_stage("download", "photosynthesis", settings, owner="run-1", run_id="run-1", map_index=4) == EXIT_OK
     done = row(settings, "photosynthesis")
     assert (done.status, done.attempts, done.run_id, done.map_index) == ("succeeded", 1, "run-1", 4)
@@ -41,7 +42,7 @@ def test_success_records_artifacts_and_opens_the_next_stage(settings, corpus_ser
 
 
 def test_gone_video_fails_permanently(settings, corpus_server):
-    discover(settings, ("gone", f"{corpus_server.base_url}/gone.mp4"))
+    discover(settings.db_url, ("gone", f"{corpus_server.base_url}/gone.mp4"))
     assert run_stage("download", "gone", settings) == EXIT_PERMANENT
     failed = row(settings, "gone")
     assert (failed.status, failed.error_class, failed.error_kind) == ("failed", "VideoUnavailable", "permanent")
@@ -49,7 +50,7 @@ def test_gone_video_fails_permanently(settings, corpus_server):
 
 
 def test_unreachable_server_is_transient_with_backoff(settings):
-    discover(settings, ("offline", "http://127.0.0.1:9/offline.mp4"))  # nothing listens on port 9
+    discover(settings.db_url, ("offline", "http://127.0.0.1:9/offline.mp4"))  # nothing listens on port 9
     assert run_stage("download", "offline", settings, run_id="run-1") == EXIT_TRANSIENT
     failed = row(settings, "offline")
     assert (failed.status, failed.error_class, failed.error_kind) == ("failed", "DownloadFailed", "transient")
@@ -71,7 +72,7 @@ def test_bad_video_id_is_refused(settings):
 def test_batch_keeps_one_row_and_one_log_section_per_video(settings, corpus_server, caplog):
     from lectern.runner import run_stage_batch
 
-    discover(settings, ("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"),
+    discover(settings.db_url, ("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"),
              ("gone", f"{corpus_server.base_url}/gone.mp4"),
              ("cell_division", f"{corpus_server.base_url}/cell_division.mp4"))
     with caplog.at_level("INFO", logger="lectern"):
@@ -92,13 +93,13 @@ def test_batch_keeps_one_row_and_one_log_section_per_video(settings, corpus_serv
 def test_batch_exit_code_is_the_worst_outcome(settings):
     from lectern.runner import run_stage_batch
 
-    discover(settings, ("offline", "http://127.0.0.1:9/offline.mp4"))
+    discover(settings.db_url, ("offline", "http://127.0.0.1:9/offline.mp4"))
     assert run_stage_batch("download", ["offline"], settings) == EXIT_TRANSIENT
     assert run_stage_batch("download", ["offline"], settings) == EXIT_NOT_CLAIMABLE  # backing off
 
 
 def test_transient_retries_back_off_exponentially_with_jitter_until_the_last_attempt(settings):
-    discover(settings, ("offline", "http://127.0.0.1:9/offline.mp4"))  # nothing listens on port 9
+    discover(settings.db_url, ("offline", "http://127.0.0.1:9/offline.mp4"))  # nothing listens on port 9
     delays = []
     for attempt in range(1, settings.max_attempts + 1):
         # Airflow's retry of the same run may go at once (it waited its own retry delay)

@@ -11,7 +11,7 @@ from lectern.phases import outcome
 from lectern.state.db import session_scope
 from lectern.state.ops import stage_rows
 from tests.conftest import ROOT
-from tests.reliability.test_faults import seed
+from tests.unit.test_runner import discover
 
 DB_PASSWORD = "hunter2-db-secret"
 AWS_SECRET = "aws-secret-0123456789abcdef"
@@ -25,8 +25,8 @@ def test_secrets_stay_out_of_logs_results_and_state_rows(pg_url, corpus_server, 
            "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
            # the store is an S3 endpoint where nothing listens: the failure's message is recorded and logged
            "LECTERN_STORE_URL": "s3://bucket/x", "LECTERN_S3_ENDPOINT_URL": "http://127.0.0.1:9"}
-    seed(pg_url, [("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"),
-                  ("gone", f"{corpus_server.base_url}/gone.mp4")])
+    discover(pg_url, ("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"),
+             ("gone", f"{corpus_server.base_url}/gone.mp4"))
     output = ""
     for video_id in ("photosynthesis", "gone"):
         proc = subprocess.run([sys.executable, "-m", "lectern", "-v", "stage", "download", "--video-id", video_id],

@@ -525,9 +525,11 @@ def why(row: VideoStage) -> str:
     return row.reason or (f"{row.error_class}: {row.error_message}" if row.error_class else "")
 
 
-def furthest_rows(session: Session, subject: str | None = None) -> dict[str, VideoStage]:
+def furthest_rows(session: Session, subject: str | None = None,
+                  video_ids: Iterable[str] | None = None) -> dict[str, VideoStage]:
     """Each video's row of the furthest stage it reached (where it is now, or where it stopped)."""
-    return {row.video_id: row for row in stage_rows(session, subject=subject)}  # rows come in stage order
+    # rows come in stage order: the last one per video wins
+    return {row.video_id: row for row in stage_rows(session, video_ids=video_ids, subject=subject)}
 
 
 def funnel(session: Session, subject: str | None = None) -> dict[str, dict[str, int]]:

@@ -56,7 +56,7 @@ def test_each_bad_upload_ends_with_its_reason_and_the_good_one_proceeds(uploads,
                                   "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8", "LECTERN_MAX_DOWNLOAD_MB": "1",
                                   "LECTERN_MAX_DURATION_S": "30"})
     ids = list(EXPECTED)
-    discover(settings, *[(video_id, f"{uploads}/{video_id}.mp4") for video_id in ids])
+    discover(settings.db_url, *[(video_id, f"{uploads}/{video_id}.mp4") for video_id in ids])
     assert run_stage_batch("download", ids, settings, owner="pod-1") == EXIT_PERMANENT
     store = store_from_settings(settings)
     for video_id, (status, why) in EXPECTED.items():
