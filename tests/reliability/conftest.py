@@ -4,11 +4,18 @@ videos lost -- printed as a table at the end of the session and written to test-
 
 from __future__ import annotations
 
+import glob
 import http.server
+import os
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
+from lectern.demo.local_airflow import free_port
 from tests.conftest import ROOT, http_server
 
 ROWS: list[dict] = []
@@ -58,3 +65,50 @@ def slow_server(demo_corpus):
 
     with http_server(functools.partial(_Slow, directory=str(demo_corpus[0]))) as url:
         yield url
+
+
+class PostgresCluster:
+    """A private Postgres server (initdb in a temporary directory, its own port), so a test can really stop and
+    restart it -- crash included -- without touching the machine's server the rest of the suite uses."""
+
+    def __init__(self):
+        binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not binaries:
+            pytest.fail("no PostgreSQL server binaries under /usr/lib/postgresql (apt: postgresql)")
+        self.bin = Path(binaries[-1])
+        self.dir = Path(tempfile.mkdtemp(prefix="lectern-pg-"))
+        self.port = free_port()
+        # initdb refuses root: run the server as the postgres system user then
+        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_owner:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.dir / "data"), "-U", "lectern", "-A", "trust")
+        self.url = f"postgresql+psycopg2://lectern@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        proc = subprocess.run([*self.as_owner, str(self.bin / tool), *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{tool} failed: {proc.stderr[-2000:]}")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
+
+    def crash(self) -> None:
+        """Immediate shutdown: every backend killed, no checkpoint -- the next start replays the WAL."""
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+
+
+@pytest.fixture
+def postgres_cluster():
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    try:
+        cluster.stop()
+    except RuntimeError:
+        pass  # already down
+    shutil.rmtree(cluster.dir, ignore_errors=True)

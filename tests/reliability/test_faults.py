@@ -20,6 +20,7 @@ from lectern.state.db import session_scope
 from lectern.state.models import VideoStage, utcnow
 from lectern.state.ops import claim_videos
 from lectern.store import Keys, store_from_settings
+from tests.conftest import model_environment
 from tests.unit.test_runner import discover, row
 
 pytestmark = pytest.mark.integration
@@ -62,8 +63,25 @@ def test_a_stuck_lease_expires_and_does_not_block_the_rest(pg_url, record_fault)
 KILL_AFTER_S = {"photosynthesis": 0.5, "cell_division": 2.0, "dna_replication": 3.5}  # start, middle, late
 
 
-def test_a_stage_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_bucket, s3_server, slow_server,
-                                                                 demo_corpus, tmp_path, record_fault):
+def kill_mid_stage(stage: str, video_id: str, env: dict, after: float) -> None:
+    """Run `lectern stage` as a pod would, SIGKILL it `after` seconds into the video, and check it died holding
+    its lease with nothing of this stage's final output stored."""
+    settings = Settings.from_env(env)
+    process = subprocess.Popen([sys.executable, "-m", "lectern", "stage", stage, "--video-id", video_id,
+                                "--lease-owner", "doomed-run"], env={**os.environ, **env},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while row(settings, video_id, stage).status != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(after)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed = row(settings, video_id, stage)
+    assert (killed.status, killed.lease_owner) == ("running", "doomed-run"), video_id  # died holding its lease
+
+
+def test_a_download_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_bucket, s3_server, slow_server,
+                                                                    demo_corpus, tmp_path, record_fault):
     env = {"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": pg_url, "LECTERN_STORE_URL": f"s3://{s3_bucket}/c",
            "LECTERN_S3_ENDPOINT_URL": s3_server, "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8",
            "LECTERN_LEASE_SECONDS": "3"}
@@ -72,17 +90,7 @@ def test_a_stage_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_buck
     discover(pg_url, *[(video_id, f"{slow_server}/{video_id}.mp4") for video_id in KILL_AFTER_S])
     survived = 0
     for video_id, after in KILL_AFTER_S.items():
-        stage = subprocess.Popen([sys.executable, "-m", "lectern", "stage", "download", "--video-id", video_id,
-                                  "--lease-owner", "doomed-run"], env={**os.environ, **env},
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while row(settings, video_id).status != "running" and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(after)
-        stage.send_signal(signal.SIGKILL)
-        stage.wait()
-        killed = row(settings, video_id)
-        assert (killed.status, killed.lease_owner) == ("running", "doomed-run"), video_id  # died holding its lease
+        kill_mid_stage("download", video_id, env, after)
         assert store.list(Keys.video(video_id, "")) == [], video_id  # nothing partial visible
         time.sleep(3.5)  # the lease runs out
         assert run_stage("download", video_id, settings, owner="rescue-run") == EXIT_OK
@@ -94,3 +102,26 @@ def test_a_stage_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_buck
         assert hashlib.sha256(store.get_bytes(Keys.source(video_id))).digest() == hashlib.sha256(original).digest()
         survived += 1
     record_fault("stage killed with SIGKILL mid-download, then reclaimed", len(KILL_AFTER_S), survived, 0)
+
+
+def test_a_transcription_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_bucket, s3_server,
+                                                                         corpus_server, tiny_models, tmp_path,
+                                                                         record_fault):
+    env = {**model_environment(tiny_models), "LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": pg_url,
+           "LECTERN_STORE_URL": f"s3://{s3_bucket}/c", "LECTERN_S3_ENDPOINT_URL": s3_server,
+           "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8", "LECTERN_LEASE_SECONDS": "3"}
+    settings = Settings.from_env(env)
+    store = store_from_settings(settings)
+    video_id = "photosynthesis"
+    discover(pg_url, (video_id, f"{corpus_server.base_url}/{video_id}.mp4"))
+    assert run_stage("download", video_id, settings, owner="setup") == EXIT_OK
+    before = sorted(store.list(Keys.video(video_id, "")))
+    kill_mid_stage("transcribe", video_id, env, after=2.0)  # loading the model or transcribing
+    assert sorted(store.list(Keys.video(video_id, ""))) == before  # no transcript, partial or whole
+    time.sleep(3.5)  # the lease runs out
+    assert run_stage("transcribe", video_id, settings, owner="rescue-run") == EXIT_OK
+    done = row(settings, video_id, "transcribe")
+    assert (done.status, done.attempts) == ("succeeded", 2)
+    assert sorted(store.list(Keys.video(video_id, ""))) == sorted([*before, Keys.asr(video_id)])  # stored once
+    assert store.get_json(Keys.asr(video_id))["segments"]
+    record_fault("stage killed with SIGKILL mid-transcription, then reclaimed", 1, 1, 0)

@@ -1,5 +1,5 @@
-"""Server outages mid-run, through a TCP proxy in front of the real servers: the state DB (Postgres) goes away
-while stages are recording their results, and the S3 server is unreachable while a stage stores its output. Every
+"""Server outages mid-run: a real Postgres server crashes (immediate shutdown) and restarts while stages are
+recording their results, and the S3 server is unreachable (through a TCP proxy) while a stage stores its output. Every
 video still ends in the state the store agrees with, and none is lost or stored twice."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 
 from lectern.config import Settings
 from lectern.runner import EXIT_OK, EXIT_TRANSIENT, run_stage, run_stage_batch
+from lectern.state.db import migrate
 from lectern.store import Keys, store_from_settings
 from tests.reliability.proxy import TcpProxy
 from tests.unit.test_runner import discover, row
@@ -26,32 +27,30 @@ def same_bytes(store, video_id: str, corpus_dir) -> bool:
     return stored == hashlib.sha256((corpus_dir / f"{video_id}.mp4").read_bytes()).hexdigest()
 
 
-def test_state_db_restart_while_stages_record_their_results(pg_url, slow_server, demo_corpus, tmp_path,
-                                                            record_fault, caplog):
-    database = urlsplit(pg_url.replace("postgresql+psycopg2", "postgresql"))
-    proxy = TcpProxy(database.hostname, database.port or 5432)
-    proxied = f"postgresql+psycopg2://{database.username}@127.0.0.1:{proxy.port}{database.path}"
-    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": proxied,
+def test_state_db_crash_and_restart_while_stages_record_their_results(postgres_cluster, slow_server, demo_corpus,
+                                                                      tmp_path, record_fault, caplog):
+    migrate(postgres_cluster.url)
+    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": postgres_cluster.url,
                                   "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8"})
-    discover(pg_url, *[(video_id, f"{slow_server}/{video_id}.mp4") for video_id in VIDEOS])
+    discover(postgres_cluster.url, *[(video_id, f"{slow_server}/{video_id}.mp4") for video_id in VIDEOS])
     codes = []
     batch = threading.Thread(target=lambda: codes.append(run_stage_batch("download", list(VIDEOS), settings,
                                                                          owner="pod-1")))
     caplog.set_level("WARNING", logger="lectern")
     batch.start()
     time.sleep(2.0)  # the first download is under way, its lease taken
-    proxy.down()  # Postgres "restarts": connections cut, new ones refused...
+    postgres_cluster.crash()  # every backend killed, connections cut, new ones refused...
     time.sleep(5.0)
-    proxy.up()  # ...and it is back
+    postgres_cluster.start()  # ...and the server recovers from its WAL
     batch.join(timeout=240)
     assert codes == [EXIT_OK]
     assert any("state DB unreachable" in r.getMessage() for r in caplog.records)  # the outage did hit a stage
     store = store_from_settings(settings)
     for video_id in VIDEOS:
-        final = row(Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": pg_url}), video_id)
+        final = row(settings, video_id)
         assert (final.status, final.attempts) == ("succeeded", 1), video_id
         assert same_bytes(store, video_id, demo_corpus[0]), video_id
-    record_fault("state DB (Postgres) down 5 s while stages record results", 1, 1, 0)
+    record_fault("state DB (Postgres) crashed mid-run, restarted 5 s later", 1, 1, 0)
 
 
 def test_s3_unreachable_then_back(pg_url, s3_server, s3_bucket, corpus_server, demo_corpus, tmp_path, record_fault):
@@ -77,3 +76,38 @@ def test_s3_unreachable_then_back(pg_url, s3_server, s3_bucket, corpus_server, d
                                                                    Keys.source("photosynthesis")]
     assert same_bytes(store, "photosynthesis", demo_corpus[0])
     record_fault("S3 server unreachable, then back", 1, 1, 0)
+
+
+def test_state_db_down_longer_than_every_retry(postgres_cluster, slow_server, demo_corpus, tmp_path, monkeypatch,
+                                               record_fault, caplog):
+    """The DB stays away past the last retry: the stage gives up as transient (the pod's exit code), the video
+    keeps its lease until it expires, and the next run redoes it -- the download is stored once, not lost."""
+    from lectern import runner
+
+    monkeypatch.setattr(runner, "DB_RETRY_DELAYS_S", (0.5, 1.0))
+    migrate(postgres_cluster.url)
+    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": postgres_cluster.url,
+                                  "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8", "LECTERN_LEASE_SECONDS": "3"})
+    video_id = "photosynthesis"
+    discover(postgres_cluster.url, (video_id, f"{slow_server}/{video_id}.mp4"))
+    codes = []
+    stage = threading.Thread(target=lambda: codes.append(run_stage("download", video_id, settings, owner="pod-1")))
+    caplog.set_level("WARNING", logger="lectern")
+    stage.start()
+    time.sleep(1.0)
+    postgres_cluster.crash()
+    stage.join(timeout=120)
+    assert codes == [EXIT_TRANSIENT]
+    assert any("state DB unreachable" in r.getMessage() and "trying again in 1s" in r.getMessage()
+               for r in caplog.records)
+    postgres_cluster.start()
+    stranded = row(settings, video_id)
+    assert (stranded.status, stranded.lease_owner) == ("running", "pod-1")  # the outcome never reached the DB
+    time.sleep(3.5)  # the lease runs out
+    assert run_stage("download", video_id, settings, owner="pod-2") == EXIT_OK
+    done = row(settings, video_id)
+    assert (done.status, done.attempts) == ("succeeded", 2)
+    store = store_from_settings(settings)
+    assert sorted(store.list(Keys.video(video_id, ""))) == [Keys.probe(video_id), Keys.source(video_id)]
+    assert same_bytes(store, video_id, demo_corpus[0])
+    record_fault("state DB down longer than every retry, then back", 1, 1, 0)
