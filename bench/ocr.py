@@ -1,4 +1,5 @@
-"""OCR benchmark: seconds per 720p keyframe, one tesseract process (one core) and one per core.
+"""OCR benchmark: seconds per 720p keyframe, one tesseract process per keyframe (the stage before bench/ocr.py's
+profile) vs one process per core over a list of keyframes (the stage now), with one core and with every core.
 
     .venv/bin/python bench/ocr.py [--keyframes 24]
 
@@ -12,16 +13,13 @@ import argparse
 import dataclasses
 import io
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--keyframes", type=int, default=24)
-    args = parser.parse_args()
+def ocr_rows(keyframes: int = 24) -> list[dict]:
     from PIL import Image
 
     from lectern.config import Settings
@@ -30,10 +28,11 @@ def main() -> None:
     from lectern.state.ops import VideoRecord
     from lectern.store import Keys, LocalStore
 
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         store = LocalStore(Path(tmp) / "store")
         frames = []
-        for n in range(args.keyframes):
+        for n in range(keyframes):
             buffer = io.BytesIO()
             scene = Scene(f"Lecture {n}: enzyme kinetics", (f"The rate rises with substrate {n}",
                                                            "Then it saturates at Vmax", f"Km is {n} millimolar"))
@@ -43,18 +42,36 @@ def main() -> None:
         video = VideoRecord(id="bench", url="", title="bench", description="", duration_s=None,
                             artifacts={"keyframes": {"clips": Keys.clips("bench")}})
         base = Settings.from_env({**os.environ, "LECTERN_HOME": tmp})
-        cores = os.cpu_count() or 1
-        print(f"\nOCR benchmark ({platform.processor() or platform.machine()}, {cores} cores; "
-              f"{args.keyframes} keyframes of 1280x720)\n")
-        print("| tesseract processes | wall s | s per keyframe | s per keyframe per core | characters |")
-        print("| --- | --- | --- | --- | --- |")
-        for workers in sorted({1, cores}):
+        for workers in sorted({1, os.cpu_count() or 1}):
             settings = dataclasses.replace(base, ocr_workers=workers)
-            started = time.perf_counter()
-            result = ocr.run(video, store, settings)
-            wall = time.perf_counter() - started
-            per = wall / args.keyframes
-            print(f"| {workers} | {wall:.2f} | {per:.3f} | {per * workers:.3f} | {result.metrics['characters']} |")
+            for method, reader in (("a process per keyframe (before)", one_at_a_time(ocr.read_images)),
+                                   ("a process per core over a list (now)", ocr.read_images)):
+                started = time.perf_counter()
+                with mock.patch.object(ocr, "read_images", reader):
+                    result = ocr.run(video, store, settings)
+                wall = time.perf_counter() - started
+                rows.append({"method": method, "cores": workers, "wall_s": wall, "per_keyframe_s": wall / keyframes,
+                             "characters": result.metrics["characters"]})
+    return rows
+
+
+def one_at_a_time(read_images):
+    """The stage's reading before: each worker started a tesseract process for every keyframe of its share."""
+    return lambda paths, lang, min_confidence: [read_images([path], lang, min_confidence)[0] for path in paths]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keyframes", type=int, default=24)
+    args = parser.parse_args()
+    from common import machine
+
+    rows = ocr_rows(args.keyframes)
+    print(f"\nOCR benchmark on {machine()}; {args.keyframes} keyframes of 1280x720\n")
+    print("| method | cores | wall s | s per keyframe | characters |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['method']} | {r['cores']} | {r['wall_s']:.2f} | {r['per_keyframe_s']:.3f} | {r['characters']} |")
 
 
 if __name__ == "__main__":

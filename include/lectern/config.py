@@ -102,7 +102,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_OCR_ENGINE": ("tesseract", "tesseract, or vlm: a vision-language model through transformers (LECTERN_OCR_VLM_MODEL)."),
     "LECTERN_OCR_VLM_MODEL": ("stepfun-ai/GOT-OCR-2.0-hf", "OCR model of the vlm engine (AutoModelForImageTextToText id or path)."),
     "LECTERN_OCR_VLM_PROMPT": ("", "Instruction for chat VLMs (e.g. 'Read all the text in this slide.'); empty for OCR models that need none."),
-    "LECTERN_OCR_WORKERS": ("0", "Keyframes read in parallel, one tesseract process each (0: one per core)."),
+    "LECTERN_OCR_WORKERS": ("0", "Tesseract processes reading a video's keyframes in parallel, each over its share of them (0: one per core)."),
     "LECTERN_OCR_MIN_CONFIDENCE": ("60", "Words tesseract is less confident of (0-100) are dropped."),
     "LECTERN_OCR_MIN_CHARS": ("8", "A keyframe's OCR text with fewer letters or digits is dropped as meaningless."),
     "LECTERN_OCR_REPEAT_SIMILARITY": ("0.90", "A keyframe's OCR text this similar to the previous kept one (word level) is dropped; otherwise only its new lines are kept."),

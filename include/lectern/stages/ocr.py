@@ -1,7 +1,8 @@
 """ocr: tesseract on every keyframe, in parallel -> ocr.json (keyframe key -> kept text, and why text was dropped).
 
-Each keyframe is read in grayscale with one tesseract thread (OMP_THREAD_LIMIT=1; one process per core, which is
-faster on small machines than tesseract's own threads). Words below LECTERN_OCR_MIN_CONFIDENCE are dropped (a
+Keyframes are read by one tesseract process per core, each over its share of them from a list file (the model
+loads once per process, not once per keyframe), with one thread each (OMP_THREAD_LIMIT=1: faster on small machines
+than tesseract's own threads). Words below LECTERN_OCR_MIN_CONFIDENCE are dropped (a
 bullet glyph read as "e" at 45, say), as are lone glyphs; then, in time order, a keyframe's text is dropped when it is meaningless
 (fewer than LECTERN_OCR_MIN_CHARS letters or digits, or mostly symbols) or repeats the previous kept text
 (LECTERN_OCR_REPEAT_SIMILARITY, word-level): a revealed bullet adds its line, not the whole slide again.
@@ -11,6 +12,7 @@ With LECTERN_OCR_ENGINE=vlm a vision-language model reads the keyframes instead 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -23,31 +25,37 @@ from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
 
 NAME = "ocr"
-VERSION = "2"
+VERSION = "3"
 # Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
 CONFIG = ("ocr_lang", "ocr_engine", "ocr_vlm_model", "ocr_vlm_prompt", "ocr_min_confidence", "ocr_min_chars",
           "ocr_repeat_similarity")
 
 
-def read_words(path: str, lang: str, min_confidence: float) -> tuple[str, float | None]:
-    """Text of the confident words, line by line, and their mean confidence."""
+def read_images(paths: list[str], lang: str, min_confidence: float) -> list[tuple[str, float | None]]:
+    """For each image: the text of its confident words, line by line, and their mean confidence. One tesseract
+    process reads every image from a list file, loading its model once (a process per image spends ~0.2 s of
+    each keyframe starting up; see bench/ocr.py)."""
     import pytesseract
-    from PIL import Image
 
-    with Image.open(path) as image:
-        data = pytesseract.image_to_data(image.convert("L"), lang=lang, output_type=pytesseract.Output.DICT)
-    lines: dict[tuple[int, int, int], list[str]] = {}
-    confidences = []
-    for word, confidence, *where in zip(data["text"], data["conf"], data["block_num"], data["par_num"],
-                                        data["line_num"]):
+    if not paths:
+        return []
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="lectern-ocr-") as listing:
+        listing.write("".join(f"{path}\n" for path in paths))
+        listing.flush()
+        data = pytesseract.image_to_data(listing.name, lang=lang, output_type=pytesseract.Output.DICT)
+    lines: list[dict[tuple[int, int, int], list[str]]] = [{} for _ in paths]
+    confidences: list[list[float]] = [[] for _ in paths]
+    for word, confidence, page, *where in zip(data["text"], data["conf"], data["page_num"], data["block_num"],
+                                              data["par_num"], data["line_num"]):
         confidence, word = float(confidence), word.strip()
         if len(word) == 1 and not (word.isdigit() or word in "aAI"):
             continue  # a lone glyph: a bullet read as "e" or "o", a stray mark
         if word and confidence >= min_confidence:
-            lines.setdefault(tuple(where), []).append(word)
-            confidences.append(confidence)
-    text = "\n".join(" ".join(words) for words in lines.values())
-    return text, round(sum(confidences) / len(confidences), 1) if confidences else None
+            lines[page - 1].setdefault(tuple(where), []).append(word)
+            confidences[page - 1].append(confidence)
+    return [("\n".join(" ".join(words) for words in found.values()),
+             round(sum(scores) / len(scores), 1) if scores else None)
+            for found, scores in zip(lines, confidences)]
 
 
 def read_with_vlm(paths: list[str], model: str, prompt: str | None, device: str, batch_size: int,
@@ -108,19 +116,19 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     keys = [frame["key"] for clip in store.get_json(clips_key)["clips"] for frame in clip["keyframes"]]
     started = time.monotonic()
 
-    def read(key: str) -> tuple[str, float | None]:
-        with store.local_path(key) as path:
-            return read_words(str(path), settings.ocr_lang, settings.ocr_min_confidence)
-
-    if settings.ocr_engine == "vlm":
-        with ExitStack() as stack:
-            paths = [str(stack.enter_context(store.local_path(key))) for key in keys]
+    with ExitStack() as stack:
+        paths = [str(stack.enter_context(store.local_path(key))) for key in keys]
+        if settings.ocr_engine == "vlm":
             answers = read_with_vlm(paths, settings.ocr_vlm_model, settings.ocr_vlm_prompt, settings.llm_device,
                                     settings.llm_batch_size)
-        raw = {key: (text, None) for key, text in zip(keys, answers)}
-    else:
-        with ThreadPoolExecutor(max_workers=settings.ocr_workers or os.cpu_count() or 1) as pool:
-            raw = dict(zip(keys, pool.map(read, keys)))  # keys are in time order; map keeps it
+            raw = {key: (text, None) for key, text in zip(keys, answers)}
+        else:
+            # one tesseract process per worker, each over every n-th keyframe (neighbours cost alike)
+            workers = max(1, min(settings.ocr_workers or os.cpu_count() or 1, len(keys)))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                shares = list(pool.map(lambda n: read_images(paths[n::workers], settings.ocr_lang,
+                                                             settings.ocr_min_confidence), range(workers)))
+            raw = {key: shares[i % workers][i // workers] for i, key in enumerate(keys)}
     seconds = time.monotonic() - started
     texts: dict[str, str] = {}
     details: dict[str, dict] = {}

@@ -1,0 +1,129 @@
+"""What the benchmarks share: the machine they ran on, the cached inputs (tiny models, narrated lecture videos),
+a state DB seeded with videos, and running one stage as a pod does -- a `lectern stage` process -- with its wall
+time and peak memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".lectern" / "bench"
+NARRATION = ("Today we study how cells turn food into energy. First, glycolysis splits glucose into two molecules "
+             "of pyruvate. Then the citric acid cycle releases carbon dioxide and stores energy in carriers. "
+             "Finally, the electron transport chain makes most of the ATP. Let us look at each step in turn. ")
+
+
+TITLE = "Cellular respiration lecture"
+DESCRIPTION = "How cells turn glucose into ATP: glycolysis, the citric acid cycle and the electron transport chain."
+
+
+def machine() -> str:
+    """One line: CPU model, cores, memory, and the GPU when there is one."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        memory_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                         if line.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        memory_kb = 0
+    gpu = "no GPU"
+    try:
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                               text=True, timeout=20).stdout.strip()
+        gpu = names.replace("\n", ", ") or gpu
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {memory_kb / 2**20:.0f} GiB, {gpu}, Python {platform.python_version()}"
+
+
+def tiny_models() -> dict[str, str]:
+    from lectern.models.tiny import build_all
+
+    return build_all(CACHE / "models")
+
+
+def narrated_lecture(minutes: float, speech_minutes: float | None = None) -> tuple[Path, float]:
+    """A 720p H.264 slide lecture (bench/keyframes.py's, I-frames every 2 s) with a narration track: espeak-ng
+    reading a paragraph over and over, for `speech_minutes` (default: throughout) and silence after. A lecture
+    longer than 5 minutes repeats the 5-minute one (stream copy), so an hour is made in seconds."""
+    from keyframes import video  # bench/ is on sys.path when a bench script runs
+
+    name = f"narrated-{minutes:g}min" + (f"-speech{speech_minutes:g}" if speech_minutes is not None else "")
+    out = CACHE / f"{name}.mp4"
+    if out.is_file():
+        return out, probe_duration(out)
+    base, _truth = video(min(minutes, 5.0))
+    silent = Path(base)
+    if minutes > 5.0:
+        silent = CACHE / f"lecture-{minutes:g}min-repeated.mp4"
+        listing = CACHE / f"{silent.stem}.txt"
+        listing.write_text(f"file '{base}'\n" * int(-(-minutes // 5)))
+        _ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-t", str(minutes * 60), "-c", "copy", str(silent))
+    speech = CACHE / "narration.wav"
+    if not speech.is_file():
+        subprocess.run(["espeak-ng", "-s", "150", "-w", str(speech), NARRATION * 2], check=True, capture_output=True)
+    trim = f"atrim=0:{speech_minutes * 60}," if speech_minutes is not None else ""
+    _ffmpeg("-i", str(silent), "-stream_loop", "-1", "-i", str(speech),
+            "-filter_complex", f"[1:a]{trim}apad,aresample=16000[a]", "-map", "0:v", "-map", "[a]",
+            "-c:v", "copy", "-c:a", "aac", "-ac", "1", "-shortest", "-movflags", "+faststart", str(out))
+    return out, probe_duration(out)
+
+
+def probe_duration(path: Path) -> float:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return float(json.loads(out)["format"]["duration"])
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", *args], check=True)
+
+
+def seed(db_url: str, videos: list[tuple[str, str]]) -> None:
+    """(video id, url) pairs, each a pending download, as a search would leave them."""
+    from lectern.state.db import migrate, session_scope
+    from lectern.state.ops import FoundVideo, PointSpec, record_search, sync_subject
+
+    migrate(db_url)
+    with session_scope(db_url) as session:
+        # the narration's topic, so the judge finds the transcript relevant to the point that found it
+        [point] = sync_subject(session, "Biology", [PointSpec("Cellular respiration", "Cellular respiration",
+                                                              "cellular respiration glycolysis ATP lecture")])
+        record_search(session, point, [FoundVideo(video_id, url, TITLE, DESCRIPTION) for video_id, url in videos], {})
+
+
+def bench_environment(home: Path, models: dict[str, str], **extra: str) -> dict[str, str]:
+    """The process environment of a benchmark run: the demo's settings (tiny models, loopback downloads)."""
+    from lectern.demo.run import demo_settings
+
+    return {**os.environ, **demo_settings(models), "LECTERN_HOME": str(home), **extra}
+
+
+@dataclass
+class StageRun:
+    seconds: float  # wall time of the process
+    peak_rss_mib: float  # its peak resident memory, children included
+    exit_code: int
+
+
+def run_stage_process(stage: str, video_ids: list[str], env: dict[str, str], force: bool = False) -> StageRun:
+    """`python -m lectern stage STAGE --video-id ...`, as a pod runs it; wall time and peak RSS (wait4's
+    ru_maxrss of the process, and of any child it waited for: ffmpeg, tesseract)."""
+    command = [sys.executable, "-m", "lectern", "stage", stage, *(["--force"] if force else []), "--video-id",
+               *video_ids]
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    seconds = time.monotonic() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return StageRun(seconds, usage.ru_maxrss / 1024, process.returncode)
