@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+
+from common import CACHE, machine, seed, tiny_models
 
 from lectern.config import Settings
 from lectern.demo.corpus import generate
 from lectern.demo.run import demo_settings
 from lectern.demo.server import CorpusServer
-from lectern.models.tiny import build_all
 from lectern.runner import run_stage
-from lectern.state.db import migrate, session_scope
-from lectern.state.ops import FoundVideo, PointSpec, record_search, stage_rows, sync_subject
-
-ROOT = Path(__file__).resolve().parents[1]
+from lectern.state.db import session_scope
+from lectern.state.ops import stage_rows
 
 
 def transcribe(video_ids: list[str], env: dict[str, str]) -> float:
@@ -36,41 +33,46 @@ def transcribe(video_ids: list[str], env: dict[str, str]) -> float:
     return time.monotonic() - started
 
 
+def measure(videos: int = 4, model: str | None = None) -> list[dict]:
+    """One process per video, then one process for all of them: wall, audio, x realtime, model-load share."""
+    models = tiny_models()
+    corpus_dir = CACHE / "corpus"
+    truth = generate(corpus_dir)
+    video_ids = list(truth["videos"])[:videos]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="lectern-bench-") as tmp, CorpusServer(corpus_dir) as server:
+        env = {**os.environ, **demo_settings(models), "LECTERN_HOME": tmp}
+        if model:
+            env["LECTERN_WHISPER_MODEL"] = model
+        settings = Settings.from_env(env)
+        seed(settings.db_url, [(v, f"{server.base_url}/{v}.mp4") for v in video_ids])
+        for video_id in video_ids:
+            run_stage("download", video_id, settings)
+        for mode, batches in (("one process per video", [[v] for v in video_ids]),
+                              (f"one process, {len(video_ids)} videos", [video_ids])):
+            wall = sum(transcribe(batch, env) for batch in batches)
+            audio, load = metrics(settings, video_ids)
+            rows.append({"mode": mode, "audio_s": audio, "wall_s": wall, "realtime": audio / wall,
+                         "load_s": load, "load_share": load / wall, "model": settings.whisper_model,
+                         "device": settings.asr_device})
+    return rows
+
+
+def table(rows: list[dict]) -> list[str]:
+    lines = ["| mode | audio s | wall s | x realtime | model load s | load share |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['mode']} | {r['audio_s']:.1f} | {r['wall_s']:.1f} | {r['realtime']:.2f} | {r['load_s']:.1f} | "
+              f"{r['load_share']:.0%} |" for r in rows]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--model", help="Whisper model id or path (default: the tiny local model)")
     args = parser.parse_args()
-
-    cache = ROOT / ".lectern" / "bench-cache"
-    models = build_all(cache / "models")
-    corpus_dir = cache / "corpus"
-    truth = generate(corpus_dir)
-    video_ids = list(truth["videos"])[: args.videos]
-    with tempfile.TemporaryDirectory(prefix="lectern-bench-") as tmp, CorpusServer(corpus_dir) as server:
-        env = {**os.environ, **demo_settings(models), "LECTERN_HOME": tmp,
-               "LECTERN_ASR_HALLUCINATION_CHECKS": "false"}
-        if args.model:
-            env["LECTERN_WHISPER_MODEL"] = args.model
-        settings = Settings.from_env(env)
-        migrate(settings.db_url)
-        with session_scope(settings.db_url) as session:
-            [point] = sync_subject(session, "Bench", [PointSpec("bench", "bench", "bench")])
-            record_search(session, point, [FoundVideo(v, f"{server.base_url}/{v}.mp4") for v in video_ids], {})
-        for video_id in video_ids:
-            run_stage("download", video_id, settings)
-
-        rows = []
-        per_video = sum(transcribe([v], env) for v in video_ids)
-        rows.append(("one process per video", per_video, metrics(settings, video_ids)))
-        batched = transcribe(video_ids, env)
-        rows.append((f"one process, {len(video_ids)} videos", batched, metrics(settings, video_ids)))
-
-    print(f"ASR benchmark on {platform.node()} ({os.cpu_count()} CPUs, {settings.asr_device}), "
-          f"model {settings.whisper_model}")
-    print(f"{'mode':<26} {'audio s':>8} {'wall s':>8} {'x realtime':>11} {'model load s':>13} {'load share':>11}")
-    for mode, wall, (audio, load) in rows:
-        print(f"{mode:<26} {audio:8.1f} {wall:8.1f} {audio / wall:11.2f} {load:13.1f} {load / wall:11.0%}")
+    rows = measure(args.videos, args.model)
+    print(f"\nASR benchmark on {machine()}, model {rows[0]['model']} on {rows[0]['device']}\n")
+    print("\n".join(table(rows)))
 
 
 def metrics(settings: Settings, video_ids: list[str]) -> tuple[float, float]:

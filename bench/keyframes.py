@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".lectern" / "bench"
+from common import CACHE, machine
 THRESHOLD, GRID, WIDTH = 0.95, (8, 12), 320  # the stage's defaults
 
 
@@ -97,15 +94,12 @@ def exact(path: str) -> tuple[list[float], float]:
     return found, time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=5.0, help="length of the video for the fast path")
-    parser.add_argument("--naive-seconds", type=float, default=60.0, help="length of the clip both methods run on")
-    args = parser.parse_args()
+def measure(minutes: float = 5.0, naive_seconds: float = 60.0) -> dict:
+    """Every method's rows, the fast/naive speed ratio and fast/exact agreement."""
     from lectern.demo.synthetic import match_changes
 
-    long_path, long_truth = video(args.minutes)
-    clip_path, clip_truth = clip_of(long_path, long_truth, args.naive_seconds)
+    long_path, long_truth = video(minutes)
+    clip_path, clip_truth = clip_of(long_path, long_truth, naive_seconds)
     fast(clip_path)  # warm-up: imports and first-use costs, paid once per stage process
     fast_long, fast_long_s = fast(long_path)
     fast_clip, fast_clip_s = fast(clip_path)
@@ -113,25 +107,42 @@ def main() -> None:
     exact_long, exact_long_s = exact(long_path)
     naive_clip, naive_clip_s = naive(clip_path)
     gop = 2.0 + 0.1
-    rows = [
+    rows = []
+    for method, name, truth, found, seconds, tolerance in (
         ("naive exact (every frame, full size)", "clip", clip_truth, naive_clip, naive_clip_s, 1.1),
         ("exact (every frame, 320 px)", "clip", clip_truth, exact_clip, exact_clip_s, 1.1),
-        ("exact (every frame, 320 px)", f"{args.minutes:g} min", long_truth, exact_long, exact_long_s, 1.1),
+        ("exact (every frame, 320 px)", f"{minutes:g} min", long_truth, exact_long, exact_long_s, 1.1),
         ("fast path (I-frames, 320 px)", "clip", clip_truth, fast_clip, fast_clip_s, gop),
-        ("fast path (I-frames, 320 px)", f"{args.minutes:g} min", long_truth, fast_long, fast_long_s, gop),
-    ]
-    cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    print(f"\nkeyframes benchmark ({cpu}; threshold {THRESHOLD}, grid {GRID[0]}x{GRID[1]})\n")
-    print("| method | video | seconds of video | wall s | x realtime | keyframes | recall | precision |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for method, name, truth, found, seconds, tolerance in rows:
+        ("fast path (I-frames, 320 px)", f"{minutes:g} min", long_truth, fast_long, fast_long_s, gop),
+    ):
         score = match_changes(found[1:], truth["changes"], tolerance)
-        print(f"| {method} | {name} | {truth['duration']:.0f} | {seconds:.2f} | {truth['duration'] / seconds:.1f} "
-              f"| {len(found)} | {score['recall']:.3f} | {score['precision']:.3f} |")
+        rows.append({"method": method, "video": name, "video_s": truth["duration"], "wall_s": seconds,
+                     "realtime": truth["duration"] / seconds, "keyframes": len(found), **score})
     agree = match_changes(fast_long, exact_long, gop)  # a fast keyframe at most one GOP after an exact one
-    print(f"\nfast path vs naive on the same clip: {naive_clip_s / fast_clip_s:.0f}x faster")
-    print(f"fast path vs exact keyframes ({args.minutes:g} min): {agree['recall']:.3f} of exact keyframes found, "
-          f"{agree['precision']:.3f} of fast keyframes matched (within one GOP)")
+    return {"rows": rows, "fast_vs_naive": naive_clip_s / fast_clip_s, "agreement": agree, "minutes": minutes}
+
+
+def table(result: dict) -> list[str]:
+    lines = ["| method | video | seconds of video | wall s | x realtime | keyframes | recall | precision |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in result["rows"]:
+        lines.append(f"| {r['method']} | {r['video']} | {r['video_s']:.0f} | {r['wall_s']:.2f} | {r['realtime']:.1f} "
+                     f"| {r['keyframes']} | {r['recall']:.3f} | {r['precision']:.3f} |")
+    agree = result["agreement"]
+    lines += ["", f"fast path vs naive on the same clip: {result['fast_vs_naive']:.0f}x faster",
+              f"fast path vs exact keyframes ({result['minutes']:g} min): {agree['recall']:.3f} of exact keyframes "
+              f"found, {agree['precision']:.3f} of fast keyframes matched (within one GOP)"]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=5.0, help="length of the video for the fast path")
+    parser.add_argument("--naive-seconds", type=float, default=60.0, help="length of the clip both methods run on")
+    args = parser.parse_args()
+    result = measure(args.minutes, args.naive_seconds)
+    print(f"\nkeyframes benchmark on {machine()} (threshold {THRESHOLD}, grid {GRID[0]}x{GRID[1]})\n")
+    print("\n".join(table(result)))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from unittest import mock
 
+from common import machine
+
 
 def ocr_rows(keyframes: int = 24) -> list[dict]:
     from PIL import Image
@@ -64,8 +66,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keyframes", type=int, default=24)
     args = parser.parse_args()
-    from common import machine
-
     rows = ocr_rows(args.keyframes)
     print(f"\nOCR benchmark on {machine()}; {args.keyframes} keyframes of 1280x720\n")
     print("| method | cores | wall s | s per keyframe | characters |")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from lectern.config import STAGES, Settings
+from lectern.prefilter import awaited_scores
 from lectern.state.db import session_scope
 from lectern.state.ops import Backlog, backlog
 
@@ -28,7 +29,7 @@ def round_confs(subject: str, batch_size: int) -> dict[str, dict]:
 
 def subject_backlog(settings: Settings, subject: str) -> Backlog:
     with session_scope(settings.db_url) as session:
-        return backlog(session, settings.max_attempts, subject=subject)
+        return backlog(session, settings.max_attempts, subject=subject, await_scores=awaited_scores(settings))
 
 
 def _listing(by_stage: dict[str, list[str]]) -> str:

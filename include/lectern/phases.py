@@ -7,6 +7,7 @@ from typing import Sequence
 
 from lectern.config import GPU_STAGES, STAGES, Settings
 from lectern.discovery import load_taxonomy, subject_file
+from lectern.prefilter import awaited_scores
 from lectern.stages import stage_version
 from lectern.state.db import session_scope
 from lectern.state.ops import (
@@ -52,7 +53,8 @@ def claim(settings: Settings, stage: str, owner: str, subject: str | None = None
             log.info("%s: %d results are stale (other version or settings than %s)", stage, len(stale),
                      stage_version(stage, settings))
         ids = claim_videos(session, stage, owner, batch_size or settings.batch_size, settings.lease_seconds,
-                           settings.max_attempts, subject=subject, video_ids=video_ids)
+                           settings.max_attempts, subject=subject, video_ids=video_ids,
+                           await_scores=awaited_scores(settings))
     scope = (f" of subject {subject}" if subject else "") + (f" among {', '.join(video_ids)}" if video_ids else "")
     log.info("%s: claimed %d videos%s%s", stage, len(ids), scope, " (force)" if force else "")
     return ids

@@ -37,6 +37,11 @@ def non_latin_share(text: str) -> float:
     return sum(1 for c in letters if not unicodedata.name(c, "").startswith("LATIN")) / len(letters)
 
 
+def awaited_scores(settings: Settings) -> tuple[bool, bool]:
+    """The metadata scores (relevance, LLM) this filter uses: a download waits for discovery to compute them."""
+    return settings.metadata_min_relevance > 0, bool(settings.metadata_judge_model)
+
+
 def metadata_rejection(video: VideoRecord, settings: Settings) -> str | None:
     """The first pre-download filter the video fails, or None."""
     reason = duration_reason(video.duration_s, settings)

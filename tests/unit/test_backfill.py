@@ -6,12 +6,22 @@ from lectern.backfill import review_round, round_confs, subject_backlog
 from lectern.config import STAGES, Settings
 from lectern.state.db import session_scope
 from lectern.state.models import VideoStage, utcnow
-from lectern.state.ops import claim_videos, mark_failed, mark_rejected, mark_succeeded
+from lectern.phases import claim
+from lectern.state.ops import (
+    claim_videos,
+    links_to_score,
+    mark_failed,
+    mark_rejected,
+    mark_succeeded,
+    record_link_scores,
+)
 from tests.unit.state.test_ops import seed
 
 
-def settings_for(db_url, tmp_path) -> Settings:
-    return Settings.from_env({"LECTERN_DB_URL": db_url, "LECTERN_HOME": str(tmp_path), "LECTERN_MAX_ATTEMPTS": "3"})
+def settings_for(db_url, tmp_path, **env) -> Settings:
+    # metadata scoring off unless asked for: these rows come from searches that were never scored
+    return Settings.from_env({"LECTERN_DB_URL": db_url, "LECTERN_HOME": str(tmp_path), "LECTERN_MAX_ATTEMPTS": "3",
+                              "LECTERN_METADATA_MIN_RELEVANCE": "0", **env})
 
 
 def test_round_confs_state_every_param_and_force_nothing():
@@ -71,3 +81,21 @@ def test_other_subjects_do_not_count(db_url, tmp_path):
     settings = settings_for(db_url, tmp_path)
     seed(db_url, n=2, subject="History")
     assert subject_backlog(settings, "Biology").drained
+
+
+def test_downloads_wait_for_discoverys_metadata_scores(db_url, tmp_path):
+    """A scheduled download run that falls between a search and its scoring takes none of its videos: the
+    pre-download filter would judge them without their scores. The backfill counts them as in flight."""
+    settings = settings_for(db_url, tmp_path, LECTERN_METADATA_MIN_RELEVANCE="0.15")
+    seed(db_url, n=2)  # v0 found by two points, v1 by one; nothing scored yet
+    assert claim(settings, "download", "scheduled-run") == []
+    assert subject_backlog(settings, "Biology").waiting == {"download": ["v0", "v1"]}
+    with session_scope(db_url) as session:
+        links = links_to_score(session, "Biology")
+        record_link_scores(session, [(link, 0.5, None, None) for link in links if link.video_id == "v1"]
+                           + [(next(link for link in links if link.video_id == "v0"), 0.5, None, None)])
+    # v1 scored; v0 still has a search result without its score
+    assert subject_backlog(settings, "Biology").ready == {"download": ["v1"]}
+    assert claim(settings, "download", "scheduled-run") == ["v1"]
+    # with scoring off nothing waits
+    assert claim(settings_for(db_url, tmp_path), "download", "another-run") == ["v0"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from lectern.config import STAGES
@@ -164,10 +164,9 @@ class Link:
 def links_to_score(session: Session, subject: str | None = None, relevance: bool = True,
                    llm: bool = False) -> list[Link]:
     """Search results missing a score asked for: a relevance, or an LLM metadata answer."""
-    wanted = ([VideoSource.relevance.is_(None)] if relevance else []) + ([VideoSource.llm_response.is_(None)] if llm else [])
-    if not wanted:
+    missing = _missing_scores(relevance, llm)
+    if missing is None:
         return []
-    missing = or_(*wanted)
     query = (select(VideoSource.video_id, VideoSource.point_id, Subject.name, KnowledgePoint.name, Video.title,
                     Video.description)
              .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
@@ -178,6 +177,21 @@ def links_to_score(session: Session, subject: str | None = None, relevance: bool
         query = query.where(Subject.name == subject)
     return [Link(vid, pid, f"{subj}: {point}", title or "", desc or "")
             for vid, pid, subj, point, title, desc in session.execute(query)]
+
+
+def _missing_scores(relevance: bool, llm: bool):
+    """The condition on a search result that lacks a score asked for (None: no score is asked for)."""
+    wanted = ([VideoSource.relevance.is_(None)] if relevance else []) + ([VideoSource.llm_response.is_(None)] if llm else [])
+    return or_(*wanted) if wanted else None
+
+
+def _awaiting_scores(relevance: bool, llm: bool):
+    """Download rows of videos with a search result not scored yet: the pre-download filter must not judge them
+    before discovery has scored them (a scheduled download run can fall between a search and its scoring)."""
+    missing = _missing_scores(relevance, llm)
+    if missing is None:
+        return false()
+    return and_(VideoStage.stage == "download", VideoStage.video_id.in_(select(VideoSource.video_id).where(missing)))
 
 
 def record_link_scores(session: Session, scores: Sequence[tuple[Link, float | None, float | None, str | None]]) -> None:
@@ -257,10 +271,13 @@ def reset_stale(session: Session, stage: str, current_version: str, video_ids: S
 
 
 def claim_videos(session: Session, stage: str, owner: str, limit: int, lease_seconds: int, max_attempts: int,
-                 subject: str | None = None, video_ids: Sequence[str] | None = None) -> list[str]:
-    """Lease up to `limit` ready videos of `stage` to `owner`; concurrent claimers never get the same one."""
+                 subject: str | None = None, video_ids: Sequence[str] | None = None,
+                 await_scores: tuple[bool, bool] = (False, False)) -> list[str]:
+    """Lease up to `limit` ready videos of `stage` to `owner`; concurrent claimers never get the same one.
+    `await_scores` (relevance, LLM): downloads wait until discovery has scored their search results."""
     now = utcnow()
-    query = _scoped(select(VideoStage).where(_claimable(stage, now, max_attempts)), video_ids, subject)
+    query = _scoped(select(VideoStage).where(_claimable(stage, now, max_attempts), ~_awaiting_scores(*await_scores)),
+                    video_ids, subject)
     query = query.order_by(VideoStage.created_at, VideoStage.video_id).limit(limit)
     # Postgres: SKIP LOCKED lets concurrent claimers pass each other's rows. SQLite ignores it and
     # serialises writers instead.
@@ -499,17 +516,20 @@ class Backlog:
         return not self.ready and not self.waiting
 
 
-def backlog(session: Session, max_attempts: int, subject: str | None = None) -> Backlog:
+def backlog(session: Session, max_attempts: int, subject: str | None = None,
+            await_scores: tuple[bool, bool] = (False, False)) -> Backlog:
     now = utcnow()
-    ready_rows = session.execute(_scoped(
-        select(VideoStage.stage, VideoStage.video_id).where(_ready(now, max_attempts)), None, subject)).all()
-    ready_keys = set(ready_rows)
+    ready_keys = set(session.execute(_scoped(
+        select(VideoStage.stage, VideoStage.video_id).where(_ready(now, max_attempts)), None, subject)).all())
+    scoring = set(session.execute(_scoped(
+        select(VideoStage.stage, VideoStage.video_id).where(_awaiting_scores(*await_scores)), None, subject)).all())
     ready: dict[str, list[str]] = {}
     waiting: dict[str, list[str]] = {}
     finished, failed = 0, []
     for row in stage_rows(session, subject=subject):
-        if (row.stage, row.video_id) in ready_keys:
-            ready.setdefault(row.stage, []).append(row.video_id)
+        key = (row.stage, row.video_id)
+        if key in ready_keys:  # a download waiting for discovery's metadata scores is in flight, not ready
+            (waiting if key in scoring else ready).setdefault(row.stage, []).append(row.video_id)
         elif row.status == RUNNING or (row.status == FAILED and row.error_kind == TRANSIENT
                                        and row.attempts < max_attempts):
             waiting.setdefault(row.stage, []).append(row.video_id)
