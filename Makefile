@@ -6,7 +6,7 @@ export LECTERN_HOME ?= $(CURDIR)/.lectern
 APT_PACKAGES := ffmpeg tesseract-ocr tesseract-ocr-eng espeak-ng fonts-dejavu-core curl radosgw ceph-mon ceph-osd ceph-common chromium docker-compose
 STAMP := $(VENV)/.lectern-installed
 
-.PHONY: setup system-packages demo test test-fast reliability clean
+.PHONY: setup system-packages demo test test-fast reliability bench clean
 
 setup: system-packages $(STAMP)
 
@@ -31,6 +31,10 @@ test: setup
 # The fault-injection suite alone (it is part of `make test` too); prints the fault / survived / lost table.
 reliability: setup
 	$(PY) -m pytest -q tests/reliability
+
+# The benchmark suite (not part of `make test`): one summary table with the machine it ran on; ~1.5 h on 2 cores.
+bench: setup
+	cd bench && $(abspath $(PY)) run.py
 
 clean:
 	rm -rf .lectern test-artifacts

@@ -53,15 +53,17 @@ def measure(videos: int = 4, model: str | None = None) -> list[dict]:
             wall = sum(transcribe(batch, env) for batch in batches)
             audio, load = metrics(settings, video_ids)
             rows.append({"mode": mode, "audio_s": audio, "wall_s": wall, "realtime": audio / wall,
+                         "realtime_loaded": audio / max(wall - load, 1e-9),  # model loading amortised away
                          "load_s": load, "load_share": load / wall, "model": settings.whisper_model,
                          "device": settings.asr_device})
     return rows
 
 
 def table(rows: list[dict]) -> list[str]:
-    lines = ["| mode | audio s | wall s | x realtime | model load s | load share |", "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['mode']} | {r['audio_s']:.1f} | {r['wall_s']:.1f} | {r['realtime']:.2f} | {r['load_s']:.1f} | "
-              f"{r['load_share']:.0%} |" for r in rows]
+    lines = ["| mode | audio s | wall s | x realtime | x realtime, load excluded | model load s | load share |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['mode']} | {r['audio_s']:.1f} | {r['wall_s']:.1f} | {r['realtime']:.2f} | "
+              f"{r['realtime_loaded']:.2f} | {r['load_s']:.1f} | {r['load_share']:.0%} |" for r in rows]
     return lines
 
 

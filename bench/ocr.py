@@ -62,16 +62,20 @@ def one_at_a_time(read_images):
     return lambda paths, lang, min_confidence: [read_images([path], lang, min_confidence)[0] for path in paths]
 
 
+def table(rows: list[dict]) -> list[str]:
+    lines = ["| method | cores | wall s | s per keyframe | characters |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['method']} | {r['cores']} | {r['wall_s']:.2f} | {r['per_keyframe_s']:.3f} | {r['characters']} |"
+              for r in rows]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keyframes", type=int, default=24)
     args = parser.parse_args()
     rows = ocr_rows(args.keyframes)
     print(f"\nOCR benchmark on {machine()}; {args.keyframes} keyframes of 1280x720\n")
-    print("| method | cores | wall s | s per keyframe | characters |")
-    print("| --- | --- | --- | --- | --- |")
-    for r in rows:
-        print(f"| {r['method']} | {r['cores']} | {r['wall_s']:.2f} | {r['per_keyframe_s']:.3f} | {r['characters']} |")
+    print("\n".join(table(rows)))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ python=${PYTHON:-python3}
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip uv
 uv() { "$venv/bin/uv" pip "$@" --python "$venv/bin/python"; }
+# Write the bytecode at install time: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set (as on
+# this project's machines) every process would compile its imports from source again -- seconds per stage
+# process, ~10 s of loading WhisperX (bench/README: the profile of the transcribe stage).
+export UV_COMPILE_BYTECODE=1
 # A local CPU build of torch, where the machine carries one (uv does not read pip.conf's find-links).
 find_links=()
 for dir in /opt/wheels; do [ -d "$dir" ] && find_links+=(--find-links "$dir"); done
