@@ -102,12 +102,17 @@ def through_airflow(env: dict[str, str], home: Path, video_ids: list[str], metad
         started = time.monotonic()
         urllib.request.urlopen(request, timeout=60).read()
 
+        idle_since = [time.monotonic()]
+
         def finished() -> bool:
-            if sum(statuses(settings, STAGES[-1], video_ids).get(s, 0) for s in TERMINAL) < len(video_ids) and \
-                    not all_ended_early(settings, video_ids):
-                return False
-            return not any(airflow.get(f"/api/v2/dags/{d}/dagRuns?state=running&state=queued")["total_entries"]
-                           for d in dag_ids)
+            busy = any(airflow.get(f"/api/v2/dags/{d}/dagRuns?state=running&state=queued")["total_entries"]
+                       for d in dag_ids)
+            if busy:
+                idle_since[0] = time.monotonic()
+            elif time.monotonic() - idle_since[0] > 120 and not all_ended_early(settings, video_ids):
+                raise RuntimeError(f"no DAG run for 2 minutes and videos left: {statuses(settings, 'download', video_ids)}")
+            done = sum(statuses(settings, STAGES[-1], video_ids).get(s, 0) for s in TERMINAL) == len(video_ids)
+            return not busy and (done or all_ended_early(settings, video_ids))
 
         airflow.wait_until(finished, 6 * 3600, "every video through every phase", interval=1.0)
         wall = time.monotonic() - started
@@ -137,8 +142,10 @@ def overhead(n: int, seconds: float) -> dict:
             names = [f"lectern_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
             state_url, metadata_url = (database("create", name) for name in names)
             try:
+                # seeded, not searched: no metadata scores for downloads to wait for
                 env = bench_environment(home, models, LECTERN_DB_URL=state_url, LECTERN_BATCH_SIZE=str(n),
-                                        LECTERN_STORE_URL=f"file://{home / 'store'}")
+                                        LECTERN_STORE_URL=f"file://{home / 'store'}",
+                                        LECTERN_METADATA_MIN_RELEVANCE="0")
                 seed(state_url, [(v, f"{server.base_url}/{path.name}?copy={v}") for v in video_ids])
                 if mode == "direct":
                     result["direct_s"] = direct(env, video_ids)
@@ -146,6 +153,7 @@ def overhead(n: int, seconds: float) -> dict:
                     result["airflow_s"], result["task_instances"] = through_airflow(env, home, video_ids,
                                                                                     metadata_url)
                 result[f"{mode}_outcome"] = statuses(Settings.from_env(env), STAGES[-1], video_ids)
+                print(f"{n} videos, {mode}: {result}", flush=True)
             finally:
                 from lectern.state.db import engine_for
 
