@@ -145,7 +145,7 @@ def overhead(n: int, seconds: float) -> dict:
                 # seeded, not searched: no metadata scores for downloads to wait for
                 env = bench_environment(home, models, LECTERN_DB_URL=state_url, LECTERN_BATCH_SIZE=str(n),
                                         LECTERN_STORE_URL=f"file://{home / 'store'}",
-                                        LECTERN_METADATA_MIN_RELEVANCE="0")
+                                        LECTERN_METADATA_MIN_RELEVANCE="0", LECTERN_METADATA_JUDGE_MODEL="")
                 seed(state_url, [(v, f"{server.base_url}/{path.name}?copy={v}") for v in video_ids])
                 if mode == "direct":
                     result["direct_s"] = direct(env, video_ids)
