@@ -3,13 +3,14 @@ phase's tasks run as Airflow would map them, with the same concurrency) and once
 Airflow 3: api-server, scheduler, dag-processor, triggerer, LocalExecutor; the download run triggered through the
 REST API, every later phase scheduled by the previous phase's Asset). Overhead = Airflow wall / direct wall - 1.
 
-    .venv/bin/python bench/overhead.py [--videos 50 200] [--seconds 12]
+    .venv/bin/python bench/overhead.py [--videos 50 200] [--seconds 12] [--cpu-videos-per-task 1 25]
 
 Videos are short narrated lectures (--seconds long, one file served on loopback under N ids, each downloaded on
 its own); the state DB and Airflow's metadata DB are fresh databases on the Postgres at LECTERN_BENCH_PG_URL
 (default postgresql+psycopg2://postgres@127.0.0.1:5432/postgres). Concurrency: the download pool's slots, the GPU
 pool's (1), and for CPU phases one task per core (AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG, and as many CLI
-processes at once directly).
+processes at once directly). Each N runs once per --cpu-videos-per-task value (LECTERN_CPU_VIDEOS_PER_TASK: 1 is one
+mapped task per video, more amortises Airflow's per-task cost); both modes run the same task groups.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from common import CACHE, bench_environment, machine, narrated_lecture, run_stage_process, seed, tiny_models
@@ -31,7 +33,7 @@ from lectern.config import GPU_STAGES, STAGES, Settings
 from lectern.demo.local_airflow import LocalAirflow
 from lectern.demo.server import CorpusServer
 from lectern.phases import pool_definitions, task_groups
-from lectern.state.db import session_scope
+from lectern.state.db import migrate, session_scope
 from lectern.state.ops import stage_rows
 
 ADMIN_URL = os.environ.get("LECTERN_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -49,6 +51,9 @@ def database(action: str, name: str) -> str:
     return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
+CPU_TASKS = os.cpu_count() or 1
+
+
 def concurrency(stage: str, settings: Settings) -> int:
     if stage in GPU_STAGES:
         return settings.gpu_pool_slots
@@ -57,19 +62,18 @@ def concurrency(stage: str, settings: Settings) -> int:
     return CPU_TASKS
 
 
-CPU_TASKS = os.cpu_count() or 1
-
-
 def ready(settings: Settings, stage: str, video_ids: list[str]) -> list[str]:
     with session_scope(settings.db_url) as session:
         return sorted(r.video_id for r in stage_rows(session, video_ids=video_ids, stage=stage) if r.status == "pending")
 
 
-def statuses(settings: Settings, stage: str, video_ids: list[str]) -> dict[str, int]:
+def statuses(settings: Settings, stage: str | None, video_ids: list[str]) -> dict[str, int]:
+    """Rows by status, of one stage (or of every stage: "stage status" keys)."""
     with session_scope(settings.db_url) as session:
         counts: dict[str, int] = {}
         for row in stage_rows(session, video_ids=video_ids, stage=stage):
-            counts[row.status] = counts.get(row.status, 0) + 1
+            key = row.status if stage else f"{row.stage} {row.status}"
+            counts[key] = counts.get(key, 0) + 1
         return counts
 
 
@@ -84,9 +88,12 @@ def direct(env: dict[str, str], video_ids: list[str]) -> float:
     return time.monotonic() - started
 
 
-def through_airflow(env: dict[str, str], home: Path, video_ids: list[str], metadata_url: str) -> tuple[float, int]:
-    """Trigger the download DAG through the REST API; the Assets schedule every later phase. Returns the wall
-    time until every video ended the last phase and no DAG run is left, and the number of task instances run."""
+def through_airflow(env: dict[str, str], home: Path, video_ids: list[str], metadata_url: str,
+                    seed_videos) -> tuple[float, int]:
+    """Start Airflow on an empty state DB and let the runs it schedules at start (the phases' cron) end, claiming
+    nothing; then seed the videos and trigger the download DAG through the REST API; the Assets schedule every
+    later phase. Returns the wall time from the trigger until every video ended the last phase and no DAG run is
+    left, and the number of task instances run."""
     settings = Settings.from_env(env)
     airflow = LocalAirflow(home, {**env, "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(CPU_TASKS),
                                   "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}, metadata_db_url=metadata_url)
@@ -95,47 +102,59 @@ def through_airflow(env: dict[str, str], home: Path, video_ids: list[str], metad
         dag_ids = [f"lectern_{stage}" for stage in STAGES]
         airflow.wait_until(lambda: all(airflow.get(f"/api/v2/dags/{d}") for d in dag_ids), 300,
                            "the DAGs to be parsed")
+
+        def runs_left() -> int:
+            return sum(airflow.get(f"/api/v2/dags/{d}/dagRuns?state=running&state=queued")["total_entries"]
+                       for d in dag_ids)
+
+        quiet = [0]
+
+        def settled() -> bool:  # no run for 3 polls in a row: the start's scheduled runs and what they triggered
+            quiet[0] = 0 if runs_left() else quiet[0] + 1
+            return quiet[0] >= 3
+
+        airflow.wait_until(settled, 600, "the runs scheduled at start to end")
+        seed_videos()
+        tasks_before = task_instances(airflow, dag_ids)
         request = urllib.request.Request(
             f"{airflow.url}/api/v2/dags/lectern_download/dagRuns", method="POST",
             headers={"Content-Type": "application/json"},
             data=json.dumps({"logical_date": None, "conf": {"batch_size": len(video_ids)}}).encode())
         started = time.monotonic()
         urllib.request.urlopen(request, timeout=60).read()
-
-        idle_since = [time.monotonic()]
+        progress = [time.monotonic(), None]
 
         def finished() -> bool:
-            busy = any(airflow.get(f"/api/v2/dags/{d}/dagRuns?state=running&state=queued")["total_entries"]
-                       for d in dag_ids)
-            if busy:
-                idle_since[0] = time.monotonic()
-            elif time.monotonic() - idle_since[0] > 120 and not all_ended_early(settings, video_ids):
-                raise RuntimeError(f"no DAG run for 2 minutes and videos left: {statuses(settings, 'download', video_ids)}")
-            done = sum(statuses(settings, STAGES[-1], video_ids).get(s, 0) for s in TERMINAL) == len(video_ids)
-            return not busy and (done or all_ended_early(settings, video_ids))
+            # the state DB first (cheap); Airflow's API only once every video ended, so polling loads it little
+            counts = statuses(settings, None, video_ids)
+            if counts != progress[1]:
+                progress[:] = [time.monotonic(), counts]
+            elif time.monotonic() - progress[0] > 300:
+                raise RuntimeError(f"no video changed state for 5 minutes: {counts}")
+            return every_video_ended(settings, video_ids) and not runs_left()
 
-        airflow.wait_until(finished, 6 * 3600, "every video through every phase", interval=1.0)
+        airflow.wait_until(finished, 6 * 3600, "every video through every phase", interval=2.0)
         wall = time.monotonic() - started
-        tasks = sum(airflow.get(f"/api/v2/dags/{d}/dagRuns/~/taskInstances?limit=1")["total_entries"]
-                    for d in dag_ids)
-        return wall, tasks
+        return wall, task_instances(airflow, dag_ids) - tasks_before
     finally:
         airflow.stop()
 
 
-def all_ended_early(settings: Settings, video_ids: list[str]) -> bool:
-    """Every video ended in some phase (a rejection or failure stops it before the last)."""
+def task_instances(airflow: LocalAirflow, dag_ids: list[str]) -> int:
+    return sum(airflow.get(f"/api/v2/dags/{d}/dagRuns/~/taskInstances?limit=1")["total_entries"] for d in dag_ids)
+
+
+def every_video_ended(settings: Settings, video_ids: list[str]) -> bool:
+    """Every video's rows are finished: it went through the last phase, or a rejection or failure stopped it."""
     with session_scope(settings.db_url) as session:
-        rows = stage_rows(session, video_ids=video_ids)
-    pending = {r.video_id for r in rows if r.status not in TERMINAL}
-    return not pending
+        return all(row.status in TERMINAL for row in stage_rows(session, video_ids=video_ids))
 
 
-def overhead(n: int, seconds: float) -> dict:
+def overhead(n: int, seconds: float, cpu_videos_per_task: int = 1) -> dict:
     path, duration = narrated_lecture(seconds / 60)
     models = tiny_models()
     video_ids = [f"v{i:04d}" for i in range(n)]
-    result = {"videos": n, "video_s": duration}
+    result = {"videos": n, "video_s": duration, "cpu_videos_per_task": cpu_videos_per_task}
     with CorpusServer(CACHE) as server:
         for mode in ("direct", "airflow"):
             home = Path(tempfile.mkdtemp(prefix=f"lectern-bench-{mode}-"))
@@ -145,13 +164,17 @@ def overhead(n: int, seconds: float) -> dict:
                 # seeded, not searched: no metadata scores for downloads to wait for
                 env = bench_environment(home, models, LECTERN_DB_URL=state_url, LECTERN_BATCH_SIZE=str(n),
                                         LECTERN_STORE_URL=f"file://{home / 'store'}",
-                                        LECTERN_METADATA_MIN_RELEVANCE="0", LECTERN_METADATA_JUDGE_MODEL="")
-                seed(state_url, [(v, f"{server.base_url}/{path.name}?copy={v}") for v in video_ids])
+                                        LECTERN_METADATA_MIN_RELEVANCE="0", LECTERN_METADATA_JUDGE_MODEL="",
+                                        LECTERN_CPU_VIDEOS_PER_TASK=str(cpu_videos_per_task))
+                migrate(state_url)  # an empty, ready state DB: the runs Airflow schedules at start claim nothing
+                seed_videos = partial(seed, state_url, [(v, f"{server.base_url}/{path.name}?copy={v}")
+                                                        for v in video_ids])
                 if mode == "direct":
+                    seed_videos()
                     result["direct_s"] = direct(env, video_ids)
                 else:
                     result["airflow_s"], result["task_instances"] = through_airflow(env, home, video_ids,
-                                                                                    metadata_url)
+                                                                                    metadata_url, seed_videos)
                 result[f"{mode}_outcome"] = statuses(Settings.from_env(env), STAGES[-1], video_ids)
                 print(f"{n} videos, {mode}: {result}", flush=True)
             finally:
@@ -166,11 +189,11 @@ def overhead(n: int, seconds: float) -> dict:
 
 
 def table(results: list[dict]) -> list[str]:
-    lines = ["| videos | video s each | direct CLI s | Airflow DAG runs s | task instances | overhead |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| videos | video s each | videos per CPU task | direct CLI s | Airflow DAG runs s | task instances | "
+             "overhead |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
-        lines.append(f"| {r['videos']} | {r['video_s']:.0f} | {r['direct_s']:.0f} | {r['airflow_s']:.0f} | "
-                     f"{r['task_instances']} | {r['overhead']:+.1%} |")
+        lines.append(f"| {r['videos']} | {r['video_s']:.0f} | {r['cpu_videos_per_task']} | {r['direct_s']:.0f} | "
+                     f"{r['airflow_s']:.0f} | {r['task_instances']} | {r['overhead']:+.1%} |")
     return lines
 
 
@@ -178,11 +201,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, nargs="+", default=[50, 200])
     parser.add_argument("--seconds", type=float, default=12.0, help="length of each video")
+    parser.add_argument("--cpu-videos-per-task", type=int, nargs="+", default=[1],
+                        help="LECTERN_CPU_VIDEOS_PER_TASK values to measure each N with")
     args = parser.parse_args()
     results = []
     for n in args.videos:
-        results.append(overhead(n, args.seconds))
-        print(json.dumps(results[-1]), flush=True)
+        for per_task in args.cpu_videos_per_task:
+            results.append(overhead(n, args.seconds, per_task))
+            print(json.dumps(results[-1]), flush=True)
     print(f"\nAirflow overhead on {machine()}\n")
     print("\n".join(table(results)))
 

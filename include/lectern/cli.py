@@ -139,13 +139,21 @@ def cmd_taxonomy(args, settings: Settings) -> int:
     from functools import partial
 
     from lectern import llm, taxonomy
-    from lectern.discovery import TaxonomyError, load_taxonomy, subject_file
+    from lectern.discovery import TaxonomyError, load_subject, subject_file
 
     path = Path(args.out) if args.out else subject_file(settings, args.subject)
     try:
         if args.action == "check":
-            subject, points = load_taxonomy(path)
-            print(f"{path}: subject {subject}, {len(points)} knowledge points")
+            subject, points, manifest = load_subject(path, settings.allow_file_urls)
+            if manifest is None:
+                print(f"{path}: subject {subject}, {len(points)} knowledge points")
+                return 0
+            summary = manifest.summary()
+            print(f"{path}: subject {subject}, manifest {manifest.path}: {summary['rows']} rows, {summary['videos']} "
+                  f"videos in {summary['labels']} labels, {summary['duplicates']} duplicate and {summary['malformed']} "
+                  "malformed rows (skipped)")
+            for problem in manifest.problems:
+                print(f"  {problem}")
             return 0
         model = args.model or settings.taxonomy_model
         if path.exists() and not args.force:
@@ -225,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--subject")
     release.set_defaults(func=cmd_release)
 
-    taxonomy = sub.add_parser("taxonomy", help="generate a subject's taxonomy with an LLM, or check a subject file")
+    taxonomy = sub.add_parser("taxonomy", help="generate a subject's taxonomy with an LLM, or check a subject file (and its manifest's rows)")
     taxonomy.add_argument("action", choices=["generate", "check"])
     taxonomy.add_argument("subject")
     taxonomy.add_argument("--model", help="transformers id or path (default: LECTERN_TAXONOMY_MODEL)")

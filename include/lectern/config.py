@@ -29,6 +29,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_SUBJECTS_DIR": ("{home}/subjects", "Directory of subject taxonomies, one <subject>.yaml each."),
     "LECTERN_MODELS_DIR": ("{home}/models", "Where locally built or cached models live."),
     "LECTERN_VIDEOS_PER_TASK": ("4", "GPU phases (transcribe, judge): videos per mapped task/pod, so one model load serves them all (1: one task per video). See bench/asr.py."),
+    "LECTERN_CPU_VIDEOS_PER_TASK": ("1", "CPU phases (download, keyframes, OCR, assemble): videos per mapped task/pod. 1: one task, and one log, per video; more amortises Airflow's per-task cost over short videos (each video keeps its own log section and state row). See bench/overhead.py."),
     "LECTERN_BATCH_SIZE": ("100", "Videos claimed per phase run (Airflow maps one task per video; keep it in the hundreds)."),
     "LECTERN_LEASE_SECONDS": ("3600", "How long a claim holds a video-stage before another run may reclaim it."),
     "LECTERN_MAX_ATTEMPTS": ("3", "Attempts per video-stage before a transient failure becomes final."),
@@ -171,6 +172,7 @@ class Settings:
     subjects_dir: Path
     models_dir: Path
     videos_per_task: int
+    cpu_videos_per_task: int
     batch_size: int
     lease_seconds: int
     max_attempts: int
@@ -296,6 +298,7 @@ class Settings:
             subjects_dir=Path(get("LECTERN_SUBJECTS_DIR")),
             models_dir=Path(get("LECTERN_MODELS_DIR")),
             videos_per_task=max(1, int(get("LECTERN_VIDEOS_PER_TASK"))),
+            cpu_videos_per_task=max(1, int(get("LECTERN_CPU_VIDEOS_PER_TASK"))),
             batch_size=int(get("LECTERN_BATCH_SIZE")),
             lease_seconds=int(get("LECTERN_LEASE_SECONDS")),
             max_attempts=int(get("LECTERN_MAX_ATTEMPTS")),

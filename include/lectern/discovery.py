@@ -28,6 +28,7 @@ import yaml
 
 from lectern.config import Settings
 from lectern.errors import PermanentError, TransientError
+from lectern.manifest import Manifest, ManifestError, load_manifest, manifest_path
 from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint
 from lectern.state.ops import FoundVideo, PointSpec, links_to_score, record_link_scores, record_search
@@ -45,7 +46,15 @@ def subject_file(settings: Settings, subject: str) -> Path:
 
 
 def load_taxonomy(path: Path) -> tuple[str, list[PointSpec]]:
-    """Parse and validate a subject YAML; errors name the file and the offending entry."""
+    """Parse and validate a subject YAML; errors name the file and the offending entry. A manifest subject's
+    knowledge points are its manifest's labels."""
+    subject, points, _manifest = load_subject(path)
+    return subject, points
+
+
+def load_subject(path: Path, allow_file_urls: bool = False) -> tuple[str, list[PointSpec], Manifest | None]:
+    """A subject YAML: its name, its knowledge points, and for a URL-manifest corpus the manifest, read and
+    validated (lectern/manifest.py)."""
     if not path.is_file():
         raise TaxonomyError(f"{path}: no such subject file")
     try:
@@ -54,6 +63,20 @@ def load_taxonomy(path: Path) -> tuple[str, list[PointSpec]]:
         raise TaxonomyError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("subject"), str) or not doc["subject"].strip():
         raise TaxonomyError(f"{path}: needs a top-level 'subject: <name>'")
+    try:
+        source = manifest_path(path, doc)
+        if source is not None:
+            if "courses" in doc:
+                raise TaxonomyError(f"{path}: a subject has either 'courses' to search or a 'manifest', not both")
+            manifest = load_manifest(source, allow_file_urls)
+            return doc["subject"].strip(), [PointSpec(path=label, name=label, query=label)
+                                            for label in manifest.labels()], manifest
+    except ManifestError as exc:
+        raise TaxonomyError(str(exc)) from exc
+    return (*_searched_subject(path, doc), None)
+
+
+def _searched_subject(path: Path, doc: dict) -> tuple[str, list[PointSpec]]:
     courses = doc.get("courses")
     if not isinstance(courses, list) or not courses:
         raise TaxonomyError(f"{path}: needs a non-empty 'courses' list")
@@ -179,6 +202,30 @@ def _found(entry: dict[str, Any], target: str) -> FoundVideo:
         live_status=entry.get("live_status") or ("is_live" if entry.get("is_live") else None),
         license=entry.get("license"),
     )
+
+
+def import_manifest(settings: Settings, subject: str, manifest: Manifest, point_ids: dict[str, int]) -> dict:
+    """Record a manifest's rows as videos found by their label's knowledge point (`point_ids`: label -> id), as a
+    search records what it found: a new video gets a pending download, a known one a link; importing the same
+    manifest again adds nothing. Every bad or repeated row is logged with its line number and why."""
+    import logging
+
+    log = logging.getLogger("lectern")
+    started = time.monotonic()
+    new = 0
+    for label in manifest.labels():
+        found = [row.video for row in manifest.rows if row.label == label]
+        with session_scope(settings.db_url) as session:
+            result = record_search(session, point_ids[label], found, {"manifest": str(manifest.path)})
+        new += result["new_videos"]
+    for problem in manifest.problems[:100]:
+        log.warning("manifest %s: %s", manifest.path.name, problem)
+    if len(manifest.problems) > 100:
+        log.warning("manifest %s: %d more problems (`lectern taxonomy check %s` lists them all)", manifest.path.name,
+                    len(manifest.problems) - 100, subject)
+    summary = {**manifest.summary(), "new_videos": new, "seconds": round(time.monotonic() - started, 3)}
+    log.info("subject %s: manifest %s: %s", subject, manifest.path.name, summary)
+    return summary
 
 
 def discover_point(point_id: int, settings: Settings) -> dict[str, int]:

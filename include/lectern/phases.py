@@ -6,7 +6,7 @@ import logging
 from typing import Sequence
 
 from lectern.config import GPU_STAGES, STAGES, Settings
-from lectern.discovery import load_taxonomy, subject_file
+from lectern.discovery import import_manifest, load_subject, subject_file
 from lectern.prefilter import awaited_scores
 from lectern.stages import stage_version
 from lectern.state.db import session_scope
@@ -26,10 +26,16 @@ log = logging.getLogger("lectern")
 
 
 def prepare_discovery(settings: Settings, subject: str, force: bool = False) -> list[tuple[int, str]]:
-    """Load a subject's taxonomy into the state DB; returns (id, path) of the knowledge points to search."""
-    name, points = load_taxonomy(subject_file(settings, subject))
+    """Load a subject's taxonomy into the state DB; returns (id, path) of the knowledge points to search. A
+    URL-manifest subject's rows are recorded here (every run: new rows are added, known ones left as they are),
+    so it has nothing to search."""
+    name, points, manifest = load_subject(subject_file(settings, subject), settings.allow_file_urls)
     with session_scope(settings.db_url) as session:
-        sync_subject(session, name, points)
+        ids = sync_subject(session, name, points)
+    if manifest is not None:
+        import_manifest(settings, name, manifest, {p.name: point_id for p, point_id in zip(points, ids)})
+        return []
+    with session_scope(settings.db_url) as session:
         todo = points_to_search(session, name, force=force)
     log.info("subject %s: %d knowledge points, %d to search", name, len(points), len(todo))
     return todo
@@ -61,9 +67,10 @@ def claim(settings: Settings, stage: str, owner: str, subject: str | None = None
 
 
 def task_groups(settings: Settings, stage: str, video_ids: Sequence[str]) -> list[list[str]]:
-    """Split claimed videos into what each mapped task (or pod) runs: one video, or for the GPU phases
-    LECTERN_VIDEOS_PER_TASK videos, so one model load serves several."""
-    size = settings.videos_per_task if stage in GPU_STAGES else 1
+    """Split claimed videos into what each mapped task (or pod) runs: for the GPU phases LECTERN_VIDEOS_PER_TASK
+    videos, so one model load serves several; for the CPU phases LECTERN_CPU_VIDEOS_PER_TASK (default one, so each
+    video is its own task with its own log)."""
+    size = settings.videos_per_task if stage in GPU_STAGES else settings.cpu_videos_per_task
     return [list(video_ids[i:i + size]) for i in range(0, len(video_ids), size)]
 
 

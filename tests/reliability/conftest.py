@@ -21,6 +21,15 @@ from tests.conftest import ROOT, http_server
 ROWS: list[dict] = []
 
 
+def run_environment(home, db_url: str, s3_endpoint: str | None = None, s3_bucket: str | None = None,
+                    **extra: str) -> dict[str, str]:
+    """LECTERN_* of a run in these tests: its home, the state DB, the S3 store when one is given, and downloads
+    from the loopback test servers allowed."""
+    store = {"LECTERN_STORE_URL": f"s3://{s3_bucket}/c", "LECTERN_S3_ENDPOINT_URL": s3_endpoint} if s3_bucket else {}
+    return {"LECTERN_HOME": str(home), "LECTERN_DB_URL": db_url, **store,
+            "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8", **extra}
+
+
 @pytest.fixture
 def record_fault():
     """record_fault(fault, runs, survived, lost): one row of the table (call it once the test's checks passed)."""

@@ -15,6 +15,7 @@ from lectern.demo.server import CorpusServer
 from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_PERMANENT, EXIT_TRANSIENT, run_stage_batch
 from lectern.store import Keys, store_from_settings
 from tests.conftest import http_server
+from tests.reliability.conftest import run_environment
 from tests.unit.stages.test_download_errors import _Status
 from tests.unit.stages.test_download_guard import _Redirect
 from tests.unit.test_runner import discover, row
@@ -62,10 +63,8 @@ EXPECTED = {  # video -> (status, reason or error class)
 
 def test_each_bad_upload_ends_with_its_reason_and_the_good_one_proceeds(uploads, tmp_path, pg_url, s3_server,
                                                                        s3_bucket, record_fault):
-    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": pg_url,
-                                  "LECTERN_STORE_URL": f"s3://{s3_bucket}/c", "LECTERN_S3_ENDPOINT_URL": s3_server,
-                                  "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8", "LECTERN_MAX_DOWNLOAD_MB": "1",
-                                  "LECTERN_MAX_DURATION_S": "30"})
+    settings = Settings.from_env(run_environment(tmp_path, pg_url, s3_server, s3_bucket, LECTERN_MAX_DOWNLOAD_MB="1",
+                                                 LECTERN_MAX_DURATION_S="30"))
     files, redirector = uploads
     ids = list(EXPECTED)
     discover(pg_url, *[(video_id, f"{redirector}/video.mp4" if video_id == "redirect_to_private"
@@ -92,10 +91,8 @@ ANSWERS = {"gone_404": 404, "gone_410": 410, "busy_429": 429, "down_503": 503, "
 
 def test_download_errors_are_tombstoned_or_retried_with_backoff_up_to_the_cap(uploads, tmp_path, pg_url, s3_server,
                                                                                s3_bucket, record_fault):
-    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": pg_url,
-                                  "LECTERN_STORE_URL": f"s3://{s3_bucket}/c", "LECTERN_S3_ENDPOINT_URL": s3_server,
-                                  "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8", "LECTERN_MAX_ATTEMPTS": "2",
-                                  "LECTERN_RETRY_BACKOFF_SECONDS": "1"})
+    settings = Settings.from_env(run_environment(tmp_path, pg_url, s3_server, s3_bucket, LECTERN_MAX_ATTEMPTS="2",
+                                                 LECTERN_RETRY_BACKOFF_SECONDS="1"))
     files, _ = uploads
     with http_server(_Status) as answering:
         discover(pg_url, ("good", f"{files}/good.mp4"),
@@ -120,6 +117,6 @@ def test_download_errors_are_tombstoned_or_retried_with_backoff_up_to_the_cap(up
         final = row(settings, video_id)
         assert (final.status, final.attempts, final.error_kind) == ("failed", 2, "permanent"), video_id
     assert row(settings, "good").status == "succeeded" and row(settings, "good").attempts == 1
-    assert store_from_settings(settings).list("videos/gone_404/") == []
+    assert store_from_settings(settings).list(Keys.video("gone_404", "")) == []
     record_fault("download errors: 404/410 tombstoned, 429/503/dropped retried with backoff up to the cap",
                  len(ids), len(ids), 0)

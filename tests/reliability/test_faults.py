@@ -21,6 +21,7 @@ from lectern.state.models import VideoStage, utcnow
 from lectern.state.ops import claim_videos
 from lectern.store import Keys, store_from_settings
 from tests.conftest import model_environment
+from tests.reliability.conftest import run_environment
 from tests.unit.test_runner import discover, row
 
 pytestmark = pytest.mark.integration
@@ -82,9 +83,7 @@ def kill_mid_stage(stage: str, video_id: str, env: dict, after: float) -> None:
 
 def test_a_download_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_bucket, s3_server, slow_server,
                                                                     demo_corpus, tmp_path, record_fault):
-    env = {"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": pg_url, "LECTERN_STORE_URL": f"s3://{s3_bucket}/c",
-           "LECTERN_S3_ENDPOINT_URL": s3_server, "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8",
-           "LECTERN_LEASE_SECONDS": "3"}
+    env = run_environment(tmp_path, pg_url, s3_server, s3_bucket, LECTERN_LEASE_SECONDS="3")
     settings = Settings.from_env(env)
     store = store_from_settings(settings)
     discover(pg_url, *[(video_id, f"{slow_server}/{video_id}.mp4") for video_id in KILL_AFTER_S])
@@ -107,9 +106,8 @@ def test_a_download_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_b
 def test_a_transcription_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_bucket, s3_server,
                                                                          corpus_server, tiny_models, tmp_path,
                                                                          record_fault):
-    env = {**model_environment(tiny_models), "LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": pg_url,
-           "LECTERN_STORE_URL": f"s3://{s3_bucket}/c", "LECTERN_S3_ENDPOINT_URL": s3_server,
-           "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8", "LECTERN_LEASE_SECONDS": "3"}
+    env = {**model_environment(tiny_models),
+           **run_environment(tmp_path, pg_url, s3_server, s3_bucket, LECTERN_LEASE_SECONDS="3")}
     settings = Settings.from_env(env)
     store = store_from_settings(settings)
     video_id = "photosynthesis"

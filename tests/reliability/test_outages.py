@@ -15,6 +15,7 @@ from lectern.config import Settings
 from lectern.runner import EXIT_OK, EXIT_TRANSIENT, run_stage, run_stage_batch
 from lectern.state.db import migrate
 from lectern.store import Keys, store_from_settings
+from tests.reliability.conftest import run_environment
 from tests.reliability.proxy import TcpProxy
 from tests.unit.test_runner import discover, row
 
@@ -30,8 +31,7 @@ def same_bytes(store, video_id: str, corpus_dir) -> bool:
 def test_state_db_crash_and_restart_while_stages_record_their_results(postgres_cluster, slow_server, demo_corpus,
                                                                       tmp_path, record_fault, caplog):
     migrate(postgres_cluster.url)
-    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": postgres_cluster.url,
-                                  "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8"})
+    settings = Settings.from_env(run_environment(tmp_path, postgres_cluster.url))
     discover(postgres_cluster.url, *[(video_id, f"{slow_server}/{video_id}.mp4") for video_id in VIDEOS])
     codes = []
     batch = threading.Thread(target=lambda: codes.append(run_stage_batch("download", list(VIDEOS), settings,
@@ -56,10 +56,8 @@ def test_state_db_crash_and_restart_while_stages_record_their_results(postgres_c
 def test_s3_unreachable_then_back(pg_url, s3_server, s3_bucket, corpus_server, demo_corpus, tmp_path, record_fault):
     endpoint = urlsplit(s3_server)
     proxy = TcpProxy(endpoint.hostname, endpoint.port)
-    settings = Settings.from_env({
-        "LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": pg_url, "LECTERN_STORE_URL": f"s3://{s3_bucket}/c",
-        "LECTERN_S3_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}", "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8",
-        "LECTERN_RETRY_BACKOFF_SECONDS": "1"})
+    settings = Settings.from_env(run_environment(tmp_path, pg_url, f"http://127.0.0.1:{proxy.port}", s3_bucket,
+                                                 LECTERN_RETRY_BACKOFF_SECONDS="1"))
     discover(pg_url, ("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"))
     proxy.down()
     assert run_stage("download", "photosynthesis", settings, owner="task-1", run_id="run-1") == EXIT_TRANSIENT
@@ -86,8 +84,7 @@ def test_state_db_down_longer_than_every_retry(postgres_cluster, slow_server, de
 
     monkeypatch.setattr(runner, "DB_RETRY_DELAYS_S", (0.5, 1.0))
     migrate(postgres_cluster.url)
-    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": postgres_cluster.url,
-                                  "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8", "LECTERN_LEASE_SECONDS": "3"})
+    settings = Settings.from_env(run_environment(tmp_path, postgres_cluster.url, LECTERN_LEASE_SECONDS="3"))
     video_id = "photosynthesis"
     discover(postgres_cluster.url, (video_id, f"{slow_server}/{video_id}.mp4"))
     codes = []

@@ -18,7 +18,7 @@ from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
 
 NAME = "assemble"
-VERSION = "1"
+VERSION = "2"  # 2: video_meta carries label and cover_url (URL-manifest corpora)
 # Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
 CONFIG = ("tokenizer", "embedding_model", "image_tokens", "sample_token_budget", "sample_max_images")
 END_OF_VIDEO = "End of a Video"
@@ -113,6 +113,7 @@ def video_meta_data(video: VideoRecord, store: Store, settings: Settings) -> dic
         "duration": video.duration_s, "language": asr.get("language") or video.language,
         "search_keyword": video.queries[0] if video.queries else None, "search_keywords": list(video.queries),
         "subjects": list(video.subjects), "knowledge_points": list(video.points),
+        "label": video.labels[0] if video.labels else None, "cover_url": video.cover_url,
         "relevance": verdict.get("relevance"), **judged,
         "repeated_ngram_ratio": repeated,
         "if_repetition": None if repeated is None else repeated > settings.asr_max_repeated_ngrams,

@@ -56,6 +56,7 @@ class Video(Base):
     extractor: Mapped[str | None] = mapped_column(String(64), nullable=True)
     live_status: Mapped[str | None] = mapped_column(String(32), nullable=True)  # yt-dlp: is_live, was_live, ...
     license: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cover_url: Mapped[str | None] = mapped_column(Text, nullable=True)  # a manifest row's cover image
     discovered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     forgotten_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # takedown
     forgotten_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -108,6 +108,7 @@ class FoundVideo:
     extractor: str | None = None
     live_status: str | None = None
     license: str | None = None
+    cover_url: str | None = None
 
 
 def _insert_if_new(session: Session, model, values: dict[str, Any]) -> bool:
@@ -135,7 +136,7 @@ def record_search(session: Session, point_id: int, found: Sequence[FoundVideo], 
         if _insert_if_new(session, Video, {
                 "id": item.id, "url": item.url, "title": item.title, "description": item.description,
                 "duration_s": item.duration_s, "language": item.language, "extractor": item.extractor,
-                "live_status": item.live_status, "license": item.license}):
+                "live_status": item.live_status, "license": item.license, "cover_url": item.cover_url}):
             session.add(VideoStage(video_id=item.id, stage=STAGES[0], status=PENDING, metrics={}, artifacts={}))
             new += 1
         elif session.get(Video, video_id).forgotten_at is not None:
@@ -426,6 +427,8 @@ class VideoRecord:
     subjects: tuple[str, ...] = ()
     points: tuple[str, ...] = ()
     queries: tuple[str, ...] = ()  # the searches that found it
+    labels: tuple[str, ...] = ()  # its labels in the URL manifests that listed it
+    cover_url: str | None = None
     metadata_relevance: float | None = None  # best over the points that found it; None: not scored
     metadata_llm_score: float | None = None
     artifacts: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> key
@@ -436,7 +439,8 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
     if video is None:
         raise KeyError(f"unknown video {video_id!r}")
     links = session.execute(
-        select(Subject.name, KnowledgePoint.name, VideoSource.relevance, VideoSource.llm_score, KnowledgePoint.query)
+        select(Subject.name, KnowledgePoint.name, VideoSource.relevance, VideoSource.llm_score, KnowledgePoint.query,
+               KnowledgePoint.search_metrics)
         .select_from(VideoSource)
         .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
         .join(Subject, KnowledgePoint.subject_id == Subject.id)
@@ -450,6 +454,8 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
         subjects=tuple(dict.fromkeys(link[0] for link in links)),
         points=tuple(dict.fromkeys(link[1] for link in links)),
         queries=tuple(dict.fromkeys(link[4] for link in links)),
+        labels=tuple(dict.fromkeys(link[1] for link in links if "manifest" in (link[5] or {}))),
+        cover_url=video.cover_url,
         metadata_relevance=max((link[2] for link in links if link[2] is not None), default=None),
         metadata_llm_score=max((link[3] for link in links if link[3] is not None), default=None),
         artifacts={row.stage: dict(row.artifacts or {}) for row in stages},

@@ -41,7 +41,8 @@ def test_ocr_finds_slide_text_and_assemble_interleaves(downloaded, store, settin
     assert clip_level["conversations"][-1]["vid"] == "End of a Video"
     meta = store.get_json(assembled.artifacts["video_meta"])
     assert (meta["video_id"], meta["title"], meta["knowledge_points"]) == (video.id, "photosynthesis", ["Photosynthesis"])
-    assert {"desc", "duration", "language", "search_keyword", "if_repetition"} <= set(meta)
+    assert {"desc", "duration", "language", "search_keyword", "if_repetition", "label", "cover_url"} <= set(meta)
+    assert meta["label"] is None  # found by a search, not listed in a manifest
 
 
 def test_samples_respect_the_token_budget():

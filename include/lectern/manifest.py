@@ -1,0 +1,217 @@
+"""URL-manifest corpora: a CSV or JSONL file of videos to take as they are, instead of a taxonomy to search.
+
+A subject's YAML names its manifest (a path relative to the YAML, or absolute)::
+
+    subject: Short videos
+    manifest: short_videos.csv
+
+Each row is one video: ``url`` (required: the video file or page, http(s)), ``cover_url`` (optional: its cover
+image), ``description`` and ``label`` (its category), optionally ``id`` and ``title``. A CSV has a header row with
+these column names (other columns are ignored); a JSONL file has one object per line with these keys.
+
+Every label becomes a knowledge point of the subject, and every row a video found by it, so downloads, probing,
+state and releases work as for searched videos. Bad rows are reported with their line number and why, and skipped;
+a row repeating an earlier one (the same video id) is reported as a duplicate and skipped. A video's id is the
+row's ``id``, else the one yt-dlp gives the URL (a YouTube id, or the file name without its extension for a plain
+file URL), so a video found both by a search and in a manifest is one video.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from lectern.state.ops import FoundVideo
+
+FIELDS = ("url", "cover_url", "description", "label", "id", "title")
+UNLABELLED = "unlabelled"
+MAX_LABEL = 200  # a label is a knowledge point's name
+MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".ts")
+_EXTRA = "\0extra"  # where csv puts the fields of a row longer than the header
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read at all (missing, empty, an unknown format, a CSV without a url column)."""
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    line: int
+    video: FoundVideo
+    label: str
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    line: int
+    kind: str  # malformed | duplicate
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.kind}: {self.message}"
+
+
+@dataclass
+class Manifest:
+    path: Path
+    rows: list[ManifestRow] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
+
+    def labels(self) -> list[str]:
+        return sorted({row.label for row in self.rows})
+
+    def summary(self) -> dict:
+        kinds = [p.kind for p in self.problems]
+        return {"rows": len(self.rows) + len(self.problems), "videos": len(self.rows), "labels": len(self.labels()),
+                "duplicates": kinds.count("duplicate"), "malformed": kinds.count("malformed")}
+
+
+def load_manifest(path: Path, allow_file_urls: bool = False) -> Manifest:
+    """Read and validate a manifest; good rows in file order, every bad or repeated row as a problem."""
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest")
+    text = path.read_text(encoding="utf-8-sig")
+    if not text.strip():
+        raise ManifestError(f"{path}: the manifest is empty")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        records = _jsonl_records(text)
+    elif suffix in (".csv", ".tsv"):
+        records = _csv_records(path, text, "\t" if suffix == ".tsv" else ",")
+    else:
+        raise ManifestError(f"{path}: a manifest is .csv, .tsv or .jsonl, not {suffix or 'a file without suffix'}")
+    manifest = Manifest(path)
+    seen: dict[str, tuple[int, str]] = {}  # video id -> (line, url)
+    for line, record in records:
+        if isinstance(record, str):
+            manifest.problems.append(RowProblem(line, "malformed", record))
+            continue
+        try:
+            row = _row(line, record, allow_file_urls)
+        except ValueError as exc:
+            manifest.problems.append(RowProblem(line, "malformed", str(exc)))
+            continue
+        earlier = seen.get(row.video.id)
+        if earlier is None:
+            seen[row.video.id] = (line, row.video.url)
+            manifest.rows.append(row)
+        elif earlier[1] == row.video.url:
+            manifest.problems.append(RowProblem(line, "duplicate", f"video {row.video.id} is line {earlier[0]} again"))
+        else:
+            manifest.problems.append(RowProblem(
+                line, "malformed", f"video id {row.video.id} is taken by line {earlier[0]} for another URL "
+                                   f"({earlier[1]}); give this row its own id"))
+    return manifest
+
+
+def _jsonl_records(text: str):
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            yield line, f"not valid JSON ({exc.msg} at column {exc.colno})"
+            continue
+        yield line, record if isinstance(record, dict) else f"a row is a JSON object, not {type(record).__name__}"
+
+
+def _csv_records(path: Path, text: str, delimiter: str):
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, restkey=_EXTRA)
+    header = [name.strip().lower() for name in reader.fieldnames or []]
+    if "url" not in header:
+        raise ManifestError(f"{path}: the header row needs a 'url' column (has: {', '.join(header) or 'nothing'})")
+    reader.fieldnames = header
+    for record in reader:
+        line = reader.line_num
+        if record.get(_EXTRA):
+            yield line, f"{len(header) + len(record[_EXTRA])} fields where the header has {len(header)}"
+        elif any(value is None for value in record.values()):
+            yield line, f"{sum(v is not None for v in record.values())} fields where the header has {len(header)}"
+        else:
+            yield line, record
+
+
+def _text(record: dict, name: str) -> str:
+    value = record.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise ValueError(f"{name} must be text, not {type(value).__name__}")
+    return " ".join(str(value).split())
+
+
+def _check_url(name: str, url: str, allow_file_urls: bool) -> None:
+    parts = urlsplit(url)
+    schemes = ("http", "https", "file") if allow_file_urls else ("http", "https")
+    if parts.scheme.lower() not in schemes or (parts.scheme.lower() != "file" and not parts.netloc):
+        raise ValueError(f"{name} {url!r} is not an {'/'.join(schemes)} URL")
+
+
+def _row(line: int, record: dict, allow_file_urls: bool) -> ManifestRow:
+    url = _text(record, "url")
+    if not url:
+        raise ValueError("no url")
+    _check_url("url", url, allow_file_urls)
+    cover_url = _text(record, "cover_url") or None
+    if cover_url:
+        _check_url("cover_url", cover_url, allow_file_urls)
+    label = _text(record, "label") or UNLABELLED
+    if len(label) > MAX_LABEL:
+        raise ValueError(f"label is {len(label)} characters long (at most {MAX_LABEL})")
+    given = _text(record, "id")
+    video_id = sanitize_id(given) if given else url_video_id(url)
+    if not video_id:
+        raise ValueError(f"no video id: give the row an id (none follows from {url!r})")
+    description = _text(record, "description")
+    title = _text(record, "title") or description[:120] or video_id
+    return ManifestRow(line, FoundVideo(id=video_id, url=url, title=title, description=description,
+                                        cover_url=cover_url), label)
+
+
+def sanitize_id(text: str) -> str:
+    """A video id as discovery stores it (letters, digits, _ and -; at most 64)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)[:64]
+
+
+def url_video_id(url: str) -> str:
+    """The id yt-dlp gives a URL without fetching it: a site's own id where an extractor knows the URL, else, as
+    yt-dlp's generic extractor does, the file name without its extension."""
+    import os
+    import urllib.parse
+
+    from yt_dlp.utils import url_basename
+
+    stem, suffix = os.path.splitext(urllib.parse.unquote(url_basename(url)))
+    if suffix.lower() not in MEDIA_SUFFIXES:  # a page: a site's extractor may know its id (a direct file: no need)
+        for extractor in _site_extractors():
+            if extractor.suitable(url):
+                temp_id = extractor.get_temp_id(url)
+                if temp_id:
+                    return sanitize_id(str(temp_id))
+                break
+    return sanitize_id(stem)
+
+
+@functools.lru_cache(maxsize=1)
+def _site_extractors() -> tuple:
+    from yt_dlp.extractor import gen_extractor_classes
+
+    return tuple(e for e in gen_extractor_classes() if e.ie_key() != "Generic")
+
+
+def manifest_path(subject_yaml: Path, doc: dict) -> Path | None:
+    """The manifest a subject YAML names, resolved against the YAML's folder; None for a searched subject."""
+    value = doc.get("manifest")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ManifestError(f"{subject_yaml}: 'manifest' must be a file path")
+    path = Path(value.strip()).expanduser()
+    return path if path.is_absolute() else subject_yaml.parent / path

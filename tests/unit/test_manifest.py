@@ -1,0 +1,150 @@
+"""URL-manifest corpora: rows validated with their line and why, imported as videos found by their label, and
+downloaded like searched videos."""
+
+import json
+
+import pytest
+
+from lectern.config import Settings
+from lectern.discovery import TaxonomyError, load_subject
+from lectern.manifest import ManifestError, load_manifest, url_video_id
+from lectern.phases import prepare_discovery
+from lectern.runner import EXIT_OK, run_stage
+from lectern.state.db import session_scope
+from lectern.state.models import KnowledgePoint, Video, VideoSource, VideoStage
+from lectern.state.ops import video_record
+from tests.unit.test_runner import discover
+
+CSV = """url,cover_url,description,label,extra
+https://cdn.example.org/clips/1001.mp4,https://cdn.example.org/covers/1001.jpg,A cat jumps onto a table,animals,x
+https://cdn.example.org/clips/1002.mp4,,Dough kneaded by hand,cooking,y
+https://cdn.example.org/clips/1001.mp4,https://cdn.example.org/covers/1001.jpg,A cat jumps onto a table,animals,x
+,https://cdn.example.org/covers/1003.jpg,no url at all,animals,z
+ftp://cdn.example.org/clips/1004.mp4,,not http,animals,z
+https://cdn.example.org/clips/1005.mp4,javascript:alert(1),a bad cover,animals,z
+https://cdn.example.org/clips/1006.mp4,,too,many,fields,here
+https://other.example.org/1002.mp4,,same file name elsewhere,cooking,z
+https://cdn.example.org/clips/1007.mp4,,A river in spring,,
+"""
+
+
+def test_csv_rows_good_duplicate_and_malformed_each_with_its_line(tmp_path):
+    path = tmp_path / "clips.csv"
+    path.write_text(CSV)
+    manifest = load_manifest(path)
+    assert [(r.line, r.video.id, r.label) for r in manifest.rows] == [
+        (2, "1001", "animals"), (3, "1002", "cooking"), (10, "1007", "unlabelled")]
+    first = manifest.rows[0].video
+    assert first.cover_url == "https://cdn.example.org/covers/1001.jpg"
+    assert first.description == first.title == "A cat jumps onto a table"
+    assert manifest.rows[1].video.cover_url is None
+    problems = {p.line: (p.kind, p.message) for p in manifest.problems}
+    assert problems[4] == ("duplicate", "video 1001 is line 2 again")
+    assert problems[5] == ("malformed", "no url")
+    assert "'ftp://cdn.example.org/clips/1004.mp4' is not an http/https URL" in problems[6][1]
+    assert problems[7][1].startswith("cover_url 'javascript:alert(1)'")
+    assert problems[8] == ("malformed", "6 fields where the header has 5")
+    assert "taken by line 3 for another URL" in problems[9][1] and "own id" in problems[9][1]
+    assert manifest.summary() == {"rows": 9, "videos": 3, "labels": 3, "duplicates": 1, "malformed": 5}
+
+
+def test_jsonl_rows_and_their_problems(tmp_path):
+    path = tmp_path / "clips.jsonl"
+    lines = [json.dumps({"url": "https://cdn.example.org/a.mp4", "label": "sports", "description": "A goal",
+                         "id": "clip/a 1"}),
+             "{not json",
+             json.dumps(["https://cdn.example.org/b.mp4"]),
+             json.dumps({"url": "https://cdn.example.org/c.mp4", "label": ["sports"]}),
+             "",
+             json.dumps({"url": "https://cdn.example.org/d.mp4", "label": "x" * 201}),
+             json.dumps({"url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ", "label": "music", "title": "A song"})]
+    path.write_text("\n".join(lines) + "\n")
+    manifest = load_manifest(path)
+    assert [(r.line, r.video.id, r.video.title) for r in manifest.rows] == [
+        (1, "clip_a_1", "A goal"), (7, "dQw4w9WgXcQ", "A song")]  # a row's own id, sanitised; YouTube's id
+    messages = {p.line: p.message for p in manifest.problems}
+    assert messages[2].startswith("not valid JSON")
+    assert messages[3] == "a row is a JSON object, not list"
+    assert messages[4] == "label must be text, not list"
+    assert messages[6] == "label is 201 characters long (at most 200)"
+    assert all(p.kind == "malformed" for p in manifest.problems)
+
+
+@pytest.mark.parametrize("name,text,message", [
+    ("none.csv", None, "no such manifest"),
+    ("empty.csv", "\n", "empty"),
+    ("clips.txt", "url\nhttps://a.example.org/x.mp4\n", "a manifest is .csv, .tsv or .jsonl"),
+    ("clips.csv", "link,label\nhttps://a.example.org/x.mp4,a\n", "needs a 'url' column"),
+])
+def test_unreadable_manifests_are_clear_errors(tmp_path, name, text, message):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(path)
+
+
+def test_video_ids_follow_yt_dlp():
+    assert url_video_id("https://cdn.example.org/v/My%20Clip.mp4?sig=1") == "My_Clip"
+    assert url_video_id("https://youtu.be/dQw4w9WgXcQ") == "dQw4w9WgXcQ"
+
+
+def subject_with_manifest(tmp_path, manifest_name: str, rows: str, extra: str = "") -> Settings:
+    subjects = tmp_path / "subjects"
+    subjects.mkdir(exist_ok=True)
+    (subjects / manifest_name).write_text(rows)
+    (subjects / "short_videos.yaml").write_text(f"subject: Short videos\nmanifest: {manifest_name}\n{extra}")
+    return subjects
+
+
+def test_a_subject_yaml_names_its_manifest_and_its_labels_are_its_points(tmp_path):
+    subjects = subject_with_manifest(tmp_path, "clips.csv", CSV)
+    subject, points, manifest = load_subject(subjects / "short_videos.yaml")
+    assert subject == "Short videos" and manifest.path == subjects / "clips.csv"
+    assert [(p.path, p.query, p.urls) for p in points] == [("animals", "animals", ()), ("cooking", "cooking", ()),
+                                                           ("unlabelled", "unlabelled", ())]
+    (subjects / "short_videos.yaml").write_text("subject: S\nmanifest: clips.csv\ncourses: [{name: C, points: [p]}]\n")
+    with pytest.raises(TaxonomyError, match="not both"):
+        load_subject(subjects / "short_videos.yaml")
+    (subjects / "short_videos.yaml").write_text("subject: S\nmanifest: missing.jsonl\n")
+    with pytest.raises(TaxonomyError, match="no such manifest"):
+        load_subject(subjects / "short_videos.yaml")
+
+
+def test_import_records_videos_found_by_their_label_once_however_often_it_runs(tmp_path, db_url, caplog):
+    subject_with_manifest(tmp_path, "clips.csv", CSV)
+    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": db_url})
+    with caplog.at_level("INFO", logger="lectern"):
+        assert prepare_discovery(settings, "Short videos") == []  # nothing to search
+    assert "clips.csv: line 4: duplicate: video 1001 is line 2 again" in caplog.text
+    assert "clips.csv: line 5: malformed: no url" in caplog.text
+    assert prepare_discovery(settings, "Short videos", force=True) == []  # again, and forced: nothing new
+    with session_scope(db_url) as session:
+        videos = {v.id: v for v in session.query(Video)}
+        assert sorted(videos) == ["1001", "1002", "1007"]
+        assert videos["1001"].cover_url == "https://cdn.example.org/covers/1001.jpg"
+        assert videos["1002"].description == "Dough kneaded by hand"
+        links = sorted((s.video_id, s.point.name) for s in session.query(VideoSource))
+        assert links == [("1001", "animals"), ("1002", "cooking"), ("1007", "unlabelled")]
+        assert sorted(r.video_id for r in session.query(VideoStage)) == ["1001", "1002", "1007"]  # one download each
+        assert all(p.search_metrics["manifest"].endswith("clips.csv") for p in session.query(KnowledgePoint))
+        record = video_record(session, "1001")
+    assert record.labels == ("animals",) and record.cover_url.endswith("1001.jpg")
+
+
+def test_a_manifest_video_is_downloaded_like_a_searched_one_and_shares_its_state(tmp_path, db_url, corpus_server):
+    url = f"{corpus_server.base_url}/photosynthesis.mp4"
+    rows = json.dumps({"url": url, "label": "biology", "description": "Light into sugar",
+                       "cover_url": f"{corpus_server.base_url}/cover.jpg"}) + "\n"
+    subject_with_manifest(tmp_path, "clips.jsonl", rows)
+    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": db_url,
+                                  "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8"})
+    discover(db_url, ("photosynthesis", url))  # a search found it first
+    prepare_discovery(settings, "Short videos")
+    assert run_stage("download", "photosynthesis", settings, owner="run-1") == EXIT_OK
+    with session_scope(db_url) as session:
+        assert session.query(Video).count() == 1
+        row = session.get(VideoStage, ("photosynthesis", "download"))
+        assert row.status == "succeeded" and row.metrics["duration_s"] > 20  # probed by ffprobe
+        record = video_record(session, "photosynthesis")
+    assert record.labels == ("biology",) and set(record.points) == {"Photosynthesis", "biology"}
