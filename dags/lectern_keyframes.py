@@ -13,7 +13,7 @@ from airflow.sdk import dag
 from lectern_airflow import claim_videos, dag_args, phase_params, phase_schedule, publish, run_stage
 
 
-@dag(schedule=phase_schedule("keyframes"), params=phase_params(), doc_md=__doc__, **dag_args("keyframes"))
+@dag(schedule=phase_schedule("keyframes"), params=phase_params("keyframes"), doc_md=__doc__, **dag_args("keyframes"))
 def lectern_keyframes():
     claimed = claim_videos("keyframes")
     publish("keyframes", claimed, run_stage("keyframes", claimed))

@@ -89,9 +89,10 @@ def format_funnel(counts: dict[str, dict[str, int]]) -> str:
 
 
 def cmd_release(args, settings: Settings) -> int:
-    from lectern.release import build_release
+    from lectern.release import build_pairs_release, build_release
 
-    manifest = build_release(settings, name=args.name, subject=args.subject)
+    build = build_pairs_release if args.kind == "pairs" else build_release
+    manifest = build(settings, name=args.name, subject=args.subject)
     print(json.dumps({k: manifest[k] for k in ("release", "location", "stats")}, indent=1))
     return 0
 
@@ -144,9 +145,10 @@ def cmd_taxonomy(args, settings: Settings) -> int:
     path = Path(args.out) if args.out else subject_file(settings, args.subject)
     try:
         if args.action == "check":
-            subject, points, manifest = load_subject(path, settings.allow_file_urls)
+            spec = load_subject(path, settings.allow_file_urls)
+            subject, manifest = spec.name, spec.manifest
             if manifest is None:
-                print(f"{path}: subject {subject}, {len(points)} knowledge points")
+                print(f"{path}: subject {subject}, {len(spec.points)} knowledge points")
                 return 0
             summary = manifest.summary()
             print(f"{path}: subject {subject}, manifest {manifest.path}: {summary['rows']} rows, {summary['videos']} "
@@ -228,9 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
-    release = sub.add_parser("release", help="write a release from every assembled video")
+    release = sub.add_parser("release", help="write a release from every assembled (or captioned) video")
     release.add_argument("--name")
     release.add_argument("--subject")
+    release.add_argument("--kind", choices=["textbook", "pairs"], default="textbook",
+                         help="textbook: the interleaved samples of assembled videos; pairs: the (clip, caption, "
+                              "scores) rows of captioned videos")
     release.set_defaults(func=cmd_release)
 
     taxonomy = sub.add_parser("taxonomy", help="generate a subject's taxonomy with an LLM, or check a subject file (and its manifest's rows)")

@@ -14,9 +14,23 @@ from typing import Any, Mapping
 
 from lectern.urls import parse_networks
 
-STAGES = ("download", "transcribe", "judge", "keyframes", "ocr", "assemble")
+STAGES = ("download", "transcribe", "judge", "keyframes", "ocr", "assemble", "caption")
 PHASES = ("discover",) + STAGES
-GPU_STAGES = ("transcribe", "judge")
+GPU_STAGES = ("transcribe", "judge", "caption")
+# What a subject's videos go through, in order (its YAML's `recipe`): the multimodal textbook, or InternVid-style
+# video-text pairs (clips at scene changes, captioned and scored).
+RECIPES = {
+    "textbook": ("download", "transcribe", "judge", "keyframes", "ocr", "assemble"),
+    "pairs": ("download", "keyframes", "caption"),
+}
+
+
+def upstream_phase(phase: str) -> str:
+    """The phase whose results a phase takes up (its DAG is scheduled on that phase's Asset)."""
+    if phase in ("discover", STAGES[0]):
+        return "discover"
+    recipe = next(stages for stages in RECIPES.values() if phase in stages)
+    return recipe[recipe.index(phase) - 1]
 
 # name -> (default, description). A default may use {home}, the value of LECTERN_HOME.
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -89,6 +103,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_LLM_MAX_TRANSCRIPT_CHARS": ("6000", "Transcript characters shown to an LLM judge (the start of the video)."),
     "LECTERN_CLIP_MIN_S": ("10", "Clips merge ASR segments until at least this long..."),
     "LECTERN_CLIP_MAX_S": ("20", "...and close at a sentence end, or at this length at the latest."),
+    "LECTERN_CLIP_SEGMENTER": ("asr", "How videos are cut into clips: asr (ASR segments merged up to sentence ends, as in the paper) or scene (at scene changes, InternVid-style; a scene longer than LECTERN_CLIP_MAX_S is split evenly)."),
+    "LECTERN_SCENE_METHOD": ("histogram", "Scene changes by: histogram (colour-histogram distance of consecutive thumbnails; robust to motion) or difference (mean absolute pixel difference; also sees cuts between similar colours)."),
+    "LECTERN_SCENE_THRESHOLD": ("0.3", "A thumbnail at least this different (0-1) from the previous one starts a new scene."),
+    "LECTERN_SCENE_MIN_S": ("1.0", "Scenes are at least this long: changes inside a shorter one (a flash, a fast pan) cut nothing."),
+    "LECTERN_SCENE_FPS": ("4", "Thumbnails compared per second of video when looking for scene changes."),
     "LECTERN_KEYFRAME_SAMPLING": ("auto", "iframes: decode only the stream's I-frames (fast path); interval: decode every frame, keep one per LECTERN_KEYFRAME_INTERVAL_S; auto: iframes when they are at most LECTERN_KEYFRAME_MAX_GOP_S apart."),
     "LECTERN_KEYFRAME_MAX_GOP_S": ("4.0", "auto sampling uses I-frames only when they are at most this many seconds apart (a slide shown for less may be missed)."),
     "LECTERN_KEYFRAME_INTERVAL_S": ("1.0", "Seconds between frames sampled for SSIM (the least, also with I-frames)."),
@@ -107,6 +126,15 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_OCR_MIN_CONFIDENCE": ("60", "Words tesseract is less confident of (0-100) are dropped."),
     "LECTERN_OCR_MIN_CHARS": ("8", "A keyframe's OCR text with fewer letters or digits is dropped as meaningless."),
     "LECTERN_OCR_REPEAT_SIMILARITY": ("0.90", "A keyframe's OCR text this similar to the previous kept one (word level) is dropped; otherwise only its new lines are kept."),
+    "LECTERN_CAPTION_MODEL": ("Salesforce/blip-image-captioning-large", "caption stage (recipe pairs): image-to-text model (AutoModelForImageTextToText id or path: BLIP, BLIP-2, ViT-GPT2, or a chat VLM with LECTERN_CAPTION_PROMPT) captioning each clip's middle frame (coarse) and its sampled frames (fine)."),
+    "LECTERN_CAPTION_PROMPT": ("", "Instruction for a chat VLM captioner (e.g. 'Describe this frame in one sentence.'); empty for captioning models that need none."),
+    "LECTERN_CAPTION_FRAMES": ("4", "Frames per clip, evenly spaced, each given a fine caption."),
+    "LECTERN_CAPTION_MAX_NEW_TOKENS": ("40", "Tokens per frame caption and per clip summary at most."),
+    "LECTERN_CAPTION_SUMMARY_MODEL": ("Qwen/Qwen2.5-1.5B-Instruct", "LLM (causal LM id or path) summarising a clip's fine frame captions and its coarse caption into one clip caption (empty: the coarse caption is the clip's caption)."),
+    "LECTERN_CAPTION_SCORE_MODEL": ("openai/clip-vit-large-patch14", "CLIP-style dual encoder scoring each clip: caption-frames similarity (the mean cosine over its frames), and the image embedding the aesthetic head reads."),
+    "LECTERN_AESTHETIC_HEAD": ("", "Aesthetic predictor over the score model's normalised image embeddings: a LAION improved-aesthetic-predictor state dict (.pth or .safetensors; its linear layers applied in order), e.g. sac+logos+ava1-l14-linearMSE.pth for ViT-L/14 (empty: no aesthetic score)."),
+    "LECTERN_CAPTION_MIN_SIMILARITY": ("", "Clips whose caption-frames similarity is lower are filtered out of the pairs (empty: no filter)."),
+    "LECTERN_CAPTION_MIN_AESTHETIC": ("", "Clips whose mean aesthetic score is lower are filtered out of the pairs (empty: no filter)."),
     "LECTERN_TOKENIZER": ("", "Tokenizer (id or path) for token counts; empty: the embedding model's tokenizer."),
     "LECTERN_IMAGE_TOKENS": ("576", "Tokens counted per image, as in the published corpus."),
     "LECTERN_SAMPLE_TOKEN_BUDGET": ("8192", "Clips are concatenated into samples up to this many tokens..."),
@@ -159,6 +187,10 @@ def _grid(value: str) -> tuple[int, int]:
 
 def _list(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _optional_float(value: str | None) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -223,6 +255,11 @@ class Settings:
     llm_max_transcript_chars: int
     clip_min_s: float
     clip_max_s: float
+    clip_segmenter: str
+    scene_method: str
+    scene_threshold: float
+    scene_min_s: float
+    scene_fps: float
     keyframe_sampling: str
     keyframe_max_gop_s: float
     keyframe_interval_s: float
@@ -241,6 +278,15 @@ class Settings:
     ocr_min_confidence: float
     ocr_min_chars: int
     ocr_repeat_similarity: float
+    caption_model: str
+    caption_prompt: str | None
+    caption_frames: int
+    caption_max_new_tokens: int
+    caption_summary_model: str | None
+    caption_score_model: str
+    aesthetic_head: str | None
+    caption_min_similarity: float | None
+    caption_min_aesthetic: float | None
     tokenizer: str | None
     image_tokens: int
     sample_token_budget: int
@@ -349,6 +395,11 @@ class Settings:
             llm_max_transcript_chars=int(get("LECTERN_LLM_MAX_TRANSCRIPT_CHARS")),
             clip_min_s=float(get("LECTERN_CLIP_MIN_S")),
             clip_max_s=float(get("LECTERN_CLIP_MAX_S")),
+            clip_segmenter=_choice(get("LECTERN_CLIP_SEGMENTER"), "LECTERN_CLIP_SEGMENTER", ("asr", "scene")),
+            scene_method=_choice(get("LECTERN_SCENE_METHOD"), "LECTERN_SCENE_METHOD", ("histogram", "difference")),
+            scene_threshold=float(get("LECTERN_SCENE_THRESHOLD")),
+            scene_min_s=float(get("LECTERN_SCENE_MIN_S")),
+            scene_fps=float(get("LECTERN_SCENE_FPS")),
             keyframe_sampling=_choice(get("LECTERN_KEYFRAME_SAMPLING"), "LECTERN_KEYFRAME_SAMPLING", ("auto", "iframes", "interval")),
             keyframe_max_gop_s=float(get("LECTERN_KEYFRAME_MAX_GOP_S")),
             keyframe_interval_s=float(get("LECTERN_KEYFRAME_INTERVAL_S")),
@@ -367,6 +418,15 @@ class Settings:
             ocr_min_confidence=float(get("LECTERN_OCR_MIN_CONFIDENCE")),
             ocr_min_chars=int(get("LECTERN_OCR_MIN_CHARS")),
             ocr_repeat_similarity=float(get("LECTERN_OCR_REPEAT_SIMILARITY")),
+            caption_model=get("LECTERN_CAPTION_MODEL"),
+            caption_prompt=optional("LECTERN_CAPTION_PROMPT"),
+            caption_frames=max(1, int(get("LECTERN_CAPTION_FRAMES"))),
+            caption_max_new_tokens=int(get("LECTERN_CAPTION_MAX_NEW_TOKENS")),
+            caption_summary_model=optional("LECTERN_CAPTION_SUMMARY_MODEL"),
+            caption_score_model=get("LECTERN_CAPTION_SCORE_MODEL"),
+            aesthetic_head=optional("LECTERN_AESTHETIC_HEAD"),
+            caption_min_similarity=_optional_float(optional("LECTERN_CAPTION_MIN_SIMILARITY")),
+            caption_min_aesthetic=_optional_float(optional("LECTERN_CAPTION_MIN_AESTHETIC")),
             tokenizer=optional("LECTERN_TOKENIZER"),
             image_tokens=int(get("LECTERN_IMAGE_TOKENS")),
             sample_token_budget=int(get("LECTERN_SAMPLE_TOKEN_BUDGET")),

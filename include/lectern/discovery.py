@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
-from lectern.config import Settings
+from lectern.config import RECIPES, Settings
 from lectern.errors import PermanentError, TransientError
 from lectern.manifest import Manifest, ManifestError, load_manifest, manifest_path
 from lectern.state.db import session_scope
@@ -45,15 +46,23 @@ def subject_file(settings: Settings, subject: str) -> Path:
     return settings.subjects_dir / f"{slug}.yaml"
 
 
+@dataclass
+class SubjectSpec:
+    name: str
+    points: list[PointSpec]
+    recipe: str = "textbook"  # lectern.config.RECIPES
+    manifest: Manifest | None = None  # a URL-manifest corpus's rows, read and validated
+
+
 def load_taxonomy(path: Path) -> tuple[str, list[PointSpec]]:
     """Parse and validate a subject YAML; errors name the file and the offending entry. A manifest subject's
     knowledge points are its manifest's labels."""
-    subject, points, _manifest = load_subject(path)
-    return subject, points
+    spec = load_subject(path)
+    return spec.name, spec.points
 
 
-def load_subject(path: Path, allow_file_urls: bool = False) -> tuple[str, list[PointSpec], Manifest | None]:
-    """A subject YAML: its name, its knowledge points, and for a URL-manifest corpus the manifest, read and
+def load_subject(path: Path, allow_file_urls: bool = False) -> SubjectSpec:
+    """A subject YAML: its name, knowledge points and recipe, and for a URL-manifest corpus the manifest, read and
     validated (lectern/manifest.py)."""
     if not path.is_file():
         raise TaxonomyError(f"{path}: no such subject file")
@@ -63,17 +72,20 @@ def load_subject(path: Path, allow_file_urls: bool = False) -> tuple[str, list[P
         raise TaxonomyError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("subject"), str) or not doc["subject"].strip():
         raise TaxonomyError(f"{path}: needs a top-level 'subject: <name>'")
+    recipe = doc.get("recipe", "textbook")
+    if recipe not in RECIPES:
+        raise TaxonomyError(f"{path}: recipe {recipe!r} is not one of {', '.join(RECIPES)}")
     try:
         source = manifest_path(path, doc)
         if source is not None:
             if "courses" in doc:
                 raise TaxonomyError(f"{path}: a subject has either 'courses' to search or a 'manifest', not both")
             manifest = load_manifest(source, allow_file_urls)
-            return doc["subject"].strip(), [PointSpec(path=label, name=label, query=label)
-                                            for label in manifest.labels()], manifest
+            return SubjectSpec(doc["subject"].strip(), [PointSpec(path=label, name=label, query=label)
+                                                        for label in manifest.labels()], recipe, manifest)
     except ManifestError as exc:
         raise TaxonomyError(str(exc)) from exc
-    return (*_searched_subject(path, doc), None)
+    return SubjectSpec(*_searched_subject(path, doc), recipe)
 
 
 def _searched_subject(path: Path, doc: dict) -> tuple[str, list[PointSpec]]:

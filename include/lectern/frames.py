@@ -17,7 +17,7 @@ A full-resolution RGB image is made only for the frames selected as keyframes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -264,3 +264,31 @@ def naive_keyframes(path: str, threshold: float, grid: tuple[int, int] = (1, 1))
         if value < threshold:
             reference = gray
             yield round(index / fps, 3), round(value, 4)
+
+
+def frames_at(path: str, times: Sequence[float], max_side: int = 512) -> dict[float, np.ndarray]:
+    """RGB frames (at most `max_side` pixels on their longer side) at the given times: for each, the first frame
+    shown at or after it (the last frame for a time past the end). One seek per time, so a few frames of a long
+    video cost a few GOPs, not a full decode."""
+    import av
+
+    container, stream = _open(path)
+    width, height = stream.codec_context.width, stream.codec_context.height
+    scale = min(1.0, max_side / max(width, height))
+    size = {"width": max(2, round(width * scale)), "height": max(2, round(height * scale))}
+    start = stream.start_time * stream.time_base if stream.start_time is not None else 0.0
+    found: dict[float, np.ndarray] = {}
+    with container:
+        try:
+            for moment in sorted(set(times)):
+                container.seek(int((moment + float(start)) / stream.time_base), stream=stream, backward=True)
+                last = None
+                for frame in container.decode(stream):
+                    last = frame
+                    if frame.time is not None and float(frame.time - start) >= moment - 1e-3:
+                        break
+                if last is not None:
+                    found[moment] = last.reformat(format="rgb24", **size).to_ndarray()
+        except av.error.FFmpegError as exc:
+            raise CorruptMedia(f"decoding failed: {exc}".splitlines()[0]) from exc
+    return found

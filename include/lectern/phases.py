@@ -29,15 +29,15 @@ def prepare_discovery(settings: Settings, subject: str, force: bool = False) -> 
     """Load a subject's taxonomy into the state DB; returns (id, path) of the knowledge points to search. A
     URL-manifest subject's rows are recorded here (every run: new rows are added, known ones left as they are),
     so it has nothing to search."""
-    name, points, manifest = load_subject(subject_file(settings, subject), settings.allow_file_urls)
+    spec = load_subject(subject_file(settings, subject), settings.allow_file_urls)
     with session_scope(settings.db_url) as session:
-        ids = sync_subject(session, name, points)
-    if manifest is not None:
-        import_manifest(settings, name, manifest, {p.name: point_id for p, point_id in zip(points, ids)})
+        ids = sync_subject(session, spec.name, spec.points, spec.recipe)
+    if spec.manifest is not None:
+        import_manifest(settings, spec.name, spec.manifest, {p.name: i for p, i in zip(spec.points, ids)})
         return []
     with session_scope(settings.db_url) as session:
-        todo = points_to_search(session, name, force=force)
-    log.info("subject %s: %d knowledge points, %d to search", name, len(points), len(todo))
+        todo = points_to_search(session, spec.name, force=force)
+    log.info("subject %s: %d knowledge points, %d to search", spec.name, len(spec.points), len(todo))
     return todo
 
 
@@ -64,6 +64,17 @@ def claim(settings: Settings, stage: str, owner: str, subject: str | None = None
     scope = (f" of subject {subject}" if subject else "") + (f" among {', '.join(video_ids)}" if video_ids else "")
     log.info("%s: claimed %d videos%s%s", stage, len(ids), scope, " (force)" if force else "")
     return ids
+
+
+# Settings a phase's trigger form may choose per run: phase -> {param: the LECTERN_* variable it sets for the run's
+# stage processes (and pods)}.
+RUN_SETTINGS: dict[str, dict[str, str]] = {"keyframes": {"clip_segmenter": "LECTERN_CLIP_SEGMENTER"}}
+
+
+def run_environment(stage: str, params: dict) -> dict[str, str]:
+    """The LECTERN_* variables a run's params set for its stage processes (params left empty set nothing)."""
+    return {variable: str(params[param]) for param, variable in RUN_SETTINGS.get(stage, {}).items()
+            if params.get(param) not in (None, "")}
 
 
 def task_groups(settings: Settings, stage: str, video_ids: Sequence[str]) -> list[list[str]]:

@@ -108,6 +108,78 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     return manifest
 
 
+PAIR_COLUMNS = ("video_id", "clip_start", "clip_end", "caption", "middle_frame_caption", "frame_captions",
+                "clip_similarity", "aesthetic", "label", "subjects", "description", "url", "cover_url", "keyframes")
+
+
+def build_pairs_release(settings: Settings, name: str | None = None, subject: str | None = None) -> dict:
+    """Video-text pairs (recipe pairs): one row per kept clip of every captioned video, as JSONL shards and the same
+    rows as Parquet under ``parquet/`` (both read by ``datasets.load_dataset``), with a manifest; returns it.
+    A row: (video id, clip start/end, caption, its coarse and fine captions, scores, label, ...), its keyframes
+    as store keys relative to the manifest's `images_relative_to`."""
+    name = name or default_release_name()
+    store = store_from_settings(settings)
+    with session_scope(settings.db_url) as session:
+        captioned = [r for r in stage_rows(session, subject=subject, stage="caption") if r.status == SUCCEEDED]
+        records = {r.video_id: video_record(session, r.video_id) for r in captioned}
+        counts = funnel(session, subject)
+    rows: list[dict] = []
+    clips_total = 0
+    for video_id, video in records.items():
+        keyframes = {c["index"]: [f["key"] for f in c["keyframes"]]
+                     for c in store.get_json(video.artifacts["keyframes"]["clips"])["clips"]}
+        for clip in store.get_json(video.artifacts["caption"]["captions"])["clips"]:
+            clips_total += 1
+            if not clip["kept"]:
+                continue
+            rows.append({
+                "video_id": video_id, "clip_start": clip["start"], "clip_end": clip["end"], "caption": clip["caption"],
+                "middle_frame_caption": clip["middle_frame_caption"], "frame_captions": clip["frame_captions"],
+                "clip_similarity": clip["clip_similarity"], "aesthetic": clip["aesthetic"],
+                "label": video.labels[0] if video.labels else None, "subjects": list(video.subjects),
+                "description": video.description, "url": video.url, "cover_url": video.cover_url,
+                "keyframes": keyframes.get(clip["index"], []),
+            })
+    shards, parquet_shards = [], []
+    for begin in range(0, max(len(rows), 1), SHARD_SAMPLES):
+        chunk = rows[begin: begin + SHARD_SAMPLES]
+        shards.append(store.put_bytes(Keys.release(name, f"pairs-{len(shards):05d}.jsonl"),
+                                      "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chunk).encode()))
+        parquet_shards.append(store.put_bytes(Keys.release(name, f"parquet/pairs-{len(parquet_shards):05d}.parquet"),
+                                              pairs_parquet_bytes(chunk)))
+    scored = [r["clip_similarity"] for r in rows if r["clip_similarity"] is not None]
+    manifest = {
+        "release": name, "kind": "pairs", "created_at": datetime.now(timezone.utc).isoformat(), "subject": subject,
+        "store": store.url, "images_relative_to": store.url, "shards": shards, "parquet_shards": parquet_shards,
+        "columns": list(PAIR_COLUMNS), "videos": [{"id": v} for v in records],
+        "stats": {"videos": len(records), "clips": clips_total, "pairs": len(rows),
+                  "filtered_clips": clips_total - len(rows),
+                  "mean_clip_similarity": round(sum(scored) / len(scored), 4) if scored else None},
+        "funnel": counts,
+        "stage_configs": {stage: {"version": stage_version(stage, settings), "settings": stage_config(stage, settings)}
+                          for stage in ("keyframes", "caption")},
+    }
+    store.put_json(Keys.release(name, "manifest.json"), manifest)
+    manifest["location"] = store.uri(Keys.release(name, ""))
+    return manifest
+
+
+def pairs_parquet_bytes(rows: list[dict]) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    strings = pa.list_(pa.string())
+    types = {"clip_start": pa.float64(), "clip_end": pa.float64(), "clip_similarity": pa.float64(),
+             "aesthetic": pa.float64(), "frame_captions": strings, "subjects": strings, "keyframes": strings}
+    table = pa.table({column: pa.array([r[column] for r in rows], types.get(column, pa.string()))
+                      for column in PAIR_COLUMNS})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
 def parquet_bytes(samples: list[dict]) -> bytes:
     """Samples as one Parquet file that `datasets.load_dataset("parquet", ...)` reads; `metadata` is JSON text,
     since its entries differ between image and text positions."""

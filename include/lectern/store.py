@@ -79,6 +79,10 @@ class Keys:
     def clip_level(cls, video_id: str) -> str:
         return cls.video(video_id, "clips_textbook.json")
 
+    @classmethod
+    def captions(cls, video_id: str) -> str:
+        return cls.video(video_id, "captions.json")
+
     @staticmethod
     def release(release: str, name: str) -> str:
         if not VIDEO_ID.match(release):

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, TriggerRule, task
 
-from lectern.config import PHASES, Settings
+from lectern.config import PHASES, Settings, upstream_phase
 
 SETTINGS = Settings.from_env()  # environment only: no I/O at parse time
 START = datetime(2025, 1, 1)
@@ -19,19 +19,20 @@ TAGS = ["lectern"]
 DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(seconds=60), "retry_exponential_backoff": True,
                 "max_retry_delay": timedelta(minutes=30)}
 # Airflow retries of a phase's per-video tasks on transient errors (exit 75); permanent ones fail at once.
-PHASE_RETRIES = {"download": 4, "transcribe": 2, "judge": 2, "keyframes": 2, "ocr": 2, "assemble": 2}
+PHASE_RETRIES = {"download": 4, "transcribe": 2, "judge": 2, "keyframes": 2, "ocr": 2, "assemble": 2, "caption": 2}
 
 # One Asset per phase: a phase's publish task updates it; the next phase is scheduled on it.
 ASSETS = {phase: Asset(name=f"lectern_{phase}", uri=f"lectern://phases/{phase}") for phase in PHASES}
 
 
 def upstream_asset(phase: str) -> Asset:
-    return ASSETS[PHASES[PHASES.index(phase) - 1]]
+    return ASSETS[upstream_phase(phase)]
 
 
-def phase_params() -> dict[str, Param]:
-    """The trigger form of every per-video phase."""
+def phase_params(phase: str | None = None) -> dict[str, Param]:
+    """The trigger form of every per-video phase, and the settings `phase` lets a run choose."""
     return {
+        **run_setting_params(phase),
         "subject": Param(None, type=["null", "string"], title="Subject",
                          description="Only videos found for this subject (empty: every ready video)."),
         "video_ids": Param([], type="array", items={"type": "string"}, title="Video ids",
@@ -44,6 +45,15 @@ def phase_params() -> dict[str, Param]:
                             description="Rerun only results computed with another stage version or other settings "
                                         "(e.g. after changing OCR settings: OCR, then assemble; nothing upstream)."),
     }
+
+
+def run_setting_params(phase: str | None) -> dict[str, Param]:
+    if phase != "keyframes":
+        return {}
+    return {"clip_segmenter": Param(SETTINGS.clip_segmenter, type="string", enum=["asr", "scene"],
+                                    title="Clip segmenter",
+                                    description="asr: clips close at sentence ends (the paper); scene: clips cut at "
+                                                "scene changes (LECTERN_SCENE_* settings).")}
 
 
 def _owner(context) -> str:
@@ -66,19 +76,24 @@ def claim_videos(stage: str, **context) -> list[list[str]]:
 @task(map_index_template="{{ task.op_kwargs['label'] }}")
 def run_in_worker(label: str, args: list[str], **context) -> int:
     """Run the Lectern CLI in the worker (LECTERN_EXECUTION=local): the same command a pod runs."""
+    import os
     import subprocess
     import sys
 
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+    from lectern.phases import run_environment
     from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_OK, EXIT_TRANSIENT
 
     command = [sys.executable, "-m", "lectern", *args]
+    chosen = {}
     if args[0] == "stage":
         command += ["--lease-owner", _owner(context), "--run-id", context["run_id"],
                     "--map-index", str(context["ti"].map_index)]
-    print(f"[{label}] $ {' '.join(command)}", flush=True)
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        chosen = run_environment(args[1], context["params"])
+    print(f"[{label}] $ {' '.join([*(f'{k}={v}' for k, v in chosen.items()), *command])}", flush=True)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env={**os.environ, **chosen}) as proc:
         for line in proc.stdout:
             print(line.rstrip(), flush=True)
     if proc.returncode == EXIT_OK:
@@ -115,6 +130,13 @@ def run_in_pods(phase: str, calls):
         calls.map(pod_call(phase)))
 
 
+def run_setting_env(phase: str) -> dict[str, str]:
+    """The pod environment of the settings a run chooses (templates, rendered from the run's params)."""
+    from lectern.phases import RUN_SETTINGS
+
+    return {variable: f"{{{{ params.{param} }}}}" for param, variable in RUN_SETTINGS.get(phase, {}).items()}
+
+
 def stage_pods(work: str, task_id: str, pool: str, retries: int, **kwargs):
     """The partial KubernetesPodOperator of one kind of stage work (a phase, or metadata scoring): image,
     resources, scheduling, secrets and the model cache from LECTERN_* settings; GPU work starts from the GPU pod
@@ -139,7 +161,7 @@ def stage_pods(work: str, task_id: str, pool: str, retries: int, **kwargs):
         namespace=spec["namespace"],
         image=spec["image"],
         cmds=spec["cmds"],
-        env_vars=spec["env"],
+        env_vars={**spec["env"], **run_setting_env(work)},
         env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=spec["env_secret"]))],
         container_resources=k8s.V1ResourceRequirements(requests=spec["requests"], limits=spec["limits"]),
         tolerations=[k8s.V1Toleration(**t) for t in spec["tolerations"]],

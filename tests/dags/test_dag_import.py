@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-from lectern.config import PHASES
+from lectern.config import PHASES, upstream_phase
 from tests.conftest import ROOT
 
 
@@ -60,13 +60,17 @@ def test_dag_shape_and_trigger_form():
         assert {"subject", "video_ids", "batch_size", "force"} <= set(dag.params.keys())
         assert [t.task_id for t in dag.topological_sort()][:3] == ["claim_videos", "run_stage", "publish"]
         assert dag.get_task("run_stage").map_index_template
-        expected_pool = {"download": "lectern_download", "transcribe": "lectern_gpu", "judge": "lectern_gpu"}
+        expected_pool = {"download": "lectern_download", "transcribe": "lectern_gpu", "judge": "lectern_gpu",
+                         "caption": "lectern_gpu"}
         assert dag.get_task("run_stage").pool == expected_pool.get(phase, "default_pool"), phase
         assert dag.get_task("run_stage").retries == (4 if phase == "download" else 2)
         assert "stale_only" in dag.params
         assert dag.get_task("publish").outlets[0].name == f"lectern_{phase}"
-        assert f"lectern_{PHASES[PHASES.index(phase) - 1]}" in repr(dag.timetable)
+        assert f"lectern_{upstream_phase(phase)}" in repr(dag.timetable)
     assert "release" in bag.dags["lectern_assemble"].params
+    segmenter = bag.dags["lectern_keyframes"].params.get_param("clip_segmenter")
+    assert segmenter.value == "asr" and segmenter.schema["enum"] == ["asr", "scene"]
+    assert "clip_segmenter" not in bag.dags["lectern_ocr"].params
     for dag in bag.dags.values():  # every trigger form field is typed, titled and explained
         for name in dag.params.keys():
             param = dag.params.get_param(name)

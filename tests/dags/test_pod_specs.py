@@ -90,6 +90,15 @@ def test_cpu_phases_do_not(kubernetes_dags, phase):
     assert container.args[-2:] == ["--video-id", "abc123"] and pod.metadata.labels["lectern/video-id"] == "abc123"
 
 
+def test_a_keyframes_pod_takes_the_clip_segmenter_its_run_chose(kubernetes_dags):
+    operator, pod = render(kubernetes_dags, "keyframes", "abc123")
+    env = {e.name: e.value for e in pod.spec.containers[0].env}
+    assert env["LECTERN_CLIP_SEGMENTER"] == "{{ params.clip_segmenter }}"  # rendered from the run's params
+    assert "env_vars" in operator.template_fields
+    _, ocr = render(kubernetes_dags, "ocr", "abc123")
+    assert "LECTERN_CLIP_SEGMENTER" not in {e.name for e in ocr.spec.containers[0].env}
+
+
 @pytest.mark.parametrize("phase", ["download", "transcribe", "assemble"])
 def test_every_stage_pod_runs_as_non_root(kubernetes_dags, phase):
     _, pod = render(kubernetes_dags, phase, "abc123")

@@ -205,6 +205,28 @@ def test_rerun_claims_nothing_and_force_recomputes_without_duplicates(pipeline):
     assert row["ocr"].status == "pending"  # new keyframes make the downstream result stale
 
 
+def test_a_keyframes_run_chooses_the_scene_segmenter_in_its_trigger_form(pipeline):
+    store, settings, bag = pipeline["store"], pipeline["settings"], pipeline["bag"]
+
+    def keyframes_row():
+        with session_scope(settings.db_url) as session:
+            return stage_rows(session, video_ids=["photosynthesis"], stage="keyframes")[0]
+
+    by_sentences = keyframes_row()
+    assert by_sentences.metrics["clip_segmenter"] == "asr"
+    run, _ = run_dag(bag, "keyframes", {"video_ids": ["photosynthesis"], "force": True, "clip_segmenter": "scene"})
+    assert run.state == "success"
+    by_scenes = keyframes_row()
+    assert by_scenes.status == "succeeded" and by_scenes.run_id == run.run_id
+    assert by_scenes.metrics["clip_segmenter"] == "scene" and by_scenes.metrics["scene_method"] == "histogram"
+    assert by_scenes.version != by_sentences.version  # recorded as other settings: a stale_only run would see it
+    clips = store.get_json(Keys.clips("photosynthesis"))["clips"]
+    assert len(clips) >= by_scenes.metrics["scene_cuts"] + 1
+    # back to the default for the tests after this one
+    run, _ = run_dag(bag, "keyframes", {"video_ids": ["photosynthesis"], "force": True, "clip_segmenter": "asr"})
+    assert run.state == "success" and keyframes_row().version == by_sentences.version
+
+
 def test_rerunning_every_phase_reproduces_the_same_artifacts_and_state(pipeline):
     """Idempotency: each phase forced again for one video, in order, writes byte-identical artifacts (content hash)
     and leaves the same state behind (wall-clock timings live in the state row's metrics, not in artifacts)."""

@@ -99,9 +99,9 @@ def subject_with_manifest(tmp_path, manifest_name: str, rows: str, extra: str = 
 
 def test_a_subject_yaml_names_its_manifest_and_its_labels_are_its_points(tmp_path):
     subjects = subject_with_manifest(tmp_path, "clips.csv", CSV)
-    subject, points, manifest = load_subject(subjects / "short_videos.yaml")
-    assert subject == "Short videos" and manifest.path == subjects / "clips.csv"
-    assert [(p.path, p.query, p.urls) for p in points] == [("animals", "animals", ()), ("cooking", "cooking", ()),
+    spec = load_subject(subjects / "short_videos.yaml")
+    assert spec.name == "Short videos" and spec.manifest.path == subjects / "clips.csv" and spec.recipe == "textbook"
+    assert [(p.path, p.query, p.urls) for p in spec.points] == [("animals", "animals", ()), ("cooking", "cooking", ()),
                                                            ("unlabelled", "unlabelled", ())]
     (subjects / "short_videos.yaml").write_text("subject: S\nmanifest: clips.csv\ncourses: [{name: C, points: [p]}]\n")
     with pytest.raises(TaxonomyError, match="not both"):

@@ -42,6 +42,13 @@ def demo_settings(models: dict[str, str]) -> dict[str, str]:
         "LECTERN_METADATA_JUDGE_MODEL": models["llm_scripted"],
         # The scripted model's "rewrite" is its stock answer: the drift guard keeps every original segment.
         "LECTERN_REWRITE_MODEL": models["llm_scripted"],
+        # Video-text pairs (recipe pairs): the tiny ViT-GPT2 captions frames, the scripted LLM summarises them,
+        # the tiny CLIP and a tiny LAION-style head score them.
+        "LECTERN_CAPTION_MODEL": models["ocr_vlm"],
+        "LECTERN_CAPTION_SUMMARY_MODEL": models["llm_scripted"],
+        "LECTERN_CAPTION_SCORE_MODEL": models["clip"],
+        "LECTERN_AESTHETIC_HEAD": models["aesthetic_head"],
+        "LECTERN_CAPTION_MAX_NEW_TOKENS": "12",
         "LECTERN_LLM_MAX_NEW_TOKENS": "24",
         "LECTERN_LLM_DEVICE": "cpu",
     }

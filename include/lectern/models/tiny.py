@@ -268,6 +268,21 @@ def build_ocr_vlm(out: Path, seed: int = 0) -> Path:
     return out
 
 
+def build_aesthetic_head(out: Path, dim: int = 16, seed: int = 0) -> Path:
+    """A LAION-style aesthetic predictor for the tiny CLIP's `dim`-wide image embeddings: linear layers (with a
+    dropout's gap in the numbering, as the published one has), in a safetensors state dict."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"layers.0.weight": rng.normal(0, 1, (8, dim)).astype(np.float32),
+               "layers.0.bias": np.zeros(8, dtype=np.float32),
+               "layers.2.weight": rng.normal(0, 1, (1, 8)).astype(np.float32),
+               "layers.2.bias": np.array([5.0], dtype=np.float32)}, str(out))
+    return out
+
+
 PUNKT_ABBREVIATIONS = ["dr", "mr", "mrs", "ms", "prof", "e.g", "i.e", "etc", "vs", "fig", "eq", "no"]
 
 
@@ -286,7 +301,8 @@ def build_all(out: Path) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"whisper": out / "whisper-tiny-random", "align": out / "wav2vec2-tiny-random", "nltk_data": out / "nltk_data",
              "llm_scripted": out / "llm-tiny-scripted", "llm_random": out / "llm-tiny-random",
-             "clip": out / "clip-tiny-random", "ocr_vlm": out / "ocr-vlm-tiny-random"}
+             "clip": out / "clip-tiny-random", "ocr_vlm": out / "ocr-vlm-tiny-random",
+             "aesthetic_head": out / "aesthetic-head-tiny-random.safetensors"}
     if not (paths["whisper"] / "model.bin").is_file():
         build_whisper(paths["whisper"])
     if not (paths["align"] / "model.safetensors").is_file():
@@ -299,5 +315,7 @@ def build_all(out: Path) -> dict[str, str]:
         build_clip(paths["clip"])
     if not (paths["ocr_vlm"] / "model.safetensors").is_file():
         build_ocr_vlm(paths["ocr_vlm"])
+    if not paths["aesthetic_head"].is_file():
+        build_aesthetic_head(paths["aesthetic_head"])
     build_punkt(paths["nltk_data"])
     return {name: str(path) for name, path in paths.items()}

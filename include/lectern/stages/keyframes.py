@@ -26,7 +26,8 @@ from lectern.store import Keys, Store
 NAME = "keyframes"
 VERSION = "1"
 # Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
-CONFIG = ("clip_min_s", "clip_max_s", "keyframe_sampling", "keyframe_max_gop_s", "keyframe_interval_s",
+CONFIG = ("clip_min_s", "clip_max_s", "clip_segmenter", "scene_method", "scene_threshold", "scene_min_s", "scene_fps",
+          "keyframe_sampling", "keyframe_max_gop_s", "keyframe_interval_s",
           "ssim_threshold", "ssim_width", "ssim_grid", "keyframe_dedup", "face_max_area", "clip_filter_model",
           "clip_filter_min_similarity")
 SENTENCE_END = (".", "!", "?", "。", "！", "？")
@@ -63,6 +64,33 @@ def segment_clips(segments: list[dict], duration: float, min_s: float, max_s: fl
     return clips
 
 
+def scene_clips(segments: list[dict], spans: list[tuple[float, float]]) -> list[Clip]:
+    """Clips cut at scene changes (lectern.scenes): each span a clip, with the ASR segments whose middle falls in
+    it (a sentence across a cut goes with the scene where most of it is said)."""
+    members: list[list[int]] = [[] for _ in spans]
+    for i, segment in enumerate(segments):
+        middle = (segment["start"] + segment["end"]) / 2
+        c = next((k for k, (start, end) in enumerate(spans) if start <= middle < end), len(spans) - 1)
+        members[c].append(i)
+    return [Clip(start, end, ids, " ".join(segments[j]["text"] for j in ids))
+            for (start, end), ids in zip(spans, members)]
+
+
+def cut_clips(path: str, segments: list[dict] | None, duration: float, settings: Settings) -> tuple[list[Clip], dict]:
+    """The video's clips by LECTERN_CLIP_SEGMENTER (at scene changes when there is no transcript, `segments`
+    None), and what segmenting measured."""
+    if settings.clip_segmenter == "asr" and segments is not None:
+        return segment_clips(segments, duration, settings.clip_min_s, settings.clip_max_s), {"clip_segmenter": "asr"}
+    segments = segments or []
+    from lectern import scenes
+
+    cuts, measured = scenes.scene_cuts(path, settings.scene_method, settings.scene_threshold, settings.scene_min_s,
+                                       settings.scene_fps)
+    spans = scenes.scene_spans(cuts, duration, settings.clip_max_s)
+    return scene_clips(segments, spans), {"clip_segmenter": "scene", "scene_method": settings.scene_method,
+                                          "scene_cuts": len(cuts), **measured}
+
+
 def _jpeg(frame: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -74,21 +102,23 @@ def _jpeg(frame: np.ndarray) -> bytes:
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     source_key = video.artifacts.get("download", {}).get("source")
     asr_key = video.artifacts.get("transcribe", {}).get("asr")
-    if not source_key or not asr_key:
-        raise MissingInput(f"{video.id}: keyframes need the source video and its transcript")
-    asr = store.get_json(asr_key)
+    if not source_key:
+        raise MissingInput(f"{video.id}: keyframes need the source video")
+    # A video-text-pairs video has no transcript (its recipe skips transcribe): its clips are cut at scene changes.
+    asr = store.get_json(asr_key) if asr_key else None
     refined_key = video.artifacts.get("judge", {}).get("refined_asr")
     refined = store.get_json(refined_key)["segments"] if refined_key else None
     probe = store.get_json(Keys.probe(video.id))
-    clips = segment_clips(asr["segments"], float(probe["duration_s"]), settings.clip_min_s, settings.clip_max_s)
-    per_clip: list[list[dict]] = [[] for _ in clips]
-    jpegs: list[list[bytes]] = [[] for _ in clips]
     started = time.monotonic()
     # Keys of a previous attempt are overwritten; stale extra ones are removed so a rerun never duplicates.
     stale = set(store.list(Keys.video(video.id, "keyframes/")))
     written = set()
     sampled = faces = 0
     with store.local_path(source_key) as path:
+        clips, segmenting = cut_clips(str(path), asr["segments"] if asr else None, float(probe["duration_s"]),
+                                      settings)
+        per_clip: list[list[dict]] = [[] for _ in clips]
+        jpegs: list[list[bytes]] = [[] for _ in clips]
         mode = settings.keyframe_sampling
         if mode == "auto":
             mode = frames.choose_sampling(str(path), settings.keyframe_max_gop_s)
@@ -131,7 +161,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     metrics = {"clips": len(clips), "keyframes": keyframes, "seconds": round(seconds, 3),
                "realtime_factor": round(duration / seconds, 1) if seconds else None, "sampling": mode,
                "frames_compared": sampled, "ssim_threshold": settings.ssim_threshold,
-               "ssim_grid": "x".join(map(str, settings.ssim_grid)), "interval_s": settings.keyframe_interval_s}
+               "ssim_grid": "x".join(map(str, settings.ssim_grid)), "interval_s": settings.keyframe_interval_s,
+               **segmenting}
     if settings.face_max_area is not None:
         metrics["face_filter_dropped_keyframes"] = faces
     if settings.clip_filter_model:

@@ -23,6 +23,7 @@ from lectern.errors import MissingInput
 from lectern.stages import StageResult
 from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
+from lectern.vlm import describe_images
 
 NAME = "ocr"
 VERSION = "3"
@@ -58,34 +59,6 @@ def read_images(paths: list[str], lang: str, min_confidence: float) -> list[tupl
             for found, scores in zip(lines, confidences)]
 
 
-def read_with_vlm(paths: list[str], model: str, prompt: str | None, device: str, batch_size: int,
-                  max_new_tokens: int = 512) -> list[str]:
-    """Text of each image from a vision-language OCR model (no word confidences: the confidence filter does not
-    apply). A chat model gets `prompt` with the image through its chat template; an OCR model gets the image alone."""
-    import torch
-    from PIL import Image
-
-    from lectern import models
-
-    processor, vlm = models.image_to_text(model, models.llm_device(device))
-    texts: list[str] = []
-    for begin in range(0, len(paths), batch_size):
-        images = [Image.open(path).convert("RGB") for path in paths[begin: begin + batch_size]]
-        if prompt:
-            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-            chat = processor.apply_chat_template(messages, add_generation_prompt=True)
-            inputs = processor(images=images, text=[chat] * len(images), return_tensors="pt", padding=True)
-        else:
-            inputs = processor(images=images, return_tensors="pt")
-        inputs = inputs.to(vlm.device)
-        with torch.inference_mode():
-            output = vlm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        if "input_ids" in inputs and not vlm.config.is_encoder_decoder:
-            output = output[:, inputs["input_ids"].shape[1]:]  # a decoder-only model repeats its prompt
-        texts += [text.strip() for text in processor.batch_decode(output, skip_special_tokens=True)]
-    return texts
-
-
 def meaningless(text: str, min_chars: int) -> str | None:
     """Why a text is not worth keeping, or None."""
     characters = [c for c in text if not c.isspace()]
@@ -119,8 +92,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     with ExitStack() as stack:
         paths = [str(stack.enter_context(store.local_path(key))) for key in keys]
         if settings.ocr_engine == "vlm":
-            answers = read_with_vlm(paths, settings.ocr_vlm_model, settings.ocr_vlm_prompt, settings.llm_device,
-                                    settings.llm_batch_size)
+            answers = describe_images(paths, settings.ocr_vlm_model, settings.ocr_vlm_prompt, settings.llm_device,
+                                      settings.llm_batch_size)
             raw = {key: (text, None) for key, text in zip(keys, answers)}
         else:
             # one tesseract process per worker, each over every n-th keyframe (neighbours cost alike)

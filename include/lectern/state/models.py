@@ -26,6 +26,7 @@ class Subject(Base):
     __tablename__ = "subjects"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    recipe: Mapped[str] = mapped_column(String(32), default="textbook", server_default="textbook")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     points: Mapped[list["KnowledgePoint"]] = relationship(back_populates="subject")
 

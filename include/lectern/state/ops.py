@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from lectern.config import STAGES
+from lectern.config import RECIPES, STAGES
 from lectern.state.models import (
     FAILED,
     FORGOTTEN,
@@ -42,9 +42,22 @@ class LeaseLost(Exception):
     """The caller's lease expired and another run took the video-stage; its result is not recorded."""
 
 
-def next_stage(stage: str) -> str | None:
-    index = STAGES.index(stage)
-    return STAGES[index + 1] if index + 1 < len(STAGES) else None
+def next_stage(stage: str, recipe: str = "textbook") -> str | None:
+    """The stage after `stage` in `recipe` (None after its last, or for a stage the recipe does not have)."""
+    stages = RECIPES[recipe]
+    if stage not in stages:
+        return None
+    index = stages.index(stage)
+    return stages[index + 1] if index + 1 < len(stages) else None
+
+
+def video_recipe(session: Session, video_id: str) -> str:
+    """What the video goes through: video-text pairs when every subject that found it makes pairs, else the
+    textbook (a video found for a textbook subject too is never cut short of it)."""
+    recipes = set(session.scalars(
+        select(Subject.recipe).join(KnowledgePoint, KnowledgePoint.subject_id == Subject.id)
+        .join(VideoSource, VideoSource.point_id == KnowledgePoint.id).where(VideoSource.video_id == video_id)))
+    return "pairs" if recipes == {"pairs"} else "textbook"
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -65,13 +78,14 @@ class PointSpec:
     urls: tuple[str, ...] = ()
 
 
-def sync_subject(session: Session, subject: str, points: Sequence[PointSpec]) -> list[int]:
-    """Create or update a subject and its knowledge points; returns the ids of all its points."""
+def sync_subject(session: Session, subject: str, points: Sequence[PointSpec], recipe: str = "textbook") -> list[int]:
+    """Create or update a subject, its recipe and its knowledge points; returns the ids of all its points."""
     row = session.scalar(select(Subject).where(Subject.name == subject))
     if row is None:
-        row = Subject(name=subject)
+        row = Subject(name=subject, recipe=recipe)
         session.add(row)
         session.flush()
+    row.recipe = recipe
     existing = {p.path: p for p in session.scalars(select(KnowledgePoint).where(KnowledgePoint.subject_id == row.id))}
     ids = []
     for spec in points:
@@ -374,7 +388,7 @@ def mark_succeeded(session: Session, video_id: str, stage: str, owner: str, arti
     row.artifacts, row.metrics, row.version = dict(artifacts), dict(metrics), version
     row.error_class = row.error_kind = row.error_message = row.reason = None
     row.lease_owner = row.lease_expires_at = None
-    following = next_stage(stage)
+    following = next_stage(stage, video_recipe(session, video_id))
     if following:
         successor = session.get(VideoStage, (video_id, following))
         if successor is None:

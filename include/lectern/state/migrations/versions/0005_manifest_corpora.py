@@ -1,4 +1,4 @@
-"""videos: cover_url (URL-manifest corpora)
+"""videos.cover_url and subjects.recipe (URL-manifest corpora, video-text pairs)
 
 Revision ID: 0005
 Revises: 0004
@@ -16,8 +16,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('videos', schema=None) as batch_op:
         batch_op.add_column(sa.Column('cover_url', sa.Text(), nullable=True))
+    with op.batch_alter_table('subjects', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('recipe', sa.String(length=32), server_default='textbook', nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('subjects', schema=None) as batch_op:
+        batch_op.drop_column('recipe')
     with op.batch_alter_table('videos', schema=None) as batch_op:
         batch_op.drop_column('cover_url')

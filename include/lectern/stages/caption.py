@@ -1,0 +1,176 @@
+"""caption (recipe pairs): InternVid-style video-text pairs from a video's clips (the keyframes stage's clips.json,
+cut at scene changes) -> captions.json.
+
+For each clip, as InternVid built its 234M clip captions: a coarse caption of its middle frame and fine captions of
+LECTERN_CAPTION_FRAMES frames spread over it (LECTERN_CAPTION_MODEL, any image-to-text model through transformers),
+summarised into one clip caption by a language model (LECTERN_CAPTION_SUMMARY_MODEL). Then the clip is scored:
+its caption against its frames in a CLIP-style joint embedding (LECTERN_CAPTION_SCORE_MODEL; the mean cosine over
+the frames), and, with LECTERN_AESTHETIC_HEAD, an aesthetic score of its frames (a LAION-style predictor over the
+same image embeddings). Clips below LECTERN_CAPTION_MIN_SIMILARITY or LECTERN_CAPTION_MIN_AESTHETIC stay in
+captions.json with why, marked not kept; a video none of whose clips is kept is rejected. Models load once per
+process, so a task of several videos (LECTERN_VIDEOS_PER_TASK: a GPU phase) loads them once.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from lectern.config import Settings
+from lectern.errors import MissingInput
+from lectern.stages import StageResult, without_timings
+from lectern.state.ops import VideoRecord
+from lectern.store import Keys, Store
+
+NAME = "caption"
+VERSION = "1"
+CONFIG = ("caption_model", "caption_prompt", "caption_frames", "caption_max_new_tokens", "caption_summary_model",
+          "caption_score_model", "aesthetic_head", "caption_min_similarity", "caption_min_aesthetic")
+SYSTEM = "You write short, factual captions of video clips."
+
+
+def frame_times(start: float, end: float, count: int) -> tuple[float, list[float]]:
+    """A clip's middle, and `count` moments spread evenly over it (the middle of each of `count` equal parts)."""
+    step = (end - start) / count
+    return round((start + end) / 2, 3), [round(start + step * (k + 0.5), 3) for k in range(count)]
+
+
+def summary_prompt(coarse: str, fine: list[str]) -> str:
+    frames = "\n".join(f"{n}. {caption}" for n, caption in enumerate(fine, start=1))
+    return (f"Captions of frames of one video clip, in order:\n{frames}\nCaption of its middle frame: {coarse}\n"
+            "Write one sentence that describes the whole clip. Answer with the sentence only.")
+
+
+def clean_caption(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
+    from PIL import Image
+
+    from lectern import frames, llm
+    from lectern.vlm import describe_images
+
+    clips_key = video.artifacts.get("keyframes", {}).get("clips")
+    source_key = video.artifacts.get("download", {}).get("source")
+    if not clips_key or not source_key:
+        raise MissingInput(f"{video.id}: captions need the source video and its clips")
+    clips = store.get_json(clips_key)["clips"]
+    started = time.monotonic()
+    plan = [frame_times(clip["start"], clip["end"], settings.caption_frames) for clip in clips]
+    wanted = sorted({t for middle, spread in plan for t in (middle, *spread)})
+    with store.local_path(source_key) as path:
+        pictures = frames.frames_at(str(path), wanted)
+    images = {t: Image.fromarray(pictures[t]) for t in wanted if t in pictures}
+    order = list(images)
+    captions = dict(zip(order, describe_images([images[t] for t in order], settings.caption_model,
+                                               settings.caption_prompt, settings.llm_device, settings.llm_batch_size,
+                                               settings.caption_max_new_tokens)))
+    coarse = [clean_caption(captions.get(middle, "")) for middle, _ in plan]
+    fine = [[clean_caption(captions[t]) for t in spread if t in captions] for _, spread in plan]
+    if settings.caption_summary_model:
+        summaries = llm.generate(settings.caption_summary_model, [summary_prompt(c, f) for c, f in zip(coarse, fine)],
+                                 device=settings.llm_device, max_new_tokens=settings.caption_max_new_tokens,
+                                 batch_size=settings.llm_batch_size, system=SYSTEM)
+        final = [clean_caption(s) or c for s, c in zip(summaries, coarse)]
+    else:
+        final = coarse
+    similarity, aesthetic = score_clips(final, [[images[t] for t in spread if t in images] for _, spread in plan],
+                                        settings)
+    documents = []
+    for i, clip in enumerate(clips):
+        why = filtered(similarity[i], aesthetic[i], settings)
+        documents.append({
+            "index": clip["index"], "start": clip["start"], "end": clip["end"], "caption": final[i],
+            "middle_frame_caption": coarse[i], "frame_captions": fine[i], "frame_times": plan[i][1],
+            "clip_similarity": similarity[i], "aesthetic": aesthetic[i], "asr": clip.get("asr") or None,
+            "kept": why is None, "filtered": why,
+        })
+    seconds = time.monotonic() - started
+    kept = sum(d["kept"] for d in documents)
+    scored = [s for s in similarity if s is not None]
+    metrics = {"clips": len(documents), "clips_kept": kept, "frames_captioned": len(images),
+               "mean_clip_similarity": round(float(np.mean(scored)), 4) if scored else None,
+               "seconds": round(seconds, 3)}
+    key = store.put_json(Keys.captions(video.id), {"video_id": video.id, "clips": documents,
+                                                    "metrics": without_timings(metrics)})
+    if not kept:
+        reasons = sorted({d["filtered"] for d in documents if d["filtered"]})
+        return StageResult.rejected(f"no clip passed the caption filters: {'; '.join(reasons) or 'no clips'}",
+                                    metrics, {"captions": key})
+    return StageResult.succeeded({"captions": key}, metrics)
+
+
+def filtered(similarity: float | None, aesthetic: float | None, settings: Settings) -> str | None:
+    """Why a clip is left out of the pairs, or None."""
+    if settings.caption_min_similarity is not None and similarity is not None \
+            and similarity < settings.caption_min_similarity:
+        return f"clip similarity {similarity:.3f} < {settings.caption_min_similarity:g}"
+    if settings.caption_min_aesthetic is not None and aesthetic is not None \
+            and aesthetic < settings.caption_min_aesthetic:
+        return f"aesthetic {aesthetic:.2f} < {settings.caption_min_aesthetic:g}"
+    return None
+
+
+def score_clips(captions: list[str], clip_images: list[list], settings: Settings
+                ) -> tuple[list[float | None], list[float | None]]:
+    """Per clip: the mean cosine similarity of its caption with its frames, and the mean aesthetic score of its
+    frames (None without frames, or without an aesthetic head)."""
+    import torch
+
+    from lectern import models
+
+    device = models.llm_device(settings.llm_device)
+    processor, encoder = models.image_text_model(settings.caption_score_model, device)
+    head = aesthetic_head(settings.aesthetic_head) if settings.aesthetic_head else None
+    max_tokens = getattr(getattr(encoder.config, "text_config", encoder.config), "max_position_embeddings", 77)
+    similarity: list[float | None] = []
+    aesthetic: list[float | None] = []
+    with torch.inference_mode():
+        for caption, images in zip(captions, clip_images):
+            if not images:
+                similarity.append(None)
+                aesthetic.append(None)
+                continue
+            pixels = processor(images=images, return_tensors="pt")["pixel_values"].to(device)
+            image_vectors = torch.nn.functional.normalize(encoder.get_image_features(pixel_values=pixels), dim=-1)
+            if caption:
+                text = processor(text=[caption], return_tensors="pt", padding=True, truncation=True,
+                                 max_length=max_tokens).to(device)
+                text_vector = torch.nn.functional.normalize(encoder.get_text_features(**text), dim=-1)[0]
+                similarity.append(round(float((image_vectors @ text_vector).mean()), 4))
+            else:
+                similarity.append(None)
+            aesthetic.append(round(float(np.mean(head(image_vectors.float().cpu().numpy()))), 4) if head else None)
+    return similarity, aesthetic
+
+
+@lru_cache(maxsize=2)
+def aesthetic_head(path: str):
+    """A LAION improved-aesthetic-predictor (an MLP of linear layers, with dropout only between them) as a
+    function of L2-normalised image embeddings: its state dict's `*.weight`/`*.bias` pairs applied in order."""
+    if Path(path).suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        state = load_file(path)
+    else:
+        import torch
+
+        state = {k: v.float().numpy() for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+    prefixes = sorted({name.rsplit(".", 1)[0] for name in state if name.endswith(".weight")},
+                      key=lambda p: [int(part) if part.isdigit() else part for part in p.split(".")])
+    if not prefixes:
+        raise ValueError(f"{path}: no linear layers (no '*.weight' tensors)")
+    layers = [(state[f"{p}.weight"], state.get(f"{p}.bias")) for p in prefixes]
+
+    def predict(embeddings: np.ndarray) -> np.ndarray:
+        x = embeddings
+        for weight, bias in layers:
+            x = x @ weight.T + (bias if bias is not None else 0.0)
+        return x.reshape(len(embeddings), -1)[:, 0]
+
+    return predict
