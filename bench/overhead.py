@@ -3,14 +3,15 @@ phase's tasks run as Airflow would map them, with the same concurrency) and once
 Airflow 3: api-server, scheduler, dag-processor, triggerer, LocalExecutor; the download run triggered through the
 REST API, every later phase scheduled by the previous phase's Asset). Overhead = Airflow wall / direct wall - 1.
 
-    .venv/bin/python bench/overhead.py [--videos 50 200] [--seconds 12] [--cpu-videos-per-task 1 25]
+    .venv/bin/python bench/overhead.py [--videos 50 200 --cpu-videos-per-task 1 25] [--seconds 12]
 
 Videos are short narrated lectures (--seconds long, one file served on loopback under N ids, each downloaded on
 its own); the state DB and Airflow's metadata DB are fresh databases on the Postgres at LECTERN_BENCH_PG_URL
 (default postgresql+psycopg2://postgres@127.0.0.1:5432/postgres). Concurrency: the download pool's slots, the GPU
-pool's (1), and for CPU phases one task per core (AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG, and as many CLI
-processes at once directly). Each N runs once per --cpu-videos-per-task value (LECTERN_CPU_VIDEOS_PER_TASK: 1 is one
-mapped task per video, more amortises Airflow's per-task cost); both modes run the same task groups.
+pool's (one per core here, where the GPU phases run on the cores), and for CPU phases one task per core
+(AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG, and as many CLI processes at once directly). Each N runs once per
+--cpu-videos-per-task value (LECTERN_CPU_VIDEOS_PER_TASK: 1 is one mapped task per video, more amortises Airflow's
+per-task cost); GPU phases run --gpu-videos-per-task videos per task; both modes run the same task groups.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def database(action: str, name: str) -> str:
 
 
 CPU_TASKS = os.cpu_count() or 1
+GPU_VIDEOS_PER_TASK = 25  # one model load serves a GPU task's videos; at 4 (the default) loading would dominate
+# What `make bench` measures: (videos, videos per CPU-phase task): a task per video, then grouped.
+RUNS = ((50, 1), (50, 25), (200, 25))
 
 
 def concurrency(stage: str, settings: Settings) -> int:
@@ -150,11 +154,13 @@ def every_video_ended(settings: Settings, video_ids: list[str]) -> bool:
         return all(row.status in TERMINAL for row in stage_rows(session, video_ids=video_ids))
 
 
-def overhead(n: int, seconds: float, cpu_videos_per_task: int = 1) -> dict:
+def overhead(n: int, seconds: float, cpu_videos_per_task: int = 1, gpu_videos_per_task: int = GPU_VIDEOS_PER_TASK
+             ) -> dict:
     path, duration = narrated_lecture(seconds / 60)
     models = tiny_models()
     video_ids = [f"v{i:04d}" for i in range(n)]
-    result = {"videos": n, "video_s": duration, "cpu_videos_per_task": cpu_videos_per_task}
+    result = {"videos": n, "video_s": duration, "cpu_videos_per_task": cpu_videos_per_task,
+              "gpu_videos_per_task": gpu_videos_per_task}
     with CorpusServer(CACHE) as server:
         for mode in ("direct", "airflow"):
             home = Path(tempfile.mkdtemp(prefix=f"lectern-bench-{mode}-"))
@@ -165,7 +171,10 @@ def overhead(n: int, seconds: float, cpu_videos_per_task: int = 1) -> dict:
                 env = bench_environment(home, models, LECTERN_DB_URL=state_url, LECTERN_BATCH_SIZE=str(n),
                                         LECTERN_STORE_URL=f"file://{home / 'store'}",
                                         LECTERN_METADATA_MIN_RELEVANCE="0", LECTERN_METADATA_JUDGE_MODEL="",
-                                        LECTERN_CPU_VIDEOS_PER_TASK=str(cpu_videos_per_task))
+                                        LECTERN_CPU_VIDEOS_PER_TASK=str(cpu_videos_per_task),
+                                        LECTERN_VIDEOS_PER_TASK=str(gpu_videos_per_task),
+                                        # no GPU here: the GPU phases run on the cores, a slot each
+                                        LECTERN_GPU_POOL_SLOTS=str(CPU_TASKS))
                 migrate(state_url)  # an empty, ready state DB: the runs Airflow schedules at start claim nothing
                 seed_videos = partial(seed, state_url, [(v, f"{server.base_url}/{path.name}?copy={v}")
                                                         for v in video_ids])
@@ -189,26 +198,27 @@ def overhead(n: int, seconds: float, cpu_videos_per_task: int = 1) -> dict:
 
 
 def table(results: list[dict]) -> list[str]:
-    lines = ["| videos | video s each | videos per CPU task | direct CLI s | Airflow DAG runs s | task instances | "
-             "overhead |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| videos | video s each | videos per CPU / GPU task | direct CLI s | Airflow DAG runs s | task instances "
+             "| overhead |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
-        lines.append(f"| {r['videos']} | {r['video_s']:.0f} | {r['cpu_videos_per_task']} | {r['direct_s']:.0f} | "
-                     f"{r['airflow_s']:.0f} | {r['task_instances']} | {r['overhead']:+.1%} |")
+        lines.append(f"| {r['videos']} | {r['video_s']:.0f} | {r['cpu_videos_per_task']} / {r['gpu_videos_per_task']} "
+                     f"| {r['direct_s']:.0f} | {r['airflow_s']:.0f} | {r['task_instances']} | {r['overhead']:+.1%} |")
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--videos", type=int, nargs="+", help=f"numbers of videos (default: the runs {RUNS})")
     parser.add_argument("--seconds", type=float, default=12.0, help="length of each video")
     parser.add_argument("--cpu-videos-per-task", type=int, nargs="+", default=[1],
-                        help="LECTERN_CPU_VIDEOS_PER_TASK values to measure each N with")
+                        help="LECTERN_CPU_VIDEOS_PER_TASK values to measure each of --videos with")
+    parser.add_argument("--gpu-videos-per-task", type=int, default=GPU_VIDEOS_PER_TASK)
     args = parser.parse_args()
+    runs = [(n, k) for n in args.videos for k in args.cpu_videos_per_task] if args.videos else RUNS
     results = []
-    for n in args.videos:
-        for per_task in args.cpu_videos_per_task:
-            results.append(overhead(n, args.seconds, per_task))
-            print(json.dumps(results[-1]), flush=True)
+    for n, per_task in runs:
+        results.append(overhead(n, args.seconds, per_task, args.gpu_videos_per_task))
+        print(json.dumps(results[-1]), flush=True)
     print(f"\nAirflow overhead on {machine()}\n")
     print("\n".join(table(results)))
 
