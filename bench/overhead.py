@@ -30,7 +30,7 @@ from pathlib import Path
 
 from common import CACHE, bench_environment, machine, narrated_lecture, run_stage_process, seed, tiny_models
 
-from lectern.config import GPU_STAGES, STAGES, Settings
+from lectern.config import GPU_STAGES, RECIPES, STAGES, Settings
 from lectern.demo.local_airflow import LocalAirflow
 from lectern.demo.server import CorpusServer
 from lectern.phases import pool_definitions, task_groups
@@ -184,7 +184,7 @@ def overhead(n: int, seconds: float, cpu_videos_per_task: int = 1, gpu_videos_pe
                 else:
                     result["airflow_s"], result["task_instances"] = through_airflow(env, home, video_ids,
                                                                                     metadata_url, seed_videos)
-                result[f"{mode}_outcome"] = statuses(Settings.from_env(env), STAGES[-1], video_ids)
+                result[f"{mode}_outcome"] = statuses(Settings.from_env(env), RECIPES["textbook"][-1], video_ids)
                 print(f"{n} videos, {mode}: {result}", flush=True)
             finally:
                 from lectern.state.db import engine_for

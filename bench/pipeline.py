@@ -17,13 +17,14 @@ from pathlib import Path
 
 from common import CACHE, bench_environment, machine, narrated_lecture, run_stage_process, seed, tiny_models
 
-from lectern.config import GPU_STAGES, STAGES, Settings
+from lectern.config import GPU_STAGES, RECIPES, Settings
 from lectern.demo.server import CorpusServer
 from lectern.state.db import session_scope
 from lectern.state.ops import stage_rows
 
-CPU_PHASES = tuple(s for s in STAGES if s not in GPU_STAGES)  # download, keyframes, ocr, assemble
-WITH_ASR = tuple(s for s in STAGES if s != "judge")  # the CPU phases and transcribe
+TEXTBOOK = RECIPES["textbook"]  # the lecture pipeline's phases
+CPU_PHASES = tuple(s for s in TEXTBOOK if s not in GPU_STAGES)  # download, keyframes, ocr, assemble
+WITH_ASR = tuple(s for s in TEXTBOOK if s != "judge")  # the CPU phases and transcribe
 
 
 def run_pipeline(minutes: float, speech_minutes: float | None = None) -> dict:
@@ -39,7 +40,7 @@ def run_pipeline(minutes: float, speech_minutes: float | None = None) -> dict:
                                 **({"LECTERN_ASR_MIN_SPEECH_RATIO": "0"} if speech_minutes is not None else {}))
         settings = Settings.from_env(env)
         seed(settings.db_url, [(video_id, f"{server.base_url}/{path.name}")])
-        for stage in STAGES:
+        for stage in TEXTBOOK:
             run = run_stage_process(stage, [video_id], env)
             with session_scope(settings.db_url) as session:
                 [row] = stage_rows(session, video_ids=[video_id], stage=stage)
@@ -62,7 +63,7 @@ def table(result: dict, title: str) -> list[str]:
                      f"{result['video_s'] / row['stage_s']:.0f} | {row['peak_rss_mib']:.0f} |")
     lines.append("")
     for name, stages in (("CPU pipeline without ASR", CPU_PHASES), ("CPU pipeline with the tiny Whisper", WITH_ASR),
-                         ("every phase (tiny Whisper and LLM judges)", STAGES)):
+                         ("every phase (tiny Whisper and LLM judges)", TEXTBOOK)):
         lines.append(f"{name} ({', '.join(stages)}): {realtime(result, stages):.1f}x realtime by stage seconds, "
                      f"{realtime(result, stages, 'wall_s'):.1f}x by process wall time")
     return lines

@@ -225,8 +225,10 @@ def import_manifest(settings: Settings, subject: str, manifest: Manifest, point_
     log = logging.getLogger("lectern")
     started = time.monotonic()
     new = 0
-    for label in manifest.labels():
-        found = [row.video for row in manifest.rows if row.label == label]
+    by_label: dict[str, list[FoundVideo]] = {}
+    for row in manifest.rows:
+        by_label.setdefault(row.label, []).append(row.video)
+    for label, found in sorted(by_label.items()):
         with session_scope(settings.db_url) as session:
             result = record_search(session, point_ids[label], found, {"manifest": str(manifest.path)})
         new += result["new_videos"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from lectern.config import STAGES, Settings
+from lectern.config import RECIPES, Settings
 from lectern.stages import stage_config, stage_version
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED, Video, VideoStage
@@ -17,6 +17,7 @@ from lectern.store import Keys, store_from_settings
 from lectern.viewer import render_samples
 
 SHARD_SAMPLES = 1000
+TEXTBOOK = RECIPES["textbook"]  # the stages behind a textbook release (a pairs release: keyframes and caption)
 VIEWER_SAMPLES = 50  # the first samples of a release, in viewer.html
 
 
@@ -35,7 +36,7 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
         for row in stage_rows(session, video_ids=video_ids):
             rows_by_video[row.video_id][row.stage] = row
         counts = funnel(session, subject)
-        funnel_rows = funnel_table(stage_rows(session, subject=subject))
+        funnel_rows = funnel_table(stage_rows(session, subject=subject), TEXTBOOK)
         durations = {v: session.get(Video, v).duration_s for v in video_ids}
         video_subjects = {v: list(video_record(session, v).subjects) for v in video_ids}
     shards: list[str] = []
@@ -88,11 +89,11 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     # Lineage: each video's stage_versions name a code version and a settings hash; these are the settings behind
     # the hashes of the current configuration (model ids included).
     manifest["stage_configs"] = {stage: {"version": stage_version(stage, settings),
-                                         "settings": stage_config(stage, settings)} for stage in STAGES}
+                                         "settings": stage_config(stage, settings)} for stage in TEXTBOOK}
     manifest["diff"] = release_diff(store, name, subject, video_ids, settings)
     stats = {"release": name, "funnel": funnel_rows,
              "subjects": subject_table(video_subjects, rows_by_video, durations, samples_per_video),
-             "cost": cost_table(rows_by_video, durations), "samples": manifest["stats"]}
+             "cost": cost_table(rows_by_video, durations, TEXTBOOK), "samples": manifest["stats"]}
     manifest["stats_files"] = [
         store.put_json(Keys.release(name, "stats.json"), stats),
         store.put_bytes(Keys.release(name, "stats.md"), markdown(stats).encode()),

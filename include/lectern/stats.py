@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter, defaultdict
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from lectern.config import GPU_STAGES, STAGES
 from lectern.state.models import FAILED, REJECTED, SUCCEEDED, VideoStage
@@ -18,11 +18,14 @@ def reason_kind(reason: str) -> str:
     return re.sub(r"-?\d+(?:\.\d+)?", "N", reason.split(" (best point")[0]).strip()
 
 
-def funnel_table(rows: Iterable[VideoStage]) -> dict[str, dict]:
+def funnel_table(rows: Iterable[VideoStage], stages: Sequence[str] = STAGES) -> dict[str, dict]:
+    """Per stage of `stages`: videos in and out, rejections by filter, failures by error class."""
     table: dict[str, dict] = {stage: {"in": 0, "out": 0, "rejected": Counter(), "failed": Counter(), "other": 0}
-                              for stage in STAGES}
+                              for stage in stages}
     for row in rows:
-        entry = table[row.stage]
+        entry = table.get(row.stage)
+        if entry is None:
+            continue
         entry["in"] += 1
         if row.status == SUCCEEDED:
             entry["out"] += 1
@@ -54,16 +57,18 @@ def subject_table(video_subjects: dict[str, list[str]], rows_by_video: dict[str,
     return {subject: {**e, "hours": round(e["hours"], 4)} for subject, e in sorted(table.items())}
 
 
-def cost_table(rows_by_video: dict[str, dict[str, VideoStage]], durations: dict[str, float | None]) -> dict:
-    """Seconds per stage (GPU stages apart) over the released videos: in all, per video-hour and per video."""
+def cost_table(rows_by_video: dict[str, dict[str, VideoStage]], durations: dict[str, float | None],
+               stages: Sequence[str] = STAGES) -> dict:
+    """Seconds per stage of `stages` (GPU stages apart) over the released videos: in all, per video-hour and per
+    video."""
     hours = sum((durations.get(v) or 0.0) for v in rows_by_video) / 3600
     per_stage = {stage: round(sum((rows.get(stage).seconds or 0.0) if rows.get(stage) else 0.0
-                                  for rows in rows_by_video.values()), 3) for stage in STAGES}
+                                  for rows in rows_by_video.values()), 3) for stage in stages}
     return {
         "video_hours": round(hours, 4),
         "seconds": per_stage,
-        "gpu_seconds": round(sum(per_stage[s] for s in GPU_STAGES), 3),
-        "cpu_seconds": round(sum(per_stage[s] for s in STAGES if s not in GPU_STAGES), 3),
+        "gpu_seconds": round(sum(per_stage[s] for s in stages if s in GPU_STAGES), 3),
+        "cpu_seconds": round(sum(per_stage[s] for s in stages if s not in GPU_STAGES), 3),
         "seconds_per_video_hour": {s: round(v / hours, 1) if hours else None for s, v in per_stage.items()},
         "per_video": {video_id: {stage: row.seconds for stage, row in rows.items()}
                       for video_id, rows in sorted(rows_by_video.items())},

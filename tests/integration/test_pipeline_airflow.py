@@ -290,3 +290,26 @@ def test_backfill_links_finished_videos_without_redoing_them(backfill, pipeline)
     manifest = pipeline["store"].get_json(Keys.release("e2e-biochemistry", "manifest.json"))
     assert manifest["subject"] == "Biochemistry"
     assert sorted(v["id"] for v in manifest["videos"]) == ["dna_replication", "enzymes"]
+
+
+def test_a_pairs_subject_from_a_manifest_runs_through_its_phase_dags(pipeline, corpus_server):
+    """Video-text pairs on the same phases: a manifest subject with recipe pairs, through the discover, download,
+    keyframes and caption DAG runs (two videos: one caption task, one model load); no transcribe or OCR rows."""
+    settings, bag, store = pipeline["settings"], pipeline["bag"], pipeline["store"]
+    listed = {"clip_photosynthesis": ("photosynthesis", "How plants make sugar from light: photosynthesis"),
+              "clip_cell_division": ("cell division", "How cells divide: mitosis and cell division")}
+    rows = [{"id": video_id, "url": f"{corpus_server.base_url}/{video_id.removeprefix('clip_')}.mp4?listed=1",
+             "label": label, "description": description} for video_id, (label, description) in listed.items()]
+    (settings.subjects_dir / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (settings.subjects_dir / "short_clips.yaml").write_text("subject: Short clips\nrecipe: pairs\nmanifest: clips.jsonl\n")
+    runs = {}
+    for phase in ("discover", "download", "keyframes", "caption"):
+        runs[phase], _ = run_dag(bag, phase, {"subject": "Short clips"})
+        assert runs[phase].state == "success", phase
+    assert task_labels(runs["caption"], "caption") == ["clip_cell_division, clip_photosynthesis"]
+    with session_scope(settings.db_url) as session:
+        stages = {(r.video_id, r.stage): r.status for r in stage_rows(session, video_ids=list(listed))}
+    assert stages == {(v, s): "succeeded" for v in listed for s in ("download", "keyframes", "caption")}
+    for video_id in listed:
+        clips = store.get_json(Keys.captions(video_id))["clips"]
+        assert clips and all(c["caption"] and c["clip_similarity"] is not None for c in clips)

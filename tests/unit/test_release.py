@@ -6,7 +6,7 @@ import json
 import pytest
 
 from lectern.cli import main
-from lectern.config import STAGES, Settings
+from lectern.config import RECIPES, STAGES, Settings
 from lectern.release import build_release
 from lectern.state.db import session_scope
 from lectern.state.models import FORGOTTEN
@@ -36,7 +36,7 @@ def corpus(db_url, tmp_path, monkeypatch):
         point = sync_subject(session, "Biology", [PointSpec("Cells", "Cells", "cells")])[0]
         record_search(session, point, [FoundVideo("v1", "http://x/v1"), FoundVideo("v2", "http://x/v2")], {})
     for video_id in ("v1", "v2"):
-        for stage in STAGES:
+        for stage in RECIPES["textbook"]:
             with session_scope(db_url) as session:
                 claim_one(session, video_id, stage, "test", 60, 3)
                 mark_succeeded(session, video_id, stage, "test", {"k": Keys.video(video_id, stage)}, {})
@@ -133,7 +133,7 @@ def test_manifest_records_lineage(corpus):
     assert manifest["stage_configs"]["ocr"] == {"version": stage_version("ocr", settings),
                                                 "settings": stage_config("ocr", settings)}
     assert manifest["stage_configs"]["judge"]["settings"]["judge_models"] == list(settings.judge_models)
-    assert set(manifest["videos"][0]["stage_versions"]) == set(STAGES)
+    assert set(manifest["videos"][0]["stage_versions"]) == set(RECIPES["textbook"]) == set(manifest["stage_configs"])
 
 
 def test_parquet_shards_load_with_datasets(corpus, tmp_path):
@@ -149,6 +149,33 @@ def test_parquet_shards_load_with_datasets(corpus, tmp_path):
         assert row["images"] == sample["images"] and row["texts"] == sample["texts"]
         assert json.loads(row["metadata"]) == sample["metadata"]
         assert (row["image_num"], row["token_num"]) == (sample["image_num"], sample["token_num"])
+
+
+def test_a_release_is_a_pytorch_dataset_with_its_images_opened(corpus):
+    import io
+
+    import torch
+    from PIL import Image
+
+    from lectern.training import ReleaseDataset
+
+    settings, store, _ = corpus
+    jpeg = io.BytesIO()
+    Image.new("RGB", (64, 36), (200, 10, 10)).save(jpeg, "JPEG")
+    key = store.put_bytes(Keys.keyframe("v1", 0.0, 1.0, 1), jpeg.getvalue())
+    sample = {"images": [key, None], "texts": [None, "v1 text"], "text_ocr_list": [None, "v1 text"],
+              "metadata": [{"vid": "v1", "time": 0.5}, {"vid": "v1", "start": 0.0, "end": 1.0}], "image_num": 1,
+              "text_num": 1, "token_num": 579}
+    store.put_bytes(Keys.samples("v1"), (json.dumps(sample) + "\n").encode())
+    build_release(settings, name="torch")
+    samples = ReleaseDataset(store, "torch")
+    assert isinstance(samples, torch.utils.data.Dataset) and samples.kind == "textbook" and len(samples) == 2
+    first = samples[0]
+    assert first["texts"] == [None, "v1 text"] and first["images"][1] is None
+    assert first["images"][0].size == (64, 36) and first["images"][0].getpixel((32, 18))[0] > 150  # the red frame
+    assert ReleaseDataset(store, "torch", load_images=False)[0]["images"] == [key, None]
+    [batch] = list(torch.utils.data.DataLoader(samples, batch_size=2, collate_fn=list))
+    assert [item["texts"][-1] for item in batch] == ["v1 text", "v2 text"]
 
 
 def test_stats_equal_counts_recomputed_from_the_state(corpus):
@@ -177,7 +204,8 @@ def test_stats_equal_counts_recomputed_from_the_state(corpus):
                                              "asr_tokens": 200, "ocr_tokens": 40, "samples": 2}}
     assert stats["cost"]["seconds"]["transcribe"] == 4.0 and stats["cost"]["gpu_seconds"] == 8.0
     assert stats["cost"]["seconds_per_video_hour"]["ocr"] == 8.0
-    assert stats["cost"]["per_video"]["v2"] == dict.fromkeys(STAGES, 2.0)
+    assert stats["cost"]["per_video"]["v2"] == dict.fromkeys(RECIPES["textbook"], 2.0)
+    assert "caption" not in stats["funnel"] and "caption" not in stats["cost"]["seconds"]  # not a textbook stage
     assert all(store.exists(key) for key in manifest["stats_files"])
     page = store.get_bytes(manifest["viewer"]).decode()  # the viewer itself is tested in Chromium (test_viewer.py)
     assert page.count("<section class='sample'") == 2 and "v1 text" in page
