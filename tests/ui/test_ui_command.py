@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from lectern.config import PHASES
 from lectern.demo.local_airflow import free_port
 from tests.conftest import CACHE
 
@@ -38,10 +39,10 @@ def test_ui_command_starts_airflow_with_lectern_and_stops_it(tmp_path, tiny_mode
 
         deadline = time.monotonic() + 120
         dags = []
-        while time.monotonic() < deadline and len(dags) < 8:  # the dag-processor parses them
+        while time.monotonic() < deadline and len(dags) < len(PHASES) + 1:  # the dag-processor parses them
             dags = [d["dag_id"] for d in json.loads(get("/api/v2/dags"))["dags"]]
             time.sleep(2)
-        assert "lectern_backfill_subject" in dags and len(dags) == 8
+        assert "lectern_backfill_subject" in dags and len(dags) == len(PHASES) + 1  # a DAG per phase, the backfill
         pools = {p["name"]: p["slots"] for p in json.loads(get("/api/v2/pools"))["pools"]}
         assert {"lectern_gpu", "lectern_download"} <= set(pools)
         assert b"Lectern videos" in get("/lectern/videos")  # the plugin's pages
