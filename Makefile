@@ -32,7 +32,7 @@ test: setup
 reliability: setup
 	$(PY) -m pytest -q tests/reliability
 
-# The benchmark suite (not part of `make test`): one summary table with the machine it ran on; ~1.5 h on 2 cores.
+# The benchmark suite (not part of `make test`): one summary table with the machine it ran on; ~3 h on 2 cores.
 bench: setup
 	cd bench && $(abspath $(PY)) run.py
 

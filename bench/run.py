@@ -3,7 +3,8 @@ followed by each benchmark's own table. Not part of `make test`. Writes the repo
 
     .venv/bin/python bench/run.py [--only keyframes ocr asr pipeline memory overhead gpu] [--overhead-videos N ...]
 
-Takes about an hour and a half on a 2-core machine, most of it the Airflow overhead runs (--overhead-videos).
+Takes about three hours on a 2-core machine, most of it the Airflow overhead runs (50 videos a task each and
+25 per CPU task, 200 videos 25 per CPU task; --overhead-videos N ... runs each N both ways).
 On a machine with CUDA, the GPU row transcribes with LECTERN_BENCH_GPU_MODEL (a real-size CTranslate2 Whisper,
 an id or a local path) at batch sizes 16-64; without one it reads "not measured".
 """
