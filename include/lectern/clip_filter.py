@@ -15,6 +15,24 @@ from typing import Sequence
 from lectern import models
 
 
+def embed_texts(processor, encoder, texts: Sequence[str], device: str):
+    """L2-normalised text embeddings of a CLIP-style dual encoder (texts cut at its context length)."""
+    import torch
+
+    max_tokens = getattr(getattr(encoder.config, "text_config", encoder.config), "max_position_embeddings", 77)
+    inputs = processor(text=list(texts), return_tensors="pt", padding=True, truncation=True,
+                       max_length=max_tokens).to(device)
+    return torch.nn.functional.normalize(encoder.get_text_features(**inputs), dim=-1)
+
+
+def embed_images(processor, encoder, images: Sequence, device: str):
+    """L2-normalised image embeddings (PIL images) of a CLIP-style dual encoder."""
+    import torch
+
+    pixels = processor(images=list(images), return_tensors="pt")["pixel_values"].to(device)
+    return torch.nn.functional.normalize(encoder.get_image_features(pixel_values=pixels), dim=-1)
+
+
 def clip_similarities(model: str, clips: Sequence[tuple[Sequence[bytes], str]], device: str = "cpu") -> list[float | None]:
     """For each (keyframe JPEGs, transcript) clip, the best cosine similarity of a keyframe with the transcript;
     None for a clip without keyframes or text (nothing to compare)."""
@@ -26,14 +44,10 @@ def clip_similarities(model: str, clips: Sequence[tuple[Sequence[bytes], str]], 
     if not todo:
         return result
     processor, encoder = models.image_text_model(model, device)
-    max_tokens = getattr(getattr(encoder.config, "text_config", encoder.config), "max_position_embeddings", 77)
     with torch.inference_mode():
-        texts = processor(text=[clips[i][1] for i in todo], return_tensors="pt", padding=True, truncation=True,
-                          max_length=max_tokens).to(device)
-        text_vectors = torch.nn.functional.normalize(encoder.get_text_features(**texts), dim=-1)
+        text_vectors = embed_texts(processor, encoder, [clips[i][1] for i in todo], device)
         for row, i in enumerate(todo):
             images = [Image.open(io.BytesIO(jpeg)).convert("RGB") for jpeg in clips[i][0]]
-            pixels = processor(images=images, return_tensors="pt")["pixel_values"].to(device)
-            image_vectors = torch.nn.functional.normalize(encoder.get_image_features(pixel_values=pixels), dim=-1)
+            image_vectors = embed_images(processor, encoder, images, device)
             result[i] = round(float((image_vectors @ text_vectors[row]).max()), 4)
     return result

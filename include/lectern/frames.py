@@ -43,7 +43,7 @@ class Keyframe:
     gray: np.ndarray = field(repr=False, default=None)
 
 
-def _open(path: str):
+def open_video(path: str):
     import av
 
     try:
@@ -54,9 +54,19 @@ def _open(path: str):
     return container, stream
 
 
+def stream_start(stream) -> float:
+    """Where the stream's timestamps begin: frame times are taken relative to it."""
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
+def height_for(stream, width: int) -> int:
+    """The frame height that keeps the stream's aspect ratio at `width` pixels wide."""
+    return max(2, round(stream.codec_context.height * width / stream.codec_context.width))
+
+
 def iframe_spacing(path: str, probe_seconds: float = 300.0) -> float | None:
     """Median seconds between I-frames over the first `probe_seconds` (packets only, nothing decoded)."""
-    container, stream = _open(path)
+    container, stream = open_video(path)
     times: list[float] = []
     with container:
         for packet in container.demux(stream):
@@ -123,13 +133,13 @@ def _prefetch(items: Iterator, depth: int = 16) -> Iterator:
 def _decode(path: str, mode: str, interval_s: float, width: int) -> Iterator[Sample]:
     import av
 
-    container, stream = _open(path)
-    height = max(2, round(stream.codec_context.height * width / stream.codec_context.width))
+    container, stream = open_video(path)
+    height = height_for(stream, width)
     if mode == "iframes":
         stream.codec_context.skip_frame = "NONKEY"
     else:
         stream.thread_type = "AUTO"
-    start = stream.start_time * stream.time_base if stream.start_time is not None else 0.0
+    start = stream_start(stream)
     next_time = -1.0
     with container:
         try:
@@ -272,16 +282,16 @@ def frames_at(path: str, times: Sequence[float], max_side: int = 512) -> dict[fl
     video cost a few GOPs, not a full decode."""
     import av
 
-    container, stream = _open(path)
+    container, stream = open_video(path)
     width, height = stream.codec_context.width, stream.codec_context.height
     scale = min(1.0, max_side / max(width, height))
     size = {"width": max(2, round(width * scale)), "height": max(2, round(height * scale))}
-    start = stream.start_time * stream.time_base if stream.start_time is not None else 0.0
+    start = stream_start(stream)
     found: dict[float, np.ndarray] = {}
     with container:
         try:
             for moment in sorted(set(times)):
-                container.seek(int((moment + float(start)) / stream.time_base), stream=stream, backward=True)
+                container.seek(int((moment + start) / stream.time_base), stream=stream, backward=True)
                 last = None
                 for frame in container.decode(stream):
                     last = frame

@@ -86,10 +86,7 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
                   "tokens_per_sample": round(total_tokens / total_samples, 1) if total_samples else 0.0},
         "funnel": counts,
     }
-    # Lineage: each video's stage_versions name a code version and a settings hash; these are the settings behind
-    # the hashes of the current configuration (model ids included).
-    manifest["stage_configs"] = {stage: {"version": stage_version(stage, settings),
-                                         "settings": stage_config(stage, settings)} for stage in TEXTBOOK}
+    manifest["stage_configs"] = stage_configs(TEXTBOOK, settings)
     manifest["diff"] = release_diff(store, name, subject, video_ids, settings)
     stats = {"release": name, "funnel": funnel_rows,
              "subjects": subject_table(video_subjects, rows_by_video, durations, samples_per_video),
@@ -107,6 +104,13 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     store.put_json(Keys.release(name, "manifest.json"), manifest)
     manifest["location"] = store.uri(Keys.release(name, ""))
     return manifest
+
+
+def stage_configs(stages, settings: Settings) -> dict:
+    """Lineage: each video's stage_versions name a code version and a settings hash; these are the settings behind
+    the hashes of the current configuration (model ids included)."""
+    return {stage: {"version": stage_version(stage, settings), "settings": stage_config(stage, settings)}
+            for stage in stages}
 
 
 PAIR_COLUMNS = ("video_id", "clip_start", "clip_end", "caption", "middle_frame_caption", "frame_captions",
@@ -157,8 +161,7 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
                   "filtered_clips": clips_total - len(rows),
                   "mean_clip_similarity": round(sum(scored) / len(scored), 4) if scored else None},
         "funnel": counts,
-        "stage_configs": {stage: {"version": stage_version(stage, settings), "settings": stage_config(stage, settings)}
-                          for stage in ("keyframes", "caption")},
+        "stage_configs": stage_configs(("keyframes", "caption"), settings),
     }
     store.put_json(Keys.release(name, "manifest.json"), manifest)
     manifest["location"] = store.uri(Keys.release(name, ""))
@@ -166,28 +169,19 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
 
 
 def pairs_parquet_bytes(rows: list[dict]) -> bytes:
-    import io
-
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     strings = pa.list_(pa.string())
     types = {"clip_start": pa.float64(), "clip_end": pa.float64(), "clip_similarity": pa.float64(),
              "aesthetic": pa.float64(), "frame_captions": strings, "subjects": strings, "keyframes": strings}
-    table = pa.table({column: pa.array([r[column] for r in rows], types.get(column, pa.string()))
-                      for column in PAIR_COLUMNS})
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    return buffer.getvalue()
+    return _parquet(pa.table({column: pa.array([r[column] for r in rows], types.get(column, pa.string()))
+                              for column in PAIR_COLUMNS}))
 
 
 def parquet_bytes(samples: list[dict]) -> bytes:
     """Samples as one Parquet file that `datasets.load_dataset("parquet", ...)` reads; `metadata` is JSON text,
     since its entries differ between image and text positions."""
-    import io
-
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     strings = pa.list_(pa.string())
     table = pa.table({
@@ -199,6 +193,14 @@ def parquet_bytes(samples: list[dict]) -> bytes:
         "text_num": pa.array([s["text_num"] for s in samples], pa.int32()),
         "token_num": pa.array([s["token_num"] for s in samples], pa.int64()),
     })
+    return _parquet(table)
+
+
+def _parquet(table) -> bytes:
+    import io
+
+    import pyarrow.parquet as pq
+
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()

@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from lectern.errors import CorruptMedia
-from lectern.frames import _open
+from lectern.frames import height_for, open_video, stream_start
 
 METHODS = ("histogram", "difference")
 THUMB_WIDTH = 64
@@ -27,10 +27,10 @@ def thumbnails(path: str, fps: float, width: int = THUMB_WIDTH) -> Iterator[tupl
     """(time, RGB thumbnail `width` pixels wide), `fps` a second at most, decoded one at a time."""
     import av
 
-    container, stream = _open(path)
-    height = max(2, round(stream.codec_context.height * width / stream.codec_context.width))
+    container, stream = open_video(path)
+    height = height_for(stream, width)
     stream.thread_type = "AUTO"
-    start = stream.start_time * stream.time_base if stream.start_time is not None else 0.0
+    start = stream_start(stream)
     step, next_time = 1.0 / fps, 0.0
     with container:
         try:

@@ -37,6 +37,7 @@ courses:
     ("subject: B\ncourses: [{name: C, points: [a, a]}]", "duplicate"),
     ("subject: B\ncourses: [{name: C, points: [{name: a, urls: 5}]}]", "urls"),
     ("subject: [unclosed", "YAML"),
+    ("subject: B\nrecipe: movies\ncourses: [{name: C, points: [a]}]", "recipe 'movies' is not one of textbook, pairs"),
 ])
 def test_bad_taxonomies_are_clear_errors(tmp_path, text, message):
     with pytest.raises(TaxonomyError, match=message):

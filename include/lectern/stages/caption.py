@@ -123,11 +123,11 @@ def score_clips(captions: list[str], clip_images: list[list], settings: Settings
     import torch
 
     from lectern import models
+    from lectern.clip_filter import embed_images, embed_texts
 
     device = models.llm_device(settings.llm_device)
     processor, encoder = models.image_text_model(settings.caption_score_model, device)
     head = aesthetic_head(settings.aesthetic_head) if settings.aesthetic_head else None
-    max_tokens = getattr(getattr(encoder.config, "text_config", encoder.config), "max_position_embeddings", 77)
     similarity: list[float | None] = []
     aesthetic: list[float | None] = []
     with torch.inference_mode():
@@ -136,12 +136,9 @@ def score_clips(captions: list[str], clip_images: list[list], settings: Settings
                 similarity.append(None)
                 aesthetic.append(None)
                 continue
-            pixels = processor(images=images, return_tensors="pt")["pixel_values"].to(device)
-            image_vectors = torch.nn.functional.normalize(encoder.get_image_features(pixel_values=pixels), dim=-1)
+            image_vectors = embed_images(processor, encoder, images, device)
             if caption:
-                text = processor(text=[caption], return_tensors="pt", padding=True, truncation=True,
-                                 max_length=max_tokens).to(device)
-                text_vector = torch.nn.functional.normalize(encoder.get_text_features(**text), dim=-1)[0]
+                text_vector = embed_texts(processor, encoder, [caption], device)[0]
                 similarity.append(round(float((image_vectors @ text_vector).mean()), 4))
             else:
                 similarity.append(None)
