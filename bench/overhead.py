@@ -154,6 +154,22 @@ def every_video_ended(settings: Settings, video_ids: list[str]) -> bool:
         return all(row.status in TERMINAL for row in stage_rows(session, video_ids=video_ids))
 
 
+def phase_timings(settings: Settings, video_ids: list[str]) -> dict[str, dict[str, float]]:
+    """Per textbook phase, from the videos' state rows (the same in both modes): its span, from the first video
+    started to the last one finished, and its compute, the sum of each video's own stage seconds (without process
+    start and model loading, which fall between the spans)."""
+    with session_scope(settings.db_url) as session:
+        rows = [r for r in stage_rows(session, video_ids=video_ids) if r.started_at and r.finished_at]
+    timings = {}
+    for stage in RECIPES["textbook"]:
+        mine = [r for r in rows if r.stage == stage]
+        if mine:
+            span = max(r.finished_at for r in mine) - min(r.started_at for r in mine)
+            timings[stage] = {"span_s": round(span.total_seconds(), 1),
+                              "compute_s": round(sum(r.seconds or 0.0 for r in mine), 1)}
+    return timings
+
+
 def overhead(n: int, seconds: float, cpu_videos_per_task: int = 1, gpu_videos_per_task: int = GPU_VIDEOS_PER_TASK
              ) -> dict:
     path, duration = narrated_lecture(seconds / 60)
@@ -185,6 +201,7 @@ def overhead(n: int, seconds: float, cpu_videos_per_task: int = 1, gpu_videos_pe
                     result["airflow_s"], result["task_instances"] = through_airflow(env, home, video_ids,
                                                                                     metadata_url, seed_videos)
                 result[f"{mode}_outcome"] = statuses(Settings.from_env(env), RECIPES["textbook"][-1], video_ids)
+                result[f"{mode}_phases"] = phase_timings(Settings.from_env(env), video_ids)
                 print(f"{n} videos, {mode}: {result}", flush=True)
             finally:
                 from lectern.state.db import engine_for
@@ -206,6 +223,26 @@ def table(results: list[dict]) -> list[str]:
     return lines
 
 
+def phase_table(results: list[dict]) -> list[str]:
+    """Where the time went, per phase and mode: span (first video started to last finished) and compute (the
+    videos' own stage seconds); "between" is the wall time outside every span (process starts, model loads, and
+    for Airflow its scheduling)."""
+    lines = ["| videos | per CPU task | phase | direct span s | direct compute s | Airflow span s | Airflow compute s |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        direct_phases, airflow_phases = r.get("direct_phases", {}), r.get("airflow_phases", {})
+        for stage in RECIPES["textbook"]:
+            d, a = direct_phases.get(stage), airflow_phases.get(stage)
+            if d and a:
+                lines.append(f"| {r['videos']} | {r['cpu_videos_per_task']} | {stage} | {d['span_s']:.0f} "
+                             f"| {d['compute_s']:.0f} | {a['span_s']:.0f} | {a['compute_s']:.0f} |")
+        between = {mode: r[f"{mode}_s"] - sum(p["span_s"] for p in r.get(f"{mode}_phases", {}).values())
+                   for mode in ("direct", "airflow")}
+        lines.append(f"| {r['videos']} | {r['cpu_videos_per_task']} | between | {between['direct']:.0f} | "
+                     f"| {between['airflow']:.0f} | |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, nargs="+", help=f"numbers of videos (default: the runs {RUNS})")
@@ -221,6 +258,8 @@ def main() -> None:
         print(json.dumps(results[-1]), flush=True)
     print(f"\nAirflow overhead on {machine()}\n")
     print("\n".join(table(results)))
+    print("\nPer phase\n")
+    print("\n".join(phase_table(results)))
 
 
 if __name__ == "__main__":
