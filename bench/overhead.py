@@ -156,8 +156,9 @@ def every_video_ended(settings: Settings, video_ids: list[str]) -> bool:
 
 def phase_timings(settings: Settings, video_ids: list[str]) -> dict[str, dict[str, float]]:
     """Per textbook phase, from the videos' state rows (the same in both modes): its span, from the first video
-    started to the last one finished, and its compute, the sum of each video's own stage seconds (without process
-    start and model loading, which fall between the spans)."""
+    claimed (by the stage process directly, by the phase's claim task in Airflow) to the last one finished, and
+    its compute, the sum of each video's own stage seconds (the runner's stage_seconds metric: the stage's work
+    alone, without process start or model loading)."""
     with session_scope(settings.db_url) as session:
         rows = [r for r in stage_rows(session, video_ids=video_ids) if r.started_at and r.finished_at]
     timings = {}
@@ -166,7 +167,7 @@ def phase_timings(settings: Settings, video_ids: list[str]) -> dict[str, dict[st
         if mine:
             span = max(r.finished_at for r in mine) - min(r.started_at for r in mine)
             timings[stage] = {"span_s": round(span.total_seconds(), 1),
-                              "compute_s": round(sum(r.seconds or 0.0 for r in mine), 1)}
+                              "compute_s": round(sum((r.metrics or {}).get("stage_seconds", 0.0) for r in mine), 1)}
     return timings
 
 
@@ -224,9 +225,9 @@ def table(results: list[dict]) -> list[str]:
 
 
 def phase_table(results: list[dict]) -> list[str]:
-    """Where the time went, per phase and mode: span (first video started to last finished) and compute (the
-    videos' own stage seconds); "between" is the wall time outside every span (process starts, model loads, and
-    for Airflow its scheduling)."""
+    """Where the time went, per phase and mode: span (first video claimed to last finished) and compute (the
+    videos' own stage seconds); "between" is the wall time outside every span (for Airflow, scheduling the next
+    phase's run and its claim task)."""
     lines = ["| videos | per CPU task | phase | direct span s | direct compute s | Airflow span s | Airflow compute s |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
