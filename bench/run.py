@@ -140,7 +140,8 @@ def main() -> None:
         elif section == "overhead":
             runs = [(n, k) for n in args.overhead_videos for k in (1, 25)] if args.overhead_videos else overhead.RUNS
             results[section] = [overhead.overhead(n, 12.0, k) for n, k in runs]
-            details += ["### Airflow overhead", "", *overhead.table(results[section])]
+            details += ["### Airflow overhead", "", *overhead.table(results[section]), "",
+                        "Per phase", "", *overhead.phase_table(results[section])]
         elif section == "gpu":
             results[section] = gpu_rows() if cuda_available() else []
         details.append("")
