@@ -191,6 +191,8 @@ def overhead(n: int, seconds: float, cpu_videos_per_task: int = 1, gpu_videos_pe
                                         LECTERN_STORE_URL=f"file://{home / 'store'}",
                                         LECTERN_METADATA_MIN_RELEVANCE="0", LECTERN_METADATA_JUDGE_MODEL="",
                                         LECTERN_CPU_VIDEOS_PER_TASK=str(cpu_videos_per_task),
+                                        # the Assets alone schedule the phases: a cron tick would overlap them
+                                        LECTERN_BACKLOG_CRON="",
                                         LECTERN_VIDEOS_PER_TASK=str(gpu_videos_per_task),
                                         # no GPU here: the GPU phases run on the cores, a slot each
                                         LECTERN_GPU_POOL_SLOTS=str(CPU_TASKS))

@@ -43,6 +43,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_SUBJECTS_DIR": ("{home}/subjects", "Directory of subject taxonomies, one <subject>.yaml each."),
     "LECTERN_MODELS_DIR": ("{home}/models", "Where locally built or cached models live."),
     "LECTERN_VIDEOS_PER_TASK": ("4", "GPU phases (transcribe, judge): videos per mapped task/pod, so one model load serves them all (1: one task per video). See bench/asr.py."),
+    "LECTERN_BACKLOG_CRON": ("0 */6 * * *", "When every per-video phase DAG also runs on its own (UTC cron), besides its upstream phase's Asset, to drain any backlog; empty: only the Asset schedules it (bench/overhead.py, so a tick cannot overlap its phases)."),
     "LECTERN_CPU_VIDEOS_PER_TASK": ("1", "CPU phases (download, keyframes, OCR, assemble): videos per mapped task/pod. 1: one task, and one log, per video; more amortises Airflow's per-task cost over short videos (each video keeps its own log section and state row). See bench/overhead.py."),
     "LECTERN_BATCH_SIZE": ("100", "Videos claimed per phase run (Airflow maps one task per video; keep it in the hundreds)."),
     "LECTERN_LEASE_SECONDS": ("3600", "How long a claim holds a video-stage before another run may reclaim it."),
@@ -205,6 +206,7 @@ class Settings:
     models_dir: Path
     videos_per_task: int
     cpu_videos_per_task: int
+    backlog_cron: str | None
     batch_size: int
     lease_seconds: int
     max_attempts: int
@@ -331,6 +333,9 @@ class Settings:
         policy = get("LECTERN_JUDGE_POLICY")
         if policy not in ("all", "any"):
             raise ValueError(f"LECTERN_JUDGE_POLICY must be all or any, not {policy!r}")
+        backlog_cron = optional("LECTERN_BACKLOG_CRON")
+        if backlog_cron and len(backlog_cron.split()) != 5:
+            raise ValueError(f"LECTERN_BACKLOG_CRON must be a 5-field cron expression or empty, not {backlog_cron!r}")
         ratio = tuple(float(x) for x in get("LECTERN_REWRITE_LENGTH_RATIO").split(","))
         if len(ratio) != 2 or not 0 < ratio[0] <= 1 <= ratio[1]:
             raise ValueError(f"LECTERN_REWRITE_LENGTH_RATIO must be 'low,high' around 1, not {get('LECTERN_REWRITE_LENGTH_RATIO')!r}")
@@ -345,6 +350,7 @@ class Settings:
             models_dir=Path(get("LECTERN_MODELS_DIR")),
             videos_per_task=max(1, int(get("LECTERN_VIDEOS_PER_TASK"))),
             cpu_videos_per_task=max(1, int(get("LECTERN_CPU_VIDEOS_PER_TASK"))),
+            backlog_cron=backlog_cron,
             batch_size=int(get("LECTERN_BATCH_SIZE")),
             lease_seconds=int(get("LECTERN_LEASE_SECONDS")),
             max_attempts=int(get("LECTERN_MAX_ATTEMPTS")),

@@ -212,10 +212,12 @@ def publish(stage: str, groups, ran):
 
 
 def phase_schedule(phase: str):
-    """On the previous phase's Asset, and every 6 hours to drain any backlog."""
+    """On the previous phase's Asset, and on LECTERN_BACKLOG_CRON (every 6 hours by default) to drain any backlog."""
     from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
 
-    return AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 */6 * * *", timezone="UTC"),
+    if not SETTINGS.backlog_cron:
+        return [upstream_asset(phase)]
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(SETTINGS.backlog_cron, timezone="UTC"),
                                assets=[upstream_asset(phase)])
 
 

@@ -20,7 +20,9 @@ def parse_in_subprocess(env_overrides: dict[str, str]) -> str:
         from airflow.dag_processing.dagbag import DagBag
         bag = DagBag(dag_folder={str(ROOT / 'dags')!r})
         print(json.dumps({{"errors": bag.import_errors, "dags": sorted(bag.dag_ids),
-                           "files": sorted(os.path.basename(d.fileloc) for d in bag.dags.values())}}))
+                           "files": sorted(os.path.basename(d.fileloc) for d in bag.dags.values()),
+                           "timetables": {{d.dag_id: [type(d.timetable).__name__, repr(d.timetable)]
+                                          for d in bag.dags.values()}}}}))
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -48,6 +50,23 @@ def test_kubernetes_mode_parses_too():
 
     result = json.loads(parse_in_subprocess({"LECTERN_EXECUTION": "kubernetes"}))
     assert result["errors"] == {} and len(result["dags"]) == len(PHASES) + 1
+
+
+def test_backlog_cron_is_configurable():
+    """Each phase runs on its upstream Asset, and on LECTERN_BACKLOG_CRON too unless it is empty."""
+    import json
+
+    default = json.loads(parse_in_subprocess({}))["timetables"]
+    hourly = json.loads(parse_in_subprocess({"LECTERN_BACKLOG_CRON": "15 * * * *"}))["timetables"]
+    asset_only = json.loads(parse_in_subprocess({"LECTERN_BACKLOG_CRON": ""}))["timetables"]
+    for phase in PHASES[1:]:
+        dag_id = f"lectern_{phase}"
+        upstream = f"lectern_{upstream_phase(phase)}"
+        assert "0 */6 * * *" in default[dag_id][1] and upstream in default[dag_id][1], default[dag_id]
+        assert "15 * * * *" in hourly[dag_id][1] and "0 */6" not in hourly[dag_id][1], hourly[dag_id]
+        kind, text = asset_only[dag_id]
+        assert kind == "AssetTriggeredTimetable" and upstream in text and "*" not in text, asset_only[dag_id]
+    assert default["lectern_discover"][0] == asset_only["lectern_discover"][0] == "NullTimetable"
 
 
 def test_dag_shape_and_trigger_form():

@@ -29,7 +29,8 @@ def test_environment_overrides_and_types(tmp_path):
 @pytest.mark.parametrize("name,value", [("LECTERN_EXECUTION", "slurm"), ("LECTERN_ALLOW_FILE_URLS", "maybe"),
                                         ("LECTERN_BATCH_SIZE", "many"), ("LECTERN_SSIM_GRID", "4by6"),
                                         ("LECTERN_SSIM_GRID", "0x3"), ("LECTERN_KEYFRAME_SAMPLING", "all"),
-                                        ("LECTERN_JUDGE_POLICY", "majority"), ("LECTERN_REWRITE_LENGTH_RATIO", "2,3")])
+                                        ("LECTERN_JUDGE_POLICY", "majority"), ("LECTERN_REWRITE_LENGTH_RATIO", "2,3"),
+                                        ("LECTERN_BACKLOG_CRON", "every six hours")])
 def test_bad_values_are_clear_errors(name, value):
     with pytest.raises(ValueError):
         Settings.from_env({name: value})
