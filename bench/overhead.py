@@ -205,8 +205,9 @@ def overhead(n: int, seconds: float, cpu_videos_per_task: int = 1, gpu_videos_pe
                 else:
                     result["airflow_s"], result["task_instances"] = through_airflow(env, home, video_ids,
                                                                                     metadata_url, seed_videos)
-                result[f"{mode}_outcome"] = statuses(Settings.from_env(env), RECIPES["textbook"][-1], video_ids)
-                result[f"{mode}_phases"] = phase_timings(Settings.from_env(env), video_ids)
+                settings = Settings.from_env(env)
+                result[f"{mode}_outcome"] = statuses(settings, RECIPES["textbook"][-1], video_ids)
+                result[f"{mode}_phases"] = phase_timings(settings, video_ids)
                 print(f"{n} videos, {mode}: {result}", flush=True)
             finally:
                 from lectern.state.db import engine_for

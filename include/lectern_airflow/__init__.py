@@ -215,10 +215,10 @@ def phase_schedule(phase: str):
     """On the previous phase's Asset, and on LECTERN_BACKLOG_CRON (every 6 hours by default) to drain any backlog."""
     from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
 
+    assets = [upstream_asset(phase)]
     if not SETTINGS.backlog_cron:
-        return [upstream_asset(phase)]
-    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(SETTINGS.backlog_cron, timezone="UTC"),
-                               assets=[upstream_asset(phase)])
+        return assets
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(SETTINGS.backlog_cron, timezone="UTC"), assets=assets)
 
 
 def dag_args(phase: str) -> dict:
