@@ -21,8 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -83,23 +85,87 @@ def statuses(settings: Settings, stage: str | None, video_ids: list[str]) -> dic
         return counts
 
 
-def direct(env: dict[str, str], video_ids: list[str]) -> float:
-    """Every phase in turn, its groups as `lectern stage` processes, as many at once as Airflow would run."""
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds every core of the machine has been busy since boot (/proc/stat: all but idle and iowait)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) * TICK_S
+
+
+def own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def stage_processes() -> dict[tuple[int, int], float]:
+    """CPU seconds of every live `lectern stage` process, keyed by (pid, start time): its own and its waited-for
+    children's (tesseract, ffmpeg)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if argv[1:4] != [b"-m", b"lectern", b"stage"]:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        found[(int(entry.name), int(fields[19]))] = sum(map(int, fields[11:15])) * TICK_S
+    return found
+
+
+class CpuMeter:
+    """Where the machine's CPU went during a run: the stage processes' own (sampled every `interval` s, so the
+    last moments of each are missed) and everything else, less this benchmark process. In both modes "else" holds
+    the database server and the machine's idle services; through Airflow it holds Airflow too (its components, the
+    executor's workers, each task's supervisor and task process), which is the overhead the wall time blurs when
+    the work itself runs at another speed."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.stages, self.done = interval, {}, threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            self.stages.update(stage_processes())
+            if self.done.wait(self.interval):
+                return
+
+    def __enter__(self) -> "CpuMeter":
+        self.busy, self.own = machine_busy_s(), own_cpu_s()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()
+        busy, own, stage = machine_busy_s() - self.busy, own_cpu_s() - self.own, sum(self.stages.values())
+        self.result = {"busy_cpu_s": round(busy, 1), "stage_cpu_s": round(stage, 1),
+                       "outside_cpu_s": round(busy - own - stage, 1)}
+
+
+def direct(env: dict[str, str], video_ids: list[str]) -> tuple[float, dict]:
+    """Every phase in turn, its groups as `lectern stage` processes, as many at once as Airflow would run. Returns
+    the wall time and the CpuMeter's figures."""
     settings = Settings.from_env(env)
     started = time.monotonic()
-    for stage in STAGES:
-        groups = task_groups(settings, stage, ready(settings, stage, video_ids))
-        with ThreadPoolExecutor(max_workers=concurrency(stage, settings)) as pool:
-            list(pool.map(lambda group: run_stage_process(stage, group, env), groups))
-    return time.monotonic() - started
+    with CpuMeter() as cpu:
+        for stage in STAGES:
+            groups = task_groups(settings, stage, ready(settings, stage, video_ids))
+            with ThreadPoolExecutor(max_workers=concurrency(stage, settings)) as pool:
+                list(pool.map(lambda group: run_stage_process(stage, group, env), groups))
+    return time.monotonic() - started, cpu.result
 
 
 def through_airflow(env: dict[str, str], home: Path, video_ids: list[str], metadata_url: str,
-                    seed_videos) -> tuple[float, int]:
+                    seed_videos) -> tuple[float, int, dict]:
     """Start Airflow on an empty state DB and let the runs it schedules at start (the phases' cron) end, claiming
     nothing; then seed the videos and trigger the download DAG through the REST API; the Assets schedule every
     later phase. Returns the wall time from the trigger until every video ended the last phase and no DAG run is
-    left, and the number of task instances run."""
+    left, the number of task instances run, and the CpuMeter's figures over that time."""
     settings = Settings.from_env(env)
     airflow = LocalAirflow(home, {**env, "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(CPU_TASKS),
                                   "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}, metadata_db_url=metadata_url)
@@ -127,21 +193,22 @@ def through_airflow(env: dict[str, str], home: Path, video_ids: list[str], metad
             headers={"Content-Type": "application/json"},
             data=json.dumps({"logical_date": None, "conf": {"batch_size": len(video_ids)}}).encode())
         started = time.monotonic()
-        urllib.request.urlopen(request, timeout=60).read()
-        progress = [time.monotonic(), None]
+        with CpuMeter() as cpu:
+            urllib.request.urlopen(request, timeout=60).read()
+            progress = [time.monotonic(), None]
 
-        def finished() -> bool:
-            # the state DB first (cheap); Airflow's API only once every video ended, so polling loads it little
-            counts = statuses(settings, None, video_ids)
-            if counts != progress[1]:
-                progress[:] = [time.monotonic(), counts]
-            elif time.monotonic() - progress[0] > 300:
-                raise RuntimeError(f"no video changed state for 5 minutes: {counts}")
-            return every_video_ended(settings, video_ids) and not runs_left()
+            def finished() -> bool:
+                # the state DB first (cheap); Airflow's API only once every video ended, so polling loads it little
+                counts = statuses(settings, None, video_ids)
+                if counts != progress[1]:
+                    progress[:] = [time.monotonic(), counts]
+                elif time.monotonic() - progress[0] > 300:
+                    raise RuntimeError(f"no video changed state for 5 minutes: {counts}")
+                return every_video_ended(settings, video_ids) and not runs_left()
 
-        airflow.wait_until(finished, 6 * 3600, "every video through every phase", interval=2.0)
+            airflow.wait_until(finished, 6 * 3600, "every video through every phase", interval=2.0)
         wall = time.monotonic() - started
-        return wall, task_instances(airflow, dag_ids) - tasks_before
+        return wall, task_instances(airflow, dag_ids) - tasks_before, cpu.result
     finally:
         airflow.stop()
 
@@ -201,10 +268,10 @@ def overhead(n: int, seconds: float, cpu_videos_per_task: int = 1, gpu_videos_pe
                                                         for v in video_ids])
                 if mode == "direct":
                     seed_videos()
-                    result["direct_s"] = direct(env, video_ids)
+                    result["direct_s"], result["direct_cpu"] = direct(env, video_ids)
                 else:
-                    result["airflow_s"], result["task_instances"] = through_airflow(env, home, video_ids,
-                                                                                    metadata_url, seed_videos)
+                    (result["airflow_s"], result["task_instances"],
+                     result["airflow_cpu"]) = through_airflow(env, home, video_ids, metadata_url, seed_videos)
                 settings = Settings.from_env(env)
                 result[f"{mode}_outcome"] = statuses(settings, RECIPES["textbook"][-1], video_ids)
                 result[f"{mode}_phases"] = phase_timings(settings, video_ids)
@@ -258,6 +325,28 @@ def phase_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def airflow_cpu(result: dict) -> float:
+    """CPU seconds Airflow itself used: the CPU outside the stage processes through Airflow, less the same figure
+    for the direct run (the database server and the idle services, which both runs pay)."""
+    return result["airflow_cpu"]["outside_cpu_s"] - result["direct_cpu"]["outside_cpu_s"]
+
+
+def cpu_table(results: list[dict]) -> list[str]:
+    """Where the CPU went (CpuMeter), per mode, and Airflow's own CPU as a share of the stage processes' CPU."""
+    lines = ["| videos | per CPU task | machine busy CPU s, direct / Airflow | stage processes CPU s, direct / Airflow "
+             "| outside the stages CPU s, direct / Airflow | Airflow's own CPU s | share of the stages' CPU |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        if "direct_cpu" not in r or "airflow_cpu" not in r:
+            continue
+        d, a = r["direct_cpu"], r["airflow_cpu"]
+        lines.append(f"| {r['videos']} | {r['cpu_videos_per_task']} | {d['busy_cpu_s']:.0f} / {a['busy_cpu_s']:.0f} "
+                     f"| {d['stage_cpu_s']:.0f} / {a['stage_cpu_s']:.0f} "
+                     f"| {d['outside_cpu_s']:.0f} / {a['outside_cpu_s']:.0f} | {airflow_cpu(r):.0f} "
+                     f"| {airflow_cpu(r) / a['stage_cpu_s']:.1%} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, nargs="+", help=f"numbers of videos (default: the runs {RUNS})")
@@ -275,6 +364,8 @@ def main() -> None:
     print("\n".join(table(results)))
     print("\nPer phase\n")
     print("\n".join(phase_table(results)))
+    print("\nCPU\n")
+    print("\n".join(cpu_table(results)))
 
 
 if __name__ == "__main__":

@@ -98,7 +98,8 @@ def summary(results: dict) -> list[str]:
     for r in results.get("overhead", []):
         add(f"Airflow overhead, {r['videos']} videos through every phase, {r['cpu_videos_per_task']} per CPU task",
             f"{r['overhead']:+.1%} of direct CLI wall time; outside stage work {overhead.outside_work(r, 'direct'):.0f} s "
-            f"direct, {overhead.outside_work(r, 'airflow'):.0f} s Airflow", "<= 5 % at 200")
+            f"direct, {overhead.outside_work(r, 'airflow'):.0f} s Airflow; Airflow's own CPU "
+            f"{overhead.airflow_cpu(r) / r['airflow_cpu']['stage_cpu_s']:.1%} of the stages' CPU", "<= 5 % at 200")
     if results.get("gpu"):
         for r in results["gpu"]:
             add(f"ASR on the GPU, {r['model']}, batch {r['batch']}", f"{r['realtime_loaded']:.0f}x realtime with "
@@ -142,7 +143,8 @@ def main() -> None:
             runs = [(n, k) for n in args.overhead_videos for k in (1, 25)] if args.overhead_videos else overhead.RUNS
             results[section] = [overhead.overhead(n, 12.0, k) for n, k in runs]
             details += ["### Airflow overhead", "", *overhead.table(results[section]), "",
-                        "Per phase", "", *overhead.phase_table(results[section])]
+                        "Per phase", "", *overhead.phase_table(results[section]), "",
+                        "CPU", "", *overhead.cpu_table(results[section])]
         elif section == "gpu":
             results[section] = gpu_rows() if cuda_available() else []
         details.append("")
