@@ -13,7 +13,9 @@ pool's (one per core here, where the GPU phases run on the cores), and for CPU p
 --cpu-videos-per-task value (LECTERN_CPU_VIDEOS_PER_TASK: 1 is one mapped task per video, more amortises Airflow's
 per-task cost); GPU phases run --gpu-videos-per-task videos per task; both modes run the same task groups.
 Besides the wall times it prints, per phase and mode, the span and the videos' own stage seconds (from the state
-rows), and the wall time beyond the stage work, which the VM's run-to-run speed of the work itself moves less.
+rows), and the wall time beyond the stage work, which the VM's run-to-run speed of the work itself moves less;
+and where the CPU went in each mode (CpuMeter): Airflow's own CPU is the CPU outside the stage processes through
+Airflow less that of the direct run, as a share of the stage processes' CPU.
 """
 
 from __future__ import annotations
