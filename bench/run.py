@@ -99,7 +99,7 @@ def summary(results: dict) -> list[str]:
         add(f"Airflow overhead, {r['videos']} videos through every phase, {r['cpu_videos_per_task']} per CPU task",
             f"{r['overhead']:+.1%} of direct CLI wall time; outside stage work {overhead.outside_work(r, 'direct'):.0f} s "
             f"direct, {overhead.outside_work(r, 'airflow'):.0f} s Airflow; Airflow's own CPU "
-            f"{overhead.airflow_cpu(r) / r['airflow_cpu']['stage_cpu_s']:.1%} of the stages' CPU", "<= 5 % at 200")
+            f"{overhead.airflow_cpu_share(r):.1%} of the stages' CPU", "<= 5 % at 200")
     if results.get("gpu"):
         for r in results["gpu"]:
             add(f"ASR on the GPU, {r['model']}, batch {r['batch']}", f"{r['realtime_loaded']:.0f}x realtime with "
