@@ -119,25 +119,62 @@ def stage_processes() -> dict[tuple[int, int], float]:
     return found
 
 
+# Airflow's processes by what their process title says; a task's stage process and its children are not Airflow's
+AIRFLOW_PARTS = (("api-server", ("api_server", "api-server")), ("scheduler", ("scheduler",)),
+                 ("dag-processor", ("dag-processor",)), ("triggerer", ("triggerer",)), ("serve-logs", ("serve-logs",)),
+                 ("executor workers and tasks", ("airflow worker",)))
+
+
+def airflow_processes(group: int) -> dict[tuple[int, int], tuple[str, float]]:
+    """The Airflow processes of a process group, keyed by (pid, start time): their part and own CPU seconds. Only
+    the dag-processor's count its waited-for children (its parsing processes, too short-lived to sample); the
+    executor workers' children are the tasks, which run the stage processes."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != group:
+                continue
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError):
+            continue
+        part = next((name for name, marks in AIRFLOW_PARTS if any(mark in title for mark in marks)), None)
+        if part and "lectern stage" not in title:
+            ticks = fields[11:15] if part == "dag-processor" else fields[11:13]
+            found[(int(entry.name), int(fields[19]))] = (part, sum(map(int, ticks)) * TICK_S)
+    return found
+
+
 class CpuMeter:
     """Where the machine's CPU went during a run: the stage processes' own (sampled every `interval` s, so the
     last moments of each are missed) and everything else, less this benchmark process. In both modes "else" holds
     the database server and the machine's idle services; through Airflow it holds Airflow too (its components, the
     executor's workers, each task's supervisor and task process), which is the overhead the wall time blurs when
-    the work itself runs at another speed."""
+    the work itself runs at another speed. Given Airflow's process group, it also samples Airflow's own processes
+    by part, every `group_interval` s (what a part's processes used before the run started is left out)."""
 
-    def __init__(self, interval: float = 0.2):
+    def __init__(self, interval: float = 0.2, airflow_group: int | None = None, group_interval: float = 1.0):
         self.interval, self.stages, self.done = interval, {}, threading.Event()
+        self.group, self.group_every = airflow_group, max(1, round(group_interval / interval))
+        self.airflow, self.airflow_before = {}, {}
         self.thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
+        samples = 0
         while True:
             self.stages.update(stage_processes())
+            if self.group and samples % self.group_every == 0:
+                self.airflow.update(airflow_processes(self.group))
+            samples += 1
             if self.done.wait(self.interval):
                 return
 
     def __enter__(self) -> "CpuMeter":
         self.busy, self.own = machine_busy_s(), own_cpu_s()
+        if self.group:
+            self.airflow_before = airflow_processes(self.group)
         self.thread.start()
         return self
 
@@ -147,6 +184,12 @@ class CpuMeter:
         busy, own, stage = machine_busy_s() - self.busy, own_cpu_s() - self.own, sum(self.stages.values())
         self.result = {"busy_cpu_s": round(busy, 1), "stage_cpu_s": round(stage, 1),
                        "outside_cpu_s": round(busy - own - stage, 1)}
+        if self.group:
+            self.airflow.update(airflow_processes(self.group))
+            parts = {name: 0.0 for name, _ in AIRFLOW_PARTS}
+            for key, (part, cpu) in self.airflow.items():
+                parts[part] += cpu - self.airflow_before.get(key, (part, 0.0))[1]
+            self.result["airflow_parts_cpu_s"] = {name: round(cpu, 1) for name, cpu in parts.items()}
 
 
 def direct(env: dict[str, str], video_ids: list[str]) -> tuple[float, dict]:
@@ -195,7 +238,7 @@ def through_airflow(env: dict[str, str], home: Path, video_ids: list[str], metad
             headers={"Content-Type": "application/json"},
             data=json.dumps({"logical_date": None, "conf": {"batch_size": len(video_ids)}}).encode())
         started = time.monotonic()
-        with CpuMeter() as cpu:
+        with CpuMeter(airflow_group=airflow.process.pid) as cpu:
             urllib.request.urlopen(request, timeout=60).read()
             progress = [time.monotonic(), None]
 
@@ -352,6 +395,17 @@ def cpu_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def airflow_parts_table(results: list[dict]) -> list[str]:
+    """Airflow's own processes' CPU during the Airflow run, by part (sampled: see CpuMeter)."""
+    lines = ["| videos | per CPU task | " + " | ".join(name for name, _ in AIRFLOW_PARTS) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in AIRFLOW_PARTS) + " |"]
+    for r in results:
+        parts = r["airflow_cpu"]["airflow_parts_cpu_s"]
+        lines.append(f"| {r['videos']} | {r['cpu_videos_per_task']} | "
+                     + " | ".join(f"{parts[name]:.0f}" for name, _ in AIRFLOW_PARTS) + " |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, nargs="+", help=f"numbers of videos (default: the runs {RUNS})")
@@ -371,6 +425,8 @@ def main() -> None:
     print("\n".join(phase_table(results)))
     print("\nCPU\n")
     print("\n".join(cpu_table(results)))
+    print("\nAirflow's processes' CPU s, by part\n")
+    print("\n".join(airflow_parts_table(results)))
 
 
 if __name__ == "__main__":

@@ -144,7 +144,8 @@ def main() -> None:
             results[section] = [overhead.overhead(n, 12.0, k) for n, k in runs]
             details += ["### Airflow overhead", "", *overhead.table(results[section]), "",
                         "Per phase", "", *overhead.phase_table(results[section]), "",
-                        "CPU", "", *overhead.cpu_table(results[section])]
+                        "CPU", "", *overhead.cpu_table(results[section]), "",
+                        "Airflow's processes' CPU s, by part", "", *overhead.airflow_parts_table(results[section])]
         elif section == "gpu":
             results[section] = gpu_rows() if cuda_available() else []
         details.append("")
