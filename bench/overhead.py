@@ -15,7 +15,8 @@ per-task cost); GPU phases run --gpu-videos-per-task videos per task; both modes
 Besides the wall times it prints, per phase and mode, the span and the videos' own stage seconds (from the state
 rows), and the wall time beyond the stage work, which the VM's run-to-run speed of the work itself moves less;
 and where the CPU went in each mode (CpuMeter): Airflow's own CPU is the CPU outside the stage processes through
-Airflow less that of the direct run, as a share of the stage processes' CPU.
+Airflow less that of the direct run, as a share of the stage processes' CPU, and Airflow's own processes' CPU by
+part (scheduler, api-server, dag-processor, ...).
 """
 
 from __future__ import annotations
