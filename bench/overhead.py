@@ -38,7 +38,7 @@ from pathlib import Path
 from common import CACHE, bench_environment, machine, narrated_lecture, run_stage_process, seed, tiny_models
 
 from lectern.config import GPU_STAGES, RECIPES, STAGES, Settings
-from lectern.demo.local_airflow import LocalAirflow
+from lectern.demo.local_airflow import LocalAirflow, group_processes
 from lectern.demo.server import CorpusServer
 from lectern.phases import pool_definitions, task_groups
 from lectern.state.db import migrate, session_scope
@@ -131,20 +131,11 @@ def airflow_processes(group: int) -> dict[tuple[int, int], tuple[str, float]]:
     the dag-processor's count its waited-for children (its parsing processes, too short-lived to sample); the
     executor workers' children are the tasks, which run the stage processes."""
     found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) != group:
-                continue
-            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError):
-            continue
+    for pid, fields, title in group_processes(group):
         part = next((name for name, marks in AIRFLOW_PARTS if any(mark in title for mark in marks)), None)
         if part and "lectern stage" not in title:
             ticks = fields[11:15] if part == "dag-processor" else fields[11:13]
-            found[(int(entry.name), int(fields[19]))] = (part, sum(map(int, ticks)) * TICK_S)
+            found[(pid, int(fields[19]))] = (part, sum(map(int, ticks)) * TICK_S)
     return found
 
 

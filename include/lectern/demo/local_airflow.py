@@ -31,6 +31,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def group_processes(group: int):
+    """(pid, the /proc stat fields after the command name, command line) of each process in a process group."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat[2]) != group:
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, IndexError):
+            continue
+        yield int(entry.name), stat, command
+
+
 class LocalAirflow:
     def __init__(self, home: Path, env: dict[str, str], metadata_db_url: str | None = None, port: int | None = None,
                  dags_folder: Path = REPO / "dags", plugins_folder: Path = REPO / "plugins"):
@@ -120,19 +135,7 @@ class LocalAirflow:
     def members(group: int) -> list[str]:
         """The live processes of a process group ("pid state command"); zombies, already dead and waiting to be
         reaped, do not count."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            except OSError:
-                continue
-            state, _ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
-            if int(pgrp) == group and state != "Z":
-                found.append(f"{entry.name} {state} {command[:120]}")
-        return found
+        return [f"{pid} {stat[0]} {command[:120]}" for pid, stat, command in group_processes(group) if stat[0] != "Z"]
 
     def get(self, path: str):
         try:
