@@ -17,8 +17,6 @@ COPY --chown=50000:0 include /opt/lectern/include
 RUN pip install --no-cache-dir --no-deps /opt/lectern
 COPY --chown=50000:0 dags /opt/airflow/dags
 COPY --chown=50000:0 plugins /opt/airflow/plugins
-# the DAG files change only with the image: no re-parsing every 30 s (lectern/demo/local_airflow.py says why)
-ENV AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=600
 
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS worker
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 OMP_THREAD_LIMIT=1 PATH=/opt/venv/bin:$PATH

@@ -59,17 +59,3 @@ def test_dockerfile_builds_the_airflow_and_worker_images():
     for needed in ("torch", "whisperx", "ffmpeg", "tesseract-ocr", "requirements-ml.txt"):
         assert needed in worker
     assert "COPY --chown=50000:0 plugins /opt/airflow/plugins" in airflow
-
-
-def test_airflow_image_and_local_airflow_share_the_deployment_settings(tmp_path):
-    """The airflow image sets the Airflow settings every Lectern deployment uses (compose inherits them), the
-    same ones `python -m lectern ui` and the UI tests run with; a caller's environment still overrides them."""
-    from lectern.demo.local_airflow import DEPLOYMENT_SETTINGS, LocalAirflow
-
-    airflow = (ROOT / "Dockerfile").read_text().split("\nFROM ")[1]
-    image_env = dict(word.split("=", 1) for line in airflow.splitlines() if line.startswith("ENV ")
-                     for word in line.split()[1:])
-    assert DEPLOYMENT_SETTINGS and image_env == DEPLOYMENT_SETTINGS
-    assert LocalAirflow(tmp_path, {}).env.items() >= DEPLOYMENT_SETTINGS.items()
-    interval = "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"
-    assert LocalAirflow(tmp_path, {interval: "30"}).env[interval] == "30"

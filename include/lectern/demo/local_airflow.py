@@ -18,11 +18,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-# Airflow settings of every Lectern deployment (the airflow image sets them too: Dockerfile). A deployment's DAG
-# files change only when it is redeployed, and a file edited in place is re-parsed at the next listing anyway
-# (Airflow parses files changed since their last parse first), so re-parsing each file every 30 s (Airflow's
-# default) only costs CPU: about half of an idle Airflow's (README, Performance).
-DEPLOYMENT_SETTINGS = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600"}
 
 
 def free_port() -> int:
@@ -54,7 +49,6 @@ class LocalAirflow:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = home / "airflow-processes.log"
         self.env = {
-            **DEPLOYMENT_SETTINGS,
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",  # new DAG files show within seconds
             **env,
             "AIRFLOW_HOME": str(home / "airflow"),
