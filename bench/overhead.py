@@ -128,8 +128,9 @@ AIRFLOW_PARTS = (("api-server", ("api_server", "api-server")), ("scheduler", ("s
 
 def airflow_processes(group: int) -> dict[tuple[int, int], tuple[str, float]]:
     """The Airflow processes of a process group, keyed by (pid, start time): their part and own CPU seconds. Only
-    the dag-processor's count its waited-for children (its parsing processes, too short-lived to sample); the
-    executor workers' children are the tasks, which run the stage processes."""
+    the dag-processor's count its waited-for children (its parsing processes, too short-lived to sample; one
+    caught alive by a sample counts twice, by itself and once reaped); the executor workers' children are the
+    tasks, which run the stage processes."""
     found = {}
     for pid, fields, title in group_processes(group):
         part = next((name for name, marks in AIRFLOW_PARTS if any(mark in title for mark in marks)), None)
