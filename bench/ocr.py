@@ -1,5 +1,6 @@
-"""OCR benchmark: seconds per 720p keyframe, one tesseract process per keyframe (the stage before bench/ocr.py's
-profile) vs one process per core over a list of keyframes (the stage now), with one core and with every core.
+"""OCR benchmark: seconds per 720p keyframe, one tesseract process per keyframe (the stage at first) vs one process
+per core over a list of the colour keyframes (the stage after bench/ocr.py's profile) vs over a list of their grey
+copies (the stage now), with one core and with every core.
 
     .venv/bin/python bench/ocr.py [--keyframes 24]
 
@@ -46,10 +47,12 @@ def ocr_rows(keyframes: int = 24) -> list[dict]:
         base = Settings.from_env({**os.environ, "LECTERN_HOME": tmp})
         for workers in sorted({1, os.cpu_count() or 1}):
             settings = dataclasses.replace(base, ocr_workers=workers)
-            for method, reader in (("a process per keyframe (before)", one_at_a_time(ocr.read_images)),
-                                   ("a process per core over a list (now)", ocr.read_images)):
+            for method, reader, copies in (
+                    ("a process per keyframe, colour (first)", one_at_a_time(ocr.read_images), as_they_are),
+                    ("a process per core over a list, colour (second)", ocr.read_images, as_they_are),
+                    ("a process per core over a list of grey copies (now)", ocr.read_images, ocr.grey_copies)):
                 started = time.perf_counter()
-                with mock.patch.object(ocr, "read_images", reader):
+                with mock.patch.object(ocr, "read_images", reader), mock.patch.object(ocr, "grey_copies", copies):
                     result = ocr.run(video, store, settings)
                 wall = time.perf_counter() - started
                 rows.append({"method": method, "cores": workers, "wall_s": wall, "per_keyframe_s": wall / keyframes,
@@ -57,8 +60,13 @@ def ocr_rows(keyframes: int = 24) -> list[dict]:
     return rows
 
 
+def as_they_are(paths: list[str], _directory: str) -> list[str]:
+    """The stage's reading before grey copies: tesseract read the colour keyframes."""
+    return paths
+
+
 def one_at_a_time(read_images):
-    """The stage's reading before: each worker started a tesseract process for every keyframe of its share."""
+    """The stage's reading at first: each worker started a tesseract process for every keyframe of its share."""
     return lambda paths, lang, min_confidence: [read_images([path], lang, min_confidence)[0] for path in paths]
 
 

@@ -182,17 +182,27 @@ def lowest_cell(full: np.ndarray, grid: tuple[int, int]) -> float:
     return float((sums / counts).min())
 
 
+def box_mean(image: np.ndarray, window: int) -> np.ndarray:
+    """The mean over a window x window box around each pixel, edges mirrored: scipy.ndimage.uniform_filter's
+    default ('reflect') without importing scipy.ndimage (0.4 s of every keyframes process on this machine). Sums
+    of window shifted slices: exact in float32 for the integer frames, and their squares and products, SSIM
+    filters."""
+    half = window // 2
+    padded = np.pad(image, ((half, window - 1 - half), (half, window - 1 - half)), mode="symmetric")
+    height, width = image.shape
+    rows = sum(padded[i:i + height] for i in range(window))
+    return sum(rows[:, j:j + width] for j in range(window)) / np.float32(window * window)
+
+
 def ssim_map(a: np.ndarray, b: np.ndarray, window: int = 7) -> np.ndarray:
     """The SSIM map exactly as scikit-image computes it by default (7x7 uniform window, sample covariance,
-    K1 0.01, K2 0.03, data range 255), in float32: twice as fast, equal to it within 1e-3."""
-    from scipy.ndimage import uniform_filter
-
+    K1 0.01, K2 0.03, data range 255), in float32: equal to it within 1e-3."""
     a, b = a.astype(np.float32), b.astype(np.float32)
     norm = window * window / (window * window - 1)
-    mean_a, mean_b = uniform_filter(a, window), uniform_filter(b, window)
-    var_a = norm * (uniform_filter(a * a, window) - mean_a * mean_a)
-    var_b = norm * (uniform_filter(b * b, window) - mean_b * mean_b)
-    cov = norm * (uniform_filter(a * b, window) - mean_a * mean_b)
+    mean_a, mean_b = box_mean(a, window), box_mean(b, window)
+    var_a = norm * (box_mean(a * a, window) - mean_a * mean_a)
+    var_b = norm * (box_mean(b * b, window) - mean_b * mean_b)
+    cov = norm * (box_mean(a * b, window) - mean_a * mean_b)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     return ((2 * mean_a * mean_b + c1) * (2 * cov + c2)) / ((mean_a ** 2 + mean_b ** 2 + c1) * (var_a + var_b + c2))
 

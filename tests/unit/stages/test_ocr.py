@@ -3,6 +3,7 @@ text, the confidence, meaningless-text and repeat filters, and what a bullet rev
 
 import io
 import re
+from contextlib import ExitStack
 
 import pytest
 from PIL import Image
@@ -74,3 +75,22 @@ def test_vlm_engine_code_path(keyframed, store, settings, tiny_models):
     assert document["engine"] == "vlm" and document["model"] == tiny_models["ocr_vlm"]
     assert set(document["texts"]) == set(keys) and result.metrics["keyframes"] == len(keys)
     assert all(isinstance(d["raw"], str) and d["confidence"] is None for d in document["details"].values())
+
+
+def test_images_are_read_as_grey_copies_a_run_at_a_time(keyframed, store, monkeypatch, tmp_path):
+    """Tesseract reads the keyframes' luma (PGM copies at full size) in runs of IMAGES_PER_RUN: each keyframe
+    keeps its own text across the runs' boundaries, and the copies are gone afterwards."""
+    _video, keys = keyframed
+    stack = ExitStack()
+    paths = [str(stack.enter_context(store.local_path(key))) for key in keys[:3]]
+    copies = ocr.grey_copies(paths[:1], str(tmp_path))
+    with Image.open(copies[0]) as grey, Image.open(paths[0]) as colour:
+        assert grey.mode == "L" and grey.size == colour.size == (1280, 720)
+    monkeypatch.setattr(ocr, "IMAGES_PER_RUN", 2)
+    monkeypatch.setattr(ocr.tempfile, "tempdir", str(tmp_path / "runs"))
+    (tmp_path / "runs").mkdir()
+    texts = [text for text, _confidence in ocr.read_images(paths, "eng", 60.0)]
+    assert [words(text)[:2] for text in texts] == [["photosynthesis", "plants"], ["light", "reactions"],
+                                                   ["calvin", "cycle"]]
+    assert not list((tmp_path / "runs").iterdir())
+    stack.close()
