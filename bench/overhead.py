@@ -38,7 +38,7 @@ from pathlib import Path
 from common import CACHE, bench_environment, machine, narrated_lecture, run_stage_process, seed, tiny_models
 
 from lectern.config import GPU_STAGES, RECIPES, STAGES, Settings
-from lectern.demo.local_airflow import LocalAirflow, group_processes
+from lectern.demo.local_airflow import LocalAirflow, group_processes, processes
 from lectern.demo.server import CorpusServer
 from lectern.phases import pool_definitions, task_groups
 from lectern.state.db import migrate, session_scope
@@ -105,19 +105,8 @@ def own_cpu_s() -> float:
 def stage_processes() -> dict[tuple[int, int], float]:
     """CPU seconds of every live `lectern stage` process, keyed by (pid, start time): its own and its waited-for
     children's (tesseract, ffmpeg)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if argv[1:4] != [b"-m", b"lectern", b"stage"]:
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        found[(int(entry.name), int(fields[19]))] = sum(map(int, fields[11:15])) * TICK_S
-    return found
+    return {(pid, int(stat[19])): sum(map(int, stat[11:15])) * TICK_S for pid, stat, argv in processes()
+            if argv[1:4] == [b"-m", b"lectern", b"stage"]}
 
 
 # Airflow's processes by what their process title says; a task's stage process and its children are not Airflow's

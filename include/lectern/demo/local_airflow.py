@@ -26,19 +26,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def group_processes(group: int):
-    """(pid, the /proc stat fields after the command name, command line) of each process in a process group."""
+def processes():
+    """(pid, the /proc stat fields after the command name, argv as bytes) of each process."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(stat[2]) != group:
-                continue
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except (OSError, IndexError):
             continue
-        yield int(entry.name), stat, command
+        yield int(entry.name), stat, argv
+
+
+def group_processes(group: int):
+    """(pid, the /proc stat fields after the command name, command line) of each process in a process group."""
+    for pid, stat, argv in processes():
+        if int(stat[2]) == group:
+            yield pid, stat, b" ".join(argv).decode(errors="replace").strip()
 
 
 class LocalAirflow:
