@@ -22,7 +22,7 @@ class TransientError(StageError):
 
 
 class CorruptMedia(PermanentError):
-    """The file is not a readable video (truncated, random bytes, empty)."""
+    """The file is not a readable video or keyframe image (truncated, random bytes, empty)."""
 
 
 class VideoUnavailable(PermanentError):

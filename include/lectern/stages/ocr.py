@@ -20,7 +20,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 
 from lectern.config import Settings
-from lectern.errors import MissingInput
+from lectern.errors import CorruptMedia, MissingInput
 from lectern.stages import StageResult
 from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
@@ -63,10 +63,13 @@ def grey_copies(paths: list[str], directory: str) -> list[str]:
 
     copies = []
     for n, path in enumerate(paths):
-        with Image.open(path) as image:
-            image.draft("L", image.size)
-            copies.append(str(Path(directory) / f"{n}.pgm"))
-            image.convert("L").save(copies[-1])
+        copies.append(str(Path(directory) / f"{n}.pgm"))
+        try:
+            with Image.open(path) as image:
+                image.draft("L", image.size)
+                image.convert("L").save(copies[-1])
+        except OSError as exc:  # PIL's UnidentifiedImageError and truncated files alike
+            raise CorruptMedia(f"keyframe {Path(path).name} is not a readable image: {exc}") from exc
     return copies
 
 

@@ -81,16 +81,31 @@ def test_images_are_read_as_grey_copies_a_run_at_a_time(keyframed, store, monkey
     """Tesseract reads the keyframes' luma (PGM copies at full size) in runs of IMAGES_PER_RUN: each keyframe
     keeps its own text across the runs' boundaries, and the copies are gone afterwards."""
     _video, keys = keyframed
-    stack = ExitStack()
-    paths = [str(stack.enter_context(store.local_path(key))) for key in keys[:3]]
-    copies = ocr.grey_copies(paths[:1], str(tmp_path))
-    with Image.open(copies[0]) as grey, Image.open(paths[0]) as colour:
-        assert grey.mode == "L" and grey.size == colour.size == (1280, 720)
-    monkeypatch.setattr(ocr, "IMAGES_PER_RUN", 2)
-    monkeypatch.setattr(ocr.tempfile, "tempdir", str(tmp_path / "runs"))
-    (tmp_path / "runs").mkdir()
-    texts = [text for text, _confidence in ocr.read_images(paths, "eng", 60.0)]
+    with ExitStack() as stack:
+        paths = [str(stack.enter_context(store.local_path(key))) for key in keys[:3]]
+        copies = ocr.grey_copies(paths[:1], str(tmp_path))
+        with Image.open(copies[0]) as grey, Image.open(paths[0]) as colour:
+            assert grey.mode == "L" and grey.size == colour.size == (1280, 720)
+        monkeypatch.setattr(ocr, "IMAGES_PER_RUN", 2)
+        monkeypatch.setattr(ocr.tempfile, "tempdir", str(tmp_path / "runs"))
+        (tmp_path / "runs").mkdir()
+        texts = [text for text, _confidence in ocr.read_images(paths, "eng", 60.0)]
     assert [words(text)[:2] for text in texts] == [["photosynthesis", "plants"], ["light", "reactions"],
                                                    ["calvin", "cycle"]]
     assert not list((tmp_path / "runs").iterdir())
-    stack.close()
+
+
+@pytest.mark.parametrize("damage", [lambda data: b"not an image", lambda data: data[:len(data) // 3]],
+                         ids=["random bytes", "truncated"])
+def test_an_unreadable_keyframe_fails_the_video_as_corrupt_media(keyframed, store, settings, damage):
+    """A keyframe the image decoder cannot read fails OCR permanently, saying which keyframe (the runner records
+    the class and message in the video's state row)."""
+    from lectern.errors import CorruptMedia, classify
+
+    video, keys = keyframed
+    with store.local_path(keys[2]) as path:
+        data = path.read_bytes()
+    store.put_bytes(keys[2], damage(data))
+    with pytest.raises(CorruptMedia, match=r"keyframe .*\.jpg is not a readable image") as failure:
+        ocr.run(video, store, settings)
+    assert classify(failure.value) == ("CorruptMedia", False)
