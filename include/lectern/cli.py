@@ -97,6 +97,32 @@ def cmd_release(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_export(args, settings: Settings) -> int:
+    from lectern.export import export_release
+    from lectern.store import store_from_settings
+
+    try:
+        info = export_release(store_from_settings(settings), args.release, args.destination, layout=args.layout)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {info['samples']} samples and {info['images']} images of release {info['release']} "
+          f"to {Path(args.destination).resolve()}")
+    return 0
+
+
+def cmd_reroot(args, settings: Settings) -> int:
+    from lectern.export import reroot
+
+    try:
+        info = reroot(args.folder)
+    except FileNotFoundError as exc:
+        print(f"reroot: {exc} (not a folder written by `lectern export`)", file=sys.stderr)
+        return 2
+    print(f"image paths now start at {info['images_root']}")
+    return 0
+
+
 def cmd_db(args, settings: Settings) -> int:
     from lectern.state.db import current_revision, migrate
 
@@ -237,6 +263,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="textbook: the interleaved samples of assembled videos; pairs: the (clip, caption, "
                               "scores) rows of captioned videos")
     release.set_defaults(func=cmd_release)
+
+    export = sub.add_parser("export", help="write a textbook release as a folder the paper's training loader reads "
+                                           "(images copied out of the store, absolute paths)")
+    export.add_argument("release")
+    export.add_argument("destination")
+    export.add_argument("--layout", choices=["json", "shards"], default="json",
+                        help="json: one multimodal_textbook.json array; shards: JSONL shards with length.json and "
+                             "shard_id_range.json")
+    export.set_defaults(func=cmd_export)
+
+    reroot = sub.add_parser("reroot", help="after moving an exported folder: point its image paths at the new place")
+    reroot.add_argument("folder")
+    reroot.set_defaults(func=cmd_reroot)
 
     taxonomy = sub.add_parser("taxonomy", help="generate a subject's taxonomy with an LLM, or check a subject file (and its manifest's rows)")
     taxonomy.add_argument("action", choices=["generate", "check"])

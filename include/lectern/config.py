@@ -115,7 +115,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_SSIM_THRESHOLD": ("0.95", "A sampled frame becomes a keyframe when its SSIM with the last keyframe is below this."),
     "LECTERN_SSIM_WIDTH": ("320", "Frames are compared in grayscale at this width."),
     "LECTERN_SSIM_GRID": ("8x12", "SSIM is the lowest mean over these rows x columns of the SSIM map, so a revealed bullet or a changed number counts (1x1: the paper's global SSIM; see bench/keyframes.py)."),
-    "LECTERN_FACE_MAX_AREA": ("", "Keyframes whose detected faces cover more than this share of the frame are dropped (empty: off; the published corpus used 0.04)."),
+    "LECTERN_FACE_MAX_AREA": ("", "Keyframes whose detected faces cover more than this share of the frame are marked, and an export writes the face-filtered variant of the samples without them beside the full ones, as published (empty: off; the published corpus used 0.04)."),
     "LECTERN_KEYFRAME_DEDUP": ("true", "A slide shown again later in the video gives no second keyframe."),
     "LECTERN_CLIP_FILTER_MODEL": ("", "CLIP-style model (transformers id or path) comparing each clip's keyframes with its transcript; a clip below LECTERN_CLIP_FILTER_MIN_SIMILARITY loses its images and keeps its text (empty: off; e.g. openai/clip-vit-base-patch32)."),
     "LECTERN_CLIP_FILTER_MIN_SIMILARITY": ("0.20", "Lowest image-text cosine similarity a clip's keyframes may have with its transcript."),
@@ -140,6 +140,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_IMAGE_TOKENS": ("576", "Tokens counted per image, as in the published corpus."),
     "LECTERN_SAMPLE_TOKEN_BUDGET": ("8192", "Clips are concatenated into samples up to this many tokens..."),
     "LECTERN_SAMPLE_MAX_IMAGES": ("32", "...and at most this many images (a single larger clip stands alone)."),
+    "LECTERN_SAMPLE_PACKING": ("release", "How a release packs clips into samples: release (consecutive clips of the release's videos up to the budget, a sample may continue into the next video, as published) or video (each video's own samples; none spans two videos)."),
     "LECTERN_GPU_POOL_SLOTS": ("1", "Slots of the Airflow pool lectern_gpu: GPU-phase tasks (pods) running at once."),
     "LECTERN_DOWNLOAD_POOL_SLOTS": ("4", "Slots of the Airflow pool lectern_download: downloads running at once."),
     "LECTERN_BACKFILL_POLL_SECONDS": ("15", "lectern_backfill_subject: how often it checks whether the phase run it triggered has finished."),
@@ -293,6 +294,7 @@ class Settings:
     image_tokens: int
     sample_token_budget: int
     sample_max_images: int
+    sample_packing: str
     gpu_pool_slots: int
     download_pool_slots: int
     backfill_poll_seconds: int
@@ -437,6 +439,7 @@ class Settings:
             image_tokens=int(get("LECTERN_IMAGE_TOKENS")),
             sample_token_budget=int(get("LECTERN_SAMPLE_TOKEN_BUDGET")),
             sample_max_images=int(get("LECTERN_SAMPLE_MAX_IMAGES")),
+            sample_packing=_choice(get("LECTERN_SAMPLE_PACKING"), "LECTERN_SAMPLE_PACKING", ("release", "video")),
             gpu_pool_slots=int(get("LECTERN_GPU_POOL_SLOTS")),
             download_pool_slots=int(get("LECTERN_DOWNLOAD_POOL_SLOTS")),
             backfill_poll_seconds=max(1, int(get("LECTERN_BACKFILL_POLL_SECONDS"))),

@@ -1,6 +1,8 @@
-"""Releases: every assembled video's samples gathered into shards under ``releases/{name}/`` (JSONL in the published
-layout, and the same samples as Parquet under ``parquet/``, which ``datasets.load_dataset`` reads), with a manifest
-(stats, per-video lineage, the settings behind each stage version, the diff against the previous release)."""
+"""Releases: every assembled video's clips packed into samples, in shards under ``releases/{name}/`` (JSONL in the
+published layout with the loader's ``length.json`` / ``shard_id_range.json``, the clip-level records beside them, and
+the same samples as Parquet under ``parquet/``, which ``datasets.load_dataset`` reads), every video's metadata, and
+a manifest (stats, packing, per-video lineage, the settings behind each stage version, the diff against the previous
+release). ``lectern.export`` lays a release out as a folder the paper's training loader reads."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from datetime import datetime, timezone
 
 from lectern.config import RECIPES, Settings
 from lectern.stages import stage_config, stage_version
+from lectern.stages.assemble import END_OF_VIDEO, clip_level_record, pack, tokenizer_name
+from lectern.stages.assemble import sample as assemble_sample
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED, Video, VideoStage
 from lectern.state.ops import funnel, stage_rows, video_record
@@ -19,6 +23,7 @@ from lectern.viewer import render_samples
 SHARD_SAMPLES = 1000
 TEXTBOOK = RECIPES["textbook"]  # the stages behind a textbook release (a pairs release: keyframes and caption)
 VIEWER_SAMPLES = 50  # the first samples of a release, in viewer.html
+CLIP_LEVEL = "multimodal_textbook_meta_data"  # the clip-level shards' name, as published
 
 
 def default_release_name() -> str:
@@ -26,7 +31,14 @@ def default_release_name() -> str:
 
 
 def build_release(settings: Settings, name: str | None = None, subject: str | None = None) -> dict:
-    """Write shards, manifest, stats and viewer for the videos whose assemble succeeded; returns the manifest."""
+    """Write shards, manifest, stats and viewer for the videos whose assemble succeeded; returns the manifest.
+
+    Samples are packed from the videos' clip-level records (LECTERN_SAMPLE_PACKING: across videos, as published,
+    or each video alone). Beside each JSONL shard of samples lies the shard of their clip-level records
+    (``multimodal_textbook_meta_data-NNNNN.jsonl``, line for line); ``length.json`` and ``shard_id_range.json``
+    index the sample shards as the paper's loader reads them, and ``video_meta_data.json`` holds every video's
+    record. Image paths are store keys (relative to the manifest's `images_relative_to`); ``lectern export``
+    writes the loader's folder with absolute paths."""
     name = name or default_release_name()
     store = store_from_settings(settings)
     with session_scope(settings.db_url) as session:
@@ -41,34 +53,53 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
         video_subjects = {v: list(video_record(session, v).subjects) for v in video_ids}
     shards: list[str] = []
     parquet_shards: list[str] = []
-    shard: list[tuple[str, dict]] = []  # (JSONL line, sample)
+    clip_level_shards: list[str] = []
+    shard: list[tuple[dict, dict]] = []  # (sample, its clip-level record)
     samples_per_video: dict[str, int] = {}
     images_per_sample: list[int] = []
     tokens_per_sample: list[int] = []
     viewer_samples: list[dict] = []
+    left_out: dict = {"text_only_groups": 0, "text_only_tokens": 0}
+    shard_sizes: list[int] = []
+
+    def jsonl(values) -> bytes:
+        return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in values).encode()
 
     def flush() -> None:
-        shards.append(store.put_bytes(Keys.release(name, f"samples-{len(shards):05d}.jsonl"),
-                                      "".join(line + "\n" for line, _ in shard).encode()))
-        parquet_shards.append(store.put_bytes(Keys.release(name, f"parquet/samples-{len(parquet_shards):05d}.parquet"),
-                                              parquet_bytes([sample for _, sample in shard])))
+        n = len(shards)
+        shards.append(store.put_bytes(Keys.release(name, f"samples-{n:05d}.jsonl"), jsonl(s for s, _ in shard)))
+        clip_level_shards.append(store.put_bytes(Keys.release(name, f"{CLIP_LEVEL}-{n:05d}.jsonl"),
+                                                 jsonl(c for _, c in shard)))
+        parquet_shards.append(store.put_bytes(Keys.release(name, f"parquet/samples-{n:05d}.parquet"),
+                                              parquet_bytes([s for s, _ in shard])))
+        shard_sizes.append(len(shard))
         shard.clear()
 
-    for video_id in video_ids:
-        for line in store.get_bytes(Keys.samples(video_id)).decode().splitlines():
-            if not line.strip():
-                continue
-            sample = json.loads(line)
+    videos = (clip_records(store, v) for v in video_ids)
+    groups = (pack(videos, settings.sample_token_budget, settings.sample_max_images, left_out)
+              if settings.sample_packing == "release" else
+              (group for entries in videos
+               for group in pack([entries], settings.sample_token_budget, settings.sample_max_images, left_out)))
+    for group in groups:
+        sample = assemble_sample(group)
+        for video_id in {e["vid"] for e in group if e["vid"] != END_OF_VIDEO}:
             samples_per_video[video_id] = samples_per_video.get(video_id, 0) + 1
-            images_per_sample.append(sample["image_num"])
-            tokens_per_sample.append(sample["token_num"])
-            if len(viewer_samples) < VIEWER_SAMPLES:
-                viewer_samples.append(sample)
-            shard.append((line, sample))
-            if len(shard) >= SHARD_SAMPLES:
-                flush()
+        images_per_sample.append(sample["image_num"])
+        tokens_per_sample.append(sample["token_num"])
+        if len(viewer_samples) < VIEWER_SAMPLES:
+            viewer_samples.append(sample)
+        shard.append((sample, clip_level_record(group)))
+        if len(shard) >= SHARD_SAMPLES:
+            flush()
     if shard or not shards:
         flush()
+    names = [key.rsplit("/", 1)[1] for key in shards]
+    starts = [sum(shard_sizes[:i]) for i in range(len(shard_sizes))]
+    store.put_json(Keys.release(name, "length.json"), dict(zip(names, shard_sizes)))
+    store.put_json(Keys.release(name, "shard_id_range.json"),
+                   {n: [start, start + size] for n, start, size in zip(names, starts, shard_sizes)})
+    video_meta = store.put_bytes(Keys.release(name, "video_meta_data.json"), json.dumps(
+        [store.get_json(Keys.video_meta(v)) for v in video_ids], ensure_ascii=False, indent=1).encode())
     total_samples, total_images, total_tokens = len(images_per_sample), sum(images_per_sample), sum(tokens_per_sample)
     manifest = {
         "release": name,
@@ -77,13 +108,20 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
         "store": store.url,
         "images_relative_to": store.url,
         "shards": shards,
+        "clip_level_shards": clip_level_shards,
         "parquet_shards": parquet_shards,
+        "video_meta_data": video_meta,
+        "packing": {"mode": settings.sample_packing, "token_budget": settings.sample_token_budget,
+                    "max_images": settings.sample_max_images, "image_tokens": settings.image_tokens,
+                    "tokenizer": tokenizer_name(settings), "face_max_area": settings.face_max_area},
         "videos": [{"id": v, "stage_versions": {stage: row.version for stage, row in rows_by_video[v].items()}}
                    for v in video_ids],
         "stats": {"videos": len(video_ids), "samples": total_samples, "images": total_images,
                   "tokens": total_tokens,
                   "images_per_sample": round(total_images / total_samples, 2) if total_samples else 0.0,
-                  "tokens_per_sample": round(total_tokens / total_samples, 1) if total_samples else 0.0},
+                  "tokens_per_sample": round(total_tokens / total_samples, 1) if total_samples else 0.0,
+                  "left_out_text_only_groups": left_out["text_only_groups"],
+                  "left_out_text_only_tokens": left_out["text_only_tokens"]},
         "funnel": counts,
     }
     manifest["stage_configs"] = stage_configs(TEXTBOOK, settings)
@@ -104,6 +142,15 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     store.put_json(Keys.release(name, "manifest.json"), manifest)
     manifest["location"] = store.uri(Keys.release(name, ""))
     return manifest
+
+
+def clip_records(store, video_id: str) -> list[dict]:
+    """A video's clip-level records, without its End-of-a-Video marker (packing places it)."""
+    records = [e for e in store.get_json(Keys.clip_level(video_id))["conversations"] if e["vid"] != END_OF_VIDEO]
+    if any("keyframe_ssim_scores" not in e for e in records):
+        raise ValueError(f"{video_id}: its clip-level file is from an older assemble version; rerun assemble "
+                         "(a phase run with stale_only) before releasing")
+    return records
 
 
 def stage_configs(stages, settings: Settings) -> dict:

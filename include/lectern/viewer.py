@@ -29,7 +29,7 @@ def render_samples(release: str, samples: list[dict], image_prefix: str = "../..
              f"<p class='meta'>{len(samples)} samples shown</p>"]
     for n, sample in enumerate(samples, start=1):
         parts.append(f"<section class='sample' id='sample-{n}'><h2>Sample {n}: {sample['image_num']} images, "
-                     f"{sample['text_num']} texts, {sample['token_num']} tokens</h2>")
+                     f"{sample['text_num']} ASR tokens, {sample['token_num']} tokens</h2>")
         for image, text, text_ocr, meta in zip(sample["images"], sample["texts"], sample["text_ocr_list"],
                                                sample["metadata"]):
             if image is not None:

@@ -131,11 +131,39 @@ def test_release_samples_in_the_published_format(pipeline, demo_corpus):
     samples = [json.loads(line) for key in manifest["shards"] for line in store.get_bytes(key).decode().splitlines()]
     assert len(samples) == manifest["stats"]["samples"] >= len(expected)
     for sample in samples:
-        assert_published_sample(sample)
+        assert_published_sample(sample, manifest["packing"]["tokenizer"])
         kinds = ["image" if image else "text" for image in sample["images"]]
         assert kinds[0] == "image" and kinds.count("text") >= 2  # several keyframes-then-text runs
         assert all(store.exists(image) for image in sample["images"] if image)  # paths of real keyframes
         assert sample["token_num"] > 576 * sample["image_num"]
+
+
+def test_the_exported_release_passes_the_papers_loader(pipeline, demo_corpus, tmp_path):
+    """`lectern export` from the S3 store: the folder the paper's training loader reads, every assertion it makes
+    applied (tests/obelics_loader.py), every image opened with PIL, in both layouts."""
+    from lectern.export import export_release
+    from tests.obelics_loader import ObelicsCorpus, load_all
+    from tests.published import SAMPLE_KEYS, VIDEO_META_KEYS, assert_clip_level_file
+
+    store = pipeline["store"]
+    manifest = store.get_json(Keys.release("e2e", "manifest.json"))
+    for layout, data in (("json", "multimodal_textbook.json"), ("shards", "multimodal_textbook")):
+        folder = tmp_path / layout
+        info = export_release(store, "e2e", folder, layout=layout, progress=lambda line: None)
+        items = load_all(str(folder / data))
+        assert len(items) == manifest["stats"]["samples"] == info["samples"]
+        assert sum(len(images) for images, _ in items) == manifest["stats"]["images"]
+        assert all(image.size == (1280, 720) for images, _ in items for image in images)
+        names = sorted(p.relative_to(folder).as_posix() for p in (folder / "dataset_images_interval_7").rglob("*.jpg"))
+        assert len(names) == manifest["stats"]["images"]
+        assert all(re.fullmatch(r"dataset_images_interval_7/(\w+)/\1@\d+\.\d_\d+\.\d#\d+\.jpg", n) for n in names)
+    corpus = ObelicsCorpus(str(folder / data))
+    samples = [corpus.sample(i) for i in range(len(corpus))]
+    assert all(set(sample) == SAMPLE_KEYS for sample in samples)
+    assert_clip_level_file(json.loads((folder / "multimodal_textbook_meta_data.json").read_text()), samples)
+    meta = json.loads((folder / "video_meta_data" / "video_meta_data1.json").read_text())
+    assert sorted(m["video_id"] for m in meta) == sorted(v["id"] for v in manifest["videos"])
+    assert all(VIDEO_META_KEYS <= set(m) and isinstance(m["llm_tiny_scripted_score"], int) for m in meta)
 
 
 def task_labels(run, phase: str) -> list[str]:
@@ -186,8 +214,9 @@ def test_llm_judges_and_rewrite_recorded_per_video(pipeline):
         clips = store.get_json(Keys.clips(row.video_id))["clips"]
         assert all(c["refined_asr"] is not None for c in clips if c["segments"])
         meta = store.get_json(Keys.video_meta(row.video_id))  # the published video_meta_data shape
-        assert meta["llm_tiny_scripted_score"] == verdict["llm_tiny_scripted_score"]
-        assert meta["search_keyword"] and meta["subjects"] == ["Biology"] and isinstance(meta["if_repetition"], bool)
+        assert meta["llm_tiny_scripted_scores"] == verdict["llm_tiny_scripted_score"]
+        assert meta["llm_tiny_scripted_score"] == 7 and "###Score: 7###" in meta["llm_response"]  # published: one int, one string
+        assert meta["search_keyword"] and meta["subjects"] == ["Biology"] and isinstance(meta["asr is repetive"], bool)
 
 
 def test_rerun_claims_nothing_and_force_recomputes_without_duplicates(pipeline):

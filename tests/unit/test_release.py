@@ -24,10 +24,33 @@ from lectern.state.ops import (
 from lectern.store import Keys, LocalStore
 
 
+def put_assembled(store, settings, video_id, colour=(200, 10, 10), text=None, size=(64, 36)):
+    """What assemble leaves for a release: one clip with one real keyframe JPEG and its text (the clip-level file
+    made by assemble's own code), and the video's metadata record."""
+    import io
+
+    from PIL import Image
+
+    from lectern.stages import assemble
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", size, colour).save(jpeg, "JPEG")
+    key = store.put_bytes(Keys.keyframe(video_id, 0.0, 1.0, 1), jpeg.getvalue())
+    clips = [{"start": 0.0, "end": 1.0, "asr": text or f"{video_id} text", "sampled_times": [0.0, 0.5],
+              "keyframes": [{"key": key, "time": 0.5, "ssim": None}]}]
+    entries = assemble.clip_entries(video_id, clips, {"engine": "tesseract", "texts": {key: ""}}, settings)
+    store.put_json(Keys.clip_level(video_id), {"token_num": entries[0]["token_num"],
+                                               "conversations": entries + [assemble.end_of_video(video_id)]})
+    store.put_json(Keys.video_meta(video_id), {"video_id": video_id, "title": video_id})
+    return key
+
+
 @pytest.fixture
 def corpus(db_url, tmp_path, monkeypatch):
-    """Two videos through every stage (state transitions, and samples in the store)."""
-    env = {"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": db_url, "LECTERN_STORE_URL": f"file://{tmp_path}/store"}
+    """Two videos through every stage (state transitions, and each one's assembled clip in the store), packed
+    per video (one sample each)."""
+    env = {"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": db_url, "LECTERN_STORE_URL": f"file://{tmp_path}/store",
+           "LECTERN_SAMPLE_PACKING": "video"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = Settings.from_env(env)
@@ -41,10 +64,7 @@ def corpus(db_url, tmp_path, monkeypatch):
                 claim_one(session, video_id, stage, "test", 60, 3)
                 mark_succeeded(session, video_id, stage, "test", {"k": Keys.video(video_id, stage)}, {})
             store.put_json(Keys.video(video_id, f"{stage}.json"), {"stage": stage})
-        sample = {"images": [None], "texts": [f"{video_id} text"], "text_ocr_list": [f"{video_id} text"],
-                  "metadata": [{"vid": video_id, "start": 0.0, "end": 1.0}], "image_num": 0, "text_num": 1,
-                  "token_num": 3}
-        store.put_bytes(Keys.samples(video_id), (json.dumps(sample) + "\n").encode())
+        put_assembled(store, settings, video_id)
     return settings, store, point
 
 
@@ -55,7 +75,7 @@ def test_forget_removes_everything_and_the_next_release_lacks_it(corpus, capsys)
     assert first["diff"] == {"previous": None, "added": ["v1", "v2"], "removed": []}
 
     assert main(["forget", "v2", "--reason", "copyright claim"]) == 0
-    assert "v2: forgotten (copyright claim); 6 stage rows marked, 7 artifacts removed" in capsys.readouterr().out
+    assert "v2: forgotten (copyright claim); 6 stage rows marked, 9 artifacts removed" in capsys.readouterr().out
     assert store.list(Keys.video("v2", "")) == [] and store.list(Keys.video("v1", ""))
     with session_scope(settings.db_url) as session:
         rows = stage_rows(session, video_ids=["v2"])
@@ -71,7 +91,7 @@ def test_forget_removes_everything_and_the_next_release_lacks_it(corpus, capsys)
     assert second["diff"] == {"previous": "r1", "added": [],
                               "removed": [{"id": "v2", "why": "forgotten: copyright claim"}]}
     lines = [json.loads(line) for key in second["shards"] for line in store.get_bytes(key).decode().splitlines()]
-    assert [s["texts"] for s in lines] == [["v1 text"]]
+    assert [s["texts"] for s in lines] == [[None, "v1 text"]]
 
 
 def test_forget_refuses_a_running_stage_and_unknown_videos(corpus, capsys):
@@ -152,21 +172,12 @@ def test_parquet_shards_load_with_datasets(corpus, tmp_path):
 
 
 def test_a_release_is_a_pytorch_dataset_with_its_images_opened(corpus):
-    import io
-
     import torch
-    from PIL import Image
 
     from lectern.training import ReleaseDataset
 
     settings, store, _ = corpus
-    jpeg = io.BytesIO()
-    Image.new("RGB", (64, 36), (200, 10, 10)).save(jpeg, "JPEG")
-    key = store.put_bytes(Keys.keyframe("v1", 0.0, 1.0, 1), jpeg.getvalue())
-    sample = {"images": [key, None], "texts": [None, "v1 text"], "text_ocr_list": [None, "v1 text"],
-              "metadata": [{"vid": "v1", "time": 0.5}, {"vid": "v1", "start": 0.0, "end": 1.0}], "image_num": 1,
-              "text_num": 1, "token_num": 579}
-    store.put_bytes(Keys.samples("v1"), (json.dumps(sample) + "\n").encode())
+    key = Keys.keyframe("v1", 0.0, 1.0, 1)
     build_release(settings, name="torch")
     samples = ReleaseDataset(store, "torch")
     assert isinstance(samples, torch.utils.data.Dataset) and samples.kind == "textbook" and len(samples) == 2

@@ -9,6 +9,7 @@ yields none. Kept frames are stored at full resolution as ``{vid}@{start}_{end}#
 
 from __future__ import annotations
 
+import bisect
 import io
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
 
 NAME = "keyframes"
-VERSION = "1"
+VERSION = "2"  # 2: face keyframes kept and marked; the frames compared per clip recorded
 # Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
 CONFIG = ("clip_min_s", "clip_max_s", "clip_segmenter", "scene_method", "scene_threshold", "scene_min_s", "scene_fps",
           "keyframe_sampling", "keyframe_max_gop_s", "keyframe_interval_s",
@@ -91,6 +92,11 @@ def cut_clips(path: str, segments: list[dict] | None, duration: float, settings:
                                           "scene_cuts": len(cuts), **measured}
 
 
+def clip_index(clips: list[Clip], moment: float) -> int:
+    """The clip a moment falls in (clips are contiguous from 0; past the last clip's end: the last)."""
+    return max(0, min(bisect.bisect_right([clip.start for clip in clips], moment) - 1, len(clips) - 1))
+
+
 def _jpeg(frame: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -113,7 +119,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     # Keys of a previous attempt are overwritten; stale extra ones are removed so a rerun never duplicates.
     stale = set(store.list(Keys.video(video.id, "keyframes/")))
     written = set()
-    sampled = faces = 0
+    faces = 0
+    sampled_times: list[float] = []  # every frame compared (the clip-level file's `extracted_frames`)
     with store.local_path(source_key) as path:
         clips, segmenting = cut_clips(str(path), asr["segments"] if asr else None, float(probe["duration_s"]),
                                       settings)
@@ -124,28 +131,33 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
             mode = frames.choose_sampling(str(path), settings.keyframe_max_gop_s)
 
         def counted(samples):
-            nonlocal sampled
             for sample in samples:
-                sampled += 1
+                sampled_times.append(sample.time)
                 yield sample
 
         samples = counted(frames.sample_frames(str(path), mode, settings.keyframe_interval_s, settings.ssim_width))
         for keyframe in frames.select_keyframes(samples, settings.ssim_threshold, settings.ssim_grid,
                                                 settings.keyframe_dedup):
-            if settings.face_max_area is not None and face_area_ratio(keyframe.gray) > settings.face_max_area:
-                faces += 1
-                continue
+            # A keyframe that mostly shows a face stays (as published), marked: a release's export writes the
+            # face-filtered variant without it.
+            face = settings.face_max_area is not None and face_area_ratio(keyframe.gray) > settings.face_max_area
+            faces += face
             moment, frame, ssim = keyframe.time, keyframe.image, keyframe.ssim
-            c = next((i for i, clip in enumerate(clips) if clip.start <= moment < clip.end), len(clips) - 1)
+            c = clip_index(clips, moment)
             n = len(per_clip[c]) + 1
             jpegs[c].append(_jpeg(frame))
             key = store.put_bytes(Keys.keyframe(video.id, clips[c].start, clips[c].end, n), jpegs[c][-1])
             written.add(key)
-            per_clip[c].append({"key": key, "time": round(moment, 3), "ssim": None if ssim is None else round(ssim, 4)})
+            per_clip[c].append({"key": key, "time": round(moment, 3), "ssim": None if ssim is None else round(ssim, 4),
+                                **({"face": True} if face else {})})
     seconds = time.monotonic() - started
+    times_per_clip: list[list[float]] = [[] for _ in clips]
+    for moment in sampled_times:
+        times_per_clip[clip_index(clips, moment)].append(moment)
     documents = [
         {"index": i, "start": round(clip.start, 3), "end": round(clip.end, 3), "segments": clip.segments,
          "asr": clip.text, "refined_asr": " ".join(refined[j]["text"] for j in clip.segments) if refined else None,
+         "sampled_times": times_per_clip[i],
          "keyframes": per_clip[i]}
         for i, clip in enumerate(clips)
     ]
@@ -160,11 +172,11 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     keyframes = extracted - len(dropped)
     metrics = {"clips": len(clips), "keyframes": keyframes, "seconds": round(seconds, 3),
                "realtime_factor": round(duration / seconds, 1) if seconds else None, "sampling": mode,
-               "frames_compared": sampled, "ssim_threshold": settings.ssim_threshold,
+               "frames_compared": len(sampled_times), "ssim_threshold": settings.ssim_threshold,
                "ssim_grid": "x".join(map(str, settings.ssim_grid)), "interval_s": settings.keyframe_interval_s,
                **segmenting}
     if settings.face_max_area is not None:
-        metrics["face_filter_dropped_keyframes"] = faces
+        metrics["face_keyframes"] = faces
     if settings.clip_filter_model:
         metrics.update(clip_filter_dropped_keyframes=len(dropped),
                        clips_text_only=sum(1 for d in documents if d.get("dropped_keyframes")))

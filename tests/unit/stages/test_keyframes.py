@@ -102,7 +102,9 @@ def test_visual_text_filter_keeps_text_and_drops_images(downloaded, store, setti
     assert result.status == "rejected" and result.reason.startswith("no keyframes left: the visual-text filter")
 
 
-def test_face_filter_drops_a_talking_head(tmp_path, store, settings):
+def test_face_filter_marks_a_talking_head(tmp_path, store, settings):
+    """The published corpus keeps face keyframes in its full file and leaves them out of the face-filtered one:
+    the filter marks them (the export writes the variant, tests/unit/test_export.py)."""
     import dataclasses
 
     from lectern import faces, media
@@ -120,5 +122,8 @@ def test_face_filter_drops_a_talking_head(tmp_path, store, settings):
     video = record("talk", artifacts={"download": {"source": Keys.source("talk")}, "transcribe": {"asr": Keys.asr("talk")}})
     assert keyframes.run(video, store, settings).metrics["keyframes"] == 3
     result = keyframes.run(video, store, dataclasses.replace(settings, face_max_area=0.015))
-    assert result.metrics["keyframes"] == 2 and result.metrics["face_filter_dropped_keyframes"] == 1
-    assert len(store.list(Keys.video("talk", "keyframes/"))) == 2
+    assert result.metrics["keyframes"] == 3 and result.metrics["face_keyframes"] == 1
+    assert len(store.list(Keys.video("talk", "keyframes/"))) == 3
+    marked = [(f["time"], f.get("face", False)) for c in store.get_json(Keys.clips("talk"))["clips"]
+              for f in c["keyframes"]]
+    assert [face for _, face in marked] == [False, True, False] and 8.0 <= marked[1][0] < 16.0

@@ -1,0 +1,221 @@
+"""A release as a folder laid out like the published dataset, which the paper's training loader reads as it is.
+
+    lectern export demo /data/textbook            # from the store of LECTERN_STORE_URL (local or S3)
+    lectern export demo /data/textbook --layout shards
+    lectern reroot /data/textbook                  # after moving the folder: image paths follow it
+
+writes::
+
+    multimodal_textbook.json                       a JSON array of samples (--layout json, the default), or
+    multimodal_textbook/                           JSONL shards + length.json + shard_id_range.json (--layout shards)
+    dataset_images_interval_7/{vid}/{vid}@{start}_{end}#{n}.jpg
+    video_meta_data/video_meta_data1.json          a JSON array of per-video records
+    multimodal_textbook_meta_data.json             the clip-level records, one per sample, with End-of-a-Video markers
+    multimodal_textbook_face_v1_th{T}.json         the samples without face keyframes (when the release has a face filter)
+    export.json                                    what was written, and the image root the paths start with
+
+Image paths are absolute (the loader joins them to a folder of its own, which an absolute path overrides).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+from lectern.release import CLIP_LEVEL
+from lectern.store import Keys, Store
+
+IMAGES = "dataset_images_interval_7"
+SAMPLES = "multimodal_textbook"
+VIDEO_META = "video_meta_data/video_meta_data1.json"
+EXPORT_INFO = "export.json"
+LAYOUTS = ("json", "shards")
+INDEX_FILES = ("length.json", "shard_id_range.json")
+
+
+def image_name(key: str) -> str:
+    """A keyframe's path in the image folder, as published: `{vid}/{vid}@{start}_{end}#{n}.jpg` (video ids hold
+    no '@')."""
+    name = key.rsplit("/", 1)[-1]
+    return f"{name.split('@', 1)[0]}/{name}"
+
+
+class _AtomicFile:
+    """Written in full or not at all: a reader never sees half a file, an interrupted export leaves the old one."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.temporary = path.with_name(f".{path.name}.partial")
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.temporary, "w", encoding="utf-8")
+        return self.handle
+
+    def __exit__(self, kind, *_):
+        self.handle.close()
+        if kind is None:
+            os.replace(self.temporary, self.path)
+        else:
+            self.temporary.unlink(missing_ok=True)
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def _write_array(path: Path, values) -> int:
+    """A JSON array, one value a line, streamed; returns how many values."""
+    count = 0
+    with _AtomicFile(path) as handle:
+        handle.write("[")
+        for value in values:
+            handle.write(("\n" if not count else ",\n") + json.dumps(value, ensure_ascii=False))
+            count += 1
+        handle.write("\n]\n")
+    return count
+
+
+def _write_jsonl(path: Path, values) -> int:
+    count = 0
+    with _AtomicFile(path) as handle:
+        for value in values:
+            handle.write(json.dumps(value, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def _lines(store: Store, key: str) -> list[dict]:
+    return [json.loads(line) for line in store.get_bytes(key).decode().splitlines() if line.strip()]
+
+
+def export_release(store: Store, release: str, destination: str | Path, layout: str = "json",
+                   progress=print) -> dict:
+    """Write the release's loader folder at `destination` (images already there are not copied again); returns
+    what export.json records."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    manifest_key = Keys.release(release, "manifest.json")
+    if not store.exists(manifest_key):
+        raise FileNotFoundError(f"no release {release!r} in {store.url}")
+    manifest = store.get_json(manifest_key)
+    if manifest.get("kind", "textbook") != "textbook":
+        raise ValueError(f"release {release!r} is a {manifest['kind']} release: only textbook releases export")
+    root = Path(destination).resolve()
+    images_root = root / IMAGES
+    images: set[str] = set()
+
+    def local(key: str) -> str:
+        path = images_root / image_name(key)
+        if str(path) not in images:
+            if not path.exists():
+                _write(path, store.get_bytes(key))
+            images.add(str(path))
+        return str(path)
+
+    def shards() -> Iterator[list[dict]]:
+        """The sample shards, their image paths local (the images copied out on first sight)."""
+        for n, key in enumerate(manifest["shards"]):
+            shard = _lines(store, key)
+            for sample in shard:
+                sample["images"] = [local(k) if k else None for k in sample["images"]]
+            yield shard
+            progress(f"export {release}: shard {n + 1}/{len(manifest['shards'])}, {len(images)} images")
+
+    def clip_records() -> Iterator[dict]:
+        for key in manifest["clip_level_shards"]:
+            for record in _lines(store, key):
+                for clip in record["conversations"]:
+                    for field in ("keyframe_ssim", "ocr_image", "face_keyframes"):
+                        if field in clip:
+                            clip[field] = [local(k) for k in clip[field]]
+                yield record
+
+    files = write_samples(root, shards(), layout)
+    faces: set[str] = set()
+
+    def noting_faces(records: Iterator[dict]) -> Iterator[dict]:
+        for record in records:
+            faces.update(p for clip in record["conversations"] for p in clip.get("face_keyframes", []))
+            yield record
+
+    clips = _write_array(root / f"{CLIP_LEVEL}.json", noting_faces(clip_records()))
+    _write_array(root / VIDEO_META, store.get_json(manifest["video_meta_data"]))
+    files += [f"{CLIP_LEVEL}.json", VIDEO_META]
+    threshold = (manifest.get("packing") or {}).get("face_max_area")
+    if threshold is not None:
+        name = f"{SAMPLES}_face_v1_th{threshold:g}.json"
+        _write_array(root / name, (kept for shard in shards() for kept in (without_images(s, faces) for s in shard)
+                                   if kept["image_num"]))
+        files.append(name)
+    info = {"release": release, "store": store.url, "layout": layout, "images_root": str(images_root),
+            "samples": manifest["stats"]["samples"], "images": len(images), "clip_level_records": clips,
+            "face_keyframes": len(faces), "packing": manifest.get("packing"), "files": files}
+    _write(root / EXPORT_INFO, json.dumps(info, indent=1).encode())
+    return info
+
+
+def write_samples(root: Path, shards, layout: str) -> list[str]:
+    """The samples as one JSON array, or as JSONL shards indexed by length.json and shard_id_range.json."""
+    if layout == "json":
+        _write_array(root / f"{SAMPLES}.json", (s for shard in shards for s in shard))
+        return [f"{SAMPLES}.json"]
+    folder = root / SAMPLES
+    lengths, ranges, start = {}, {}, 0
+    for n, shard in enumerate(shards):
+        name = f"{n:05d}.jsonl"
+        count = _write_jsonl(folder / name, shard)
+        lengths[name], ranges[name] = count, [start, start + count]
+        start += count
+    for name, index in zip(INDEX_FILES, (lengths, ranges)):
+        _write(folder / name, json.dumps(index, indent=1).encode())
+    return [f"{SAMPLES}/{name}" for name in (*lengths, *INDEX_FILES)]
+
+
+def without_images(sample: dict, dropped: set[str]) -> dict:
+    """The sample less the image positions in `dropped` (the face-filtered variant); counts follow."""
+    keep = [i for i, image in enumerate(sample["images"]) if image not in dropped]
+    out = {field: [sample[field][i] for i in keep] for field in ("images", "texts", "text_ocr_list", "metadata")}
+    removed = len(sample["images"]) - len(keep)
+    image_tokens = (sample["token_num"] - sample["text_num"]) // max(sample["image_num"], 1)
+    return {**sample, **out, "image_num": sample["image_num"] - removed,
+            "token_num": sample["token_num"] - removed * image_tokens}
+
+
+def reroot(root: str | Path) -> dict:
+    """After the folder moved: every image path now starts at this folder's own image directory."""
+    root = Path(root).resolve()
+    info = json.loads((root / EXPORT_INFO).read_text())
+    old, new = info["images_root"], str(root / IMAGES)
+    if old == new:
+        return info
+
+    def moved(path):
+        return new + path[len(old):] if isinstance(path, str) and path.startswith(old + "/") else path
+
+    for name in info["files"]:
+        path = root / name
+        if path.name in INDEX_FILES:
+            continue
+        if name.endswith(".jsonl"):
+            values = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        elif name.endswith(".json") and name.startswith(SAMPLES):
+            values = json.loads(path.read_text())
+        else:
+            continue
+        for value in values:
+            if "images" in value:
+                value["images"] = [moved(p) for p in value["images"]]
+            for clip in value.get("conversations", []):
+                for field in ("keyframe_ssim", "ocr_image", "face_keyframes"):
+                    if field in clip:
+                        clip[field] = [moved(p) for p in clip[field]]
+        (_write_jsonl if name.endswith(".jsonl") else _write_array)(path, values)
+    info["images_root"] = new
+    _write(root / EXPORT_INFO, json.dumps(info, indent=1).encode())
+    return info

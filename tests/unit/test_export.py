@@ -1,0 +1,125 @@
+"""`lectern export`: a release as the folder the paper's training loader reads (tests/obelics_loader.py applies
+its every assertion and opens every image), packed across videos as published, moved and re-rooted, and its
+face-filtered variant (SQLite and Postgres state; a local store here, the S3 server in the integration test)."""
+
+import json
+import shutil
+
+import pytest
+
+from lectern.cli import main
+from lectern.export import export_release
+from lectern.release import build_release
+from lectern.store import Keys
+from tests.conftest import assert_published_sample
+from tests.obelics_loader import ObelicsCorpus, load_all
+from tests.published import SAMPLE_KEYS, VIDEO_META_KEYS, assert_clip_level_file
+from tests.unit.test_release import corpus, put_assembled  # noqa: F401  (the fixture)
+
+
+@pytest.fixture
+def packed(corpus, monkeypatch):  # noqa: F811
+    """The two videos packed as published: short enough to share one sample."""
+    import dataclasses
+
+    settings, store, point = corpus
+    monkeypatch.setenv("LECTERN_SAMPLE_PACKING", "release")
+    return dataclasses.replace(settings, sample_packing="release"), store
+
+
+def test_two_short_videos_share_one_sample_with_the_boundary_recorded(packed):
+    settings, store = packed
+    manifest = build_release(settings, name="packed")
+    assert manifest["packing"] == {"mode": "release", "token_budget": 8192, "max_images": 32, "image_tokens": 576,
+                                   "tokenizer": settings.embedding_model, "face_max_area": None}
+    [sample] = [json.loads(line) for key in manifest["shards"] for line in store.get_bytes(key).decode().splitlines()]
+    assert_published_sample(sample, manifest["packing"]["tokenizer"])
+    assert sample["texts"] == [None, "v1 text", None, "v2 text"]
+    assert [m["vid"] for m in sample["metadata"]] == ["v1", "v1", "v2", "v2"]
+    assert [m.get("end_of_video", False) for m in sample["metadata"]] == [False, True, False, True]
+    [record] = [json.loads(line) for key in manifest["clip_level_shards"]
+                for line in store.get_bytes(key).decode().splitlines()]
+    assert [c["vid"] for c in record["conversations"]] == ["v1", "End of a Video", "v2", "End of a Video"]
+    assert store.get_json(Keys.release("packed", "length.json")) == {"samples-00000.jsonl": 1}
+    assert store.get_json(Keys.release("packed", "shard_id_range.json")) == {"samples-00000.jsonl": [0, 1]}
+
+
+@pytest.mark.parametrize("layout,data", [("json", "multimodal_textbook.json"), ("shards", "multimodal_textbook")])
+def test_the_export_passes_the_papers_loader_and_follows_a_move(packed, tmp_path, layout, data, capsys):
+    settings, store = packed
+    build_release(settings, name="r")
+    folder = tmp_path / "export"
+    assert main(["export", "r", str(folder), "--layout", layout]) == 0
+    assert "exported 1 samples and 2 images of release r" in capsys.readouterr().out
+    [(images, text)] = load_all(str(folder / data))
+    assert [image.getpixel((32, 18))[0] > 150 for image in images] == [True, True]  # the red keyframes
+    assert text == "<image> v1 text <image> v2 text"
+    sample = ObelicsCorpus(str(folder / data)).sample(0)
+    assert set(sample) == SAMPLE_KEYS
+    assert sample["images"][0] == str(folder / "dataset_images_interval_7" / "v1" / "v1@0.0_1.0#1.jpg")
+    assert_clip_level_file(json.loads((folder / "multimodal_textbook_meta_data.json").read_text()), [sample])
+    meta = json.loads((folder / "video_meta_data" / "video_meta_data1.json").read_text())
+    assert [m["video_id"] for m in meta] == ["v1", "v2"]
+
+    moved = tmp_path / "elsewhere"
+    shutil.move(folder, moved)
+    with pytest.raises(FileNotFoundError):
+        load_all(str(moved / data))  # its paths still point at the old place...
+    assert main(["reroot", str(moved)]) == 0
+    [(images, _)] = load_all(str(moved / data))  # ...until re-rooted
+    assert len(images) == 2
+    record = json.loads((moved / "multimodal_textbook_meta_data.json").read_text())[0]
+    assert record["conversations"][0]["keyframe_ssim"] == [str(moved / "dataset_images_interval_7/v1/v1@0.0_1.0#1.jpg")]
+
+
+def test_the_face_filtered_variant_leaves_out_face_keyframes(packed, tmp_path):
+    import dataclasses
+
+    settings, store = packed
+    settings = dataclasses.replace(settings, face_max_area=0.04)
+    record = store.get_json(Keys.clip_level("v2"))
+    record["conversations"][0]["face_keyframes"] = list(record["conversations"][0]["keyframe_ssim"])  # a talking head
+    store.put_json(Keys.clip_level("v2"), record)
+    build_release(settings, name="faces")
+    info = export_release(store, "faces", tmp_path / "out", progress=lambda line: None)
+    assert "multimodal_textbook_face_v1_th0.04.json" in info["files"] and info["face_keyframes"] == 1
+    [(full, _)] = load_all(str(tmp_path / "out" / "multimodal_textbook.json"))
+    [(faceless, text)] = load_all(str(tmp_path / "out" / "multimodal_textbook_face_v1_th0.04.json"))
+    assert (len(full), len(faceless), text) == (2, 1, "<image> v1 text v2 text")
+    [sample] = json.loads((tmp_path / "out" / "multimodal_textbook_face_v1_th0.04.json").read_text())
+    assert sample["image_num"] == 1 and sample["token_num"] == sample["text_num"] + 576
+
+
+def test_export_refuses_what_it_cannot_write(packed, tmp_path, capsys):
+    assert main(["export", "nope", str(tmp_path / "x")]) == 2
+    assert "export: no release 'nope' in file://" in capsys.readouterr().err
+    assert main(["reroot", str(tmp_path)]) == 2
+    assert "not a folder written by `lectern export`" in capsys.readouterr().err
+
+
+def test_video_meta_data_has_the_published_keys(packed, tmp_path):
+    """Through assemble's own code: a video's record with every published key and spelling, beside Lectern's."""
+    from lectern.stages import assemble
+    from lectern.state.ops import VideoRecord
+
+    settings, store = packed
+    store.put_json(Keys.probe("v1"), {"duration_s": 95.5, "size_bytes": 3 * 1024 * 1024})
+    store.put_bytes(Keys.source("v1"), b"video")
+    store.put_json(Keys.asr("v1"), {"language": "en", "segments": [{"text": " Cells divide."}],
+                                    "metrics": {"repeated_ngram_ratio": 0.0}})
+    store.put_json(Keys.judge("v1"), {"relevance": 0.6, "llm_response": {"judge_a": {
+        "relevance": "On topic. ###Score: 8###", "knowledge_density": "Dense. ###Score: 6###"}},
+        "judge_a_score": {"relevance": 8.0, "knowledge_density": 6.0}, "judge_a_decision": "accept"})
+    video = VideoRecord(id="v1", url="http://x/v1", title="Cells", description="About cells", duration_s=95.0,
+                        subjects=("Biology",), points=("Cells",), queries=("cells",),
+                        artifacts={"download": {"source": Keys.source("v1")}, "transcribe": {"asr": Keys.asr("v1")},
+                                   "judge": {"judge": Keys.judge("v1")}})
+    meta = assemble.video_meta_data(video, store, settings)
+    assert VIDEO_META_KEYS <= set(meta)
+    assert (meta["file_size (MB)"], meta["file_name"], meta["video_duration"], meta["unique"]) == (
+        3.0, "v1.mp4", 95.5, True)
+    assert (meta["asr_len"], meta["caption_len"], meta["asr is repetive"], meta["search_keyword"]) == (
+        13, 0, False, "cells")
+    assert meta["judge_a_score"] == 6 and isinstance(meta["judge_a_score"], int)  # the lowest criterion decides
+    assert meta["llm_response"] == "relevance: On topic. ###Score: 8###\nknowledge_density: Dense. ###Score: 6###"
+    assert meta["judge_a_scores"] == {"relevance": 8.0, "knowledge_density": 6.0}
