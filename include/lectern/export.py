@@ -96,8 +96,9 @@ def _lines(store: Store, key: str) -> list[dict]:
 
 def export_release(store: Store, release: str, destination: str | Path, layout: str = "json",
                    progress=print) -> dict:
-    """Write the release's loader folder at `destination` (images already there are not copied again); returns
-    what export.json records."""
+    """Write the release's loader folder at `destination`; returns what export.json records. Exporting again into
+    the same folder refreshes it: every image is copied anew, and images the release no longer holds (a video
+    taken down, say) are removed."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     manifest_key = Keys.release(release, "manifest.json")
@@ -113,8 +114,7 @@ def export_release(store: Store, release: str, destination: str | Path, layout: 
     def local(key: str) -> str:
         path = images_root / image_name(key)
         if str(path) not in images:
-            if not path.exists():
-                _write(path, store.get_bytes(key))
+            _write(path, store.get_bytes(key))
             images.add(str(path))
         return str(path)
 
@@ -153,6 +153,8 @@ def export_release(store: Store, release: str, destination: str | Path, layout: 
         _write_array(root / name, (kept for shard in shards() for kept in (without_images(s, faces) for s in shard)
                                    if kept["image_num"]))
         files.append(name)
+    for stale in [p for p in images_root.rglob("*.jpg") if str(p) not in images] if images_root.exists() else []:
+        stale.unlink()
     info = {"release": release, "store": store.url, "layout": layout, "images_root": str(images_root),
             "samples": manifest["stats"]["samples"], "images": len(images), "clip_level_records": clips,
             "face_keyframes": len(faces), "packing": manifest.get("packing"), "files": files}

@@ -123,3 +123,17 @@ def test_video_meta_data_has_the_published_keys(packed, tmp_path):
     assert meta["judge_a_score"] == 6 and isinstance(meta["judge_a_score"], int)  # the lowest criterion decides
     assert meta["llm_response"] == "relevance: On topic. ###Score: 8###\nknowledge_density: Dense. ###Score: 6###"
     assert meta["judge_a_scores"] == {"relevance": 8.0, "knowledge_density": 6.0}
+
+
+def test_exporting_again_refreshes_the_folder_and_drops_a_forgotten_video(packed, tmp_path):
+    settings, store = packed
+    build_release(settings, name="first")
+    export_release(store, "first", tmp_path / "out", progress=lambda line: None)
+    put_assembled(store, settings, "v1", colour=(10, 10, 200))  # keyframes recomputed: a blue image now
+    assert main(["forget", "v2", "--reason", "takedown"]) == 0
+    build_release(settings, name="second")
+    export_release(store, "second", tmp_path / "out", progress=lambda line: None)
+    [(images, text)] = load_all(str(tmp_path / "out" / "multimodal_textbook.json"))
+    assert text == "<image> v1 text" and images[0].getpixel((32, 18))[2] > 150  # the new image, not the old
+    assert sorted(p.name for p in (tmp_path / "out" / "dataset_images_interval_7").rglob("*.jpg")) == [
+        "v1@0.0_1.0#1.jpg"]

@@ -2,7 +2,8 @@
 
 Builds the tiny local models, generates the demo corpus, serves it on a loopback HTTP server, writes the
 Biology taxonomy, then runs every phase DAG in order with ``airflow dags test`` (a real DAG run: claim, one
-mapped task per video, publish) and prints a summary and where the released samples are.
+mapped task per video, publish) and prints a summary and where the released samples are; the release is exported
+to ``$LECTERN_HOME/export/demo``, the folder the paper's training loader reads.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def run_demo(settings: Settings, dags_folder: Path | None = None) -> int:
     from lectern.cli import format_funnel
     from lectern.demo.corpus import generate, subject_yaml
     from lectern.demo.server import CorpusServer
+    from lectern.export import export_release
     from lectern.models.tiny import build_all
     from lectern.phases import pool_definitions
     from lectern.state.db import migrate, session_scope
@@ -137,11 +139,13 @@ def run_demo(settings: Settings, dags_folder: Path | None = None) -> int:
         return 1
     stats = store.get_json(Keys.release(RELEASE, "manifest.json"))["stats"]
     release_dir = store.uri(Keys.release(RELEASE, ""))
+    exported = export_release(store, RELEASE, home / "export" / RELEASE, progress=lambda line: None)
     print()
     print(f"Released {stats['samples']} samples ({stats['images']} images, {stats['tokens']} tokens) "
           f"from {stats['videos']} of {len(truth['videos']) + len(truth['broken'])} videos "
           f"in {time.monotonic() - started:.0f}s")
     print(f"Samples: {release_dir}")
+    print(f"Export:  {Path(exported['images_root']).parent}   (the paper's loader reads multimodal_textbook.json)")
     print(f"Viewer:  {store.uri(Keys.release(RELEASE, 'viewer.html'))}   (stats: stats.md beside it)")
     print(f"State:   python -m lectern status   (with LECTERN_HOME={home})")
     return 0
