@@ -141,7 +141,7 @@ def run_demo(settings: Settings, dags_folder: Path | None = None) -> int:
     release_dir = store.uri(Keys.release(RELEASE, ""))
     exported = export_release(store, RELEASE, home / "export" / RELEASE, progress=lambda line: None)
     print()
-    print(f"Released {stats['samples']} samples ({stats['images']} images, {stats['tokens']} tokens) "
+    print(f"Released {stats['samples']} sample{'s' if stats['samples'] != 1 else ''} ({stats['images']} images, {stats['tokens']} tokens) "
           f"from {stats['videos']} of {len(truth['videos']) + len(truth['broken'])} videos "
           f"in {time.monotonic() - started:.0f}s")
     print(f"Samples: {release_dir}")
