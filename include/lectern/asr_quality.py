@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 FILLER_PHRASES = (
     "thank you for watching", "thanks for watching", "please subscribe", "subscribe to my channel",
@@ -62,6 +63,23 @@ def _only_filler(text: str) -> bool:
     for phrase in sorted(FILLER_PHRASES, key=len, reverse=True):
         rest = rest.replace(phrase, " ")
     return bool(words(text)) and not rest.strip()
+
+
+@lru_cache(maxsize=1)
+def _language_identifier():
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
+
+
+def text_language(text: str) -> tuple[str, float] | None:
+    """The language a transcript's text is written in, with its probability (py3langid), or None for no text.
+    English-only Whisper models write English whatever is spoken: garbled English for other speech reads as an
+    uncertain guess, and a translation reads as English, which this check cannot catch."""
+    if not words(text):
+        return None
+    language, probability = _language_identifier().classify(text)
+    return language, round(float(probability), 3)
 
 
 def measure(segments: list[dict], duration_s: float, speech_s: float, ngram: int = 3) -> dict:

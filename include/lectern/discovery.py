@@ -14,6 +14,7 @@ Taxonomy format (``<subjects dir>/<subject>.yaml``), four levels as in the paper
               - name: Cellular respiration         # ...or a mapping
                 query: cellular respiration explained
                 urls: [https://example.org/v.mp4]  # explicit videos instead of a search
+                vocabulary: [glycolysis, NADH]     # its jargon: Whisper's prompt spells it so
         points: [Mitosis]                          # points directly under a course
 """
 
@@ -126,10 +127,14 @@ def _point(entry: Any, subject: str, course: str, subcourse: str | None, templat
     urls = entry.get("urls") or []
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         raise TaxonomyError(f"{where}: 'urls' must be a list of strings")
+    vocabulary = entry.get("vocabulary") or []
+    if not isinstance(vocabulary, list) or not all(isinstance(w, str) and w.strip() for w in vocabulary):
+        raise TaxonomyError(f"{where}: 'vocabulary' must be a list of words")
     name = entry["name"].strip()
     query = entry.get("query") or template.format(point=name, course=course, subcourse=subcourse or "", subject=subject)
     path = " / ".join(part for part in (course, subcourse, name) if part)
-    return PointSpec(path=path, name=name, query=" ".join(query.split()), urls=tuple(urls))
+    return PointSpec(path=path, name=name, query=" ".join(query.split()), urls=tuple(urls),
+                     vocabulary=tuple(w.strip() for w in vocabulary))
 
 
 def search_point(query: str, urls: Sequence[str], settings: Settings) -> list[FoundVideo]:

@@ -88,15 +88,18 @@ courses:
         points:
           - name: Photosynthesis
             urls: ["{url('photosynthesis')}", "{url('pasta_recipe')}"]
+            vocabulary: [chloroplast, Calvin cycle, ATP]
       - name: Cell Cycle
         points:
           - name: Cell division and mitosis
             urls: ["{url('cell_division')}", "{url(BROKEN)}"]
+            vocabulary: [prophase, anaphase, chromatids, cytokinesis]
   - name: Molecular Biology
     points:
       - name: DNA replication
         # photosynthesis.mp4 again: discovery links it to this point too instead of duplicating it
         urls: ["{url('dna_replication')}", "{url('photosynthesis')}"]
+        vocabulary: [helicase, polymerase, nucleotides]
 """
 
 

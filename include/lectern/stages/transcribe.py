@@ -16,18 +16,18 @@ import numpy as np
 
 from lectern import asr_quality, models
 from lectern.config import Settings
-from lectern.errors import CorruptMedia, MissingInput
+from lectern.errors import CorruptMedia, MissingInput, PermanentError
 from lectern.stages import StageResult, without_timings
 from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
 
 NAME = "transcribe"
-VERSION = "1"
+VERSION = "2"  # 2: English-only models (language checked on the transcript), the vocabulary prompt
 # Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
 CONFIG = ("whisper_model", "asr_compute_type", "asr_language", "vad_onset", "vad_offset", "vad_chunk_s",
           "asr_window_s", "allowed_languages", "asr_min_language_probability", "asr_min_speech_ratio",
           "asr_hallucination_checks", "asr_max_repeated_ngrams", "asr_max_chars_per_second",
-          "asr_max_filler_share", "asr_max_new_tokens", "align_model", "min_duration_s")
+          "asr_max_filler_share", "asr_max_new_tokens", "align_model", "min_duration_s", "asr_vocabulary_prompt")
 SAMPLE_RATE = 16000
 WINDOW_EDGE_S = 0.5  # a segment ending this close to a window's end was cut by the window
 LANGUAGE_WINDOW_S = 30.0  # Whisper guesses the language from one 30 s window
@@ -78,9 +78,29 @@ def audio_windows(path, window_s: float) -> Iterator[tuple[np.ndarray, bool]]:
         raise CorruptMedia(f"ffmpeg could not decode the audio: {error.splitlines()[-1] if error else proc.returncode}")
 
 
-def transcribe_windows(pipeline, path, language: str, settings: Settings) -> tuple[list[dict], float, str | None]:
+def vocabulary_prompt(video: VideoRecord) -> str | None:
+    """Whisper's initial prompt: the subject and the knowledge points that found the video, so that their words
+    (a course's jargon) are spelled as the course spells them."""
+    words = list(dict.fromkeys([*video.subjects, *video.points, *video.vocabulary]))
+    return ", ".join(words) + "." if words else None
+
+
+def transcribe_windows(pipeline, path, language: str, settings: Settings,
+                       prompt: str | None = None) -> tuple[list[dict], float, str | None]:
     """Transcribe and align window by window. A segment running into a window's end was cut mid-speech: it is
-    dropped and its audio carried into the next window, so windows meet at VAD boundaries."""
+    dropped and its audio carried into the next window, so windows meet at VAD boundaries. `prompt` is Whisper's
+    initial prompt for every window (the pipeline is shared: it is set for this video only)."""
+    from dataclasses import replace
+
+    options = pipeline.options
+    pipeline.options = replace(options, initial_prompt=prompt)
+    try:
+        return _transcribe_windows(pipeline, path, language, settings)
+    finally:
+        pipeline.options = options
+
+
+def _transcribe_windows(pipeline, path, language: str, settings: Settings) -> tuple[list[dict], float, str | None]:
     segments: list[dict] = []
     carry, carry_start, position, align_error = np.zeros(0, np.float32), 0.0, 0.0, None
     for window, is_last in audio_windows(path, settings.asr_window_s):
@@ -153,15 +173,25 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
                                    settings.vad_offset, settings.vad_chunk_s)
     load_seconds = import_seconds + time.monotonic() - started
     asr_started = time.monotonic()
+    english_only = not models.is_multilingual(pipeline)
+    if english_only and settings.asr_language not in (None, "en"):
+        raise PermanentError(f"{settings.whisper_model} is an English-only model: it cannot transcribe "
+                             f"{settings.asr_language!r} (LECTERN_ASR_LANGUAGE)")
+    prompt = vocabulary_prompt(video) if settings.asr_vocabulary_prompt else None
     with store.local_path(source_key) as path:
         # Detect even when the language is fixed: speech in another language is rejected, not mistranscribed.
-        detected = None
-        if settings.allowed_languages or not settings.asr_language:
+        # An English-only model cannot detect: its transcript's text is checked instead (below).
+        detected, language_check = None, None
+        if not english_only and (settings.allowed_languages or not settings.asr_language):
             with closing(audio_windows(path, LANGUAGE_WINDOW_S)) as windows:
                 first = next(windows, None)
             detected = detect_language(pipeline, first[0]) if first else None
-        language = settings.asr_language or (detected[0] if detected else "en")
-        segments, duration, align_error = transcribe_windows(pipeline, path, language, settings)
+            language_check = "speech" if detected else None
+        language = "en" if english_only else settings.asr_language or (detected[0] if detected else "en")
+        segments, duration, align_error = transcribe_windows(pipeline, path, language, settings, prompt)
+    if english_only and settings.allowed_languages:
+        detected = asr_quality.text_language(" ".join(s["text"] for s in segments))
+        language_check = "transcript" if detected else None
     asr_seconds = time.monotonic() - asr_started
     unaligned = sum(1 for s in segments if not s["words"])
     align_metrics = {"alignment_failure_rate": round(unaligned / len(segments), 3) if segments else 0.0,
@@ -172,7 +202,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         **asr_quality.measure(segments, duration, speech),
         "segments": len(segments),
         "words": sum(len(s["text"].split()) for s in segments),
-        "language": language,
+        "language": language, "english_only_model": english_only, "language_check": language_check,
         **({"detected_language": detected[0], "language_probability": detected[1]} if detected else {}),
         "model_load_seconds": round(load_seconds, 3),
         "asr_seconds": round(asr_seconds, 3),
@@ -180,7 +210,10 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         **align_metrics,
     }
     asr = {"video_id": video.id, "language": language, "model": settings.whisper_model,
-           "segments": segments, "metrics": without_timings(metrics)}
+           "language_check": {"method": language_check, "english_only_model": english_only,
+                              "language": detected[0] if detected else None,
+                              "probability": detected[1] if detected else None},
+           "initial_prompt": prompt, "segments": segments, "metrics": without_timings(metrics)}
     # Written for rejected videos too: the transcript is the evidence for the rejection.
     key = store.put_json(Keys.asr(video.id), asr)
     reason = asr_quality.first_failure(metrics, gates(settings))

@@ -41,6 +41,7 @@ class KnowledgePoint(Base):
     name: Mapped[str] = mapped_column(String(500))
     query: Mapped[str] = mapped_column(Text)
     urls: Mapped[list[str]] = mapped_column(JSON, default=list)
+    vocabulary: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # its words, for Whisper's prompt
     searched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     search_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     subject: Mapped[Subject] = relationship(back_populates="points")

@@ -76,6 +76,7 @@ class PointSpec:
     name: str
     query: str
     urls: tuple[str, ...] = ()
+    vocabulary: tuple[str, ...] = ()  # words of the point's lectures (jargon), given to Whisper as its prompt
 
 
 def sync_subject(session: Session, subject: str, points: Sequence[PointSpec], recipe: str = "textbook") -> list[int]:
@@ -92,10 +93,11 @@ def sync_subject(session: Session, subject: str, points: Sequence[PointSpec], re
         point = existing.get(spec.path)
         if point is None:
             point = KnowledgePoint(subject_id=row.id, path=spec.path, name=spec.name, query=spec.query,
-                                   urls=list(spec.urls), search_metrics={})
+                                   urls=list(spec.urls), vocabulary=list(spec.vocabulary), search_metrics={})
             session.add(point)
             session.flush()
-        elif point.query != spec.query or list(point.urls or []) != list(spec.urls):
+        point.vocabulary = list(spec.vocabulary)  # not a different search: nothing to run again
+        if point.query != spec.query or list(point.urls or []) != list(spec.urls):
             # A changed query is a different search: run it again.
             point.query, point.urls, point.name, point.searched_at = spec.query, list(spec.urls), spec.name, None
         ids.append(point.id)
@@ -442,6 +444,7 @@ class VideoRecord:
     points: tuple[str, ...] = ()
     queries: tuple[str, ...] = ()  # the searches that found it
     labels: tuple[str, ...] = ()  # its labels in the URL manifests that listed it
+    vocabulary: tuple[str, ...] = ()  # the words of the points that found it (their YAML `vocabulary`)
     cover_url: str | None = None
     metadata_relevance: float | None = None  # best over the points that found it; None: not scored
     metadata_llm_score: float | None = None
@@ -454,7 +457,7 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
         raise KeyError(f"unknown video {video_id!r}")
     links = session.execute(
         select(Subject.name, KnowledgePoint.name, VideoSource.relevance, VideoSource.llm_score, KnowledgePoint.query,
-               KnowledgePoint.search_metrics)
+               KnowledgePoint.search_metrics, KnowledgePoint.vocabulary)
         .select_from(VideoSource)
         .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
         .join(Subject, KnowledgePoint.subject_id == Subject.id)
@@ -468,6 +471,7 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
         subjects=tuple(dict.fromkeys(link[0] for link in links)),
         points=tuple(dict.fromkeys(link[1] for link in links)),
         queries=tuple(dict.fromkeys(link[4] for link in links)),
+        vocabulary=tuple(dict.fromkeys(word for link in links for word in link[6] or ())),
         labels=tuple(dict.fromkeys(link[1] for link in links if "manifest" in (link[5] or {}))),
         cover_url=video.cover_url,
         metadata_relevance=max((link[2] for link in links if link[2] is not None), default=None),

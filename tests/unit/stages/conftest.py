@@ -20,7 +20,8 @@ def store(tmp_path):
 def record(video_id, url="", artifacts=None, **fields):
     return VideoRecord(id=video_id, url=url, title=fields.get("title", video_id), description="",
                        duration_s=fields.get("duration_s"), subjects=fields.get("subjects", ("Biology",)),
-                       points=fields.get("points", ("Photosynthesis",)), artifacts=artifacts or {})
+                       points=fields.get("points", ("Photosynthesis",)), vocabulary=fields.get("vocabulary", ()),
+                       artifacts=artifacts or {})
 
 
 @pytest.fixture
