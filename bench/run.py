@@ -81,14 +81,14 @@ def summary(results: dict) -> list[str]:
             add(f"OCR, {r['method']}, {r['cores']} core{'s' * (r['cores'] > 1)}", f"{r['per_keyframe_s']:.3f} s per keyframe")
     if "asr" in results:
         for r in results["asr"]:
-            add(f"ASR (tiny Whisper, CPU), {r['mode']}", f"{r['realtime']:.2f}x realtime, model load "
+            add(f"ASR ({r['model']}, CPU), {r['mode']}", f"{r['realtime']:.2f}x realtime, model load "
                 f"{r['load_share']:.0%} of the time")
     for key, label, target in (("pipeline", "5-minute lecture", ">= 50x"), ("memory", "60-minute lecture", "")):
         if key in results:
             result = results[key]
             add(f"CPU pipeline without ASR, {label}", f"{pipeline.realtime(result, pipeline.CPU_PHASES):.0f}x realtime",
                 target)
-            add(f"CPU pipeline with the tiny Whisper, {label}",
+            add(f"CPU pipeline with tiny.en, {label}",
                 f"{pipeline.realtime(result, pipeline.WITH_ASR):.1f}x realtime")
     if "memory" in results:
         stages = results["memory"]["stages"]
@@ -131,7 +131,7 @@ def main() -> None:
             details += ["### OCR (24 keyframes of 1280x720)", "", *ocr.table(results[section])]
         elif section == "asr":
             results[section] = asr.measure(4)
-            details += ["### ASR (tiny Whisper on the CPU, the 4 demo videos)", "", *asr.table(results[section])]
+            details += ["### ASR (tiny.en on the CPU, the 4 demo videos)", "", *asr.table(results[section])]
         elif section == "pipeline":
             results[section] = pipeline.run_pipeline(5.0)
             details += ["### Pipeline", "", *pipeline.table(results[section], "5-minute 720p lecture")]

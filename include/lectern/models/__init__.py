@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -54,8 +55,13 @@ def asr_pipeline(model: str, device: str, compute_type: str, language: str | Non
     options = {"max_new_tokens": max_new_tokens} if max_new_tokens else None
     model = resolve_bundled(model)
     local = Path(model).is_dir()
+    # CTranslate2 asking OpenMP for more threads than OMP_THREAD_LIMIT allows decodes garbage (measured with tiny.en:
+    # loops of ")))" instead of the speech): under such a limit it takes exactly that many threads.
+    limit = os.environ.get("OMP_THREAD_LIMIT", "")
+    threads = int(limit) if limit.isdigit() and device == "cpu" else 0
     return whisperx.load_model(model, device, compute_type=compute_type, language=language, asr_options=options,
-                               vad_options={"chunk_size": vad_chunk_s, "vad_onset": vad_onset, "vad_offset": vad_offset}, local_files_only=local, threads=0)
+                               vad_options={"chunk_size": vad_chunk_s, "vad_onset": vad_onset, "vad_offset": vad_offset},
+                               local_files_only=local, threads=threads)
 
 
 def is_multilingual(pipeline) -> bool:

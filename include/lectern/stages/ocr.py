@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from difflib import SequenceMatcher
 from pathlib import Path
+from unittest.mock import patch
 
 from lectern.config import Settings
 from lectern.errors import CorruptMedia, MissingInput
@@ -116,8 +117,6 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     clips_key = video.artifacts.get("keyframes", {}).get("clips")
     if not clips_key:
         raise MissingInput(f"{video.id}: no keyframes")
-    # Tesseract's OpenMP threads fight each other on small machines: one thread per process, a process per core.
-    os.environ["OMP_THREAD_LIMIT"] = "1"
     keys = [frame["key"] for clip in store.get_json(clips_key)["clips"] for frame in clip["keyframes"]]
     started = time.monotonic()
 
@@ -130,7 +129,10 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         else:
             # one tesseract process per worker, each over every n-th keyframe (neighbours cost alike)
             workers = max(1, min(settings.ocr_workers or os.cpu_count() or 1, len(keys)))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
+            # Tesseract's OpenMP threads fight each other on small machines: one thread per process, a process per
+            # core. Set for the tesseract processes alone: left in this process's environment, it was inherited by
+            # every later stage, and CTranslate2 (Whisper) limited so decodes garbage.
+            with patch.dict(os.environ, {"OMP_THREAD_LIMIT": "1"}), ThreadPoolExecutor(max_workers=workers) as pool:
                 shares = list(pool.map(lambda n: read_images(paths[n::workers], settings.ocr_lang,
                                                              settings.ocr_min_confidence), range(workers)))
             raw = {key: shares[i % workers][i // workers] for i, key in enumerate(keys)}

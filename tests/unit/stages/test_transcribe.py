@@ -231,3 +231,37 @@ def test_a_harder_voice_in_noise_and_echo(tmp_path, store, settings):
     asr = store.get_json(result.artifacts["asr"])
     assert asr["initial_prompt"] is None
     assert word_error_rate(text, " ".join(s["text"] for s in asr["segments"])) <= 0.10
+
+
+def test_an_inherited_openmp_thread_limit_does_not_garble_whisper(tmp_path, demo_corpus, settings):
+    """OMP_THREAD_LIMIT=1 (tesseract's setting) in a stage process's environment made CTranslate2 decode loops of
+    ")))", a word error rate over 1: the pipeline takes that many threads instead (one thread decodes a little
+    differently: measured 0.44 here, a sentence missed, against 0.18 on two). A fresh process, since OpenMP reads
+    the limit at start."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys, whisperx\nfrom lectern import models\n"
+              "pipeline = models.asr_pipeline('tiny.en', 'cpu', 'default', 'en', None, vad_chunk_s=10.0)\n"
+              "result = pipeline.transcribe(whisperx.load_audio(sys.argv[1]), batch_size=16, language='en')\n"
+              "print(' '.join(s['text'] for s in result['segments']))\n")
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    text = subprocess.run([sys.executable, "-c", script, str(demo_corpus[0] / "dna_replication.mp4")], env=env,
+                          capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]  # after the logs
+    narration = " ".join(s["narration"] for s in demo_corpus[1]["videos"]["dna_replication"]["slides"])
+    assert word_error_rate(narration, text) <= 0.5, text
+
+
+def test_ocr_leaves_the_process_environment_as_it_found_it(downloaded, store, settings):
+    import os
+
+    from lectern.stages import keyframes, ocr
+
+    video = downloaded("photosynthesis")
+    store.put_json(Keys.asr(video.id), {"segments": [{"start": 0.5, "end": 23.0, "text": "Plants."}]})
+    video.artifacts["transcribe"] = {"asr": Keys.asr(video.id)}
+    video.artifacts["keyframes"] = keyframes.run(video, store, settings).artifacts
+    before = os.environ.get("OMP_THREAD_LIMIT")
+    assert ocr.run(video, store, settings).status == "succeeded"
+    assert os.environ.get("OMP_THREAD_LIMIT") == before
