@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from lectern.release import CLIP_LEVEL
+from lectern.release import CLIP_LEVEL, shard_index
 from lectern.store import Keys, Store
 
 IMAGES = "dataset_images_interval_7"
@@ -33,6 +33,7 @@ VIDEO_META = "video_meta_data/video_meta_data1.json"
 EXPORT_INFO = "export.json"
 LAYOUTS = ("json", "shards")
 INDEX_FILES = ("length.json", "shard_id_range.json")
+IMAGE_FIELDS = ("keyframe_ssim", "ocr_image", "face_keyframes")  # a clip-level record's image paths
 
 
 def image_name(key: str) -> str:
@@ -131,7 +132,7 @@ def export_release(store: Store, release: str, destination: str | Path, layout: 
         for key in manifest["clip_level_shards"]:
             for record in _lines(store, key):
                 for clip in record["conversations"]:
-                    for field in ("keyframe_ssim", "ocr_image", "face_keyframes"):
+                    for field in IMAGE_FIELDS:
                         if field in clip:
                             clip[field] = [local(k) for k in clip[field]]
                 yield record
@@ -168,15 +169,13 @@ def write_samples(root: Path, shards, layout: str) -> list[str]:
         _write_array(root / f"{SAMPLES}.json", (s for shard in shards for s in shard))
         return [f"{SAMPLES}.json"]
     folder = root / SAMPLES
-    lengths, ranges, start = {}, {}, 0
+    names, sizes = [], []
     for n, shard in enumerate(shards):
-        name = f"{n:05d}.jsonl"
-        count = _write_jsonl(folder / name, shard)
-        lengths[name], ranges[name] = count, [start, start + count]
-        start += count
-    for name, index in zip(INDEX_FILES, (lengths, ranges)):
+        names.append(f"{n:05d}.jsonl")
+        sizes.append(_write_jsonl(folder / names[-1], shard))
+    for name, index in zip(INDEX_FILES, shard_index(names, sizes)):
         _write(folder / name, json.dumps(index, indent=1).encode())
-    return [f"{SAMPLES}/{name}" for name in (*lengths, *INDEX_FILES)]
+    return [f"{SAMPLES}/{name}" for name in (*names, *INDEX_FILES)]
 
 
 def without_images(sample: dict, dropped: set[str]) -> dict:
@@ -214,7 +213,7 @@ def reroot(root: str | Path) -> dict:
             if "images" in value:
                 value["images"] = [moved(p) for p in value["images"]]
             for clip in value.get("conversations", []):
-                for field in ("keyframe_ssim", "ocr_image", "face_keyframes"):
+                for field in IMAGE_FIELDS:
                     if field in clip:
                         clip[field] = [moved(p) for p in clip[field]]
         (_write_jsonl if name.endswith(".jsonl") else _write_array)(path, values)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from itertools import accumulate
 
 from lectern.config import RECIPES, Settings
 from lectern.stages import stage_config, stage_version
@@ -76,11 +77,10 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
         shard.clear()
 
     videos = (clip_records(store, v) for v in video_ids)
-    groups = (pack(videos, settings.sample_token_budget, settings.sample_max_images, left_out)
-              if settings.sample_packing == "release" else
-              (group for entries in videos
-               for group in pack([entries], settings.sample_token_budget, settings.sample_max_images, left_out)))
-    for group in groups:
+    # Packed as published, all videos in one run of clips; or each video a run of its own.
+    runs = [videos] if settings.sample_packing == "release" else ([entries] for entries in videos)
+    for group in (g for run in runs for g in pack(run, settings.sample_token_budget, settings.sample_max_images,
+                                                      left_out)):
         sample = assemble_sample(group)
         for video_id in {e["vid"] for e in group if e["vid"] != END_OF_VIDEO}:
             samples_per_video[video_id] = samples_per_video.get(video_id, 0) + 1
@@ -93,11 +93,9 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
             flush()
     if shard or not shards:
         flush()
-    names = [key.rsplit("/", 1)[1] for key in shards]
-    starts = [sum(shard_sizes[:i]) for i in range(len(shard_sizes))]
-    store.put_json(Keys.release(name, "length.json"), dict(zip(names, shard_sizes)))
-    store.put_json(Keys.release(name, "shard_id_range.json"),
-                   {n: [start, start + size] for n, start, size in zip(names, starts, shard_sizes)})
+    lengths, ranges = shard_index([key.rsplit("/", 1)[1] for key in shards], shard_sizes)
+    store.put_json(Keys.release(name, "length.json"), lengths)
+    store.put_json(Keys.release(name, "shard_id_range.json"), ranges)
     video_meta = store.put_bytes(Keys.release(name, "video_meta_data.json"), json.dumps(
         [store.get_json(Keys.video_meta(v)) for v in video_ids], ensure_ascii=False, indent=1).encode())
     total_samples, total_images, total_tokens = len(images_per_sample), sum(images_per_sample), sum(tokens_per_sample)
@@ -142,6 +140,13 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     store.put_json(Keys.release(name, "manifest.json"), manifest)
     manifest["location"] = store.uri(Keys.release(name, ""))
     return manifest
+
+
+def shard_index(names: list[str], sizes: list[int]) -> tuple[dict, dict]:
+    """The paper's loader's index of a sharded corpus: ``length.json`` (shard -> samples) and
+    ``shard_id_range.json`` (shard -> [start, end) of its samples' ids, together 0..N-1)."""
+    ends = list(accumulate(sizes))
+    return dict(zip(names, sizes)), {n: [end - size, end] for n, size, end in zip(names, sizes, ends)}
 
 
 def clip_records(store, video_id: str) -> list[dict]:

@@ -92,9 +92,10 @@ def cut_clips(path: str, segments: list[dict] | None, duration: float, settings:
                                           "scene_cuts": len(cuts), **measured}
 
 
-def clip_index(clips: list[Clip], moment: float) -> int:
-    """The clip a moment falls in (clips are contiguous from 0; past the last clip's end: the last)."""
-    return max(0, min(bisect.bisect_right([clip.start for clip in clips], moment) - 1, len(clips) - 1))
+def clip_index(starts: list[float], moment: float) -> int:
+    """The clip a moment falls in, given the clips' starts (clips are contiguous from 0; past the last clip's end:
+    the last)."""
+    return max(0, min(bisect.bisect_right(starts, moment) - 1, len(starts) - 1))
 
 
 def _jpeg(frame: np.ndarray) -> bytes:
@@ -124,6 +125,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     with store.local_path(source_key) as path:
         clips, segmenting = cut_clips(str(path), asr["segments"] if asr else None, float(probe["duration_s"]),
                                       settings)
+        starts = [clip.start for clip in clips]
         per_clip: list[list[dict]] = [[] for _ in clips]
         jpegs: list[list[bytes]] = [[] for _ in clips]
         mode = settings.keyframe_sampling
@@ -143,7 +145,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
             face = settings.face_max_area is not None and face_area_ratio(keyframe.gray) > settings.face_max_area
             faces += face
             moment, frame, ssim = keyframe.time, keyframe.image, keyframe.ssim
-            c = clip_index(clips, moment)
+            c = clip_index(starts, moment)
             n = len(per_clip[c]) + 1
             jpegs[c].append(_jpeg(frame))
             key = store.put_bytes(Keys.keyframe(video.id, clips[c].start, clips[c].end, n), jpegs[c][-1])
@@ -153,7 +155,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     seconds = time.monotonic() - started
     times_per_clip: list[list[float]] = [[] for _ in clips]
     for moment in sampled_times:
-        times_per_clip[clip_index(clips, moment)].append(moment)
+        times_per_clip[clip_index(starts, moment)].append(moment)
     documents = [
         {"index": i, "start": round(clip.start, 3), "end": round(clip.end, 3), "segments": clip.segments,
          "asr": clip.text, "refined_asr": " ".join(refined[j]["text"] for j in clip.segments) if refined else None,
