@@ -159,27 +159,64 @@ def _decode(path: str, mode: str, interval_s: float, width: int) -> Iterator[Sam
             raise CorruptMedia(f"decoding failed: {exc}".splitlines()[0]) from exc
 
 
-def similarity(a: np.ndarray, b: np.ndarray, grid: tuple[int, int] = (1, 1)) -> float:
+class Gray:
+    """A grayscale frame with the local means SSIM needs of it, computed once however often it is compared."""
+
+    __slots__ = ("pixels", "values", "mean", "square")
+
+    def __init__(self, pixels: np.ndarray):
+        self.pixels = pixels
+        self.values = pixels.astype(np.float32)
+        self.mean = box_mean(self.values, SSIM_WINDOW)
+        self.square = box_mean(self.values * self.values, SSIM_WINDOW)
+
+
+SSIM_WINDOW = 7  # scikit-image's default
+
+
+def ssim_map(a: np.ndarray | Gray, b: np.ndarray | Gray) -> np.ndarray:
+    """The SSIM map exactly as scikit-image computes it by default (7x7 uniform window, sample covariance,
+    K1 0.01, K2 0.03, data range 255), in float32: equal to it within 1e-3."""
+    a, b = (x if isinstance(x, Gray) else Gray(x) for x in (a, b))
+    norm = SSIM_WINDOW * SSIM_WINDOW / (SSIM_WINDOW * SSIM_WINDOW - 1)
+    var_a = norm * (a.square - a.mean * a.mean)
+    var_b = norm * (b.square - b.mean * b.mean)
+    cov = norm * (box_mean(a.values * b.values, SSIM_WINDOW) - a.mean * b.mean)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    return ((2 * a.mean * b.mean + c1) * (2 * cov + c2)) / ((a.mean ** 2 + b.mean ** 2 + c1) * (var_a + var_b + c2))
+
+
+def cell_similarity(a: np.ndarray | Gray, b: np.ndarray | Gray, grid: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """SSIM per cell of a rows x columns grid: the mean of the SSIM map over each cell (1x1: over the whole frame
+    less the filter's border, as scikit-image's structural_similarity)."""
+    full = ssim_map(a, b)
+    if grid == (1, 1):
+        pad = (SSIM_WINDOW - 1) // 2
+        return np.array([[full[pad:-pad, pad:-pad].mean()]])
+    return cell_means(full, grid)
+
+
+def similarity(a: np.ndarray | Gray, b: np.ndarray | Gray, grid: tuple[int, int] = (1, 1)) -> float:
     """SSIM of two grayscale frames: the mean of the SSIM map over the whole frame (grid 1x1, the paper's), or its
     lowest mean over the cells of a rows x columns grid. The grid makes a local change count (a bullet point
     revealed on an otherwise unchanged slide: global 0.96, lowest of 8x12 cells 0.42 at 320 px; one digit changed
     in a title: 0.96 and 0.85) while sensor noise, spread evenly, still scores high everywhere (0.99 global, 0.98
-    lowest cell). Local motion (a cursor, a speaker inset) counts as change too: use a coarser grid for such video."""
-    full = ssim_map(a, b)
-    if grid == (1, 1):
-        pad = 3  # as scikit-image's structural_similarity: the mean leaves out the filter's border
-        return float(full[pad:-pad, pad:-pad].mean())
-    return lowest_cell(full, grid)
+    lowest cell)."""
+    return float(cell_similarity(a, b, grid).min())
 
 
-def lowest_cell(full: np.ndarray, grid: tuple[int, int]) -> float:
-    """The lowest mean of an SSIM map over the cells of a rows x columns grid."""
+def _edges(length: int, parts: int) -> np.ndarray:
+    return np.arange(parts) * length // parts
+
+
+def cell_means(full: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """The mean of an SSIM map over each cell of a rows x columns grid."""
     rows, cols = grid
     height, width = full.shape
-    row_edges, col_edges = np.arange(rows) * height // rows, np.arange(cols) * width // cols
+    row_edges, col_edges = _edges(height, rows), _edges(width, cols)
     sums = np.add.reduceat(np.add.reduceat(full, row_edges, axis=0), col_edges, axis=1)
     counts = np.outer(np.diff(np.append(row_edges, height)), np.diff(np.append(col_edges, width)))
-    return float((sums / counts).min())
+    return sums / counts
 
 
 def box_mean(image: np.ndarray, window: int) -> np.ndarray:
@@ -194,69 +231,183 @@ def box_mean(image: np.ndarray, window: int) -> np.ndarray:
     return sum(rows[:, j:j + width] for j in range(window)) / np.float32(window * window)
 
 
-def ssim_map(a: np.ndarray, b: np.ndarray, window: int = 7) -> np.ndarray:
-    """The SSIM map exactly as scikit-image computes it by default (7x7 uniform window, sample covariance,
-    K1 0.01, K2 0.03, data range 255), in float32: equal to it within 1e-3."""
-    a, b = a.astype(np.float32), b.astype(np.float32)
-    norm = window * window / (window * window - 1)
-    mean_a, mean_b = box_mean(a, window), box_mean(b, window)
-    var_a = norm * (box_mean(a * a, window) - mean_a * mean_a)
-    var_b = norm * (box_mean(b * b, window) - mean_b * mean_b)
-    cov = norm * (box_mean(a * b, window) - mean_a * mean_b)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    return ((2 * mean_a * mean_b + c1) * (2 * cov + c2)) / ((mean_a ** 2 + mean_b ** 2 + c1) * (var_a + var_b + c2))
-
-
 def _thumb(gray: np.ndarray) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.fromarray(gray).resize((64, 36), Image.BILINEAR), dtype=np.float32)
 
 
+def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """A cell mask grown by one cell in each of the 8 directions."""
+    padded = np.pad(mask, 1)
+    rows, cols = mask.shape
+    return np.logical_or.reduce([padded[i:i + rows, j:j + cols] for i in range(3) for j in range(3)])
+
+
+# A cell is *moving* at a sample when it changed between at least MOVING_SHARE of the consecutive sample pairs
+# within MOTION_WINDOW samples either side: a speaker's webcam, a video playing in a slide, the speaker full screen.
+# A slide change moves a cell once; writing, a scroll or an animation a few times in a row.
+MOTION_WINDOW = 4
+MOVING_SHARE = 0.6
+DEDUP_MEMORY = 256  # keyframes remembered for LECTERN_KEYFRAME_DEDUP: memory stays bounded on long videos
+
+
+@dataclass
+class _Moment:
+    """One sample through the selector: its frame, the frame denoised over its neighbours (the pixelwise median of
+    three samples, which removes what is in one place for only one sample: a pointer, a flash, an animation's
+    middle), and which cells are moving there."""
+    sample: Sample
+    denoised: Gray | None = None
+    moved: np.ndarray | None = None  # cells that changed since the previous moment
+    still: np.ndarray | None = None  # cells not moving (dilated by a cell): the ones that decide
+    following: "_Moment | None" = None  # the next sample's moment
+
+
 def select_keyframes(samples: Iterator[Sample], threshold: float, grid: tuple[int, int] = (1, 1),
                      dedup: bool = True, settle_s: float = 0.5) -> Iterator[Keyframe]:
-    """Algorithm 1 over the samples, with two refinements:
-    - a changed frame is a *candidate* until a sample at least `settle_s` later confirms it is stable (similar to
-      it); a candidate that keeps changing is replaced (a cross-fade yields its settled end, not its middle), and
-      one that reverts to the reference is dropped (a flash);
+    """Algorithm 1 over the samples (each compared with the last keyframe, the first sample a keyframe), made to
+    hold on recorded lectures:
+    - frames are compared denoised: the median of each sample and its neighbours;
+    - only cells that are *still* decide (see MOTION_WINDOW): a webcam inset or a playing video changes all the
+      time and never makes a keyframe, nor hides a slide change around it. A keyframe taken while a cell moved
+      knows nothing of that cell: when it comes to rest, what it shows is taken into the reference, not counted
+      as a change (an inset switched off reveals the same slide);
+    - a changed frame is a *candidate* until a sample at least `settle_s` later confirms it (similar to it): a
+      candidate that keeps changing is replaced (an animation or a scroll yields where it comes to rest), and one
+      that reverts to the reference is dropped;
     - with `dedup`, a confirmed frame that matches an earlier keyframe (the same slide shown again) becomes the
-      reference without yielding a second image."""
-    reference: np.ndarray | None = None
-    candidate: tuple[Sample, float] | None = None
-    kept: list[tuple[np.ndarray, np.ndarray]] = []  # (64 x 36 thumbnail, frame) of every keyframe so far
+      reference without yielding a second image.
+    Decisions run MOTION_WINDOW samples behind the decoder, which is what the motion mask looks ahead over."""
+    rows, cols = grid
+    moments: list[_Moment] = []  # a sliding window: decided ones are dropped
+    window = MOTION_WINDOW
 
-    def confirm(sample: Sample, score: float | None) -> Keyframe | None:
-        thumb = _thumb(sample.gray)
-        # Only keyframes whose thumbnails nearly match are compared in full: cheap for long videos.
-        if dedup and any(np.abs(thumb - t).mean() < DEDUP_THUMB_DIFF and similarity(sample.gray, g, grid) >= threshold
-                         for t, g in kept):
-            return None
-        kept.append((thumb, sample.gray))
-        return Keyframe(sample.time, sample.rgb(), score, sample.gray)
+    def denoise(index: int) -> None:
+        # The median of the sample and its two neighbours (at either end of the video, its two nearest).
+        low = max(0, min(index - 1, len(moments) - 3))
+        trio = [moments[k].sample.gray for k in range(low, min(len(moments), low + 3))]
+        moment = moments[index]
+        moment.denoised = Gray(_median3(*trio) if len(trio) == 3 else trio[0])
+        if index > 0:
+            moment.moved = cell_similarity(moments[index - 1].denoised, moment.denoised, grid) < threshold
 
-    for sample in samples:
-        if reference is None:
-            reference = sample.gray
-            yield confirm(sample, None)
-            continue
-        if candidate is not None:
-            if similarity(candidate[0].gray, sample.gray, grid) >= threshold:
-                if sample.time - candidate[0].time < settle_s:
-                    continue  # too soon to call it stable
-                reference = candidate[0].gray
-                keyframe = confirm(*candidate)
-                candidate = None
-                if keyframe:
-                    yield keyframe
-                continue
-            candidate = None  # still changing: this sample is judged afresh below
-        score = similarity(reference, sample.gray, grid)
-        if score < threshold:
-            candidate = (sample, round(score, 4))
-    if candidate is not None:
-        keyframe = confirm(*candidate)
-        if keyframe:
-            yield keyframe
+    def mark_still(index: int) -> None:
+        moved = [m.moved for m in moments[max(1, index - window + 1):index + window + 1] if m.moved is not None]
+        if len(moved) < 3:
+            moments[index].still = np.ones(grid, bool)
+            return
+        moving = np.mean(moved, axis=0) >= MOVING_SHARE
+        moments[index].still = ~_dilate(moving)
+
+    decided = _Decider(threshold, grid, dedup, settle_s)
+    ended = False
+    iterator = iter(samples)
+    index = 0  # the next moment to decide
+    while True:
+        if not ended:
+            try:
+                moments.append(_Moment(next(iterator)))
+                if len(moments) > 1:
+                    moments[-2].following = moments[-1]
+            except StopIteration:
+                ended = True
+        total = len(moments)
+        # denoise needs the next sample (the first: the next two); marking needs `window` denoised moments ahead.
+        for k in range(total):
+            if moments[k].denoised is None and (total >= max(3, k + 2) or ended):
+                denoise(k)
+        while index < total and (ended or index + window < total) and \
+                all(m.denoised is not None for m in moments[index:min(total, index + window + 1)]):
+            mark_still(index)
+            yield from decided.step(moments[index])
+            index += 1
+        if ended and index >= total:
+            break
+        # Forget what no later decision looks at.
+        drop = max(0, index - window - 2)
+        if drop:
+            del moments[:drop]
+            index -= drop
+    yield from decided.finish()
+
+
+class _Decider:
+    """Algorithm 1's decisions over denoised moments whose still cells are known (select_keyframes)."""
+
+    def __init__(self, threshold: float, grid: tuple[int, int], dedup: bool, settle_s: float):
+        self.threshold, self.grid, self.dedup, self.settle_s = threshold, grid, dedup, settle_s
+        self.reference: Gray | None = None
+        self.known: np.ndarray | None = None  # the reference's cells that were still when it was taken
+        self.candidate: tuple[_Moment, float] | None = None
+        self.kept: list[tuple[np.ndarray, Gray, np.ndarray]] = []  # (thumbnail, frame, still cells) per keyframe
+
+    def step(self, moment: _Moment) -> Iterator[Keyframe]:
+        still = moment.still
+        if self.reference is None:
+            yield from self.adopt(moment, None)
+            return
+        self.rebase(moment)
+        usable = still & self.known
+        if self.candidate is not None:
+            held, score = self.candidate
+            both = usable & held.still
+            agree = cell_similarity(held.denoised, moment.denoised, self.grid) >= self.threshold
+            if both.any() and agree[both].all():
+                if moment.sample.time - held.sample.time >= self.settle_s:
+                    self.candidate = None
+                    yield from self.adopt(held, score)
+                return  # stable, or too soon to call it so
+            self.candidate = None  # still changing: this moment is judged afresh
+        if not usable.any():
+            return  # everything moves (the speaker full screen): nothing to decide on
+        cells = cell_similarity(self.reference, moment.denoised, self.grid)
+        if (cells[usable] < self.threshold).any():
+            self.candidate = (moment, round(float(cells[usable].min()), 4))
+
+    def rebase(self, moment: _Moment) -> None:
+        """Cells the reference was taken without knowing (they moved then) and that are still now take what they
+        show now: an inset switched off, a playing video stopped."""
+        learn = moment.still & ~self.known
+        if not learn.any():
+            return
+        height, width = moment.denoised.pixels.shape
+        rows = np.repeat(learn, np.diff(np.append(_edges(height, self.grid[0]), height)), axis=0)
+        mask = np.repeat(rows, np.diff(np.append(_edges(width, self.grid[1]), width)), axis=1)
+        self.reference = Gray(np.where(mask, moment.denoised.pixels, self.reference.pixels))
+        self.known = self.known | learn
+
+    def adopt(self, moment: _Moment, score: float | None) -> Iterator[Keyframe]:
+        """The moment becomes the reference; its image is a keyframe unless it is one already kept (dedup)."""
+        self.reference, self.known = moment.denoised, moment.still.copy()
+        thumb = _thumb(moment.denoised.pixels)
+        for kept_thumb, kept, kept_still in self.kept if self.dedup else ():
+            both = moment.still & kept_still
+            # Only keyframes whose thumbnails nearly match are compared in full: cheap for long videos.
+            if both.any() and np.abs(thumb - kept_thumb).mean() < DEDUP_THUMB_DIFF and \
+                    (cell_similarity(kept, moment.denoised, self.grid)[both] >= self.threshold).all():
+                return
+        self.kept = [*self.kept[-(DEDUP_MEMORY - 1):], (thumb, moment.denoised, moment.still)]
+        sample = self.shown(moment)
+        yield Keyframe(sample.time, sample.rgb(), score, sample.gray)
+
+    def shown(self, moment: _Moment) -> Sample:
+        """The sample whose own image shows what the denoised moment does: the moment's, or where that is an
+        animation's middle (the median already shows where it comes to rest), the next one's."""
+        options = [moment.sample] + ([moment.following.sample] if moment.following else [])
+        scores = [float(cell_similarity(Gray(o.gray), moment.denoised, self.grid)[moment.still].min())
+                  if moment.still.any() else 1.0 for o in options]
+        return next((o for o, score in zip(options, scores) if score >= self.threshold),
+                    options[int(np.argmax(scores))])
+
+    def finish(self) -> Iterator[Keyframe]:
+        if self.candidate is not None:
+            yield from self.adopt(*self.candidate)
+            self.candidate = None
 
 
 def naive_keyframes(path: str, threshold: float, grid: tuple[int, int] = (1, 1)) -> Iterator[tuple[float, float | None]]:
@@ -268,7 +419,7 @@ def naive_keyframes(path: str, threshold: float, grid: tuple[int, int] = (1, 1))
 
     def score(a: np.ndarray, b: np.ndarray) -> float:
         value, full = structural_similarity(a, b, data_range=255, full=True)
-        return float(value) if grid == (1, 1) else lowest_cell(full, grid)
+        return float(value) if grid == (1, 1) else float(cell_means(full, grid).min())
 
     reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
     fps = reader.get_avg_fps() or 25.0

@@ -53,6 +53,19 @@ def bullet_reveal(title: str, lines: Sequence[str], seconds_each: float = 6.0) -
     return [Scene(title, tuple(lines[: i + 1]), seconds_each) for i in range(len(lines))]
 
 
+def encoder(path: Path, fps: int, gop_s: float | None, codec: str = "libx264", size: tuple[int, int] = SIZE) -> list[str]:
+    """The ffmpeg command that encodes raw RGB frames from stdin: I-frames every `gop_s` seconds (None: the
+    encoder's default, 250 frames for x264, plus its scene-cut I-frames)."""
+    codec_args = {
+        "libx264": ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"],
+        "libvpx-vp9": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M",
+                       "-pix_fmt", "yuv420p"],
+    }[codec]
+    gop = ["-g", str(max(1, round(gop_s * fps)))] if gop_s else []
+    return ["ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}",
+            "-r", str(fps), "-i", "-", *codec_args, *gop, str(path)]
+
+
 def write_video(path: Path, scenes: Sequence[Scene], fps: int = 25, noise: float = 0.0, gop_s: float = 2.0,
                 codec: str = "libx264", size: tuple[int, int] = SIZE, seed: int = 0) -> dict:
     """Encode the scenes; returns {"duration", "changes": [start of every scene after the first], "scenes": n}.
@@ -61,16 +74,8 @@ def write_video(path: Path, scenes: Sequence[Scene], fps: int = 25, noise: float
     images = [render(scene, size).astype(np.float32) for scene in scenes]
     # A bank of noise frames drawn at random per frame: temporal noise at a fraction of the cost of fresh noise.
     bank = [rng.normal(0, noise, images[0].shape).astype(np.float32) for _ in range(16)] if noise else []
-    codec_args = {
-        "libx264": ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"],
-        "libvpx-vp9": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M",
-                       "-pix_fmt", "yuv420p"],
-    }[codec]
-    command = ["ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{size[0]}x{size[1]}", "-r", str(fps), "-i", "-", *codec_args,
-               "-g", str(max(1, round(gop_s * fps))), str(path)]
     changes, start = [], 0.0
-    with subprocess.Popen(command, stdin=subprocess.PIPE) as proc:
+    with subprocess.Popen(encoder(path, fps, gop_s, codec, size), stdin=subprocess.PIPE) as proc:
         for i, scene in enumerate(scenes):
             if i:
                 changes.append(round(start, 3))
