@@ -82,14 +82,38 @@ def iframe_spacing(path: str, probe_seconds: float = 300.0) -> float | None:
 
 
 def choose_sampling(path: str, max_gop_s: float) -> str:
+    """iframes where the stream's I-frames are at most `max_gop_s` apart, else scan."""
     spacing = iframe_spacing(path)
-    return "iframes" if spacing is not None and spacing <= max_gop_s else "interval"
+    return "iframes" if spacing is not None and spacing <= max_gop_s else "scan"
 
 
-def sample_frames(path: str, mode: str, interval_s: float, width: int) -> Iterator[Sample]:
+def sample_frames(path: str, mode: str, interval_s: float, width: int, threshold: float = 0.95,
+                  grid: tuple[int, int] = (8, 12)) -> Iterator[Sample]:
     """Grayscale frames `width` pixels wide, with their times and a way to get the full frame. Decoding runs in
-    a thread ahead of the caller (FFmpeg releases the GIL), so on two cores it overlaps the SSIM work."""
-    return _prefetch(_decode(path, mode, interval_s, width))
+    a thread ahead of the caller (FFmpeg releases the GIL), so on two cores it overlaps the SSIM work. `scan`
+    first finds the GOPs in which something changes (changing_gops, by `threshold` and `grid`)."""
+    dense = changing_gops(path, width, threshold, grid) if mode == "scan" else None
+    return _prefetch(_decode(path, mode, interval_s, width, dense))
+
+
+def changing_gops(path: str, width: int, threshold: float, grid: tuple[int, int]) -> set[float]:
+    """The times of the I-frames after which the picture changes before the next one: some of its still cells
+    (select_keyframes' motion mask, over the I-frames) differ in the next I-frame. A pointer moving over the
+    slides differs in every GOP: such a video is decoded nearly in full. The last GOP always counts: nothing
+    after it to compare with."""
+    flagged: set[float] = set()
+    previous = None
+    # Over GOPs, slides that change every few I-frames look like motion: only what moves between every pair of
+    # I-frames (a webcam, a playing video) is left out.
+    for moment in _moments(_decode(path, "iframes", 0.0, width), threshold, grid, moving_share=1.0):
+        if previous is not None:
+            raw = cell_similarity(previous.sample.gray, moment.sample.gray, grid) < threshold
+            if (raw & moment.still).any():
+                flagged.add(previous.sample.time)
+        previous = moment
+    if previous is not None:
+        flagged.add(previous.sample.time)
+    return flagged
 
 
 def _prefetch(items: Iterator, depth: int = 16) -> Iterator:
@@ -130,22 +154,25 @@ def _prefetch(items: Iterator, depth: int = 16) -> Iterator:
         worker.join(timeout=5)
 
 
-def _decode(path: str, mode: str, interval_s: float, width: int) -> Iterator[Sample]:
+def _decode(path: str, mode: str, interval_s: float, width: int, dense: set[float] | None = None) -> Iterator[Sample]:
+    """Frames by `mode`: interval decodes every frame; iframes only the I-frames; scan the I-frames and every
+    frame of the GOPs that start at a time in `dense`."""
     import av
 
     container, stream = open_video(path)
     height = height_for(stream, width)
-    if mode == "iframes":
-        stream.codec_context.skip_frame = "NONKEY"
-    else:
-        stream.thread_type = "AUTO"
     start = stream_start(stream)
+    stream.thread_type = "AUTO"
+    if mode == "interval":
+        decoded = container.decode(stream)
+    else:
+        if dense:
+            stream.codec_context.skip_frame = "NONREF"  # frames no other frame needs are never sampled
+        decoded = _gops(container, stream, start, dense or set())
     next_time = -1.0
     with container:
         try:
-            for frame in container.decode(stream):
-                if mode == "iframes" and not frame.key_frame:
-                    continue  # a decoder that ignores skip_frame (FFmpeg's VP9) still decodes them: drop them here
+            for frame in decoded:
                 moment = float(frame.time - start) if frame.time is not None else 0.0
                 if interval_s > 0:  # samples are never closer than interval_s, whatever the I-frames (0: all)
                     if moment < next_time:
@@ -157,6 +184,21 @@ def _decode(path: str, mode: str, interval_s: float, width: int) -> Iterator[Sam
                 yield Sample(round(moment, 3), gray, lambda f=frame: f.to_ndarray(format="rgb24"))
         except av.error.FFmpegError as exc:
             raise CorruptMedia(f"decoding failed: {exc}".splitlines()[0]) from exc
+
+
+def _gops(container, stream, start: float, dense: set[float]) -> Iterator:
+    """Decoded frames of the I-frames, and of every frame of the GOPs starting at a time in `dense`. Packets are
+    chosen before the decoder sees them: FFmpeg's VP9 decoder ignores skip_frame and would decode them all."""
+    whole = False
+    for packet in container.demux(stream):
+        if packet.size and packet.pts is not None:  # (the last, empty packet flushes the decoder)
+            if packet.is_keyframe:
+                whole = round(float(packet.pts * packet.time_base) - start, 3) in dense
+            elif not whole:
+                continue
+        for frame in packet.decode():
+            if whole or frame.key_frame:
+                yield frame
 
 
 class Gray:
@@ -283,8 +325,16 @@ def select_keyframes(samples: Iterator[Sample], threshold: float, grid: tuple[in
     - with `dedup`, a confirmed frame that matches an earlier keyframe (the same slide shown again) becomes the
       reference without yielding a second image.
     Decisions run MOTION_WINDOW samples behind the decoder, which is what the motion mask looks ahead over."""
-    rows, cols = grid
-    moments: list[_Moment] = []  # a sliding window: decided ones are dropped
+    decider = _Decider(threshold, grid, dedup, settle_s)
+    for moment in _moments(samples, threshold, grid):
+        yield from decider.step(moment)
+    yield from decider.finish()
+
+
+def _moments(samples: Iterator[Sample], threshold: float, grid: tuple[int, int],
+             moving_share: float = MOVING_SHARE) -> Iterator[_Moment]:
+    """The samples as moments, denoised and with their still cells, in order, MOTION_WINDOW samples behind."""
+    moments: list[_Moment] = []  # a sliding window: those yielded and no longer looked at are dropped
     window = MOTION_WINDOW
 
     def denoise(index: int) -> None:
@@ -301,13 +351,12 @@ def select_keyframes(samples: Iterator[Sample], threshold: float, grid: tuple[in
         if len(moved) < 3:
             moments[index].still = np.ones(grid, bool)
             return
-        moving = np.mean(moved, axis=0) >= MOVING_SHARE
+        moving = np.mean(moved, axis=0) >= moving_share
         moments[index].still = ~_dilate(moving)
 
-    decided = _Decider(threshold, grid, dedup, settle_s)
     ended = False
     iterator = iter(samples)
-    index = 0  # the next moment to decide
+    index = 0  # the next moment to yield
     while True:
         if not ended:
             try:
@@ -318,22 +367,20 @@ def select_keyframes(samples: Iterator[Sample], threshold: float, grid: tuple[in
                 ended = True
         total = len(moments)
         # denoise needs the next sample (the first: the next two); marking needs `window` denoised moments ahead.
-        for k in range(total):
+        for k in range(max(0, index - 1), total):
             if moments[k].denoised is None and (total >= max(3, k + 2) or ended):
                 denoise(k)
         while index < total and (ended or index + window < total) and \
                 all(m.denoised is not None for m in moments[index:min(total, index + window + 1)]):
             mark_still(index)
-            yield from decided.step(moments[index])
+            yield moments[index]
             index += 1
         if ended and index >= total:
-            break
-        # Forget what no later decision looks at.
+            return
         drop = max(0, index - window - 2)
         if drop:
             del moments[:drop]
             index -= drop
-    yield from decided.finish()
 
 
 class _Decider:
