@@ -10,7 +10,7 @@ paper (a talking head over a lecture's audio is still good text).
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import Callable, Sequence
 
 from lectern import models
 
@@ -33,9 +33,11 @@ def embed_images(processor, encoder, images: Sequence, device: str):
     return torch.nn.functional.normalize(encoder.get_image_features(pixel_values=pixels), dim=-1)
 
 
-def clip_similarities(model: str, clips: Sequence[tuple[Sequence[bytes], str]], device: str = "cpu") -> list[float | None]:
-    """For each (keyframe JPEGs, transcript) clip, the best cosine similarity of a keyframe with the transcript;
-    None for a clip without keyframes or text (nothing to compare)."""
+def clip_similarities(model: str, clips: Sequence[tuple[Sequence[str], str]], load: Callable[[str], bytes],
+                      device: str = "cpu") -> list[float | None]:
+    """For each (keyframe image keys, transcript) clip, the best cosine similarity of a keyframe with the
+    transcript; None for a clip without keyframes or text (nothing to compare). `load` reads an image's JPEG: one
+    clip's images are in memory at a time."""
     import torch
     from PIL import Image
 
@@ -47,7 +49,7 @@ def clip_similarities(model: str, clips: Sequence[tuple[Sequence[bytes], str]], 
     with torch.inference_mode():
         text_vectors = embed_texts(processor, encoder, [clips[i][1] for i in todo], device)
         for row, i in enumerate(todo):
-            images = [Image.open(io.BytesIO(jpeg)).convert("RGB") for jpeg in clips[i][0]]
+            images = [Image.open(io.BytesIO(load(key))).convert("RGB") for key in clips[i][0]]
             image_vectors = embed_images(processor, encoder, images, device)
             result[i] = round(float((image_vectors @ text_vectors[row]).max()), 4)
     return result

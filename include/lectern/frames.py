@@ -4,12 +4,20 @@ Algorithm 1: the first sampled frame is a keyframe and the reference; each later
 the reference is below the threshold becomes a keyframe and the new reference.
 
 Sampling (``sample_frames``), all through PyAV (FFmpeg's decoders: H.264, VP9, AV1 alike):
-- ``iframes`` (the fast path): the decoder skips every non-key frame (``skip_frame=NONKEY``), so only the
-  stream's I-frames are decoded, each reduced to grayscale at LECTERN_SSIM_WIDTH by swscale. Used when the
-  stream's I-frames are at most LECTERN_KEYFRAME_MAX_GOP_S apart (typical web video: 1-5 s).
-- ``interval``: every frame is decoded (threaded), one every LECTERN_KEYFRAME_INTERVAL_S is kept. The fallback for
-  streams with sparse I-frames, and the reference the fast path is measured against.
+- ``iframes`` (the fast path): only the stream's key packets reach the decoder, so only its I-frames are decoded,
+  each reduced to grayscale at LECTERN_SSIM_WIDTH by swscale. Used when the stream's I-frames are at most
+  LECTERN_KEYFRAME_MAX_GOP_S apart.
+- ``scan`` (sparser I-frames, x264's default of 10 s): the I-frames first (``changing_gops``); then, in order, the
+  I-frames again and every frame (one per LECTERN_KEYFRAME_INTERVAL_S) of each GOP whose still cells differ
+  between its two I-frames, read only until a sample shows what the next I-frame does. Frames that no sampled
+  frame needs are not decoded (``skip_frame`` NONREF, or BIDIR where the P-frames need no B-frame).
+- ``interval``: every frame is decoded (threaded), one every LECTERN_KEYFRAME_INTERVAL_S is kept: the reference
+  the fast paths are measured against.
 A full-resolution RGB image is made only for the frames selected as keyframes.
+
+Selection (``select_keyframes``) holds on recorded lectures: frames are compared denoised (a pointer, a flash or
+an animation's middle is gone in the median of three samples), and cells that move all the time (a speaker's
+webcam, a video playing in a slide, the speaker full screen) do not decide.
 
 ``naive_keyframes`` is the method the benchmarks compare with: decord, every frame, full-resolution SSIM.
 """
@@ -92,16 +100,25 @@ def sample_frames(path: str, mode: str, interval_s: float, width: int, threshold
     """Grayscale frames `width` pixels wide, with their times and a way to get the full frame. Decoding runs in
     a thread ahead of the caller (FFmpeg releases the GIL), so on two cores it overlaps the SSIM work. `scan`
     first finds the GOPs in which something changes (changing_gops, by `threshold` and `grid`)."""
-    dense = changing_gops(path, width, threshold, grid) if mode == "scan" else None
-    return _prefetch(_decode(path, mode, interval_s, width, dense))
+    if mode != "scan":
+        return _prefetch(_decode(path, mode, interval_s, width))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # both mostly decode, which releases the GIL: on two cores they overlap
+        alone = pool.submit(p_frames_stand_alone, path)
+        dense = changing_gops(path, width, threshold, grid)
+        skip = "BIDIR" if alone.result() else "NONREF"
+    return _prefetch(_decode(path, mode, interval_s, width, dense, skip, threshold, grid))
 
 
-def changing_gops(path: str, width: int, threshold: float, grid: tuple[int, int]) -> set[float]:
+def changing_gops(path: str, width: int, threshold: float,
+                  grid: tuple[int, int]) -> dict[float, tuple[Gray, np.ndarray] | None]:
     """The times of the I-frames after which the picture changes before the next one: some of its still cells
     (select_keyframes' motion mask, over the I-frames) differ in the next I-frame. A pointer moving over the
     slides differs in every GOP: such a video is decoded nearly in full. The last GOP always counts: nothing
-    after it to compare with."""
-    flagged: set[float] = set()
+    after it to compare with. Each maps to the next I-frame and its still cells: a GOP whose frames come to show
+    that are read no further (None for the last)."""
+    flagged: dict[float, tuple[np.ndarray, np.ndarray] | None] = {}
     previous = None
     # Over GOPs, slides that change every few I-frames look like motion: only what moves between every pair of
     # I-frames (a webcam, a playing video) is left out.
@@ -109,10 +126,10 @@ def changing_gops(path: str, width: int, threshold: float, grid: tuple[int, int]
         if previous is not None:
             raw = cell_similarity(previous.sample.gray, moment.sample.gray, grid) < threshold
             if (raw & moment.still).any():
-                flagged.add(previous.sample.time)
+                flagged[previous.sample.time] = (Gray(moment.sample.gray), moment.still)
         previous = moment
     if previous is not None:
-        flagged.add(previous.sample.time)
+        flagged[previous.sample.time] = None
     return flagged
 
 
@@ -154,21 +171,23 @@ def _prefetch(items: Iterator, depth: int = 16) -> Iterator:
         worker.join(timeout=5)
 
 
-def _decode(path: str, mode: str, interval_s: float, width: int, dense: set[float] | None = None) -> Iterator[Sample]:
-    """Frames by `mode`: interval decodes every frame; iframes only the I-frames; scan the I-frames and every
-    frame of the GOPs that start at a time in `dense`."""
+def _decode(path: str, mode: str, interval_s: float, width: int,
+            dense: dict[float, tuple[Gray, np.ndarray] | None] | None = None, skip: str = "NONREF",
+            threshold: float = 0.95, grid: tuple[int, int] = (8, 12)) -> Iterator[Sample]:
+    """Frames by `mode`: interval decodes every frame; iframes only the I-frames; scan the I-frames and the frames
+    of the GOPs that start at a time in `dense` (changing_gops) but those skipped by `skip` (no sample needs a frame
+    no other frame needs), each GOP until a sample looks like the next I-frame (by `threshold` and `grid`, on its
+    still cells)."""
     import av
 
     container, stream = open_video(path)
     height = height_for(stream, width)
     start = stream_start(stream)
     stream.thread_type = "AUTO"
-    if mode == "interval":
-        decoded = container.decode(stream)
-    else:
-        if dense:
-            stream.codec_context.skip_frame = "NONREF"  # frames no other frame needs are never sampled
-        decoded = _gops(container, stream, start, dense or set())
+    reading = _Gops(container, stream, start, dense or {})
+    if dense:
+        stream.codec_context.skip_frame = skip
+    decoded = container.decode(stream) if mode == "interval" else reading
     next_time = -1.0
     with container:
         try:
@@ -181,24 +200,69 @@ def _decode(path: str, mode: str, interval_s: float, width: int, dense: set[floa
                     while next_time <= moment:
                         next_time += interval_s
                 gray = frame.reformat(width=width, height=height, format="gray").to_ndarray()
+                if reading.until is not None and not frame.key_frame:
+                    until, still = reading.until
+                    if (cell_similarity(gray, until, grid)[still] >= threshold).all():
+                        reading.whole = False  # it shows what the next I-frame does: the rest of the GOP is not read
                 yield Sample(round(moment, 3), gray, lambda f=frame: f.to_ndarray(format="rgb24"))
         except av.error.FFmpegError as exc:
             raise CorruptMedia(f"decoding failed: {exc}".splitlines()[0]) from exc
 
 
-def _gops(container, stream, start: float, dense: set[float]) -> Iterator:
-    """Decoded frames of the I-frames, and of every frame of the GOPs starting at a time in `dense`. Packets are
-    chosen before the decoder sees them: FFmpeg's VP9 decoder ignores skip_frame and would decode them all."""
-    whole = False
-    for packet in container.demux(stream):
-        if packet.size and packet.pts is not None:  # (the last, empty packet flushes the decoder)
-            if packet.is_keyframe:
-                whole = round(float(packet.pts * packet.time_base) - start, 3) in dense
-            elif not whole:
-                continue
-        for frame in packet.decode():
-            if whole or frame.key_frame:
-                yield frame
+def p_frames_stand_alone(path: str, frames: int = 32) -> bool:
+    """Whether the stream's P-frames decode the same with its B-frames skipped (x264's B-frames are references
+    for other B-frames only): the first `frames` frames decoded both ways, their pictures compared. A stream
+    without B-frames (VP9) has nothing to skip."""
+    import hashlib
+
+    import av
+
+    container, stream = open_video(path)
+    with container:
+        if not stream.codec_context.has_b_frames:
+            return False
+
+    def p_frames(skip: str, until: int | None = None) -> dict[int, bytes]:
+        container, stream = open_video(path)
+        stream.thread_type = "AUTO"
+        stream.codec_context.skip_frame = skip
+        found = {}
+        with container:
+            try:
+                for n, frame in enumerate(container.decode(stream)):
+                    if (n >= frames) if until is None else (frame.pts is None or frame.pts > until):
+                        break
+                    if frame.pict_type == av.video.frame.PictureType.P:
+                        found[frame.pts] = hashlib.blake2b(bytes(frame.planes[0])).digest()
+            except av.error.FFmpegError:
+                return {}
+        return found
+
+    every = p_frames("NONREF")
+    return bool(every) and every.items() <= p_frames("BIDIR", max(every)).items()
+
+
+class _Gops:
+    """Decoded frames of the I-frames, and of the frames of GOPs starting at a time in `dense` while `whole`.
+    Packets are chosen before the decoder sees them: FFmpeg's VP9 decoder ignores skip_frame."""
+
+    def __init__(self, container, stream, start: float, dense: dict):
+        self.container, self.stream, self.start, self.dense = container, stream, start, dense
+        self.whole = False
+        self.until: tuple[Gray, np.ndarray] | None = None  # what the GOP being read comes to
+
+    def __iter__(self) -> Iterator:
+        for packet in self.container.demux(self.stream):
+            if packet.size and packet.pts is not None:  # (the last, empty packet flushes the decoder)
+                if packet.is_keyframe:
+                    begins = round(float(packet.pts * packet.time_base) - self.start, 3)
+                    self.whole = begins in self.dense
+                    self.until = self.dense.get(begins)
+                elif not self.whole:
+                    continue
+            for frame in packet.decode():
+                if self.whole or frame.key_frame:
+                    yield frame
 
 
 class Gray:

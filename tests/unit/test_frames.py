@@ -24,7 +24,7 @@ def videos():
     directory.mkdir(parents=True, exist_ok=True)
     cases = {
         "noisy_lecture": (LECTURE, {"noise": 6.0, "gop_s": 2.0}),
-        "sparse_iframes": (LECTURE[:3], {"gop_s": 10.0}),
+        "sparse_iframes": (LECTURE[:3], {"gop_s": 10.0}),  # x264's default keyint (250 frames at 25 fps)
         "vp9": (LECTURE[:3], {"codec": "libvpx-vp9", "size": (640, 360), "fps": 10}),
         "repeated_slide": ([LECTURE[0], LECTURE[1], Scene(LECTURE[0].title, LECTURE[0].lines)], {}),
     }
@@ -73,12 +73,28 @@ def test_interval_sampling_agrees(videos):
     assert score["recall"] >= 0.98 and score["precision"] >= 0.95, score
 
 
-def test_sparse_iframes_fall_back_to_interval_sampling(videos):
+def test_sparse_iframes_are_scanned(videos):
     path, truth = videos["sparse_iframes"]
     assert frames.iframe_spacing(path) == pytest.approx(10.0, abs=0.1)
-    assert frames.choose_sampling(path, max_gop_s=2.5) == "interval"
-    found = detect(path, "interval")
-    assert match_changes(found[1:], truth["changes"], 1.1)["recall"] == 1.0 and len(found) == 3
+    assert frames.choose_sampling(path, max_gop_s=2.5) == "scan"
+    for mode, lag in (("scan", 1.0 + 0.2), ("interval", 1.0 + 0.1)):  # scan samples P-frames: up to 0.16 s later
+        found = detect(path, mode)
+        assert match_changes(found[1:], truth["changes"], lag)["recall"] == 1.0 and len(found) == 3, mode
+
+
+def test_scan_reads_only_the_gops_that_change(videos):
+    """Of a 10-s-GOP lecture, scan decodes the I-frames and the GOPs in which a slide changes, each only until
+    it shows what the next I-frame does; a static video is I-frames only."""
+    path, truth = videos["sparse_iframes"]  # 24 s: slides change at 8 and 16 s (a fade)
+    assert [s.time for s in frames.sample_frames(path, "iframes", 0.0, WIDTH)] == [0.0, 8.0, 18.0]  # x264's cut at 8
+    dense = frames.changing_gops(path, WIDTH, THRESHOLD, GRID)
+    assert sorted(dense) == [0.0, 8.0, 18.0]  # both GOPs change; the last is always read
+    times = [s.time for s in frames.sample_frames(path, "scan", 1.0, WIDTH)]
+    assert len(times) == 24 and all(t % 1.0 < 0.2 for t in times)  # one a second, a P-frame at or after it
+    static, _ = videos["static"]
+    assert sorted(frames.changing_gops(static, WIDTH, THRESHOLD, GRID)) == [598.0]  # only the last GOP
+    times = [s.time for s in frames.sample_frames(static, "scan", 1.0, WIDTH)]
+    assert len(times) == 301 and times[:3] == [0.0, 2.0, 4.0]  # every 2 s: the I-frames, nothing between
 
 
 def test_vp9_is_read(videos):

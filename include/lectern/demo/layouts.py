@@ -69,13 +69,13 @@ def _portrait() -> np.ndarray:
     return data.astronaut()  # 512 x 512, a person's head and shoulders
 
 
-def speaker(width: int, height: int, seed: int = 0) -> Frame:
+def speaker(width: int, height: int, seed: int = 0, zoom: float = 1.1) -> Frame:
     """A webcam picture: a person in front of a wall who sways, nods, talks and gestures all the time, with the
-    camera's sensor noise."""
+    camera's sensor noise. `zoom`: the portrait's side over the picture's height."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    side = int(height * 1.1)
+    side = int(height * zoom)
     portrait = np.asarray(Image.fromarray(_portrait()).resize((side, side), Image.BILINEAR)).astype(np.int16)
     wall = np.empty((height + side, width + side, 3), np.int16)
     wall[:] = (168, 160, 150)
@@ -92,7 +92,7 @@ def speaker(width: int, height: int, seed: int = 0) -> Frame:
         right, bottom = min(width, x + side), min(height, y + side)
         frame[top:bottom, left:right] = portrait[top - y:bottom - y, left - x:right - x]
         mouth_h = max(1, int(height * 0.03 * (1 + np.sin(2 * np.pi * t * 2.7))))
-        cy, cx = y + int(side * 0.42), x + int(side * 0.46)
+        cy, cx = y + int(side * 0.3), x + int(side * 0.47)
         frame[max(0, cy):max(0, cy + mouth_h), max(0, cx - side // 20):max(0, cx + side // 20)] = (110, 40, 40)
         hx = int(width * (0.5 + 0.35 * np.sin(2 * np.pi * t / 1.7)))
         hy = int(height * (0.85 + 0.1 * np.cos(2 * np.pi * t / 1.3)))
@@ -320,7 +320,7 @@ def scrolling(document: np.ndarray, steps: Sequence[int], rest_s: float = 8.0, s
 
 
 def talking_head(seconds: float, size=SIZE, seed: int = 2) -> Segment:
-    return Segment(seconds, speaker(size[0], size[1], seed), None, "face")
+    return Segment(seconds, speaker(size[0], size[1], seed, zoom=1.6), None, "face")  # the face: 7% of the frame
 
 
 # --- the layouts ---------------------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """keyframes: ASR segments -> clips; SSIM keyframes (lectern.frames: the paper's Algorithm 1, fast path) -> JPEGs
 + clips.json; then the optional clip-level visual-text filter (lectern.clip_filter).
 
-Frames are sampled from the stream's I-frames where they are dense enough (else one per interval), compared in
-grayscale at LECTERN_SSIM_WIDTH with grid SSIM; the reference carries across clip boundaries, so a slide that stays
-on screen through several clips yields one image (in the clip where it appeared), and a slide shown again later
-yields none. Kept frames are stored at full resolution as ``{vid}@{start}_{end}#{n}.jpg``.
+Frames are sampled from the stream's I-frames where they are dense enough (else by scanning: the I-frames, and
+every frame of the GOPs in which something changes), compared denoised in grayscale at LECTERN_SSIM_WIDTH with grid
+SSIM, leaving out what moves all the time (a webcam inset, a playing video); the reference carries across clip
+boundaries, so a slide that stays on screen through several clips yields one image (in the clip where it
+appeared), and a slide shown again later yields none. Kept frames are stored at full resolution as
+``{vid}@{start}_{end}#{n}.jpg`` as they are found: memory does not grow with their number.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from lectern.state.ops import VideoRecord
 from lectern.store import Keys, Store
 
 NAME = "keyframes"
-VERSION = "2"  # 2: face keyframes kept and marked; the frames compared per clip recorded
+VERSION = "3"  # 2: face keyframes kept and marked; the frames compared per clip recorded; 3: motion-masked, denoised
+# selection and scan sampling (lectern.frames)
 # Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
 CONFIG = ("clip_min_s", "clip_max_s", "clip_segmenter", "scene_method", "scene_threshold", "scene_min_s", "scene_fps",
           "keyframe_sampling", "keyframe_max_gop_s", "keyframe_interval_s",
@@ -127,7 +130,6 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
                                       settings)
         starts = [clip.start for clip in clips]
         per_clip: list[list[dict]] = [[] for _ in clips]
-        jpegs: list[list[bytes]] = [[] for _ in clips]
         mode = settings.keyframe_sampling
         if mode == "auto":
             mode = frames.choose_sampling(str(path), settings.keyframe_max_gop_s)
@@ -137,7 +139,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
                 sampled_times.append(sample.time)
                 yield sample
 
-        samples = counted(frames.sample_frames(str(path), mode, settings.keyframe_interval_s, settings.ssim_width))
+        samples = counted(frames.sample_frames(str(path), mode, settings.keyframe_interval_s, settings.ssim_width,
+                                               settings.ssim_threshold, settings.ssim_grid))
         for keyframe in frames.select_keyframes(samples, settings.ssim_threshold, settings.ssim_grid,
                                                 settings.keyframe_dedup):
             # A keyframe that mostly shows a face stays (as published), marked: a release's export writes the
@@ -147,8 +150,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
             moment, frame, ssim = keyframe.time, keyframe.image, keyframe.ssim
             c = clip_index(starts, moment)
             n = len(per_clip[c]) + 1
-            jpegs[c].append(_jpeg(frame))
-            key = store.put_bytes(Keys.keyframe(video.id, clips[c].start, clips[c].end, n), jpegs[c][-1])
+            key = store.put_bytes(Keys.keyframe(video.id, clips[c].start, clips[c].end, n), _jpeg(frame))
             written.add(key)
             per_clip[c].append({"key": key, "time": round(moment, 3), "ssim": None if ssim is None else round(ssim, 4),
                                 **({"face": True} if face else {})})
@@ -166,7 +168,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     extracted = sum(len(k) for k in per_clip)
     dropped: set[str] = set()
     if settings.clip_filter_model:
-        filter_clips(documents, jpegs, settings)
+        filter_clips(documents, store, settings)
         dropped = {f["key"] for d in documents for f in d.get("dropped_keyframes", [])}
     for key in (stale | dropped) - (written - dropped):  # a dropped image is not kept in the store
         store.delete_prefix(key)
@@ -191,13 +193,14 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     return StageResult.succeeded({"clips": key}, metrics)
 
 
-def filter_clips(documents: list[dict], jpegs: list[list[bytes]], settings: Settings) -> None:
+def filter_clips(documents: list[dict], store: Store, settings: Settings) -> None:
     """The visual-text filter (lectern.clip_filter): a clip whose keyframes don't match its transcript keeps its
-    text and loses its images (moved to ``dropped_keyframes``)."""
+    text and loses its images (moved to ``dropped_keyframes``). Images are read back from the store a clip at a
+    time."""
     from lectern.clip_filter import clip_similarities
 
-    texts = [d["refined_asr"] or d["asr"] for d in documents]
-    similarities = clip_similarities(settings.clip_filter_model, list(zip(jpegs, texts)))
+    clips = [([f["key"] for f in d["keyframes"]], d["refined_asr"] or d["asr"]) for d in documents]
+    similarities = clip_similarities(settings.clip_filter_model, clips, store.get_bytes)
     for document, similarity in zip(documents, similarities):
         document["visual_text_similarity"] = similarity
         if similarity is not None and similarity < settings.clip_filter_min_similarity:
