@@ -114,6 +114,7 @@ class StageRun:
     seconds: float  # wall time of the process
     peak_rss_mib: float  # its peak resident memory, children included
     exit_code: int
+    stdout: str = ""
 
 
 # Measures the peak RSS of the command it starts. A process forked from a big one starts with the big one's RSS
@@ -121,20 +122,26 @@ class StageRun:
 # start the stage directly: this small launcher does, as /usr/bin/time would.
 _LAUNCHER = """
 import os, subprocess, sys
-process = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+process = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+output = process.stdout.read()
 _pid, status, usage = os.wait4(process.pid, 0)
+sys.stderr.buffer.write(output)
 print(usage.ru_maxrss)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
 def run_stage_process(stage: str, video_ids: list[str], env: dict[str, str], force: bool = False) -> StageRun:
-    """`python -m lectern stage STAGE --video-id ...`, as a pod runs it; wall time and peak RSS (wait4's
-    ru_maxrss: the largest of the process and the children it waited for -- ffmpeg, tesseract)."""
-    command = [sys.executable, "-m", "lectern", "stage", stage, *(["--force"] if force else []), "--video-id",
-               *video_ids]
+    """`python -m lectern stage STAGE --video-id ...`, as a pod runs it; wall time and peak RSS (see run_measured)."""
+    return run_measured([sys.executable, "-m", "lectern", "stage", stage, *(["--force"] if force else []),
+                         "--video-id", *video_ids], env)
+
+
+def run_measured(command: list[str], env: dict[str, str] | None = None) -> StageRun:
+    """Run a command; its wall time and peak RSS (wait4's ru_maxrss: the largest of the process and the children
+    it waited for -- ffmpeg, tesseract)."""
     started = time.monotonic()
     launched = subprocess.run([sys.executable, "-c", _LAUNCHER, *command], env=env, capture_output=True, text=True)
     seconds = time.monotonic() - started
     peak_kib = int(launched.stdout.split()[-1]) if launched.stdout.split() else 0
-    return StageRun(seconds, peak_kib / 1024, launched.returncode)
+    return StageRun(seconds, peak_kib / 1024, launched.returncode, launched.stderr)

@@ -24,6 +24,7 @@ webcam, a video playing in a slide, the speaker full screen) do not decide.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
@@ -95,11 +96,27 @@ def choose_sampling(path: str, max_gop_s: float) -> str:
     return "iframes" if spacing is not None and spacing <= max_gop_s else "scan"
 
 
+def fixed_mmap_threshold(size: int = 256 * 1024) -> None:
+    """Keep glibc's malloc from raising its mmap threshold as it does once large blocks are freed: decoded
+    frames (1.4 MB at 720p, their RGB 2.7 MB) then come from heaps that fragment, and a keyframes process grew to
+    770 MiB instead of 170 (bench/keyframes.py, memory). At 256 KiB the SSIM's temporaries (230 KB at 320 px)
+    still come from the heap: at 128 KiB their mmap calls made the stage 40% slower. glibc only."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, size)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def sample_frames(path: str, mode: str, interval_s: float, width: int, threshold: float = 0.95,
                   grid: tuple[int, int] = (8, 12)) -> Iterator[Sample]:
     """Grayscale frames `width` pixels wide, with their times and a way to get the full frame. Decoding runs in
     a thread ahead of the caller (FFmpeg releases the GIL), so on two cores it overlaps the SSIM work. `scan`
     first finds the GOPs in which something changes (changing_gops, by `threshold` and `grid`)."""
+    fixed_mmap_threshold()
     if mode != "scan":
         return _prefetch(_decode(path, mode, interval_s, width))
     from concurrent.futures import ThreadPoolExecutor
@@ -360,6 +377,10 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
 MOTION_WINDOW = 4
 MOVING_SHARE = 0.6
 DEDUP_MEMORY = 256  # keyframes remembered for LECTERN_KEYFRAME_DEDUP: memory stays bounded on long videos
+DEDUP_COMPARED = 4  # of which those with the nearest thumbnails are compared in full
+# A slide shown again matches a kept one in every still cell at least this well (noise alone leaves cells above
+# 0.98): the change threshold would take "Slide 130" for "Slide 150" (their lowest cell: 0.954).
+DEDUP_SSIM = 0.98
 
 
 @dataclass
@@ -455,7 +476,8 @@ class _Decider:
         self.reference: Gray | None = None
         self.known: np.ndarray | None = None  # the reference's cells that were still when it was taken
         self.candidate: tuple[_Moment, float] | None = None
-        self.kept: list[tuple[np.ndarray, Gray, np.ndarray]] = []  # (thumbnail, frame, still cells) per keyframe
+        # (thumbnail, frame, still cells) of the last DEDUP_MEMORY keyframes; frames as pixels (a Gray is 12x bigger)
+        self.kept: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=DEDUP_MEMORY)
 
     def step(self, moment: _Moment) -> Iterator[Keyframe]:
         still = moment.still
@@ -496,13 +518,16 @@ class _Decider:
         """The moment becomes the reference; its image is a keyframe unless it is one already kept (dedup)."""
         self.reference, self.known = moment.denoised, moment.still.copy()
         thumb = _thumb(moment.denoised.pixels)
-        for kept_thumb, kept, kept_still in self.kept if self.dedup else ():
+        # Only the few keyframes whose thumbnails match best, and nearly, are compared in full: slides of one
+        # template all nearly match at 64 x 36, and a long video keeps hundreds.
+        near = sorted((float(np.abs(thumb - kept[0]).mean()), n) for n, kept in enumerate(self.kept) if self.dedup)
+        for diff, n in near[:DEDUP_COMPARED]:
+            _thumb_kept, kept, kept_still = self.kept[n]
             both = moment.still & kept_still
-            # Only keyframes whose thumbnails nearly match are compared in full: cheap for long videos.
-            if both.any() and np.abs(thumb - kept_thumb).mean() < DEDUP_THUMB_DIFF and \
-                    (cell_similarity(kept, moment.denoised, self.grid)[both] >= self.threshold).all():
+            if diff < DEDUP_THUMB_DIFF and both.any() and (cell_similarity(kept, moment.denoised, self.grid)[both]
+                                                           >= max(self.threshold, DEDUP_SSIM)).all():
                 return
-        self.kept = [*self.kept[-(DEDUP_MEMORY - 1):], (thumb, moment.denoised, moment.still)]
+        self.kept.append((thumb, moment.denoised.pixels, moment.still))
         sample = self.shown(moment)
         yield Keyframe(sample.time, sample.rgb(), score, sample.gray)
 

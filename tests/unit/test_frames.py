@@ -109,6 +109,16 @@ def test_a_slide_shown_again_yields_no_second_image(videos):
     assert len(detect(path, "iframes")) == 2
 
 
+def test_slides_that_differ_in_two_digits_are_not_one_slide(tmp_path):
+    """Dedup asks for more than the change threshold: "Slide 130" and "Slide 150" score 0.954 in their lowest
+    cell, but are two slides; "Slide 130" shown again is still one."""
+    path = tmp_path / "numbers.mp4"
+    slide = lambda n: Scene(f"Slide {n}", (f"Transcription fact number {n}",), seconds=3.0)  # noqa: E731
+    write_video(path, [slide(130), Scene("Another", ("Something else entirely",), seconds=3.0), slide(150),
+                       slide(130)], fps=5, gop_s=1.0)
+    assert len(detect(str(path), "iframes")) == 3
+
+
 def test_static_ten_minutes_is_one_keyframe(videos):
     path, _ = videos["static"]
     found = list(frames.select_keyframes(frames.sample_frames(path, "iframes", 1.0, WIDTH), THRESHOLD, GRID))
