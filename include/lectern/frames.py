@@ -129,13 +129,13 @@ def sample_frames(path: str, mode: str, interval_s: float, width: int, threshold
 
 
 def changing_gops(path: str, width: int, threshold: float,
-                  grid: tuple[int, int]) -> dict[float, tuple[Gray, np.ndarray] | None]:
+                  grid: tuple[int, int]) -> dict[float, tuple[float, np.ndarray] | None]:
     """The times of the I-frames after which the picture changes before the next one: some of its still cells
     (select_keyframes' motion mask, over the I-frames) differ in the next I-frame. A pointer moving over the
     slides differs in every GOP: such a video is decoded nearly in full. The last GOP always counts: nothing
-    after it to compare with. Each maps to the next I-frame and its still cells: a GOP whose frames come to show
-    that are read no further (None for the last)."""
-    flagged: dict[float, tuple[np.ndarray, np.ndarray] | None] = {}
+    after it to compare with. Each maps to the next I-frame's time and its still cells: a GOP whose frames come to
+    show that I-frame is read no further (None for the last). Nothing of a frame is kept: memory stays flat."""
+    flagged: dict[float, tuple[float, np.ndarray] | None] = {}
     previous = None
     # Over GOPs, slides that change every few I-frames look like motion: only what moves between every pair of
     # I-frames (a webcam, a playing video) is left out.
@@ -143,7 +143,7 @@ def changing_gops(path: str, width: int, threshold: float,
         if previous is not None:
             raw = cell_similarity(previous.sample.gray, moment.sample.gray, grid) < threshold
             if (raw & moment.still).any():
-                flagged[previous.sample.time] = (Gray(moment.sample.gray), moment.still)
+                flagged[previous.sample.time] = (moment.sample.time, moment.still)
         previous = moment
     if previous is not None:
         flagged[previous.sample.time] = None
@@ -189,7 +189,7 @@ def _prefetch(items: Iterator, depth: int = 16) -> Iterator:
 
 
 def _decode(path: str, mode: str, interval_s: float, width: int,
-            dense: dict[float, tuple[Gray, np.ndarray] | None] | None = None, skip: str = "NONREF",
+            dense: dict[float, tuple[float, np.ndarray] | None] | None = None, skip: str = "NONREF",
             threshold: float = 0.95, grid: tuple[int, int] = (8, 12)) -> Iterator[Sample]:
     """Frames by `mode`: interval decodes every frame; iframes only the I-frames; scan the I-frames and the frames
     of the GOPs that start at a time in `dense` (changing_gops) but those skipped by `skip` (no sample needs a frame
@@ -201,12 +201,12 @@ def _decode(path: str, mode: str, interval_s: float, width: int,
     height = height_for(stream, width)
     start = stream_start(stream)
     stream.thread_type = "AUTO"
-    reading = _Gops(container, stream, start, dense or {})
+    reading = _Gops(container, stream, start, dense or {}, _IframeReader(path, width))
     if dense:
         stream.codec_context.skip_frame = skip
     decoded = container.decode(stream) if mode == "interval" else reading
     next_time = -1.0
-    with container:
+    with container, reading:
         try:
             for frame in decoded:
                 moment = float(frame.time - start) if frame.time is not None else 0.0
@@ -258,14 +258,48 @@ def p_frames_stand_alone(path: str, frames: int = 32) -> bool:
     return bool(every) and every.items() <= p_frames("BIDIR", max(every)).items()
 
 
+class _IframeReader:
+    """A second reader of the file: the I-frame at a time (one changing_gops found), grayscale at `width`, by a
+    seek and a decode. Opened on first use."""
+
+    def __init__(self, path: str, width: int):
+        self.path, self.width, self.opened = path, width, None
+
+    def __call__(self, moment: float) -> Gray | None:
+        if self.opened is None:
+            self.opened = open_video(self.path)
+        container, stream = self.opened
+        start = stream_start(stream)
+        container.seek(int((moment + start) / stream.time_base), stream=stream, backward=True)
+        for packet in container.demux(stream):
+            if packet.size and packet.pts is not None and not packet.is_keyframe:
+                continue
+            for frame in packet.decode():
+                if frame.time is not None and float(frame.time - start) >= moment - 1e-3:
+                    gray = frame.reformat(width=self.width, height=height_for(stream, self.width), format="gray")
+                    return Gray(gray.to_ndarray())
+        return None
+
+    def close(self) -> None:
+        if self.opened is not None:
+            self.opened[0].close()
+
+
 class _Gops:
     """Decoded frames of the I-frames, and of the frames of GOPs starting at a time in `dense` while `whole`.
-    Packets are chosen before the decoder sees them: FFmpeg's VP9 decoder ignores skip_frame."""
+    Packets are chosen before the decoder sees them: FFmpeg's VP9 decoder ignores skip_frame. `peek` reads the
+    I-frame a GOP comes to."""
 
-    def __init__(self, container, stream, start: float, dense: dict):
-        self.container, self.stream, self.start, self.dense = container, stream, start, dense
+    def __init__(self, container, stream, start: float, dense: dict, peek: _IframeReader):
+        self.container, self.stream, self.start, self.dense, self.peek = container, stream, start, dense, peek
         self.whole = False
         self.until: tuple[Gray, np.ndarray] | None = None  # what the GOP being read comes to
+
+    def __enter__(self) -> "_Gops":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.peek.close()
 
     def __iter__(self) -> Iterator:
         for packet in self.container.demux(self.stream):
@@ -273,7 +307,9 @@ class _Gops:
                 if packet.is_keyframe:
                     begins = round(float(packet.pts * packet.time_base) - self.start, 3)
                     self.whole = begins in self.dense
-                    self.until = self.dense.get(begins)
+                    target = self.dense.get(begins)
+                    until = self.peek(target[0]) if target else None
+                    self.until = (until, target[1]) if until is not None else None
                 elif not self.whole:
                     continue
             for frame in packet.decode():
