@@ -91,9 +91,12 @@ def iframe_spacing(path: str, probe_seconds: float = 300.0) -> float | None:
 
 
 def choose_sampling(path: str, max_gop_s: float) -> str:
-    """iframes where the stream's I-frames are at most `max_gop_s` apart, else scan."""
+    """iframes where the stream's I-frames are at most `max_gop_s` apart, else scan; interval where there are
+    not two I-frames to scan between."""
     spacing = iframe_spacing(path)
-    return "iframes" if spacing is not None and spacing <= max_gop_s else "scan"
+    if spacing is None:
+        return "interval"
+    return "iframes" if spacing <= max_gop_s else "scan"
 
 
 def fixed_mmap_threshold(size: int = 256 * 1024) -> None:

@@ -82,6 +82,16 @@ def test_sparse_iframes_are_scanned(videos):
         assert match_changes(found[1:], truth["changes"], lag)["recall"] == 1.0 and len(found) == 3, mode
 
 
+def test_a_single_i_frame_is_read_in_full(tmp_path):
+    """Nothing to scan between: every frame is decoded, and the change is found."""
+    path = tmp_path / "one-gop.mp4"
+    truth = write_video(path, [Scene("One", seconds=3.0), Scene("One", ("and a bullet",), seconds=3.0)], fps=10,
+                        gop_s=1000.0, size=(640, 360))
+    assert frames.iframe_spacing(str(path)) is None and frames.choose_sampling(str(path), 2.0) == "interval"
+    found = detect(str(path), "interval")
+    assert len(found) == 2 and match_changes(found[1:], truth["changes"], 1.1)["recall"] == 1.0
+
+
 def test_scan_reads_only_the_gops_that_change(videos):
     """Of a 10-s-GOP lecture, scan decodes the I-frames and the GOPs in which a slide changes, each only until
     it shows what the next I-frame does; a static video is I-frames only."""
