@@ -139,15 +139,16 @@ def changing_gops(path: str, width: int, threshold: float,
     after it to compare with. Each maps to the next I-frame's time and its still cells: a GOP whose frames come to
     show that I-frame is read no further (None for the last). Nothing of a frame is kept: memory stays flat."""
     flagged: dict[float, tuple[float, np.ndarray] | None] = {}
-    previous = None
+    previous, previous_gray = None, None
     # Over GOPs, slides that change every few I-frames look like motion: only what moves between every pair of
     # I-frames (a webcam, a playing video) is left out.
     for moment in _moments(_decode(path, "iframes", 0.0, width), threshold, grid, moving_share=1.0):
+        gray = Gray(moment.sample.gray)  # as it is, not denoised: a slide shown for one GOP only counts
         if previous is not None:
-            raw = cell_similarity(previous.sample.gray, moment.sample.gray, grid) < threshold
+            raw = cell_similarity(previous_gray, gray, grid) < threshold
             if (raw & moment.still).any():
                 flagged[previous.sample.time] = (moment.sample.time, moment.still)
-        previous = moment
+        previous, previous_gray = moment, gray
     if previous is not None:
         flagged[previous.sample.time] = None
     return flagged
@@ -272,16 +273,10 @@ class _IframeReader:
         if self.opened is None:
             self.opened = open_video(self.path)
         container, stream = self.opened
-        start = stream_start(stream)
-        container.seek(int((moment + start) / stream.time_base), stream=stream, backward=True)
-        for packet in container.demux(stream):
-            if packet.size and packet.pts is not None and not packet.is_keyframe:
-                continue
-            for frame in packet.decode():
-                if frame.time is not None and float(frame.time - start) >= moment - 1e-3:
-                    gray = frame.reformat(width=self.width, height=height_for(stream, self.width), format="gray")
-                    return Gray(gray.to_ndarray())
-        return None
+        frame = _frame_at(container, stream, stream_start(stream), moment, key_only=True)
+        if frame is None:
+            return None
+        return Gray(frame.reformat(width=self.width, height=height_for(stream, self.width), format="gray").to_ndarray())
 
     def close(self) -> None:
         if self.opened is not None:
@@ -586,10 +581,14 @@ class _Decider:
         """The sample whose own image shows what the denoised moment does: the moment's, or where that is an
         animation's middle (the median already shows where it comes to rest), the next one's."""
         options = [moment.sample] + ([moment.following.sample] if moment.following else [])
-        scores = [float(cell_similarity(Gray(o.gray), moment.denoised, self.grid)[moment.still].min())
-                  if moment.still.any() else 1.0 for o in options]
-        return next((o for o, score in zip(options, scores) if score >= self.threshold),
-                    options[int(np.argmax(scores))])
+        if not moment.still.any():
+            return options[0]
+        scores = []
+        for option in options:  # the next one is compared only when the moment's own is not it
+            scores.append(float(cell_similarity(option.gray, moment.denoised, self.grid)[moment.still].min()))
+            if scores[-1] >= self.threshold:
+                return option
+        return options[int(np.argmax(scores))]
 
     def finish(self) -> Iterator[Keyframe]:
         if self.candidate is not None:
@@ -624,6 +623,21 @@ def naive_keyframes(path: str, threshold: float, grid: tuple[int, int] = (1, 1))
             yield round(index / fps, 3), round(value, 4)
 
 
+def _frame_at(container, stream, start: float, moment: float, key_only: bool = False):
+    """After a seek, the first frame shown at or after `moment` (the last one for a time past the end; None for
+    none): key packets only with `key_only` (the moment is an I-frame's)."""
+    container.seek(int((moment + start) / stream.time_base), stream=stream, backward=True)
+    last = None
+    for packet in container.demux(stream):
+        if key_only and packet.size and packet.pts is not None and not packet.is_keyframe:
+            continue
+        for frame in packet.decode():
+            last = frame
+            if frame.time is not None and float(frame.time - start) >= moment - 1e-3:
+                return frame
+    return last
+
+
 def frames_at(path: str, times: Sequence[float], max_side: int = 512) -> dict[float, np.ndarray]:
     """RGB frames (at most `max_side` pixels on their longer side) at the given times: for each, the first frame
     shown at or after it (the last frame for a time past the end). One seek per time, so a few frames of a long
@@ -639,14 +653,9 @@ def frames_at(path: str, times: Sequence[float], max_side: int = 512) -> dict[fl
     with container:
         try:
             for moment in sorted(set(times)):
-                container.seek(int((moment + start) / stream.time_base), stream=stream, backward=True)
-                last = None
-                for frame in container.decode(stream):
-                    last = frame
-                    if frame.time is not None and float(frame.time - start) >= moment - 1e-3:
-                        break
-                if last is not None:
-                    found[moment] = last.reformat(format="rgb24", **size).to_ndarray()
+                frame = _frame_at(container, stream, start, moment)
+                if frame is not None:
+                    found[moment] = frame.reformat(format="rgb24", **size).to_ndarray()
         except av.error.FFmpegError as exc:
             raise CorruptMedia(f"decoding failed: {exc}".splitlines()[0]) from exc
     return found
