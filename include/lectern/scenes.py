@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from lectern.errors import CorruptMedia
-from lectern.frames import height_for, open_video, stream_start
+from lectern.frames import open_video, scaler, stream_start
 
 METHODS = ("histogram", "difference")
 THUMB_WIDTH = 64
@@ -28,7 +28,7 @@ def thumbnails(path: str, fps: float, width: int = THUMB_WIDTH) -> Iterator[tupl
     import av
 
     container, stream = open_video(path)
-    height = height_for(stream, width)
+    to_rgb = scaler(stream, width, "rgb24")
     stream.thread_type = "AUTO"
     start = stream_start(stream)
     step, next_time = 1.0 / fps, 0.0
@@ -40,7 +40,7 @@ def thumbnails(path: str, fps: float, width: int = THUMB_WIDTH) -> Iterator[tupl
                     continue
                 while next_time <= moment + 1e-6:  # on a fixed grid: a cut is seen at most 1/fps late
                     next_time += step
-                yield moment, frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+                yield moment, to_rgb(frame)
         except av.error.FFmpegError as exc:
             raise CorruptMedia(f"decoding failed: {exc}".splitlines()[0]) from exc
 

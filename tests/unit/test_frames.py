@@ -97,14 +97,31 @@ def test_scan_reads_only_the_gops_that_change(videos):
     it shows what the next I-frame does; a static video is I-frames only."""
     path, truth = videos["sparse_iframes"]  # 24 s: slides change at 8 and 16 s (a fade)
     assert [s.time for s in frames.sample_frames(path, "iframes", 0.0, WIDTH)] == [0.0, 8.0, 18.0]  # x264's cut at 8
-    dense = frames.changing_gops(path, WIDTH, THRESHOLD, GRID)
-    assert sorted(dense) == [0.0, 8.0, 18.0]  # both GOPs change; the last is always read
+    verdicts = list(frames.changing_gops(path, WIDTH, THRESHOLD, GRID))
+    assert [(v.start, v.changes) for v in verdicts] == [(0.0, True), (8.0, True), (18.0, True)]  # the last always
+    assert [v.until[0] for v in verdicts[:2]] == [8.0, 18.0]  # what each GOP comes to
     times = [s.time for s in frames.sample_frames(path, "scan", 1.0, WIDTH)]
     assert len(times) == 24 and all(t % 1.0 < 0.2 for t in times)  # one a second, a P-frame at or after it
     static, _ = videos["static"]
-    assert sorted(frames.changing_gops(static, WIDTH, THRESHOLD, GRID)) == [598.0]  # only the last GOP
+    changing = [v.start for v in frames.changing_gops(static, WIDTH, THRESHOLD, GRID) if v.changes]
+    assert changing == [598.0]  # only the last GOP
     times = [s.time for s in frames.sample_frames(static, "scan", 1.0, WIDTH)]
     assert len(times) == 301 and times[:3] == [0.0, 2.0, 4.0]  # every 2 s: the I-frames, nothing between
+
+
+def test_a_scan_stopped_early_leaves_no_reader_running(videos):
+    """Scan reads with three threads (the decoder it steers, changing_gops ahead of it, the B-frame check): a
+    caller that stops after a few samples (a stage that fails) leaves none of them running."""
+    import threading
+
+    path, _ = videos["static"]  # 10 minutes: more GOPs than the readers run ahead by
+    samples = frames.sample_frames(path, "scan", 1.0, WIDTH)
+    assert [next(samples).time for _ in range(3)] == [0.0, 2.0, 4.0]
+    samples.close()
+    for thread in threading.enumerate():
+        if thread.name == "lectern-decode" or thread.name.startswith("ThreadPoolExecutor"):
+            thread.join(timeout=5)
+    assert not [t.name for t in threading.enumerate() if t.name == "lectern-decode"]
 
 
 def test_vp9_is_read(videos):
