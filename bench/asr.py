@@ -19,9 +19,9 @@ import time
 from common import CACHE, machine, seed, tiny_models
 
 from lectern.config import Settings
-from lectern.demo.corpus import generate
-from lectern.demo.run import demo_settings
-from lectern.demo.server import CorpusServer
+from lectern_dev.corpus import generate
+from lectern_dev.demo import demo_settings
+from lectern_dev.server import CorpusServer
 from lectern.runner import run_stage
 from lectern.state.db import session_scope
 from lectern.state.ops import stage_rows

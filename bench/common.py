@@ -47,7 +47,7 @@ def machine() -> str:
 
 
 def tiny_models() -> dict[str, str]:
-    from lectern.models.tiny import build_all
+    from lectern_dev.tiny_models import build_all
 
     return build_all(CACHE / "models")
 
@@ -104,7 +104,7 @@ def seed(db_url: str, videos: list[tuple[str, str]]) -> None:
 
 def bench_environment(home: Path, models: dict[str, str], **extra: str) -> dict[str, str]:
     """The process environment of a benchmark run: the demo's settings (tiny models, loopback downloads)."""
-    from lectern.demo.run import demo_settings
+    from lectern_dev.demo import demo_settings
 
     return {**os.environ, **demo_settings(models), "LECTERN_HOME": str(home), **extra}
 

@@ -13,7 +13,7 @@
   frame (LECTERN_KEYFRAME_SAMPLING=interval) for the recall it must keep. The lecture changes state every 10 s
   on average (about the rate of the paper's corpus: 6.5M keyframes in 22,000 hours is one per 12 s); scan
   sampling reads only the GOPs in which something changes, so sparser changes run faster.
-- layouts (lectern.demo.layouts, 25 fps): recall and precision on each recorded-lecture layout, through the fast
+- layouts (lectern_dev.layouts, 25 fps): recall and precision on each recorded-lecture layout, through the fast
   path (I-frames every second) and through scan (x264's default GOP).
 - memory: the stage's peak RSS (its own process) on videos of N distinct slides, 2 s each: it must not grow
   with the number of keyframes.
@@ -42,7 +42,7 @@ WORDS = ("Enzymes Kinetics Membranes Transport Signalling Metabolism Glycolysis 
 
 def lecture_scenes(minutes: float):
     """Slides of 10-20 s; every third one fades in, every fourth reveals three bullets one at a time."""
-    from lectern.demo.synthetic import Scene, bullet_reveal
+    from lectern_dev.synthetic import Scene, bullet_reveal
 
     scenes, n = [], 0
     while sum(s.seconds for s in scenes) < minutes * 60:
@@ -62,7 +62,7 @@ def video(minutes: float) -> tuple[str, dict]:
 
 def encode(name: str, minutes: float, codec: str, size: tuple[int, int], fps: int, noise: float,
            gop_s: float | None) -> tuple[str, dict]:
-    from lectern.demo.synthetic import write_video
+    from lectern_dev.synthetic import write_video
 
     path = CACHE / (f"{name}.webm" if codec == "libvpx-vp9" else f"{name}.mp4")
     truth_file = path.with_suffix(".json")
@@ -104,7 +104,7 @@ def naive(path: str) -> tuple[list[float], float]:
 
 def measure(minutes: float = 5.0, naive_seconds: float = 60.0) -> dict:
     """Every method's rows, the fast/naive speed ratio and fast/exact agreement."""
-    from lectern.demo.synthetic import match_changes
+    from lectern_dev.synthetic import match_changes
 
     long_path, long_truth = video(minutes)
     clip_path, clip_truth = clip_of(long_path, long_truth, naive_seconds)
@@ -190,7 +190,7 @@ def full_decode_s(path: str) -> float:
 
 
 def encodes(minutes: float = 3.0) -> list[dict]:
-    from lectern.demo.synthetic import match_changes
+    from lectern_dev.synthetic import match_changes
 
     rows = []
     for label, codec, size, fps, noise, target in ENCODES:
@@ -231,7 +231,7 @@ def encodes_table(rows: list[dict]) -> list[str]:
 
 def layouts() -> list[dict]:
     from lectern import faces, frames
-    from lectern.demo.layouts import LAYOUTS, score_states, write_layout
+    from lectern_dev.layouts import LAYOUTS, score_states, write_layout
 
     rows = []
     for name in LAYOUTS:
@@ -266,7 +266,7 @@ def layouts_table(rows: list[dict]) -> list[str]:
 
 def many_slides(count: int) -> str:
     """`count` distinct slides of 3 s each, 720p at 2 fps, an I-frame a second."""
-    from lectern.demo.synthetic import Scene, write_video
+    from lectern_dev.synthetic import Scene, write_video
 
     path = CACHE / f"slides-{count}-3s.mp4"
     if not path.is_file():

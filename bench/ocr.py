@@ -26,7 +26,7 @@ def ocr_rows(keyframes: int = 24) -> list[dict]:
     from PIL import Image
 
     from lectern.config import Settings
-    from lectern.demo.synthetic import Scene, render
+    from lectern_dev.synthetic import Scene, render
     from lectern.stages import ocr
     from lectern.state.ops import VideoRecord
     from lectern.store import Keys, LocalStore

@@ -38,8 +38,8 @@ from pathlib import Path
 from common import CACHE, bench_environment, machine, narrated_lecture, run_stage_process, seed, tiny_models
 
 from lectern.config import GPU_STAGES, RECIPES, STAGES, Settings
-from lectern.demo.local_airflow import LocalAirflow, group_processes, processes
-from lectern.demo.server import CorpusServer
+from lectern.local_airflow import LocalAirflow, group_processes, processes
+from lectern_dev.server import CorpusServer
 from lectern.phases import pool_definitions, task_groups
 from lectern.state.db import migrate, session_scope
 from lectern.state.ops import stage_rows

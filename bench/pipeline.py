@@ -18,7 +18,7 @@ from pathlib import Path
 from common import CACHE, bench_environment, machine, narrated_lecture, run_stage_process, seed, tiny_models
 
 from lectern.config import GPU_STAGES, RECIPES, Settings
-from lectern.demo.server import CorpusServer
+from lectern_dev.server import CorpusServer
 from lectern.state.db import session_scope
 from lectern.state.ops import stage_rows
 

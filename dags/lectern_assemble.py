@@ -8,13 +8,13 @@ Textbook format, concatenated up to the token budget, per video; then writes a r
 
 from airflow.sdk import dag
 
-from lectern_airflow import claim_videos, dag_args, phase_schedule, publish, release_params, run_stage, write_release
+from lectern_airflow import claim_batch, dag_args, phase_schedule, publish, release_params, run_videos, write_release
 
 
 @dag(schedule=phase_schedule("assemble"), params=release_params(), doc_md=__doc__, **dag_args("assemble"))
 def lectern_assemble():
-    claimed = claim_videos("assemble")
-    assembled = publish("assemble", claimed, run_stage("assemble", claimed))
+    claimed = claim_batch("assemble")
+    assembled = publish("assemble", claimed, run_videos("assemble", claimed))
     write_release(assembled)
 
 

@@ -22,8 +22,8 @@ from lectern_airflow import (
     backfill_params,
     continue_backfill,
     next_round,
-    review_round,
-    run_phase_dag,
+    review_backfill_round,
+    trigger_phase,
     start_round,
 )
 
@@ -32,8 +32,8 @@ from lectern_airflow import (
      params=backfill_params(), doc_md=__doc__, tags=TAGS + ["backfill"])
 def lectern_backfill_subject():
     plan = start_round()
-    phases = [run_phase_dag(phase, plan[phase]) for phase in ("discover", *STAGES)]
-    review = review_round(plan["finished_before"])
+    phases = [trigger_phase(phase, plan[phase]) for phase in ("discover", *STAGES)]
+    review = review_backfill_round(plan["finished_before"])
     chain(plan, *phases, review)
     next_round(continue_backfill(review))
 

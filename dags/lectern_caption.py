@@ -12,13 +12,13 @@ load serves them), then publishes the `lectern_caption` Asset.
 
 from airflow.sdk import dag
 
-from lectern_airflow import claim_videos, dag_args, phase_params, phase_schedule, publish, run_stage
+from lectern_airflow import claim_batch, dag_args, phase_params, phase_schedule, publish, run_videos
 
 
 @dag(schedule=phase_schedule("caption"), params=phase_params(), doc_md=__doc__, **dag_args("caption"))
 def lectern_caption():
-    claimed = claim_videos("caption")
-    publish("caption", claimed, run_stage("caption", claimed))
+    claimed = claim_batch("caption")
+    publish("caption", claimed, run_videos("caption", claimed))
 
 
 lectern_caption()

@@ -17,14 +17,14 @@ from lectern_airflow import (
     plan_scoring,
     publish_discovery,
     run_in_worker,
-    score_metadata,
+    score_results,
 )
 
 
 @dag(schedule=None, params=discover_params(), doc_md=__doc__, **dag_args("discover"))
 def lectern_discover():
     searches = run_in_worker.override(task_id="search_point").expand_kwargs(plan_discovery())
-    scores = score_metadata(plan_scoring())
+    scores = score_results(plan_scoring())
     searches >> scores >> publish_discovery()
 
 

@@ -12,13 +12,13 @@ video's log for this phase), then publishes the `lectern_download` Asset that sc
 
 from airflow.sdk import dag
 
-from lectern_airflow import claim_videos, dag_args, phase_params, phase_schedule, publish, run_stage
+from lectern_airflow import claim_batch, dag_args, phase_params, phase_schedule, publish, run_videos
 
 
 @dag(schedule=phase_schedule("download"), params=phase_params(), doc_md=__doc__, **dag_args("download"))
 def lectern_download():
-    claimed = claim_videos("download")
-    publish("download", claimed, run_stage("download", claimed))
+    claimed = claim_batch("download")
+    publish("download", claimed, run_videos("download", claimed))
 
 
 lectern_download()

@@ -10,13 +10,13 @@ video's log for this phase), then publishes the `lectern_judge` Asset that sched
 
 from airflow.sdk import dag
 
-from lectern_airflow import claim_videos, dag_args, phase_params, phase_schedule, publish, run_stage
+from lectern_airflow import claim_batch, dag_args, phase_params, phase_schedule, publish, run_videos
 
 
 @dag(schedule=phase_schedule("judge"), params=phase_params(), doc_md=__doc__, **dag_args("judge"))
 def lectern_judge():
-    claimed = claim_videos("judge")
-    publish("judge", claimed, run_stage("judge", claimed))
+    claimed = claim_batch("judge")
+    publish("judge", claimed, run_videos("judge", claimed))
 
 
 lectern_judge()

@@ -10,13 +10,13 @@ video's log for this phase), then publishes the `lectern_keyframes` Asset that s
 
 from airflow.sdk import dag
 
-from lectern_airflow import claim_videos, dag_args, phase_params, phase_schedule, publish, run_stage
+from lectern_airflow import claim_batch, dag_args, phase_params, phase_schedule, publish, run_videos
 
 
 @dag(schedule=phase_schedule("keyframes"), params=phase_params("keyframes"), doc_md=__doc__, **dag_args("keyframes"))
 def lectern_keyframes():
-    claimed = claim_videos("keyframes")
-    publish("keyframes", claimed, run_stage("keyframes", claimed))
+    claimed = claim_batch("keyframes")
+    publish("keyframes", claimed, run_videos("keyframes", claimed))
 
 
 lectern_keyframes()

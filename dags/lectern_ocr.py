@@ -9,13 +9,13 @@ video's log for this phase), then publishes the `lectern_ocr` Asset that schedul
 
 from airflow.sdk import dag
 
-from lectern_airflow import claim_videos, dag_args, phase_params, phase_schedule, publish, run_stage
+from lectern_airflow import claim_batch, dag_args, phase_params, phase_schedule, publish, run_videos
 
 
 @dag(schedule=phase_schedule("ocr"), params=phase_params(), doc_md=__doc__, **dag_args("ocr"))
 def lectern_ocr():
-    claimed = claim_videos("ocr")
-    publish("ocr", claimed, run_stage("ocr", claimed))
+    claimed = claim_batch("ocr")
+    publish("ocr", claimed, run_videos("ocr", claimed))
 
 
 lectern_ocr()

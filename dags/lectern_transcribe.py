@@ -10,13 +10,13 @@ video's log for this phase), then publishes the `lectern_transcribe` Asset that 
 
 from airflow.sdk import dag
 
-from lectern_airflow import claim_videos, dag_args, phase_params, phase_schedule, publish, run_stage
+from lectern_airflow import claim_batch, dag_args, phase_params, phase_schedule, publish, run_videos
 
 
 @dag(schedule=phase_schedule("transcribe"), params=phase_params(), doc_md=__doc__, **dag_args("transcribe"))
 def lectern_transcribe():
-    claimed = claim_videos("transcribe")
-    publish("transcribe", claimed, run_stage("transcribe", claimed))
+    claimed = claim_batch("transcribe")
+    publish("transcribe", claimed, run_videos("transcribe", claimed))
 
 
 lectern_transcribe()

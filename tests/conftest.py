@@ -159,14 +159,14 @@ def s3_bucket(s3_server) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_models() -> dict[str, str]:
-    from lectern.models.tiny import build_all
+    from lectern_dev.tiny_models import build_all
 
     return build_all(CACHE / "models")
 
 
 @pytest.fixture(scope="session")
 def demo_corpus() -> tuple[Path, dict]:
-    from lectern.demo.corpus import generate
+    from lectern_dev.corpus import generate
 
     directory = CACHE / "corpus"
     return directory, generate(directory)
@@ -174,7 +174,7 @@ def demo_corpus() -> tuple[Path, dict]:
 
 @pytest.fixture(scope="session")
 def corpus_server(demo_corpus):
-    from lectern.demo.server import CorpusServer
+    from lectern_dev.server import CorpusServer
 
     with CorpusServer(demo_corpus[0]) as server:
         yield server
@@ -190,7 +190,7 @@ def airflow_db() -> Path:
 
 def model_environment(models: dict[str, str]) -> dict[str, str]:
     """LECTERN_* for the tiny models (the same settings the demo uses)."""
-    from lectern.demo.run import demo_settings
+    from lectern_dev.demo import demo_settings
 
     return demo_settings(models)
 

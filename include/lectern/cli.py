@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from lectern.config import STAGES, Settings, settings_table_markdown
+from lectern.config import STAGES, Settings, configuration_markdown
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -53,6 +53,7 @@ def cmd_discover(args, settings: Settings) -> int:
 def cmd_status(args, settings: Settings) -> int:
     from lectern.state.db import session_scope
     from lectern.state.ops import funnel, stage_rows, why
+    from lectern.stats import format_funnel
     from lectern.video_page import task_log_path, task_log_url
 
     with session_scope(settings.db_url) as session:
@@ -76,16 +77,6 @@ def cmd_status(args, settings: Settings) -> int:
                 print(f"{'':<24} log: {task_log_url(settings.airflow_url, row.stage, row.run_id, row.map_index)}")
                 print(f"{'':<24}      {task_log_path(row.stage, row.run_id, row.map_index)}")
     return 0
-
-
-def format_funnel(counts: dict[str, dict[str, int]]) -> str:
-    statuses = ("pending", "running", "succeeded", "rejected", "failed")
-    if any(stage_counts.get("forgotten") for stage_counts in counts.values()):
-        statuses += ("forgotten",)  # only once something was taken down
-    lines = [f"{'stage':<11}" + "".join(f"{s:>11}" for s in statuses)]
-    for stage in STAGES:
-        lines.append(f"{stage:<11}" + "".join(f"{counts.get(stage, {}).get(s, 0):>11}" for s in statuses))
-    return "\n".join(lines)
 
 
 def cmd_release(args, settings: Settings) -> int:
@@ -142,7 +133,7 @@ def cmd_store(args, settings: Settings) -> int:
 
 
 def cmd_models(args, settings: Settings) -> int:
-    from lectern.models.tiny import build_all
+    from lectern_dev.tiny_models import build_all
 
     out = Path(args.out) if args.out else settings.models_dir
     for name, path in build_all(out).items():
@@ -151,13 +142,13 @@ def cmd_models(args, settings: Settings) -> int:
 
 
 def cmd_demo(args, settings: Settings) -> int:
-    from lectern.demo.run import run_demo
+    from lectern_dev.demo import run_demo
 
     return run_demo(settings, dags_folder=Path(args.dags_folder) if args.dags_folder else None)
 
 
 def cmd_ui(args, settings: Settings) -> int:
-    from lectern.demo.ui import run_ui
+    from lectern_dev.ui import run_ui
 
     return run_ui(settings, args.port)
 
@@ -223,7 +214,7 @@ def cmd_pools(args, settings: Settings) -> int:
 
 
 def cmd_config(args, settings: Settings) -> int:
-    print(settings_table_markdown())
+    print(configuration_markdown(), end="")
     return 0
 
 
@@ -318,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     pools = sub.add_parser("pools", help="print Lectern's Airflow pools as JSON for `airflow pools import FILE`")
     pools.set_defaults(func=cmd_pools)
 
-    config = sub.add_parser("config", help="print the configuration table")
+    config = sub.add_parser("config", help="every setting, its default and meaning (docs/configuration.md)")
     config.set_defaults(func=cmd_config)
     return parser
 

@@ -1,7 +1,7 @@
 """Lectern's settings: built once from environment variables, in this one place.
 
-Every variable, its default and its meaning is listed in ``VARIABLES`` (the README's configuration
-table is generated from it by ``python -m lectern config``). No other module reads ``os.environ``.
+Every variable, its default and its meaning is listed in ``VARIABLES``; docs/configuration.md is generated from it
+(``python -m lectern config > docs/configuration.md``). No other module reads ``os.environ``.
 """
 
 from __future__ import annotations
@@ -460,9 +460,14 @@ class Settings:
         )
 
 
-def settings_table_markdown() -> str:
-    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+def configuration_markdown() -> str:
+    """docs/configuration.md: every setting, its default and its meaning."""
+    rows = ["# Configuration", "",
+            "Every setting is an environment variable, read in one place (`include/lectern/config.py`). AWS "
+            "credentials for S3", "come from the standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`. This file "
+            "is generated: `python -m lectern config > docs/configuration.md`.", "",
+            "| variable | default | meaning |", "| --- | --- | --- |"]
     for name, (default, meaning) in VARIABLES.items():
         shown = default.replace("|", "\\|") if default else "(empty)"
         rows.append(f"| `{name}` | `{shown}` | {meaning} |")
-    return "\n".join(rows)
+    return "\n".join(rows) + "\n"

@@ -18,6 +18,17 @@ def reason_kind(reason: str) -> str:
     return re.sub(r"-?\d+(?:\.\d+)?", "N", reason.split(" (best point")[0]).strip()
 
 
+def format_funnel(counts: dict[str, dict[str, int]]) -> str:
+    """Videos per stage and status (lectern.state.ops.funnel), as the CLI and the demo print them."""
+    statuses = ("pending", "running", "succeeded", "rejected", "failed")
+    if any(stage_counts.get("forgotten") for stage_counts in counts.values()):
+        statuses += ("forgotten",)  # only once something was taken down
+    lines = [f"{'stage':<11}" + "".join(f"{s:>11}" for s in statuses)]
+    for stage in STAGES:
+        lines.append(f"{stage:<11}" + "".join(f"{counts.get(stage, {}).get(s, 0):>11}" for s in statuses))
+    return "\n".join(lines)
+
+
 def funnel_table(rows: Iterable[VideoStage], stages: Sequence[str] = STAGES) -> dict[str, dict]:
     """Per stage of `stages`: videos in and out, rejections by filter, failures by error class."""
     table: dict[str, dict] = {stage: {"in": 0, "out": 0, "rejected": Counter(), "failed": Counter(), "other": 0}

@@ -8,9 +8,18 @@ import pytest
 from tests.conftest import ROOT
 
 
+def reload_wiring() -> None:
+    """lectern_airflow read its settings when imported: import it again, its parts in the order they import each
+    other."""
+    import lectern_airflow
+
+    for part in ("assets", "params", "execution", "phase", "discover", "release", "backfill"):
+        importlib.reload(importlib.import_module(f"lectern_airflow.{part}"))
+    importlib.reload(lectern_airflow)
+
+
 @pytest.fixture(scope="module")
 def kubernetes_dags():
-    import lectern_airflow
     from airflow.dag_processing.dagbag import DagBag
 
     previous = os.environ.get("LECTERN_EXECUTION")
@@ -18,7 +27,7 @@ def kubernetes_dags():
                        "LECTERN_GPU_NODE_SELECTOR": '{"nvidia.com/gpu.product": "H200"}',
                        "LECTERN_K8S_MODEL_CACHE_PVC": "lectern-models", "LECTERN_GPU_POD_MEMORY": "48Gi",
                        "LECTERN_METADATA_JUDGE_MODEL": "Qwen/Qwen2.5-7B-Instruct"})
-    importlib.reload(lectern_airflow)
+    reload_wiring()
     try:
         yield DagBag(dag_folder=str(ROOT / "dags"))
     finally:
@@ -31,7 +40,7 @@ def kubernetes_dags():
             os.environ.pop("LECTERN_EXECUTION")
         else:
             os.environ["LECTERN_EXECUTION"] = previous
-        importlib.reload(lectern_airflow)
+        reload_wiring()
 
 
 def render(bag, phase, video_id):

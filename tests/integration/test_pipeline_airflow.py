@@ -11,7 +11,7 @@ import time
 import pytest
 
 from lectern.config import PHASES, RECIPES, Settings
-from lectern.demo.corpus import backfill_subject_yaml, subject_yaml
+from lectern_dev.corpus import backfill_subject_yaml, subject_yaml
 from lectern.state.db import session_scope
 from lectern.state.ops import furthest_rows, stage_rows
 from lectern.store import Keys, store_from_settings

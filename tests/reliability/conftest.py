@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lectern.demo.local_airflow import free_port
+from lectern.local_airflow import free_port
 from tests.conftest import ROOT, http_server
 
 ROWS: list[dict] = []

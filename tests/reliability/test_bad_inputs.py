@@ -10,8 +10,8 @@ import time
 import pytest
 
 from lectern.config import Settings
-from lectern.demo.corpus import BROKEN
-from lectern.demo.server import CorpusServer
+from lectern_dev.corpus import BROKEN
+from lectern_dev.server import CorpusServer
 from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_PERMANENT, EXIT_TRANSIENT, run_stage_batch
 from lectern.store import Keys, store_from_settings
 from tests.conftest import http_server

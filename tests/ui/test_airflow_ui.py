@@ -18,8 +18,8 @@ from urllib.parse import quote
 import pytest
 
 from lectern.config import Settings
-from lectern.demo.local_airflow import LocalAirflow
-from lectern.demo.corpus import subject_yaml
+from lectern.local_airflow import LocalAirflow
+from lectern_dev.corpus import subject_yaml
 from lectern.phases import pool_definitions
 from lectern.state.db import session_scope
 from lectern.state.ops import funnel, furthest_rows, stage_rows

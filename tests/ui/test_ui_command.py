@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from lectern.config import PHASES
-from lectern.demo.local_airflow import free_port
+from lectern.local_airflow import free_port
 from tests.conftest import CACHE
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,7 @@ import pytest
 
 from lectern.config import Settings
 from lectern.discovery import TaxonomyError, load_taxonomy, search_point
-from lectern.demo.corpus import subject_yaml
+from lectern_dev.corpus import subject_yaml
 
 
 def write(tmp_path, text):
@@ -68,7 +68,7 @@ def catalog(tmp_path, corpus_server, demo_corpus):
     """A JSON catalog of the demo videos (titles and descriptions from their slides), served on loopback."""
     import json
 
-    from lectern.demo.server import CorpusServer
+    from lectern_dev.server import CorpusServer
 
     entries = [{"id": video_id, "url": f"{corpus_server.base_url}/{video_id}.mp4",
                 "title": info["slides"][0]["title"], "description": " ".join(s["body"] for s in info["slides"]),

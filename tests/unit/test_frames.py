@@ -4,7 +4,7 @@ revealed one by one, a repeated slide, a VP9 file, sparse I-frames and a static 
 import pytest
 
 from lectern import frames
-from lectern.demo.synthetic import Scene, bullet_reveal, match_changes, write_static_video, write_video
+from lectern_dev.synthetic import Scene, bullet_reveal, match_changes, write_static_video, write_video
 from tests.conftest import CACHE
 
 THRESHOLD, WIDTH, GRID = 0.95, 320, (8, 12)  # the defaults

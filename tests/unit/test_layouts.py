@@ -1,4 +1,4 @@
-"""Keyframes on recorded-lecture layouts (lectern.demo.layouts): a speaker's webcam in a corner that toggles off
+"""Keyframes on recorded-lecture layouts (lectern_dev.layouts): a speaker's webcam in a corner that toggles off
 and on, or in a side strip; a pointer; handwriting; a video playing in a slide; the speaker full screen; wipe,
 push and zoom transitions; scrolling. Every state must be kept (recall >= 0.98) and none twice (precision >= 0.95),
 through the fast path (I-frames every second) and through scan (x264's default 10-s GOP)."""
@@ -8,7 +8,7 @@ import json
 import pytest
 
 from lectern import faces, frames
-from lectern.demo.layouts import LAYOUTS, score_states, write_layout
+from lectern_dev.layouts import LAYOUTS, score_states, write_layout
 from tests.conftest import CACHE
 
 THRESHOLD, WIDTH, GRID = 0.95, 320, (8, 12)  # the defaults

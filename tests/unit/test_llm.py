@@ -3,7 +3,7 @@
 import pytest
 
 from lectern import llm
-from lectern.models.tiny import SCRIPTED_ANSWER
+from lectern_dev.tiny_models import SCRIPTED_ANSWER
 
 
 @pytest.mark.parametrize("answer,score", [

@@ -7,7 +7,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from lectern.demo.synthetic import Scene, render
+from lectern_dev.synthetic import Scene, render
 from lectern.store import Keys, LocalStore
 from lectern.viewer import render_samples
 from tests.conftest import ROOT

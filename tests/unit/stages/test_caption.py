@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lectern import media
-from lectern.models.tiny import SCRIPTED_ANSWER  # what the scripted tiny LLM answers to every prompt
+from lectern_dev.tiny_models import SCRIPTED_ANSWER  # what the scripted tiny LLM answers to every prompt
 from lectern.stages import caption, keyframes
 from lectern.store import Keys
 from tests.unit.stages.conftest import record

@@ -1,6 +1,6 @@
 import pytest
 
-from lectern.demo.corpus import BROKEN
+from lectern_dev.corpus import BROKEN
 from lectern.errors import CorruptMedia, VideoUnavailable
 from lectern.stages import download
 from lectern.store import Keys

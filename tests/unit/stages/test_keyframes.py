@@ -108,7 +108,7 @@ def test_face_filter_marks_a_talking_head(tmp_path, store, settings):
     import dataclasses
 
     from lectern import faces, media
-    from lectern.demo.synthetic import Scene, write_video
+    from lectern_dev.synthetic import Scene, write_video
 
     scenes = [Scene("Enzymes", ("Proteins that speed up reactions",)), Scene("", picture=True),
               Scene("Active Site", ("The substrate binds here",))]

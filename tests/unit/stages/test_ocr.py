@@ -8,7 +8,7 @@ from contextlib import ExitStack
 import pytest
 from PIL import Image
 
-from lectern.demo.synthetic import Scene, bullet_reveal, render
+from lectern_dev.synthetic import Scene, bullet_reveal, render
 from lectern.stages import ocr
 from lectern.store import Keys
 from tests.unit.stages.conftest import record

@@ -144,7 +144,7 @@ def test_real_transcription_of_the_demo_narration(demo_corpus, corpus_server, st
     rate against the narration's text at most 0.30 per video and 0.20 over the corpus (measured: 0.02-0.15,
     0.075; without the vocabulary 0.04-0.28, 0.18); word times monotonic and inside their segment; a segment
     starting inside each narrated slide."""
-    from lectern.demo.corpus import subject_yaml
+    from lectern_dev.corpus import subject_yaml
     from lectern.discovery import load_subject
     from lectern.stages import download
 

@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lectern.demo.synthetic import SIZE, Scene, bullet_reveal, render
+from lectern_dev.synthetic import SIZE, Scene, bullet_reveal, render
 
 Frame = Callable[[float], np.ndarray]  # local time in the segment -> RGB frame
 
@@ -163,7 +163,7 @@ def _paint_pointers(frame: np.ndarray, t: float) -> None:
 def _board(lines: Sequence[str], size=SIZE) -> np.ndarray:
     from PIL import Image, ImageDraw
 
-    from lectern.demo.corpus import _font
+    from lectern_dev.corpus import _font
 
     image = Image.new("RGB", size, (246, 246, 240))
     draw = ImageDraw.Draw(image)
@@ -286,7 +286,7 @@ def _code_document(lines: int = 160, width: int = SIZE[0]) -> np.ndarray:
 def _page_document(paragraphs: int = 24, width: int = SIZE[0]) -> np.ndarray:
     from PIL import Image, ImageDraw
 
-    from lectern.demo.corpus import _font
+    from lectern_dev.corpus import _font
 
     image = Image.new("RGB", (width, 260 * paragraphs + 200), "white")
     draw = ImageDraw.Draw(image)
@@ -368,7 +368,7 @@ LAYOUTS = ("speaker_inset", "speaker_strip", "pointer", "handwriting", "embedded
 def write_layout(path: Path, name: str, fps: int = 10, gop_s: float = 1.0, codec: str = "libx264",
                  size=SIZE) -> dict:
     """Encode layout `name`; returns its truth (see the module's docstring)."""
-    from lectern.demo.synthetic import encoder
+    from lectern_dev.synthetic import encoder
 
     segments = build(name, size)
     states, start = [], 0.0

@@ -1,24 +1,22 @@
 """``python -m lectern demo``: the whole pipeline on the embedded defaults, through Airflow.
 
 Builds the tiny local models, generates the demo corpus, serves it on a loopback HTTP server, writes the
-Biology taxonomy, then runs every phase DAG in order with ``airflow dags test`` (a real DAG run: claim, one
-mapped task per video, publish) and prints a summary and where the released samples are; the release is exported
-to ``$LECTERN_HOME/export/demo``, the folder the paper's training loader reads.
+Biology taxonomy, then runs every phase DAG in order (lectern.local_run) and prints a summary and where the
+released samples are; the release is exported to ``$LECTERN_HOME/export/demo``, the folder the paper's training
+loader reads.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from lectern.config import PHASES, Settings
+from lectern.config import Settings
 
-REPO = Path(__file__).resolve().parents[3]
 RELEASE = "demo"
+SUBJECT = "Biology"
 
 
 def demo_settings(models: dict[str, str]) -> dict[str, str]:
@@ -52,39 +50,14 @@ def demo_settings(models: dict[str, str]) -> dict[str, str]:
     }
 
 
-def airflow_environment(home: Path, dags_folder: Path) -> dict[str, str]:
-    return {
-        "AIRFLOW_HOME": str(home / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    }
-
-
-def run_phase_dag(phase: str, conf: dict, env: dict[str, str], log_dir: Path) -> int:
-    """One real DAG run of a phase (``airflow dags test``); its output goes to a log file."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / f"lectern_{phase}.log"
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    with open(log_file, "w") as handle:
-        proc = subprocess.run([airflow, "dags", "test", f"lectern_{phase}", "-c", json.dumps(conf)],
-                              stdout=handle, stderr=subprocess.STDOUT, env=env)
-    return proc.returncode
-
-
 def run_demo(settings: Settings, dags_folder: Path | None = None) -> int:
-    from lectern.cli import format_funnel
-    from lectern.demo.corpus import generate, subject_yaml
-    from lectern.demo.server import CorpusServer
     from lectern.export import export_release
-    from lectern.models.tiny import build_all
-    from lectern.phases import pool_definitions
-    from lectern.state.db import migrate, session_scope
-    from lectern.state.ops import funnel, furthest_rows, why
+    from lectern.local_run import REPO, airflow_environment, prepare_airflow, run_phases, summary
     from lectern.store import Keys, store_from_settings
+    from lectern_dev.corpus import generate, subject_yaml
+    from lectern_dev.server import CorpusServer
+    from lectern_dev.tiny_models import build_all
 
-    dags_folder = dags_folder or REPO / "dags"
     home = settings.home
     started = time.monotonic()
     print(f"Lectern demo in {home}")
@@ -94,42 +67,19 @@ def run_demo(settings: Settings, dags_folder: Path | None = None) -> int:
     corpus = home / "demo-corpus"
     truth = generate(corpus)
     # The caller's own LECTERN_* settings win over the demo's.
-    env = {**demo_settings(models), "LECTERN_HOME": str(home), **os.environ, **airflow_environment(home, dags_folder)}
+    env = {**demo_settings(models), "LECTERN_HOME": str(home), **os.environ,
+           **airflow_environment(home, dags_folder or REPO / "dags")}
     settings = Settings.from_env(env)
-    migrate(settings.db_url)
     print("3/4 initialising Airflow's metadata DB ...", flush=True)
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    # Lectern's pools (a scheduler runs no task of a pool that does not exist; `dags test` ignores pools).
-    pools = home / "airflow-pools.json"
-    pools.write_text(json.dumps(pool_definitions(settings)))
-    subprocess.run([airflow, "pools", "import", str(pools)], env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    prepare_airflow(settings, env)
     print("4/4 running every phase DAG through Airflow:", flush=True)
-    log_dir = home / "demo-logs"
     with CorpusServer(corpus) as server:
         settings.subjects_dir.mkdir(parents=True, exist_ok=True)
         (settings.subjects_dir / "biology.yaml").write_text(subject_yaml(server.base_url))
-        for phase in PHASES:
-            conf = {"subject": "Biology"}
-            if phase == "assemble":
-                conf["release"] = RELEASE
-            phase_started = time.monotonic()
-            code = run_phase_dag(phase, conf, env, log_dir)
-            state = "ok" if code == 0 else f"exit {code}"
-            print(f"   lectern_{phase:<11} {time.monotonic() - phase_started:6.1f}s  {state}"
-                  f"  (log: {log_dir / f'lectern_{phase}.log'})", flush=True)
-            if code != 0:
-                print(f"the {phase} DAG run failed; see its log", file=sys.stderr)
-                return 1
-    with session_scope(settings.db_url) as session:
-        print()
-        print(format_funnel(funnel(session, "Biology")))
-        print()
-        for video_id, row in sorted(furthest_rows(session).items()):
-            reason = why(row)
-            print(f"  {video_id:<18} {row.stage:<10} {row.status}" + (f" ({reason})" if reason else ""))
+        if not run_phases(SUBJECT, RELEASE, env, home / "demo-logs"):
+            return 1
+    print()
+    print(summary(settings, SUBJECT))
     store = store_from_settings(settings)
     if not store.exists(Keys.release(RELEASE, "manifest.json")):
         print("no release was written", file=sys.stderr)

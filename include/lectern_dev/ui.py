@@ -15,13 +15,13 @@ from lectern.config import Settings
 
 
 def run_ui(settings: Settings, port: int) -> int:
-    from lectern.demo.corpus import backfill_subject_yaml, generate, subject_yaml
-    from lectern.demo.local_airflow import LocalAirflow
-    from lectern.demo.run import demo_settings
-    from lectern.demo.server import CorpusServer
-    from lectern.models.tiny import build_all
+    from lectern.local_airflow import LocalAirflow
     from lectern.phases import pool_definitions
     from lectern.state.db import migrate
+    from lectern_dev.corpus import backfill_subject_yaml, generate, subject_yaml
+    from lectern_dev.demo import demo_settings
+    from lectern_dev.server import CorpusServer
+    from lectern_dev.tiny_models import build_all
 
     home = settings.home
     print(f"Lectern in Airflow, home {home}")

@@ -28,7 +28,7 @@ class Scene:
 def render(scene: Scene, size: tuple[int, int] = SIZE) -> np.ndarray:
     from PIL import Image, ImageDraw
 
-    from lectern.demo.corpus import _font
+    from lectern_dev.corpus import _font
 
     width, height = size
     if scene.picture:

@@ -1,0 +1,47 @@
+"""What every Lectern DAG shares at parse time: the settings (environment only, no I/O), start date, tags, retry
+defaults, one Asset per phase and the phase DAGs' schedules."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset
+
+from lectern.config import PHASES, Settings, upstream_phase
+
+SETTINGS = Settings.from_env()  # environment only: no I/O at parse time
+START = datetime(2025, 1, 1)
+TAGS = ["lectern"]
+DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(seconds=60), "retry_exponential_backoff": True,
+                "max_retry_delay": timedelta(minutes=30)}
+# Airflow retries of a phase's per-video tasks on transient errors (exit 75); permanent ones fail at once.
+PHASE_RETRIES = {"download": 4, "transcribe": 2, "judge": 2, "keyframes": 2, "ocr": 2, "assemble": 2, "caption": 2}
+
+# One Asset per phase: a phase's publish task updates it; the next phase is scheduled on it.
+ASSETS = {phase: Asset(name=f"lectern_{phase}", uri=f"lectern://phases/{phase}") for phase in PHASES}
+
+
+def upstream_asset(phase: str) -> Asset:
+    return ASSETS[upstream_phase(phase)]
+
+
+def phase_schedule(phase: str):
+    """On the previous phase's Asset, and on LECTERN_BACKLOG_CRON (every 6 hours by default) to drain any backlog."""
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+
+    assets = [upstream_asset(phase)]
+    if not SETTINGS.backlog_cron:
+        return assets
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(SETTINGS.backlog_cron, timezone="UTC"), assets=assets)
+
+
+def dag_args(phase: str) -> dict:
+    """What every phase DAG sets the same way."""
+    return {
+        "dag_id": f"lectern_{phase}",
+        "start_date": START,
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": TAGS + [phase],
+        "default_args": DEFAULT_ARGS,
+    }

@@ -1,0 +1,136 @@
+"""Where a stage runs: the Lectern CLI as a subprocess of the Airflow worker (LECTERN_EXECUTION=local), or the
+same command in a KubernetesPodOperator pod (kubernetes), one mapped task per video or group of videos."""
+
+from __future__ import annotations
+
+from airflow.sdk import task
+
+from lectern_airflow.assets import PHASE_RETRIES, SETTINGS
+
+
+def lease_owner(context) -> str:
+    return f"{context['dag'].dag_id}:{context['run_id']}"
+
+
+@task(map_index_template="{{ task.op_kwargs['label'] }}")
+def run_in_worker(label: str, args: list[str], **context) -> int:
+    """Run the Lectern CLI in the worker (LECTERN_EXECUTION=local): the same command a pod runs."""
+    import os
+    import subprocess
+    import sys
+
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from lectern.phases import run_environment
+    from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_OK, EXIT_TRANSIENT
+
+    command = [sys.executable, "-m", "lectern", *args]
+    chosen = {}
+    if args[0] == "stage":
+        command += ["--lease-owner", lease_owner(context), "--run-id", context["run_id"],
+                    "--map-index", str(context["ti"].map_index)]
+        chosen = run_environment(args[1], context["params"])
+    print(f"[{label}] $ {' '.join([*(f'{k}={v}' for k, v in chosen.items()), *command])}", flush=True)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env={**os.environ, **chosen}) as proc:
+        for line in proc.stdout:
+            print(line.rstrip(), flush=True)
+    if proc.returncode == EXIT_OK:
+        return proc.returncode
+    if proc.returncode == EXIT_NOT_CLAIMABLE:
+        raise AirflowSkipException(f"[{label}] not claimable (already finished, or leased by another run)")
+    if proc.returncode == EXIT_TRANSIENT:
+        raise RuntimeError(f"[{label}] transient failure; Airflow retries it")
+    raise AirflowFailException(f"[{label}] failed permanently (exit {proc.returncode}); see the log above")
+
+
+def stage_call(stage: str):
+    def call(group: list[str]) -> dict:
+        return {"label": ", ".join(group), "args": ["stage", stage, "--video-id", *group]}
+
+    return call
+
+
+def run_videos(stage: str, groups):
+    """One mapped task per claimed video (or group of videos), labelled with its video ids, locally or in a pod
+    (task id run_stage)."""
+    if SETTINGS.execution == "kubernetes":
+        return run_in_pods(stage, groups)
+    from lectern.phases import pool_for
+
+    return run_in_worker.override(task_id="run_stage", pool=pool_for(stage), retries=PHASE_RETRIES[stage]).expand_kwargs(
+        groups.map(stage_call(stage)))
+
+
+def run_in_pods(phase: str, calls):
+    """A KubernetesPodOperator per video; its log streams into the mapped task's log (get_logs)."""
+    from lectern.phases import pool_for
+
+    return stage_pods(phase, "run_stage", pool_for(phase), PHASE_RETRIES[phase]).expand_kwargs(
+        calls.map(pod_call(phase)))
+
+
+def run_setting_env(phase: str) -> dict[str, str]:
+    """The pod environment of the settings a run chooses (templates, rendered from the run's params)."""
+    from lectern.phases import RUN_SETTINGS
+
+    return {variable: f"{{{{ params.{param} }}}}" for param, variable in RUN_SETTINGS.get(phase, {}).items()}
+
+
+def stage_pods(work: str, task_id: str, pool: str, retries: int, **kwargs):
+    """The partial KubernetesPodOperator of one kind of stage work (a phase, or metadata scoring): image,
+    resources, scheduling, secrets and the model cache from LECTERN_* settings; GPU work starts from the GPU pod
+    template. Each mapped pod is labelled in the UI by the video ids that end its arguments."""
+    from kubernetes.client import models as k8s
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    from lectern.pods import MODEL_CACHE, VIDEO_IDS_FROM, pod_settings
+
+    spec = pod_settings(work, SETTINGS)
+    volumes, mounts = [], []
+    if spec["model_cache_pvc"]:
+        volumes = [k8s.V1Volume(name="model-cache", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
+            claim_name=spec["model_cache_pvc"]))]
+        mounts = [k8s.V1VolumeMount(name="model-cache", mount_path=MODEL_CACHE)]
+    options = {"map_index_template": f"{{{{ task.arguments[{VIDEO_IDS_FROM}:] | join(', ') }}}}", **kwargs}
+    return KubernetesPodOperator.partial(
+        task_id=task_id,
+        pool=pool,
+        retries=retries,
+        name=f"lectern-{work.replace('_', '-')}",
+        namespace=spec["namespace"],
+        image=spec["image"],
+        cmds=spec["cmds"],
+        env_vars={**spec["env"], **run_setting_env(work)},
+        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=spec["env_secret"]))],
+        container_resources=k8s.V1ResourceRequirements(requests=spec["requests"], limits=spec["limits"]),
+        tolerations=[k8s.V1Toleration(**t) for t in spec["tolerations"]],
+        node_selector=spec["node_selector"],
+        pod_template_file=spec["pod_template_file"],
+        # every stage pod runs as the worker image's non-root user, without privilege escalation or capabilities
+        security_context=k8s.V1PodSecurityContext(run_as_non_root=True, run_as_user=10001, fs_group=10001),
+        container_security_context=k8s.V1SecurityContext(allow_privilege_escalation=False,
+                                                         capabilities=k8s.V1Capabilities(drop=["ALL"])),
+        volumes=volumes,
+        volume_mounts=mounts,
+        get_logs=True,
+        on_finish_action="delete_succeeded_pod",
+        **options,
+    )
+
+
+def pod_call(phase: str):
+    from lectern.pods import label_value, pod_settings, stage_arguments
+
+    labels = pod_settings(phase, SETTINGS)["labels"]
+
+    def call(group: list[str]) -> dict:
+        # A label selects one video's pod; a pod running several carries them all in its annotation.
+        single = {"lectern/video-id": label_value(group[0])} if len(group) == 1 else {}
+        return {
+            "arguments": stage_arguments(phase, group, "{{ dag.dag_id }}:{{ run_id }}"),
+            "labels": {**labels, **single},
+            "annotations": {"lectern/video-ids": ",".join(group)},
+        }
+
+    return call
