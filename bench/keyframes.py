@@ -157,7 +157,7 @@ def run_stage(path: str, sampling: str = "auto") -> tuple[float, dict, list[floa
     from lectern import media
     from lectern.config import Settings
     from lectern.stages import keyframes
-    from lectern.state.ops import VideoRecord
+    from lectern.stages import VideoRecord
     from lectern.store import Keys, LocalStore
 
     with tempfile.TemporaryDirectory(prefix="lectern-bench-") as home:

@@ -28,7 +28,7 @@ def ocr_rows(keyframes: int = 24) -> list[dict]:
     from lectern.config import Settings
     from lectern_dev.synthetic import Scene, render
     from lectern.stages import ocr
-    from lectern.state.ops import VideoRecord
+    from lectern.stages import VideoRecord
     from lectern.store import Keys, LocalStore
 
     rows = []

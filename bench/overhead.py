@@ -37,12 +37,13 @@ from pathlib import Path
 
 from common import CACHE, bench_environment, machine, narrated_lecture, run_stage_process, seed, tiny_models
 
-from lectern.config import GPU_STAGES, RECIPES, STAGES, Settings
+from lectern.config import Settings
 from lectern.local_airflow import LocalAirflow, group_processes, processes
-from lectern_dev.server import CorpusServer
 from lectern.phases import pool_definitions, task_groups
+from lectern.pipeline import GPU_STAGES, RECIPES, STAGES
 from lectern.state.db import migrate, session_scope
 from lectern.state.ops import stage_rows
+from lectern_dev.server import CorpusServer
 
 ADMIN_URL = os.environ.get("LECTERN_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 TERMINAL = ("succeeded", "rejected", "failed")

@@ -14,7 +14,7 @@ each with its error class; they are finished, not stuck.
 
 from airflow.sdk import chain, dag
 
-from lectern.config import STAGES
+from lectern.pipeline import STAGES
 from lectern_airflow import (
     BACKFILL_DAG_ID,
     START,

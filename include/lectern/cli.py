@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from lectern.config import STAGES, Settings, configuration_markdown
+from lectern.config import Settings, configuration_markdown
+from lectern.pipeline import STAGES
 
 
 def _setup_logging(verbose: bool) -> None:

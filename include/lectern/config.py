@@ -15,24 +15,6 @@ from typing import Any, Callable, Mapping
 
 from lectern.urls import parse_networks
 
-STAGES = ("download", "transcribe", "judge", "keyframes", "ocr", "assemble", "caption")
-PHASES = ("discover",) + STAGES
-GPU_STAGES = ("transcribe", "judge", "caption")
-# What a subject's videos go through, in order (its YAML's `recipe`): the multimodal textbook, or InternVid-style
-# video-text pairs (clips at scene changes, captioned and scored).
-RECIPES = {
-    "textbook": ("download", "transcribe", "judge", "keyframes", "ocr", "assemble"),
-    "pairs": ("download", "keyframes", "caption"),
-}
-
-
-def upstream_phase(phase: str) -> str:
-    """The phase whose results a phase takes up (its DAG is scheduled on that phase's Asset)."""
-    if phase in ("discover", STAGES[0]):
-        return "discover"
-    recipe = next(stages for stages in RECIPES.values() if phase in stages)
-    return recipe[recipe.index(phase) - 1]
-
 
 def setting(variable: str, default: str, meaning: str, parse: Callable[[str], Any] = str) -> Any:
     """A field of Settings read from the environment `variable` (`default` when unset; {home} in it is the value
@@ -132,7 +114,7 @@ class Settings:
     execution: str = setting("LECTERN_EXECUTION", "local", "local: stages run as a subprocess of the Airflow worker; kubernetes: in a pod per video.", _one_of("local", "kubernetes"))
     subjects_dir: Path = setting("LECTERN_SUBJECTS_DIR", "{home}/subjects", "Directory of subject taxonomies, one <subject>.yaml each.", Path)
     models_dir: Path = setting("LECTERN_MODELS_DIR", "{home}/models", "Where locally built or cached models live.", Path)
-    videos_per_task: int = setting("LECTERN_VIDEOS_PER_TASK", "4", "GPU phases (transcribe, judge): videos per mapped task/pod, so one model load serves them all (1: one task per video). See bench/asr.py.", _at_least_one)
+    videos_per_task: int = setting("LECTERN_VIDEOS_PER_TASK", "4", "GPU phases (transcribe, judge, caption): videos per mapped task/pod, so one model load serves them all (1: one task per video). See bench/asr.py.", _at_least_one)
     backlog_cron: str | None = setting("LECTERN_BACKLOG_CRON", "0 */6 * * *", "When every per-video phase DAG also runs on its own (UTC cron), besides its upstream phase's Asset, to drain any backlog; empty: only the Asset schedules it (bench/overhead.py, so a tick cannot overlap its phases).", _cron)
     cpu_videos_per_task: int = setting("LECTERN_CPU_VIDEOS_PER_TASK", "1", "CPU phases (download, keyframes, OCR, assemble): videos per mapped task/pod. 1: one task, and one log, per video; more amortises Airflow's per-task cost over short videos (each video keeps its own log section and state row). See bench/overhead.py.", _at_least_one)
     batch_size: int = setting("LECTERN_BATCH_SIZE", "100", "Videos claimed per phase run (Airflow maps one task per video; keep it in the hundreds).", _int)

@@ -28,9 +28,10 @@ from typing import Any, Sequence
 
 import yaml
 
-from lectern.config import RECIPES, Settings
+from lectern.config import Settings
 from lectern.errors import PermanentError, TransientError
 from lectern.manifest import Manifest, ManifestError, load_manifest, manifest_path
+from lectern.pipeline import RECIPES
 from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint
 from lectern.state.ops import FoundVideo, PointSpec, links_to_score, record_link_scores, record_search

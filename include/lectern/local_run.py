@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from lectern.config import PHASES, Settings
+from lectern.config import Settings
 from lectern.local_airflow import REPO
+from lectern.pipeline import PHASES
 
 
 def airflow_environment(home: Path, dags_folder: Path = REPO / "dags") -> dict[str, str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from lectern.config import GPU_STAGES, STAGES, Settings
+from lectern.config import Settings
 from lectern.discovery import import_manifest, load_subject, subject_file
+from lectern.pipeline import GPU_POOL, GPU_STAGES, STAGES, pool_for, run_variables, stage_version
 from lectern.prefilter import awaited_scores
-from lectern.stages import stage_version
 from lectern.state.db import session_scope
 from lectern.state.ops import (
     claim_videos,
@@ -66,14 +66,9 @@ def claim(settings: Settings, stage: str, owner: str, subject: str | None = None
     return ids
 
 
-# Settings a phase's trigger form may choose per run: phase -> {param: the LECTERN_* variable it sets for the run's
-# stage processes (and pods)}.
-RUN_SETTINGS: dict[str, dict[str, str]] = {"keyframes": {"clip_segmenter": "LECTERN_CLIP_SEGMENTER"}}
-
-
 def run_environment(stage: str, params: dict) -> dict[str, str]:
     """The LECTERN_* variables a run's params set for its stage processes (params left empty set nothing)."""
-    return {variable: str(params[param]) for param, variable in RUN_SETTINGS.get(stage, {}).items()
+    return {variable: str(params[param]) for param, variable in run_variables(stage).items()
             if params.get(param) not in (None, "")}
 
 
@@ -111,21 +106,11 @@ def discovery_outcome(settings: Settings, subject: str) -> dict:
     return {"subject": subject, "videos": videos, "download": download}
 
 
-GPU_POOL, DOWNLOAD_POOL = "lectern_gpu", "lectern_download"
-
-
-def pool_for(stage: str) -> str:
-    """The Airflow pool a stage's tasks take a slot of: concurrency bounded per resource."""
-    if stage in GPU_STAGES:
-        return GPU_POOL
-    return DOWNLOAD_POOL if stage == "download" else "default_pool"
-
-
 def pool_definitions(settings: Settings) -> dict[str, dict]:
     """Lectern's pools in the format of `airflow pools import FILE`."""
     return {
-        GPU_POOL: {"slots": settings.gpu_pool_slots, "description": "Lectern GPU phases (transcribe, judge)",
+        GPU_POOL: {"slots": settings.gpu_pool_slots, "description": f"Lectern GPU phases ({', '.join(GPU_STAGES)})",
                    "include_deferred": False},
-        DOWNLOAD_POOL: {"slots": settings.download_pool_slots, "description": "Lectern downloads",
-                        "include_deferred": False},
+        pool_for("download"): {"slots": settings.download_pool_slots, "description": "Lectern downloads",
+                               "include_deferred": False},
     }

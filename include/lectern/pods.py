@@ -6,7 +6,8 @@ import re
 
 from pathlib import Path
 
-from lectern.config import GPU_STAGES, Settings
+from lectern.config import Settings
+from lectern.pipeline import GPU_STAGES
 
 MODEL_CACHE = "/models"
 GPU_POD_TEMPLATE = Path(__file__).with_name("k8s") / "gpu-pod-template.yaml"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 
 from lectern.config import Settings
-from lectern.state.ops import VideoRecord
+from lectern.stages import VideoRecord
 
 LIVE_STATUSES = ("is_live", "is_upcoming", "post_live")  # still streaming, not yet aired, or not yet processed
 # Languages written in the Latin alphabet: a title mostly in another script is not in one of them.

@@ -15,7 +15,7 @@ import traceback
 
 from lectern.config import Settings
 from lectern.errors import classify
-from lectern.stages import get_stage, stage_version
+from lectern.pipeline import stage_module, stage_version
 from lectern.state.db import session_scope
 from lectern.state.ops import (
     LeaseLost,
@@ -71,7 +71,7 @@ def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | N
 def _run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | None, force: bool,
                run_id: str | None, map_index: int | None) -> int:
     check_video_id(video_id)
-    stage = get_stage(stage_name)
+    stage = stage_module(stage_name)
     owner = owner or default_owner()
     prefix = f"[{video_id}] {stage_name}:"
     try:
@@ -90,6 +90,9 @@ def _run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | 
     store = store_from_settings(settings)
     try:
         result = stage.run(video, store, settings)
+        undeclared = set(result.artifacts) - set(stage.SPEC.produces)
+        if undeclared:  # what later stages find is what specs say: a stage may not record more
+            raise ValueError(f"{stage_name} recorded artifacts its spec does not declare: {', '.join(sorted(undeclared))}")
     except Exception as exc:  # every failure ends in a recorded state, never a silent drop
         error_class, transient = classify(exc)
         message = str(exc) or error_class

@@ -9,7 +9,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Iterable, Sequence
 
-from lectern.config import GPU_STAGES, STAGES
+from lectern.pipeline import GPU_STAGES, STAGES
 from lectern.state.models import FAILED, REJECTED, SUCCEEDED, VideoStage
 
 

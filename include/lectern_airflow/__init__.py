@@ -10,7 +10,7 @@ inside task bodies, so parsing a DAG file touches no database, store or network.
 - plugin: the per-video pages and the Lectern video extra link
 """
 
-from lectern_airflow.assets import ASSETS, DEFAULT_ARGS, PHASE_RETRIES, SETTINGS, START, TAGS, dag_args, phase_schedule
+from lectern_airflow.assets import ASSETS, DEFAULT_ARGS, SETTINGS, START, TAGS, dag_args, phase_schedule
 from lectern_airflow.backfill import (
     BACKFILL_DAG_ID,
     continue_backfill,
@@ -25,7 +25,7 @@ from lectern_airflow.params import backfill_params, discover_params, phase_param
 from lectern_airflow.phase import claim_batch, publish
 from lectern_airflow.release import write_release
 
-__all__ = ["ASSETS", "BACKFILL_DAG_ID", "DEFAULT_ARGS", "PHASE_RETRIES", "SETTINGS", "START", "TAGS",
+__all__ = ["ASSETS", "BACKFILL_DAG_ID", "DEFAULT_ARGS", "SETTINGS", "START", "TAGS",
            "backfill_params", "claim_batch", "continue_backfill", "dag_args", "discover_params", "next_round",
            "phase_params", "phase_schedule", "plan_discovery", "plan_scoring", "pod_call", "publish",
            "publish_discovery", "release_params", "review_backfill_round", "run_in_worker", "run_videos",

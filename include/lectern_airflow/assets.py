@@ -7,15 +7,14 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset
 
-from lectern.config import PHASES, Settings, upstream_phase
+from lectern.config import Settings
+from lectern.pipeline import PHASES, upstream_phase
 
 SETTINGS = Settings.from_env()  # environment only: no I/O at parse time
 START = datetime(2025, 1, 1)
 TAGS = ["lectern"]
 DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(seconds=60), "retry_exponential_backoff": True,
                 "max_retry_delay": timedelta(minutes=30)}
-# Airflow retries of a phase's per-video tasks on transient errors (exit 75); permanent ones fail at once.
-PHASE_RETRIES = {"download": 4, "transcribe": 2, "judge": 2, "keyframes": 2, "ocr": 2, "assemble": 2, "caption": 2}
 
 # One Asset per phase: a phase's publish task updates it; the next phase is scheduled on it.
 ASSETS = {phase: Asset(name=f"lectern_{phase}", uri=f"lectern://phases/{phase}") for phase in PHASES}

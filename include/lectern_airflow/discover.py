@@ -31,7 +31,7 @@ def score_results(plan):
     judges metadata), its log streamed into the task's."""
     if SETTINGS.execution != "kubernetes":
         return run_in_worker.override(task_id="score_metadata", trigger_rule=TriggerRule.ALL_DONE).expand_kwargs(plan)
-    from lectern.phases import GPU_POOL
+    from lectern.pipeline import GPU_POOL
     from lectern.pods import SCORE_METADATA, needs_gpu
 
     pool = GPU_POOL if needs_gpu(SCORE_METADATA, SETTINGS) else "default_pool"

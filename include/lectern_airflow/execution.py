@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from airflow.sdk import task
 
-from lectern_airflow.assets import PHASE_RETRIES, SETTINGS
+from lectern.pipeline import STAGES, pool_for, run_variables, spec
+from lectern_airflow.assets import SETTINGS
 
 
 def lease_owner(context) -> str:
@@ -56,25 +57,22 @@ def run_videos(stage: str, groups):
     (task id run_stage)."""
     if SETTINGS.execution == "kubernetes":
         return run_in_pods(stage, groups)
-    from lectern.phases import pool_for
-
-    return run_in_worker.override(task_id="run_stage", pool=pool_for(stage), retries=PHASE_RETRIES[stage]).expand_kwargs(
+    # Airflow retries transient failures (exit 75) as often as the stage's spec says; permanent ones fail at once.
+    return run_in_worker.override(task_id="run_stage", pool=pool_for(stage), retries=spec(stage).retries).expand_kwargs(
         groups.map(stage_call(stage)))
 
 
 def run_in_pods(phase: str, calls):
     """A KubernetesPodOperator per video; its log streams into the mapped task's log (get_logs)."""
-    from lectern.phases import pool_for
-
-    return stage_pods(phase, "run_stage", pool_for(phase), PHASE_RETRIES[phase]).expand_kwargs(
+    return stage_pods(phase, "run_stage", pool_for(phase), spec(phase).retries).expand_kwargs(
         calls.map(pod_call(phase)))
 
 
 def run_setting_env(phase: str) -> dict[str, str]:
     """The pod environment of the settings a run chooses (templates, rendered from the run's params)."""
-    from lectern.phases import RUN_SETTINGS
-
-    return {variable: f"{{{{ params.{param} }}}}" for param, variable in RUN_SETTINGS.get(phase, {}).items()}
+    if phase not in STAGES:  # metadata scoring: no run settings
+        return {}
+    return {variable: f"{{{{ params.{param} }}}}" for param, variable in run_variables(phase).items()}
 
 
 def stage_pods(work: str, task_id: str, pool: str, retries: int, **kwargs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param
 
+from lectern.pipeline import spec
 from lectern_airflow.assets import SETTINGS
 
 def phase_params(phase: str | None = None) -> dict[str, Param]:
@@ -26,12 +27,12 @@ def phase_params(phase: str | None = None) -> dict[str, Param]:
 
 
 def run_setting_params(phase: str | None) -> dict[str, Param]:
-    if phase != "keyframes":
+    """The settings the phase's spec lets one run choose, each defaulting to its configured value."""
+    if phase in (None, "discover"):
         return {}
-    return {"clip_segmenter": Param(SETTINGS.clip_segmenter, type="string", enum=["asr", "scene"],
-                                    title="Clip segmenter",
-                                    description="asr: clips close at sentence ends (the paper); scene: clips cut at "
-                                                "scene changes (LECTERN_SCENE_* settings).")}
+    return {run.param: Param(getattr(SETTINGS, run.setting), type="string", title=run.title,
+                             description=run.description, **({"enum": list(run.choices)} if run.choices else {}))
+            for run in spec(phase).run_settings}
 
 
 def discover_params() -> dict[str, Param]:

@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
 
-from lectern.config import STAGES, Settings
+from lectern.config import Settings
+from lectern.pipeline import STAGES
 
 URL_PREFIX = "/lectern"
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-from lectern.config import PHASES, upstream_phase
+from lectern.pipeline import PHASES, upstream_phase
 from tests.conftest import ROOT
 
 

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from lectern.pipeline import GPU_STAGES
 from tests.conftest import ROOT
 
 
@@ -52,7 +53,7 @@ def render(bag, phase, video_id):
     return operator, operator.build_pod_request_obj(dry_run=True)
 
 
-@pytest.mark.parametrize("phase", ["transcribe", "judge", "caption"])
+@pytest.mark.parametrize("phase", GPU_STAGES)
 def test_gpu_phases_request_a_gpu(kubernetes_dags, phase):
     operator, pod = render(kubernetes_dags, phase, "-0Vd8W3zB1M")
     container = pod.spec.containers[0]

@@ -10,11 +10,12 @@ import time
 
 import pytest
 
-from lectern.config import PHASES, RECIPES, Settings
-from lectern_dev.corpus import backfill_subject_yaml, subject_yaml
+from lectern.config import Settings
+from lectern.pipeline import PHASES, RECIPES
 from lectern.state.db import session_scope
 from lectern.state.ops import furthest_rows, stage_rows
 from lectern.store import Keys, store_from_settings
+from lectern_dev.corpus import backfill_subject_yaml, subject_yaml
 from tests.conftest import (
     ROOT,
     assert_published_sample,

@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
-from lectern.config import PHASES
 from lectern.local_airflow import free_port
+from lectern.pipeline import PHASES
 from tests.conftest import CACHE
 
 pytestmark = pytest.mark.integration

@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from lectern.config import RECIPES, Settings, upstream_phase
+from lectern.config import Settings
 from lectern.phases import prepare_discovery
+from lectern.pipeline import RECIPES, next_stage, upstream_phase
 from lectern.release import build_pairs_release
 from lectern.runner import EXIT_OK, run_stage
 from lectern.state.db import session_scope
-from lectern.state.ops import next_stage, stage_rows
+from lectern.state.ops import stage_rows
 from lectern.store import Keys, store_from_settings
 from lectern.training import ReleaseDataset
 from tests.conftest import model_environment

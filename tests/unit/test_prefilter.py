@@ -5,7 +5,7 @@ import pytest
 from lectern.config import Settings
 from lectern.discovery import _found
 from lectern.prefilter import metadata_rejection
-from lectern.state.ops import VideoRecord
+from lectern.stages import VideoRecord
 
 
 def video(**fields):

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from lectern.cli import main
-from lectern.config import RECIPES, STAGES, Settings
+from lectern.config import Settings
+from lectern.pipeline import RECIPES, STAGES
 from lectern.release import build_release
 from lectern.state.db import session_scope
 from lectern.state.models import FORGOTTEN
@@ -123,7 +124,7 @@ def test_stale_only_reruns_what_the_changed_settings_affect(corpus):
     import dataclasses
 
     from lectern.phases import claim
-    from lectern.stages import stage_version
+    from lectern.pipeline import stage_version
     from lectern.state.models import VideoStage
 
     settings, _, _ = corpus
@@ -146,7 +147,7 @@ def test_stale_only_reruns_what_the_changed_settings_affect(corpus):
 
 
 def test_manifest_records_lineage(corpus):
-    from lectern.stages import stage_config, stage_version
+    from lectern.pipeline import stage_config, stage_version
 
     settings, _, _ = corpus
     manifest = build_release(settings, name="lineage")

@@ -1,22 +1,46 @@
-"""One module per stage, one call shape: ``run(video, store, settings) -> StageResult``.
+"""One module per stage, one call shape: ``run(video, store, settings) -> StageResult``, and beside it the stage's
+``SPEC`` (a StageSpec): what the rest of Lectern knows about it. lectern.pipeline derives the pipeline from the
+specs.
 
-A stage reads its inputs from the store by key, writes its outputs there, and returns what it wrote, its
-metrics and, when it rejects the video, why. It raises a ``lectern.errors.StageError`` for failures.
-It never touches the state DB or Airflow: the runner does that.
+A stage reads its inputs from the store by key (``video.artifact(stage, name)``, each one of its spec's needs),
+writes its outputs there, and returns what it wrote (its spec's products), its metrics and, when it rejects the
+video, why. It raises a ``lectern.errors.StageError`` for failures. It never touches the state DB or Airflow:
+the runner does that.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from lectern.config import STAGES, Settings
-from lectern.state.ops import VideoRecord
-from lectern.store import Store
+
+@dataclass(frozen=True)
+class RunSetting:
+    """A setting one run of the stage's phase DAG may choose: a field of its trigger form that sets the Settings
+    field `setting` (through its LECTERN_* variable) for that run's stage processes and pods."""
+    param: str
+    setting: str
+    title: str
+    description: str
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage's facts, stated once: its name, its code version (raise it when its results change), the Settings
+    fields its results depend on (with the version, they make the version recorded on every result), the
+    artifacts it reads from earlier stages and those it records, whether it wants a GPU, how often Airflow retries
+    a transient failure, its own Airflow pool (None: lectern_gpu for a GPU stage, else the default pool) and the
+    settings one run may choose."""
+    name: str
+    version: str
+    settings: tuple[str, ...]
+    needs: tuple[tuple[str, str], ...] = ()  # (stage, artifact)
+    produces: tuple[str, ...] = ()
+    gpu: bool = False
+    retries: int = 2
+    pool: str | None = None
+    run_settings: tuple[RunSetting, ...] = ()
 
 
 @dataclass
@@ -44,35 +68,28 @@ def without_timings(metrics: dict[str, Any]) -> dict[str, Any]:
             if not (name.endswith("seconds") or name == "realtime_factor")}
 
 
-class Stage(Protocol):
-    NAME: str
-    VERSION: str
-    CONFIG: tuple[str, ...]  # the settings its results depend on
+@dataclass(frozen=True)
+class VideoRecord:
+    """What a stage knows about its video: identity, metadata and where it was found."""
 
-    def run(self, video: VideoRecord, store: Store, settings: Settings) -> StageResult: ...
+    id: str
+    url: str
+    title: str
+    description: str
+    duration_s: float | None
+    language: str | None = None
+    live_status: str | None = None
+    license: str | None = None
+    subjects: tuple[str, ...] = ()
+    points: tuple[str, ...] = ()
+    queries: tuple[str, ...] = ()  # the searches that found it
+    labels: tuple[str, ...] = ()  # its labels in the URL manifests that listed it
+    vocabulary: tuple[str, ...] = ()  # the words of the points that found it (their YAML `vocabulary`)
+    cover_url: str | None = None
+    metadata_relevance: float | None = None  # best over the points that found it; None: not scored
+    metadata_llm_score: float | None = None
+    artifacts: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> key
 
-
-def stage_config(name: str, settings: Settings) -> dict[str, Any]:
-    """The settings a stage's results depend on (model ids included), as JSON values."""
-    return {field: _jsonable(getattr(settings, field)) for field in get_stage(name).CONFIG}
-
-
-def stage_version(name: str, settings: Settings) -> str:
-    """The stage's code version and a hash of its settings, e.g. ``2-3f9a1c0b7d2e``: recorded on every result, so
-    a run with `stale_only` finds the results that current settings would compute differently."""
-    config = json.dumps(stage_config(name, settings), sort_keys=True)
-    return f"{get_stage(name).VERSION}-{hashlib.sha256(config.encode()).hexdigest()[:12]}"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def get_stage(name: str) -> Stage:
-    if name not in STAGES:
-        raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
-    return importlib.import_module(f"lectern.stages.{name}")  # type: ignore[return-value]
+    def artifact(self, stage: str, name: str) -> str | None:
+        """The store key of an artifact an earlier stage recorded (a need in the stage's spec), or None."""
+        return self.artifacts.get(stage, {}).get(name)

@@ -21,14 +21,17 @@ from typing import Iterable, Iterator
 from lectern import models
 from lectern.config import Settings
 from lectern.errors import MissingInput
-from lectern.stages import StageResult
-from lectern.state.ops import VideoRecord
+from lectern.stages import StageResult, StageSpec, VideoRecord
 from lectern.store import Keys, Store
 
-NAME = "assemble"
-VERSION = "3"  # 3: fields in their published meaning (text_num, keyframe_ssim, extracted_frames, video meta keys)
-# Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
-CONFIG = ("tokenizer", "embedding_model", "image_tokens", "sample_token_budget", "sample_max_images")
+SPEC = StageSpec(
+    name="assemble",
+    version="3",  # 3: fields in their published meaning (text_num, keyframe_ssim, extracted_frames, video meta keys)
+    settings=("tokenizer", "embedding_model", "image_tokens", "sample_token_budget", "sample_max_images"),
+    needs=(("download", "source"), ("transcribe", "asr"), ("judge", "judge"), ("keyframes", "clips"), ("ocr", "ocr")),
+    produces=("samples", "clip_level", "video_meta"),
+)
+
 END_OF_VIDEO = "End of a Video"
 
 
@@ -179,12 +182,12 @@ def video_meta_data(video: VideoRecord, store: Store, settings: Settings) -> dic
     """The video's record with the published ``video_meta_data`` keys and spellings (``file_size (MB)``,
     ``asr is repetive``, ...), then Lectern's own (where it was found, the relevance score, label and cover).
     ``asr_len`` counts the transcript's characters; there are no platform captions (``caption_len`` 0)."""
-    asr_key = video.artifacts.get("transcribe", {}).get("asr")
+    asr_key = video.artifact("transcribe", "asr")
     asr = store.get_json(asr_key) if asr_key else {}
-    judge_key = video.artifacts.get("judge", {}).get("judge")
+    judge_key = video.artifact("judge", "judge")
     verdict = store.get_json(judge_key) if judge_key else {}
     probe = store.get_json(Keys.probe(video.id)) if store.exists(Keys.probe(video.id)) else {}
-    source = video.artifacts.get("download", {}).get("source")
+    source = video.artifact("download", "source")
     repeated = (asr.get("metrics") or {}).get("repeated_ngram_ratio")
     transcript = " ".join(s["text"].strip() for s in asr.get("segments", []))
     size = probe.get("size_bytes")
@@ -209,8 +212,8 @@ def video_meta_data(video: VideoRecord, store: Store, settings: Settings) -> dic
 
 
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
-    clips_key = video.artifacts.get("keyframes", {}).get("clips")
-    ocr_key = video.artifacts.get("ocr", {}).get("ocr")
+    clips_key = video.artifact("keyframes", "clips")
+    ocr_key = video.artifact("ocr", "ocr")
     if not clips_key or not ocr_key:
         raise MissingInput(f"{video.id}: assemble needs clips and OCR")
     entries = clip_entries(video.id, store.get_json(clips_key)["clips"], store.get_json(ocr_key), settings)

@@ -22,14 +22,19 @@ import numpy as np
 
 from lectern.config import Settings
 from lectern.errors import MissingInput
-from lectern.stages import StageResult, without_timings
-from lectern.state.ops import VideoRecord
+from lectern.stages import StageResult, StageSpec, VideoRecord, without_timings
 from lectern.store import Keys, Store
 
-NAME = "caption"
-VERSION = "1"
-CONFIG = ("caption_model", "caption_prompt", "caption_frames", "caption_max_new_tokens", "caption_summary_model",
-          "caption_score_model", "aesthetic_head", "caption_min_similarity", "caption_min_aesthetic")
+SPEC = StageSpec(
+    name="caption",
+    version="1",
+    settings=("caption_model", "caption_prompt", "caption_frames", "caption_max_new_tokens", "caption_summary_model",
+              "caption_score_model", "aesthetic_head", "caption_min_similarity", "caption_min_aesthetic"),
+    needs=(("download", "source"), ("keyframes", "clips")),
+    produces=("captions",),
+    gpu=True,
+)
+
 SYSTEM = "You write short, factual captions of video clips."
 
 
@@ -55,8 +60,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     from lectern import frames, llm
     from lectern.vlm import describe_images
 
-    clips_key = video.artifacts.get("keyframes", {}).get("clips")
-    source_key = video.artifacts.get("download", {}).get("source")
+    clips_key = video.artifact("keyframes", "clips")
+    source_key = video.artifact("download", "source")
     if not clips_key or not source_key:
         raise MissingInput(f"{video.id}: captions need the source video and its clips")
     clips = store.get_json(clips_key)["clips"]

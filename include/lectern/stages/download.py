@@ -11,16 +11,19 @@ from lectern import media
 from lectern.config import Settings
 from lectern.errors import BlockedURL, CorruptMedia, DownloadFailed, VideoUnavailable
 from lectern.prefilter import duration_reason, metadata_rejection
-from lectern.stages import StageResult
-from lectern.state.ops import VideoRecord
+from lectern.stages import StageResult, StageSpec, VideoRecord
 from lectern.store import Keys, Store
 from lectern.urls import BLOCKED_MARK, check_url, guarded_connections
 
-NAME = "download"
-VERSION = "2"  # 2: the size cap, and no audio stream rejects
-# Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
-CONFIG = ("min_duration_s", "max_duration_s", "download_format", "allowed_languages", "required_license",
-          "metadata_min_relevance", "metadata_judge_model", "judge_min_score", "max_download_mb")
+SPEC = StageSpec(
+    name="download",
+    version="2",  # 2: the size cap, and no audio stream rejects
+    settings=("min_duration_s", "max_duration_s", "download_format", "allowed_languages", "required_license",
+              "metadata_min_relevance", "metadata_judge_model", "judge_min_score", "max_download_mb"),
+    produces=("source", "probe"),
+    retries=4,
+    pool="lectern_download",
+)
 
 # yt-dlp's messages for videos that will never come back.
 GONE = re.compile(r"HTTP Error (404|410)|Private video|Video unavailable|removed|account .*terminated|Unsupported URL",

@@ -15,16 +15,20 @@ from __future__ import annotations
 from lectern import judging, models, rewrite
 from lectern.config import Settings
 from lectern.errors import MissingInput
-from lectern.stages import StageResult
-from lectern.state.ops import VideoRecord
+from lectern.stages import StageResult, StageSpec, VideoRecord
 from lectern.store import Keys, Store
 
-NAME = "judge"
-VERSION = "2"
-# Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
-CONFIG = ("embedding_model", "judge_min_relevance", "judge_models", "judge_policy", "judge_min_score",
-          "rewrite_model", "rewrite_min_similarity", "rewrite_length_ratio", "llm_max_new_tokens",
-          "llm_max_transcript_chars")
+SPEC = StageSpec(
+    name="judge",
+    version="2",
+    settings=("embedding_model", "judge_min_relevance", "judge_models", "judge_policy", "judge_min_score",
+              "rewrite_model", "rewrite_min_similarity", "rewrite_length_ratio", "llm_max_new_tokens",
+              "llm_max_transcript_chars"),
+    needs=(("transcribe", "asr"),),
+    produces=("judge", "refined_asr"),
+    gpu=True,
+)
+
 MAX_TRANSCRIPT_CHARS = 4000  # for the embedding: all-MiniLM reads 256 tokens anyway
 
 
@@ -41,7 +45,7 @@ def relevance(points: list[str], texts: dict[str, str], model: str) -> dict[str,
 
 
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
-    asr_key = video.artifacts.get("transcribe", {}).get("asr")
+    asr_key = video.artifact("transcribe", "asr")
     if not asr_key:
         raise MissingInput(f"{video.id}: no transcript")
     asr = store.get_json(asr_key)

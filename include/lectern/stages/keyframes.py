@@ -20,20 +20,25 @@ import numpy as np
 
 from lectern import frames
 from lectern.config import Settings
-from lectern.faces import face_area_ratio
 from lectern.errors import MissingInput
-from lectern.stages import StageResult, without_timings
-from lectern.state.ops import VideoRecord
+from lectern.faces import face_area_ratio
+from lectern.stages import RunSetting, StageResult, StageSpec, VideoRecord, without_timings
 from lectern.store import Keys, Store
 
-NAME = "keyframes"
-VERSION = "3"  # 2: face keyframes kept and marked; the frames compared per clip recorded; 3: motion-masked, denoised
-# selection and scan sampling (lectern.frames)
-# Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
-CONFIG = ("clip_min_s", "clip_max_s", "clip_segmenter", "scene_method", "scene_threshold", "scene_min_s", "scene_fps",
-          "keyframe_sampling", "keyframe_max_gop_s", "keyframe_interval_s",
-          "ssim_threshold", "ssim_width", "ssim_grid", "keyframe_dedup", "face_max_area", "clip_filter_model",
-          "clip_filter_min_similarity")
+SPEC = StageSpec(
+    name="keyframes",
+    version="3",  # 2: face keyframes kept and marked; the frames compared per clip recorded; 3: motion-masked, denoised
+    settings=("clip_min_s", "clip_max_s", "clip_segmenter", "scene_method", "scene_threshold", "scene_min_s", "scene_fps",
+              "keyframe_sampling", "keyframe_max_gop_s", "keyframe_interval_s",
+              "ssim_threshold", "ssim_width", "ssim_grid", "keyframe_dedup", "face_max_area", "clip_filter_model",
+              "clip_filter_min_similarity"),
+    needs=(("download", "source"), ("transcribe", "asr"), ("judge", "refined_asr")),
+    produces=("clips",),
+    run_settings=(RunSetting("clip_segmenter", "clip_segmenter", "Clip segmenter",
+                              "asr: clips close at sentence ends (the paper); scene: clips cut at scene changes "
+                              "(LECTERN_SCENE_* settings).", ("asr", "scene")),),
+)
+
 SENTENCE_END = (".", "!", "?", "。", "！", "？")
 
 
@@ -110,13 +115,13 @@ def _jpeg(frame: np.ndarray) -> bytes:
 
 
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
-    source_key = video.artifacts.get("download", {}).get("source")
-    asr_key = video.artifacts.get("transcribe", {}).get("asr")
+    source_key = video.artifact("download", "source")
+    asr_key = video.artifact("transcribe", "asr")
     if not source_key:
         raise MissingInput(f"{video.id}: keyframes need the source video")
     # A video-text-pairs video has no transcript (its recipe skips transcribe): its clips are cut at scene changes.
     asr = store.get_json(asr_key) if asr_key else None
-    refined_key = video.artifacts.get("judge", {}).get("refined_asr")
+    refined_key = video.artifact("judge", "refined_asr")
     refined = store.get_json(refined_key)["segments"] if refined_key else None
     probe = store.get_json(Keys.probe(video.id))
     started = time.monotonic()
@@ -160,9 +165,9 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         times_per_clip[clip_index(starts, moment)].append(moment)
     documents = [
         {"index": i, "start": round(clip.start, 3), "end": round(clip.end, 3), "segments": clip.segments,
-         "asr": clip.text, "refined_asr": " ".join(refined[j]["text"] for j in clip.segments) if refined else None,
-         "sampled_times": times_per_clip[i],
-         "keyframes": per_clip[i]}
+              "asr": clip.text, "refined_asr": " ".join(refined[j]["text"] for j in clip.segments) if refined else None,
+              "sampled_times": times_per_clip[i],
+              "keyframes": per_clip[i]}
         for i, clip in enumerate(clips)
     ]
     extracted = sum(len(k) for k in per_clip)

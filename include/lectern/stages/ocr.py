@@ -22,16 +22,18 @@ from unittest.mock import patch
 
 from lectern.config import Settings
 from lectern.errors import CorruptMedia, MissingInput
-from lectern.stages import StageResult
-from lectern.state.ops import VideoRecord
+from lectern.stages import StageResult, StageSpec, VideoRecord
 from lectern.store import Keys, Store
 from lectern.vlm import describe_images
 
-NAME = "ocr"
-VERSION = "4"  # 4: tesseract reads the keyframes' grey copies
-# Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
-CONFIG = ("ocr_lang", "ocr_engine", "ocr_vlm_model", "ocr_vlm_prompt", "ocr_min_confidence", "ocr_min_chars",
-          "ocr_repeat_similarity")
+SPEC = StageSpec(
+    name="ocr",
+    version="4",  # 4: tesseract reads the keyframes' grey copies
+    settings=("ocr_lang", "ocr_engine", "ocr_vlm_model", "ocr_vlm_prompt", "ocr_min_confidence", "ocr_min_chars",
+              "ocr_repeat_similarity"),
+    needs=(("keyframes", "clips"),),
+    produces=("ocr",),
+)
 
 
 # Keyframes per tesseract run: their grey copies (0.9 MB each at 720p) are on disk only for their run.
@@ -114,7 +116,7 @@ def novel_lines(text: str, previous: str) -> str:
 
 
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
-    clips_key = video.artifacts.get("keyframes", {}).get("clips")
+    clips_key = video.artifact("keyframes", "clips")
     if not clips_key:
         raise MissingInput(f"{video.id}: no keyframes")
     keys = [frame["key"] for clip in store.get_json(clips_key)["clips"] for frame in clip["keyframes"]]

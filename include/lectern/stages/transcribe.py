@@ -17,17 +17,21 @@ import numpy as np
 from lectern import asr_quality, models
 from lectern.config import Settings
 from lectern.errors import CorruptMedia, MissingInput, PermanentError
-from lectern.stages import StageResult, without_timings
-from lectern.state.ops import VideoRecord
+from lectern.stages import StageResult, StageSpec, VideoRecord, without_timings
 from lectern.store import Keys, Store
 
-NAME = "transcribe"
-VERSION = "2"  # 2: English-only models (language checked on the transcript), the vocabulary prompt
-# Settings whose change makes this stage's earlier results stale (lectern.stages.stage_version).
-CONFIG = ("whisper_model", "asr_compute_type", "asr_language", "vad_onset", "vad_offset", "vad_chunk_s",
-          "asr_window_s", "allowed_languages", "asr_min_language_probability", "asr_min_speech_ratio",
-          "asr_hallucination_checks", "asr_max_repeated_ngrams", "asr_max_chars_per_second",
-          "asr_max_filler_share", "asr_max_new_tokens", "align_model", "min_duration_s", "asr_vocabulary_prompt")
+SPEC = StageSpec(
+    name="transcribe",
+    version="2",  # 2: English-only models (language checked on the transcript), the vocabulary prompt
+    settings=("whisper_model", "asr_compute_type", "asr_language", "vad_onset", "vad_offset", "vad_chunk_s",
+              "asr_window_s", "allowed_languages", "asr_min_language_probability", "asr_min_speech_ratio",
+              "asr_hallucination_checks", "asr_max_repeated_ngrams", "asr_max_chars_per_second",
+              "asr_max_filler_share", "asr_max_new_tokens", "align_model", "min_duration_s", "asr_vocabulary_prompt"),
+    needs=(("download", "source"),),
+    produces=("asr",),
+    gpu=True,
+)
+
 SAMPLE_RATE = 16000
 WINDOW_EDGE_S = 0.5  # a segment ending this close to a window's end was cut by the window
 LANGUAGE_WINDOW_S = 30.0  # Whisper guesses the language from one 30 s window
@@ -160,7 +164,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
 
     import_seconds = time.monotonic() - started
 
-    source_key = video.artifacts.get("download", {}).get("source")
+    source_key = video.artifact("download", "source")
     if not source_key or not store.exists(source_key):
         raise MissingInput(f"{video.id}: no downloaded source in the store")
     probe = store.get_json(Keys.probe(video.id))

@@ -8,14 +8,15 @@ Succeeding in one stage makes the next stage's row pending.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from lectern.config import RECIPES, STAGES
+from lectern.pipeline import STAGES, next_stage
+from lectern.stages import VideoRecord
 from lectern.state.models import (
     FAILED,
     FORGOTTEN,
@@ -40,15 +41,6 @@ class NotClaimable(Exception):
 
 class LeaseLost(Exception):
     """The caller's lease expired and another run took the video-stage; its result is not recorded."""
-
-
-def next_stage(stage: str, recipe: str = "textbook") -> str | None:
-    """The stage after `stage` in `recipe` (None after its last, or for a stage the recipe does not have)."""
-    stages = RECIPES[recipe]
-    if stage not in stages:
-        return None
-    index = stages.index(stage)
-    return stages[index + 1] if index + 1 < len(stages) else None
 
 
 def video_recipe(session: Session, video_id: str) -> str:
@@ -426,29 +418,6 @@ def mark_failed(session: Session, video_id: str, stage: str, owner: str, error_c
 
 
 # --- reading -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VideoRecord:
-    """What a stage knows about its video: identity, metadata and where it was found."""
-
-    id: str
-    url: str
-    title: str
-    description: str
-    duration_s: float | None
-    language: str | None = None
-    live_status: str | None = None
-    license: str | None = None
-    subjects: tuple[str, ...] = ()
-    points: tuple[str, ...] = ()
-    queries: tuple[str, ...] = ()  # the searches that found it
-    labels: tuple[str, ...] = ()  # its labels in the URL manifests that listed it
-    vocabulary: tuple[str, ...] = ()  # the words of the points that found it (their YAML `vocabulary`)
-    cover_url: str | None = None
-    metadata_relevance: float | None = None  # best over the points that found it; None: not scored
-    metadata_llm_score: float | None = None
-    artifacts: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> key
 
 
 def video_record(session: Session, video_id: str) -> VideoRecord:

@@ -1,7 +1,7 @@
 import pytest
 
 from lectern.config import Settings
-from lectern.state.ops import VideoRecord
+from lectern.stages import VideoRecord
 from lectern.store import LocalStore
 
 
