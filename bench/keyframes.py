@@ -31,48 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import CACHE, machine, run_measured
+from common import CACHE, WORDS, encode, machine, run_measured, video
 
 THRESHOLD, GRID, WIDTH = 0.95, (8, 12), 320  # the stage's defaults
 SECTIONS = ("accuracy", "encodes", "layouts", "memory")
-
-WORDS = ("Enzymes Kinetics Membranes Transport Signalling Metabolism Glycolysis Respiration Photosynthesis Genetics "
-         "Replication Transcription Translation Mutation Evolution Ecology Homeostasis Immunity Neurons Hormones").split()
-
-
-def lecture_scenes(minutes: float):
-    """Slides of 10-20 s; every third one fades in, every fourth reveals three bullets one at a time."""
-    from lectern_dev.synthetic import Scene, bullet_reveal
-
-    scenes, n = [], 0
-    while sum(s.seconds for s in scenes) < minutes * 60:
-        n += 1
-        word = WORDS[n % len(WORDS)]
-        if n % 4 == 0:
-            scenes += bullet_reveal(f"{word}: part {n}", [f"{word} point {i} of lecture {n}" for i in range(1, 4)], 6.0)
-        else:
-            scenes.append(Scene(f"{n}. {word}", (f"What {word.lower()} means", f"Example {n}"),
-                                seconds=10.0 + 5 * (n % 3), fade_s=1.0 if n % 3 == 0 else 0.0))
-    return scenes
-
-
-def video(minutes: float) -> tuple[str, dict]:
-    return encode(f"lecture-{minutes:g}min", minutes, "libx264", (1280, 720), 25, 4.0, 2.0)
-
-
-def encode(name: str, minutes: float, codec: str, size: tuple[int, int], fps: int, noise: float,
-           gop_s: float | None) -> tuple[str, dict]:
-    from lectern_dev.synthetic import write_video
-
-    path = CACHE / (f"{name}.webm" if codec == "libvpx-vp9" else f"{name}.mp4")
-    truth_file = path.with_suffix(".json")
-    if not truth_file.is_file():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        print(f"generating {path.name} ...", flush=True)
-        truth = write_video(path, lecture_scenes(minutes), fps=fps, noise=noise, gop_s=gop_s, codec=codec, size=size)
-        truth_file.write_text(json.dumps(truth))
-    return str(path), json.loads(truth_file.read_text())
-
 
 def clip_of(path: str, truth: dict, seconds: float) -> tuple[str, dict]:
     """The first `seconds` of a video (stream copy: it starts on an I-frame), with its share of the truth."""
