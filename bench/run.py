@@ -1,5 +1,6 @@
 """`make bench`: every benchmark, then one summary table (figure, measured, target) with the machine it ran on,
-followed by each benchmark's own table. Not part of `make test`. Writes the report to .lectern/bench/report.md.
+followed by each benchmark's own table. Not part of `make test`. Writes the report to .lectern/bench/report.md and
+appends the summary rows, dated, to bench/results/measurements.csv (bench/figures.py renders them).
 
     .venv/bin/python bench/run.py [--only keyframes ocr asr pipeline memory overhead gpu] [--overhead-videos N ...]
 
@@ -16,6 +17,7 @@ import os
 import time
 
 import asr
+import figures
 import keyframes
 import ocr
 import overhead
@@ -64,9 +66,10 @@ def gpu_rows() -> list[dict]:
     return rows
 
 
-def summary(results: dict) -> list[str]:
-    lines = ["| figure | measured | target |", "| --- | --- | --- |"]
-    add = lambda figure, measured, target="": lines.append(f"| {figure} | {measured} | {target} |")  # noqa: E731
+def summary(results: dict) -> list[tuple[str, str, str]]:
+    """(figure, measured, target) of every figure the run measured."""
+    rows: list[tuple[str, str, str]] = []
+    add = lambda figure, measured, target="": rows.append((figure, measured, target))  # noqa: E731
     if "keyframes" in results:
         kf = results["keyframes"]
         by = {(r["method"], r["video"]): r for r in kf["rows"]}
@@ -111,7 +114,7 @@ def summary(results: dict) -> list[str]:
                 "memory", ">= 100x")
     elif "gpu" in results:
         add("ASR on an H200-class GPU", "not measured (no GPU on this machine)", ">= 100x")
-    return lines
+    return rows
 
 
 def main() -> None:
@@ -154,8 +157,11 @@ def main() -> None:
         elif section == "gpu":
             results[section] = gpu_rows() if cuda_available() else []
         details.append("")
+    rows = summary(results)
+    figures.record(rows, machine())  # the data behind docs/performance.md's table (bench/figures.py)
     report = [f"Lectern benchmarks on {machine()} ({(time.monotonic() - started) / 60:.0f} min)", "",
-              *summary(results), "", *details]
+              "| figure | measured | target |", "| --- | --- | --- |",
+              *(f"| {figure} | {measured} | {target} |" for figure, measured, target in rows), "", *details]
     CACHE.mkdir(parents=True, exist_ok=True)
     (CACHE / "report.md").write_text("\n".join(report) + "\n")
     print("\n" + "\n".join(report))
