@@ -132,7 +132,17 @@ def _point(entry: Any, subject: str, course: str, subcourse: str | None, templat
     if not isinstance(vocabulary, list) or not all(isinstance(w, str) and w.strip() for w in vocabulary):
         raise TaxonomyError(f"{where}: 'vocabulary' must be a list of words")
     name = entry["name"].strip()
-    query = entry.get("query") or template.format(point=name, course=course, subcourse=subcourse or "", subject=subject)
+    query = entry.get("query")
+    if query is not None and not isinstance(query, str):
+        raise TaxonomyError(f"{where}: 'query' must be text, not {query!r}")
+    if not query:
+        if not isinstance(template, str):
+            raise TaxonomyError(f"query_template must be text, not {template!r}")
+        try:
+            query = template.format(point=name, course=course, subcourse=subcourse or "", subject=subject)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise TaxonomyError(f"query_template {template!r}: {exc!r} is not one of {{point}}, {{course}}, "
+                                "{subcourse}, {subject}") from None
     path = " / ".join(part for part in (course, subcourse, name) if part)
     return PointSpec(path=path, name=name, query=" ".join(query.split()), urls=tuple(urls),
                      vocabulary=tuple(w.strip() for w in vocabulary))

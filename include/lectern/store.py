@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
-VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # whole strings only: fullmatch ($ lets "id\n" through)
 
 
 def check_video_id(video_id: str) -> str:
     """Video ids go into keys and paths: refuse anything but a plain identifier."""
-    if not VIDEO_ID.match(video_id or ""):
+    if not VIDEO_ID.fullmatch(video_id or ""):
         raise ValueError(f"invalid video id {video_id!r}: expected 1-64 of [A-Za-z0-9_-]")
     return video_id
 
@@ -85,7 +85,7 @@ class Keys:
 
     @staticmethod
     def release(release: str, name: str) -> str:
-        if not VIDEO_ID.match(release):
+        if not VIDEO_ID.fullmatch(release):
             raise ValueError(f"invalid release name {release!r}")
         return f"releases/{release}/{name}"
 

@@ -1,5 +1,6 @@
-"""Where a download may connect (the SSRF guard): http(s) only, and never to a private, loopback, link-local,
-multicast or reserved address unless that network is explicitly allowed (LECTERN_DOWNLOAD_ALLOW_NETWORKS, for local
+"""Where a download may connect (the SSRF guard): http(s) only, and never to an address that is not public
+(private, loopback, link-local, multicast, reserved, the shared 100.64.0.0/10 where cloud metadata services also
+live, documentation and benchmarking ranges) unless that network is explicitly allowed (LECTERN_DOWNLOAD_ALLOW_NETWORKS, for local
 development: the demo allows 127.0.0.0/8 for its loopback corpus server).
 
 The URL is checked before yt-dlp starts, and every connection yt-dlp opens while downloading is checked again at
@@ -36,6 +37,8 @@ def address_refusal(address: str, allowed: Sequence[Network]) -> str | None:
     for kind in ("loopback", "link_local", "unspecified", "multicast", "reserved", "private"):
         if getattr(ip, f"is_{kind}"):
             return f"a {kind.replace('_', '-')} address"
+    if not ip.is_global:  # Python's is_private leaves out 100.64.0.0/10 (100.100.100.200 is a metadata service)
+        return "a non-public address"
     return None
 
 

@@ -38,6 +38,9 @@ courses:
     ("subject: B\ncourses: [{name: C, points: [{name: a, urls: 5}]}]", "urls"),
     ("subject: [unclosed", "YAML"),
     ("subject: B\nrecipe: movies\ncourses: [{name: C, points: [a]}]", "recipe 'movies' is not one of textbook, pairs"),
+    ("subject: B\nquery_template: '{point} {level}'\ncourses: [{name: C, points: [a]}]", "query_template"),
+    ("subject: B\nquery_template: '{0}'\ncourses: [{name: C, points: [a]}]", "query_template"),
+    ("subject: B\ncourses: [{name: C, points: [{name: a, query: 42}]}]", "'query' must be text"),
 ])
 def test_bad_taxonomies_are_clear_errors(tmp_path, text, message):
     with pytest.raises(TaxonomyError, match=message):

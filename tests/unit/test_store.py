@@ -53,7 +53,7 @@ def test_local_write_is_atomic(tmp_path):
     assert list(tmp_path.rglob("*.tmp")) == []
 
 
-@pytest.mark.parametrize("bad", ["../etc", "a/b", "", "x" * 65, "id with space", "..", "a\x00b"])
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "", "x" * 65, "id with space", "..", "a\x00b", "id\n"])
 def test_video_ids_are_sanitised(bad):
     with pytest.raises(ValueError):
         check_video_id(bad)

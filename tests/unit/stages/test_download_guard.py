@@ -25,6 +25,8 @@ from tests.unit.stages.conftest import record
     ("http://[::1]/v.mp4", "loopback"),
     ("http://[::ffff:127.0.0.1]/v.mp4", "loopback"),  # IPv4-mapped
     ("http://0.0.0.0/v.mp4", "unspecified"),
+    ("http://100.100.100.200/latest/meta-data/", "non-public"),  # shared address space: a cloud metadata service
+    ("http://100.64.0.1/v.mp4", "non-public"),
 ])
 def test_refused_before_downloading(url, why):
     with pytest.raises(BlockedURL, match=why):
