@@ -25,9 +25,20 @@ SPEC = StageSpec(
     pool="lectern_download",
 )
 
+# yt-dlp's messages for a rate limit: transient, though YouTube's begins like a removed video's ("Video unavailable.
+# This content isn't available, try again later.").
+RATE_LIMITED = re.compile(r"try again later|rate.?limit|too many requests|HTTP Error 429", re.IGNORECASE)
 # yt-dlp's messages for videos that will never come back.
 GONE = re.compile(r"HTTP Error (404|410)|Private video|Video unavailable|removed|account .*terminated|Unsupported URL",
                   re.IGNORECASE)
+
+
+def download_error(message: str) -> DownloadFailed | VideoUnavailable:
+    """yt-dlp's failure message as Lectern's error: gone for good (VideoUnavailable, permanent) or not
+    (DownloadFailed, retried), a rate limit never gone for good."""
+    if GONE.search(message) and not RATE_LIMITED.search(message):
+        return VideoUnavailable(message)
+    return DownloadFailed(message)
 
 
 class OverSizeCap(Exception):
@@ -78,9 +89,7 @@ def fetch(url: str, directory: Path, settings: Settings) -> Path:
             raise BlockedURL(message) from exc
         if "Did not get any data blocks" in message:
             raise CorruptMedia(f"{url}: the server sent an empty file") from exc
-        if GONE.search(message):
-            raise VideoUnavailable(message) from exc
-        raise DownloadFailed(message) from exc
+        raise download_error(message) from exc
     files = [p for p in directory.iterdir() if p.name.startswith("source.") and not p.name.endswith(".part")]
     oversize = any("larger than max-filesize" in line for line in messages.lines)
     if oversize or (files and files[0].stat().st_size > cap):

@@ -45,3 +45,15 @@ def test_http_failures_are_classified(status_server, store, settings, status, er
     assert raised.value.transient is (error is DownloadFailed)
     if status:
         assert str(status) in str(raised.value)  # the message says what the server answered
+
+
+@pytest.mark.parametrize("message, error", [
+    # YouTube's rate limit begins like a removed video's message: it is transient all the same.
+    ("[youtube] dQw4w9WgXcQ: Video unavailable. This content isn't available, try again later.", DownloadFailed),
+    ("[youtube] dQw4w9WgXcQ: Video unavailable. This video has been removed by the uploader", VideoUnavailable),
+    ("[youtube] dQw4w9WgXcQ: Video unavailable", VideoUnavailable),
+    ("[youtube] dQw4w9WgXcQ: Private video. Sign in if you've been granted access to this video", VideoUnavailable),
+    ("Unable to download webpage: HTTP Error 429: Too Many Requests", DownloadFailed),
+])
+def test_a_rate_limit_is_never_gone_for_good(message, error):
+    assert type(download.download_error(message)) is error
