@@ -14,12 +14,17 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+def _make_sqlite_folder(url: str) -> None:
+    """SQLite opens no file in a folder that does not exist yet (a fresh LECTERN_HOME)."""
+    path = url.split("///", 1)[-1]
+    if url.startswith("sqlite") and path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _make_sqlite_folder(url)
         engine = create_engine(url, connect_args={"timeout": 60})
 
         @event.listens_for(engine, "connect")
@@ -61,6 +66,7 @@ def migrate(url: str, revision: str = "head") -> None:
     """Bring the schema to `revision` (Alembic upgrade)."""
     from alembic import command
 
+    _make_sqlite_folder(url)  # Alembic makes its own engine
     command.upgrade(_alembic_config(url), revision)
 
 

@@ -192,3 +192,18 @@ def test_migrations_match_the_models(db_url):
 
     with engine_for(db_url).connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_db_upgrade_on_a_fresh_home(tmp_path):
+    """`lectern db upgrade` where LECTERN_HOME does not exist yet: the SQLite file's folder is made, the schema
+    is at head."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "new" / "home"
+    proc = subprocess.run([sys.executable, "-m", "lectern", "db", "upgrade"], capture_output=True, text=True,
+                          env={**os.environ, "LECTERN_HOME": str(home), "LECTERN_DB_URL": f"sqlite:///{home}/state.db"},
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert current_revision(f"sqlite:///{home}/state.db") is not None
