@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -183,8 +182,9 @@ def corpus_server(demo_corpus):
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Airflow's metadata DB (SQLite in the private AIRFLOW_HOME), migrated once."""
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True,
-                   capture_output=True, env=os.environ.copy())
+    from lectern.local_airflow import run_airflow
+
+    run_airflow(os.environ.copy(), "db", "migrate")
     return AIRFLOW_HOME
 
 

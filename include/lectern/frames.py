@@ -672,7 +672,7 @@ def _frame_at(container, stream, start: float, moment: float, key_only: bool = F
             decoded = packet.decode()
         elif packet.size and packet.pts is not None and packet.is_keyframe:
             # Drained at once: a decoder that reorders holds a frame back until later packets come, which here
-            # would be the next I-frames, a GOP or more of demuxing and decoding away (16 ms a peek, not 4).
+            # would be the next I-frames, a GOP or more of demuxing and decoding away (16 ms a peek, not 5).
             decoded = packet.decode() + stream.decode(None)
             stream.codec_context.flush_buffers()
             for frame in decoded:

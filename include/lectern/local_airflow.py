@@ -18,6 +18,26 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))  # the CLI of the Airflow installed beside Lectern
+
+
+def run_airflow(env: dict[str, str], *args: str) -> str:
+    """One `airflow` command; its output, or a RuntimeError with the end of what it wrote to stderr."""
+    proc = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"airflow {' '.join(args)} failed: {proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def prepare_metadata(home: Path, env: dict[str, str], pools: dict | None = None) -> None:
+    """Airflow's metadata DB migrated, and Lectern's pools imported (a scheduler runs no task of a pool that does
+    not exist)."""
+    (home / "airflow").mkdir(parents=True, exist_ok=True)
+    run_airflow(env, "db", "migrate")
+    if pools:
+        pools_file = home / "airflow-pools.json"
+        pools_file.write_text(json.dumps(pools))
+        run_airflow(env, "pools", "import", str(pools_file))
 
 
 def free_port() -> int:
@@ -78,24 +98,11 @@ class LocalAirflow:
         self.process: subprocess.Popen | None = None
         self.killed = False
 
-    def airflow(self, *args: str) -> str:
-        airflow = str(Path(sys.executable).with_name("airflow"))
-        proc = subprocess.run([airflow, *args], env=self.env, capture_output=True, text=True, timeout=600)
-        if proc.returncode != 0:
-            raise RuntimeError(f"airflow {' '.join(args)} failed: {proc.stderr[-3000:]}")
-        return proc.stdout
-
     def start(self, pools: dict | None = None, timeout: float = 180) -> "LocalAirflow":
         """Migrate Airflow's metadata DB, import the pools, start the components; returns once the api-server
         answers."""
-        (self.home / "airflow").mkdir(parents=True, exist_ok=True)
-        self.airflow("db", "migrate")
-        if pools:
-            pools_file = self.home / "airflow-pools.json"
-            pools_file.write_text(json.dumps(pools))
-            self.airflow("pools", "import", str(pools_file))
-        airflow = str(Path(sys.executable).with_name("airflow"))
-        script = " ".join(f"{airflow} {component} &" for component in COMPONENTS) + " wait"
+        prepare_metadata(self.home, self.env, pools)
+        script = " ".join(f"{AIRFLOW} {component} &" for component in COMPONENTS) + " wait"
         with open(self.log_file, "ab") as log:
             # its own session: stopping signals the whole group, the four components and their children
             self.process = subprocess.Popen(["bash", "-c", script], env=self.env, stdout=log,

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from lectern.config import Settings
-from lectern.local_airflow import REPO
+from lectern.local_airflow import AIRFLOW, REPO, prepare_metadata
 from lectern.pipeline import PHASES
 
 
@@ -26,11 +26,6 @@ def airflow_environment(home: Path, dags_folder: Path = REPO / "dags") -> dict[s
     }
 
 
-def _airflow(*args: str, env: dict[str, str]) -> None:
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([airflow, *args], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def prepare_airflow(settings: Settings, env: dict[str, str]) -> None:
     """Both state DBs migrated (Lectern's and Airflow's), Lectern's pools created (a scheduler runs no task of a
     pool that does not exist; `dags test` ignores pools, a later `lectern ui` does not)."""
@@ -38,18 +33,14 @@ def prepare_airflow(settings: Settings, env: dict[str, str]) -> None:
     from lectern.state.db import migrate
 
     migrate(settings.db_url)
-    _airflow("db", "migrate", env=env)
-    pools = settings.home / "airflow-pools.json"
-    pools.write_text(json.dumps(pool_definitions(settings)))
-    _airflow("pools", "import", str(pools), env=env)
+    prepare_metadata(settings.home, env, pool_definitions(settings))
 
 
 def run_phase_dag(phase: str, conf: dict, env: dict[str, str], log_dir: Path) -> int:
     """One real DAG run of a phase; its output goes to `log_dir`/lectern_<phase>.log."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    airflow = str(Path(sys.executable).with_name("airflow"))
     with open(log_dir / f"lectern_{phase}.log", "w") as handle:
-        proc = subprocess.run([airflow, "dags", "test", f"lectern_{phase}", "-c", json.dumps(conf)],
+        proc = subprocess.run([AIRFLOW, "dags", "test", f"lectern_{phase}", "-c", json.dumps(conf)],
                               stdout=handle, stderr=subprocess.STDOUT, env=env)
     return proc.returncode
 

@@ -115,3 +115,17 @@ def test_transient_retries_back_off_exponentially_with_jitter_until_the_last_att
     for n, delay in enumerate(delays):  # base * 2^n, +-20 % jitter
         assert 0.8 * base * 2 ** n - 1 <= delay <= 1.2 * base * 2 ** n + 1, delays
     assert run_stage("download", "offline", settings, run_id="run-1") == EXIT_NOT_CLAIMABLE
+
+
+def test_an_artifact_the_spec_does_not_declare_fails_the_video(settings, corpus_server, monkeypatch):
+    """What later stages read is what specs say: a stage that records more fails, permanently, saying what, and
+    records nothing of it."""
+    from lectern.stages import StageResult, download
+
+    discover(settings.db_url, ("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"))
+    monkeypatch.setattr(download, "run", lambda video, store, settings: StageResult.succeeded(
+        {"source": "videos/photosynthesis/source.mp4", "extra": "videos/photosynthesis/extra.json"}, {}))
+    assert run_stage("download", "photosynthesis", settings) == EXIT_PERMANENT
+    failed = row(settings, "photosynthesis")
+    assert (failed.status, failed.error_kind) == ("failed", "permanent")
+    assert "does not declare: extra" in failed.error_message and not failed.artifacts
