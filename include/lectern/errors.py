@@ -1,5 +1,7 @@
 """Failure classes. A stage raises one of these; the runner records its class and whether to retry."""
 
+import errno
+
 
 class StageError(Exception):
     """A failure with a name users can act on. Permanent unless a subclass says otherwise."""
@@ -41,14 +43,36 @@ class MissingInput(PermanentError):
     """An upstream artifact this stage needs is absent from the store."""
 
 
+# botocore/boto3/SQLAlchemy failures that say the server or the connection to it is away, not that the request is
+# wrong: an outage that passes. A bug in our code, or a request the server refuses for good, is not among them.
+TRANSIENT_CLASSES = frozenset({
+    "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+    "S3UploadFailedError", "OperationalError", "InterfaceError",
+})
+# S3 error codes of an overloaded or restarting server (it answers, but not now).
+TRANSIENT_S3_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
+                                "RequestTimeTooSkewed"})
+# A full disk or quota passes once space is freed; the video's work is not at fault.
+TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _s3_server_error(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return status >= 500 or status == 429 or response.get("Error", {}).get("Code") in TRANSIENT_S3_CODES
+
+
 def classify(exc: BaseException) -> tuple[str, bool]:
     """(error class, transient?) of any exception raised while running a stage."""
     if isinstance(exc, StageError):
         return exc.error_class, exc.transient
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return type(exc).__name__, True
     name = type(exc).__name__
-    # botocore/SQLAlchemy connection trouble is worth a retry; a bug in our code is not.
-    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "OperationalError"):
+    if isinstance(exc, (ConnectionError, TimeoutError)) or name in TRANSIENT_CLASSES:
+        return name, True
+    if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
+        return name, True
+    if _s3_server_error(exc):  # botocore ClientError (and its modelled subclasses)
         return name, True
     return name, False

@@ -37,14 +37,19 @@ DB_RETRY_DELAYS_S = (1, 2, 4, 8, 16)
 log = logging.getLogger("lectern")
 
 
+def _db_away():
+    """The SQLAlchemy errors of a state DB that is away (restarting, connection cut), not of a bad statement."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return OperationalError, InterfaceError
+
+
 def _record(prefix: str, write) -> None:
     """Run `write` (one state DB transaction), again while the DB is unreachable."""
-    from sqlalchemy.exc import OperationalError
-
     for delay in (*DB_RETRY_DELAYS_S, None):
         try:
             return write()
-        except OperationalError as exc:
+        except _db_away() as exc:
             if delay is None:
                 raise
             log.warning("%s state DB unreachable (%s); trying again in %ds", prefix,
@@ -59,11 +64,9 @@ def default_owner() -> str:
 def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | None = None, force: bool = False,
               run_id: str | None = None, map_index: int | None = None) -> int:
     """Claim, run and record one video-stage; returns an exit code (above). An unreachable state DB is transient."""
-    from sqlalchemy.exc import OperationalError
-
     try:
         return _run_stage(stage_name, video_id, settings, owner, force, run_id, map_index)
-    except OperationalError as exc:
+    except _db_away() as exc:
         log.error("[%s] %s: state DB unreachable: %s", video_id, stage_name, str(exc.orig or exc).strip())
         return EXIT_TRANSIENT
 

@@ -1,5 +1,7 @@
 """A TCP proxy on loopback in front of a real server (Postgres, the S3 server), which a test can take down -- every
-connection cut, new ones refused -- and bring back on the same port: what clients see when that server restarts."""
+connection cut, new ones refused -- and bring back on the same port: what clients see when that server restarts.
+It can also answer each request itself instead (an HTTP error, or hanging up before any answer): what clients see
+of an overloaded S3 server, or of a load balancer dropping connections."""
 
 from __future__ import annotations
 
@@ -14,7 +16,25 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._answer: bytes | None = None
+        self._hang_up = False
         self.up()
+
+    def answer_http(self, status: int, reason: str, code: str) -> None:
+        """From now on answer every HTTP request with this status and an S3 error body naming `code`."""
+        body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{reason}</Message>'
+                "</Error>").encode()
+        self._answer = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
+                        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+        self._hang_up = False
+
+    def hang_up(self) -> None:
+        """From now on read each request and close the connection without an answer."""
+        self._answer, self._hang_up = None, True
+
+    def forward(self) -> None:
+        """Back to forwarding every connection to the server."""
+        self._answer, self._hang_up = None, False
 
     def up(self) -> None:
         listener = socket.socket()
@@ -49,6 +69,9 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # taken down
+            if self._answer is not None or self._hang_up:
+                threading.Thread(target=self._reply, args=(client, self._answer), daemon=True).start()
+                continue
             try:
                 server = socket.create_connection(self.target)
             except OSError:
@@ -58,6 +81,29 @@ class TcpProxy:
                 self._connections += [client, server]
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _reply(client: socket.socket, answer: bytes | None) -> None:
+        """Read one request (its headers and any body the client sends before waiting for us), then answer it or
+        hang up."""
+        try:
+            client.settimeout(5)
+            data = b""
+            while b"\r\n\r\n" not in data and (chunk := client.recv(65536)):
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            headers = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+            headers = {name.strip().lower(): value.strip().lower() for name, value in headers.items()}
+            if headers.get(b"expect") != b"100-continue":
+                left = int(headers.get(b"content-length", b"0")) - len(body)
+                while left > 0 and (chunk := client.recv(min(left, 65536))):
+                    left -= len(chunk)
+            if answer is not None:
+                client.sendall(answer)
+        except OSError:
+            pass
+        finally:
+            client.close()
 
     @staticmethod
     def _pipe(source: socket.socket, sink: socket.socket) -> None:

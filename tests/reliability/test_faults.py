@@ -27,14 +27,15 @@ from tests.unit.test_runner import discover, row
 pytestmark = pytest.mark.integration
 
 
-def test_concurrent_claimers_never_take_the_same_video(pg_url, record_fault):
-    discover(pg_url, *[(f"v{i:03d}", f"http://x/v{i}") for i in range(300)])
+def test_concurrent_claimers_never_take_the_same_video(db_url, record_fault):
+    """On Postgres (SKIP LOCKED) and on the embedded SQLite (BEGIN IMMEDIATE) alike."""
+    discover(db_url, *[(f"v{i:03d}", f"http://x/v{i}") for i in range(300)])
     claimers = 12
 
     def claim_all(n: int) -> list[str]:
         taken = []
         while True:
-            with session_scope(pg_url) as session:
+            with session_scope(db_url) as session:
                 batch = claim_videos(session, "download", f"claimer-{n}", 7, 600, 3)
             if not batch:
                 return taken
@@ -45,7 +46,8 @@ def test_concurrent_claimers_never_take_the_same_video(pg_url, record_fault):
     taken = [video for result in results for video in result]
     assert len(taken) == len(set(taken)) == 300  # every video once, none twice
     assert sum(1 for result in results if result) > 1  # they really ran side by side
-    record_fault(f"{claimers} concurrent claimers over 300 video-stages", 1, 1, 300 - len(set(taken)))
+    database = "SQLite" if db_url.startswith("sqlite") else "Postgres"
+    record_fault(f"{claimers} concurrent claimers over 300 video-stages ({database})", 1, 1, 300 - len(set(taken)))
 
 
 def test_a_stuck_lease_expires_and_does_not_block_the_rest(pg_url, record_fault):

@@ -29,11 +29,20 @@ def engine_for(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+            # Python's sqlite3 begins a transaction only before a write, so a claim's SELECT would read rows
+            # another claimer is about to take: SQLAlchemy begins every transaction itself instead (below).
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             # WAL lets the Airflow worker read while a stage subprocess writes.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection):
+            # Take the write lock at BEGIN: read-then-update (a claim, a lease check) is atomic, as Postgres's
+            # SELECT ... FOR UPDATE makes it there. Writers queue on the busy timeout above.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

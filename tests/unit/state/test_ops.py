@@ -150,6 +150,34 @@ def test_concurrent_claimers_skip_locked_rows(pg_url):
         assert sorted(owners) == [("run-a", 3), ("run-b", 3)]
 
 
+def test_a_claim_on_sqlite_waits_for_an_open_one_and_never_takes_its_rows(sqlite_url):
+    """A claims and holds its transaction open; B claims meanwhile. Python's sqlite3 would let B read the rows A is
+    taking (it begins a transaction only at the first write), and both would run them; B must wait for A's commit
+    and then find them taken."""
+    import threading
+
+    seed(sqlite_url, n=3)
+    make = sessionmaker(engine_for(sqlite_url))
+    first = make()
+    taken_by_b: list[list[str]] = []
+    try:
+        a = claim_videos(first, "download", "run-a", 3, 60, 3)  # leased, not committed
+        second = threading.Thread(target=lambda: taken_by_b.append(_claim(sqlite_url, "run-b")))
+        second.start()
+        second.join(timeout=1.0)
+        assert second.is_alive()  # B waits on A's transaction...
+        first.commit()
+    finally:
+        first.close()
+    second.join(timeout=30)
+    assert sorted(a) == ["v0", "v1", "v2"] and taken_by_b == [[]]  # ...and then finds nothing left to take
+
+
+def _claim(url: str, owner: str) -> list[str]:
+    with session_scope(url) as session:
+        return claim_videos(session, "download", owner, 3, 60, 3)
+
+
 def test_concurrent_searches_finding_the_same_videos_both_succeed(pg_url):
     """Two points' searches in parallel (as Airflow runs them) share videos: the second waits for the first's
     commit on the shared rows, then links them; no unique-key failure, no lost result, no deadlock."""
