@@ -35,6 +35,7 @@ from lectern.pipeline import RECIPES
 from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint
 from lectern.state.ops import FoundVideo, PointSpec, links_to_score, record_link_scores, record_search
+from lectern.store import safe_video_id
 
 DEFAULT_QUERY_TEMPLATE = "{point} {course} lecture"
 
@@ -218,7 +219,7 @@ def _extract(targets: list[str], settings: Settings) -> list[FoundVideo]:
 
 
 def _found(entry: dict[str, Any], target: str) -> FoundVideo:
-    video_id = re.sub(r"[^A-Za-z0-9_-]", "_", str(entry["id"]))[:64]
+    video_id = safe_video_id(str(entry["id"]))
     url = entry.get("webpage_url") or entry.get("url") or target
     if entry.get("ie_key") == "Youtube" or entry.get("extractor_key") == "Youtube":
         url = f"https://www.youtube.com/watch?v={entry['id']}"

@@ -22,12 +22,12 @@ import csv
 import functools
 import io
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from lectern.state.ops import FoundVideo
+from lectern.store import safe_video_id
 
 FIELDS = ("url", "cover_url", "description", "label", "id", "title")
 UNLABELLED = "unlabelled"
@@ -166,18 +166,13 @@ def _row(line: int, record: dict, allow_file_urls: bool) -> ManifestRow:
     if len(label) > MAX_LABEL:
         raise ValueError(f"label is {len(label)} characters long (at most {MAX_LABEL})")
     given = _text(record, "id")
-    video_id = sanitize_id(given) if given else url_video_id(url)
+    video_id = safe_video_id(given) if given else url_video_id(url)
     if not video_id:
         raise ValueError(f"no video id: give the row an id (none follows from {url!r})")
     description = _text(record, "description")
     title = _text(record, "title") or description[:120] or video_id
     return ManifestRow(line, FoundVideo(id=video_id, url=url, title=title, description=description,
                                         cover_url=cover_url), label)
-
-
-def sanitize_id(text: str) -> str:
-    """A video id as discovery stores it (letters, digits, _ and -; at most 64)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", text)[:64]
 
 
 def url_video_id(url: str) -> str:
@@ -194,9 +189,9 @@ def url_video_id(url: str) -> str:
             if extractor.suitable(url):
                 temp_id = extractor.get_temp_id(url)
                 if temp_id:
-                    return sanitize_id(str(temp_id))
+                    return safe_video_id(str(temp_id))
                 break
-    return sanitize_id(stem)
+    return safe_video_id(stem)
 
 
 @functools.lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ an S3 PUT (single or multipart) becomes visible only once complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -26,6 +27,16 @@ def check_video_id(video_id: str) -> str:
     if not VIDEO_ID.fullmatch(video_id or ""):
         raise ValueError(f"invalid video id {video_id!r}: expected 1-64 of [A-Za-z0-9_-]")
     return video_id
+
+
+def safe_video_id(text: str) -> str:
+    """A video id for any source id: the id itself when it is a plain identifier, else its characters outside
+    [A-Za-z0-9_-] replaced and, so that different ids stay different ('talk.1', 'talk:1', two long ids sharing
+    their first 64 characters), a short hash of the original added."""
+    if VIDEO_ID.fullmatch(text):
+        return text
+    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', text)[:55]}-{digest}"
 
 
 class Keys:

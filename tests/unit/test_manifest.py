@@ -2,6 +2,7 @@
 downloaded like searched videos."""
 
 import json
+import re
 
 import pytest
 
@@ -13,6 +14,7 @@ from lectern.runner import EXIT_OK, run_stage
 from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint, Video, VideoSource, VideoStage
 from lectern.state.ops import video_record
+from lectern.store import check_video_id
 from tests.unit.test_runner import discover
 
 CSV = """url,cover_url,description,label,extra
@@ -60,8 +62,9 @@ def test_jsonl_rows_and_their_problems(tmp_path):
              json.dumps({"url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ", "label": "music", "title": "A song"})]
     path.write_text("\n".join(lines) + "\n")
     manifest = load_manifest(path)
-    assert [(r.line, r.video.id, r.video.title) for r in manifest.rows] == [
-        (1, "clip_a_1", "A goal"), (7, "dQw4w9WgXcQ", "A song")]  # a row's own id, sanitised; YouTube's id
+    assert [(r.line, r.video.title) for r in manifest.rows] == [(1, "A goal"), (7, "A song")]
+    # a row's own id, sanitised with a hash of the original added; YouTube's id as it is
+    assert re.fullmatch(r"clip_a_1-[0-9a-f]{8}", manifest.rows[0].video.id) and manifest.rows[1].video.id == "dQw4w9WgXcQ"
     messages = {p.line: p.message for p in manifest.problems}
     assert messages[2].startswith("not valid JSON")
     assert messages[3] == "a row is a JSON object, not list"
@@ -85,8 +88,23 @@ def test_unreadable_manifests_are_clear_errors(tmp_path, name, text, message):
 
 
 def test_video_ids_follow_yt_dlp():
-    assert url_video_id("https://cdn.example.org/v/My%20Clip.mp4?sig=1") == "My_Clip"
+    assert re.fullmatch(r"My_Clip-[0-9a-f]{8}", url_video_id("https://cdn.example.org/v/My%20Clip.mp4?sig=1"))
+    assert url_video_id("https://cdn.example.org/v/clip-1_b.mp4") == "clip-1_b"  # a plain id stays as it is
     assert url_video_id("https://youtu.be/dQw4w9WgXcQ") == "dQw4w9WgXcQ"
+
+
+def test_ids_that_sanitise_alike_stay_different_videos(tmp_path):
+    """'talk.1' and 'talk:1' both sanitise to 'talk_1', and long ids sharing their first 64 characters to one: each
+    must stay its own video, not be linked to the first one's URL."""
+    long = "lecture-" + "x" * 70
+    path = tmp_path / "talks.csv"
+    path.write_text("url,id\n" + "".join(f"https://cdn.example.org/{n}.mp4,{video_id}\n" for n, video_id in
+                                         enumerate(["talk.1", "talk:1", long + "a", long + "b", "talk_1"])))
+    manifest = load_manifest(path)
+    assert not manifest.problems
+    ids = [row.video.id for row in manifest.rows]
+    assert len(set(ids)) == 5 and ids[4] == "talk_1"
+    assert all(check_video_id(video_id) for video_id in ids)
 
 
 def subject_with_manifest(tmp_path, manifest_name: str, rows: str, extra: str = "") -> Settings:
