@@ -93,8 +93,8 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     if shard or not shards:
         flush()
     lengths, ranges = shard_index([key.rsplit("/", 1)[1] for key in shards], shard_sizes)
-    store.put_json(Keys.release(name, "length.json"), lengths)
-    store.put_json(Keys.release(name, "shard_id_range.json"), ranges)
+    index = [store.put_json(Keys.release(name, "length.json"), lengths),
+             store.put_json(Keys.release(name, "shard_id_range.json"), ranges)]
     video_meta = store.put_bytes(Keys.release(name, "video_meta_data.json"), json.dumps(
         [store.get_json(Keys.video_meta(v)) for v in video_ids], ensure_ascii=False, indent=1).encode())
     total_samples, total_images, total_tokens = len(images_per_sample), sum(images_per_sample), sum(tokens_per_sample)
@@ -108,6 +108,7 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
         "clip_level_shards": clip_level_shards,
         "parquet_shards": parquet_shards,
         "video_meta_data": video_meta,
+        "shard_index": index,
         "packing": {"mode": settings.sample_packing, "token_budget": settings.sample_token_budget,
                     "max_images": settings.sample_max_images, "image_tokens": settings.image_tokens,
                     "tokenizer": tokenizer_name(settings), "face_max_area": settings.face_max_area},
@@ -136,9 +137,7 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     ]
     manifest["viewer"] = store.put_bytes(Keys.release(name, "viewer.html"),
                                          render_samples(name, viewer_samples).encode())
-    store.put_json(Keys.release(name, "manifest.json"), manifest)
-    manifest["location"] = store.uri(Keys.release(name, ""))
-    return manifest
+    return _publish(store, name, manifest)
 
 
 def shard_index(names: list[str], sizes: list[int]) -> tuple[dict, dict]:
@@ -214,7 +213,17 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
         "funnel": counts,
         "stage_configs": stage_configs(("keyframes", "caption"), settings),
     }
-    store.put_json(Keys.release(name, "manifest.json"), manifest)
+    return _publish(store, name, manifest)
+
+
+def _publish(store, name: str, manifest: dict) -> dict:
+    """Write the manifest (last: a reader that finds it finds every file it names), then remove whatever an earlier
+    build under the same name left that this one did not write: a `parquet/*` glob reads this build only."""
+    written = {store.put_json(Keys.release(name, "manifest.json"), manifest)}
+    for value in manifest.values():
+        written.update(item for item in (value if isinstance(value, list) else [value]) if isinstance(item, str))
+    stale = [key for key in store.list(Keys.release(name, "")) if key not in written]
+    store.delete_keys(stale)
     manifest["location"] = store.uri(Keys.release(name, ""))
     return manifest
 

@@ -39,6 +39,10 @@ def safe_video_id(text: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_-]', '_', text)[:55]}-{digest}"
 
 
+class DeleteFailed(OSError):
+    """The S3 server kept keys a delete named (each with its error code)."""
+
+
 class Keys:
     """Keys by meaning; stages never build paths by hand."""
 
@@ -111,7 +115,11 @@ class Store:
     def get_bytes(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> list[str]: ...
-    def delete_prefix(self, prefix: str) -> int: ...
+    def delete_keys(self, keys: list[str]) -> int: ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        return self.delete_keys(self.list(prefix))
+
     def uri(self, key: str) -> str: ...
     def ensure_bucket(self) -> None: ...
 
@@ -177,10 +185,9 @@ class LocalStore(Store):
             str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.endswith(".tmp")
         )
 
-    def delete_prefix(self, prefix: str) -> int:
-        keys = self.list(prefix)
+    def delete_keys(self, keys: list[str]) -> int:
         for key in keys:
-            self._path(key).unlink()
+            self._path(key).unlink(missing_ok=True)
         return len(keys)
 
     def uri(self, key: str) -> str:
@@ -248,11 +255,16 @@ class S3Store(Store):
             keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
         return sorted(keys)
 
-    def delete_prefix(self, prefix: str) -> int:
-        keys = self.list(prefix)
+    def delete_keys(self, keys: list[str]) -> int:
         for start in range(0, len(keys), 1000):
             chunk = [{"Key": self._key(k)} for k in keys[start:start + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+            # Quiet still reports the keys it could not delete, in Errors, with a 200: check them.
+            errors = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
+                                                ).get("Errors", [])
+            if errors:
+                raise DeleteFailed(", ".join(f"{e.get('Key')}: {e.get('Code')} {e.get('Message', '')}".strip()
+                                             for e in errors[:5]) + (f" (and {len(errors) - 5} more)"
+                                                                      if len(errors) > 5 else ""))
         return len(keys)
 
     def uri(self, key: str) -> str:

@@ -172,6 +172,29 @@ def test_parquet_shards_load_with_datasets(corpus, tmp_path):
         assert (row["image_num"], row["token_num"]) == (sample["image_num"], sample["token_num"])
 
 
+def test_rebuilding_a_release_under_its_name_leaves_no_shard_of_the_old_build(corpus, tmp_path, monkeypatch):
+    """Two shards, then a takedown and a rebuild under the same name with one shard: a `parquet/*` glob (what
+    users load) must read the new build only, the taken-down video's sample not among them."""
+    import datasets
+
+    from lectern import release
+
+    settings, store, _ = corpus
+    monkeypatch.setattr(release, "SHARD_SAMPLES", 1)
+    first = build_release(settings, name="weekly")
+    assert len(first["shards"]) == 2
+    assert main(["forget", "v2", "--reason", "takedown"]) == 0
+    second = build_release(settings, name="weekly")
+    assert len(second["shards"]) == len(second["parquet_shards"]) == 1
+    assert not [key for key in store.list(Keys.release("weekly", "")) if "00001" in key]
+    files = sorted(str(path) for path in (tmp_path / "store" / "releases" / "weekly" / "parquet").glob("*"))
+    loaded = datasets.load_dataset("parquet", data_files=files, split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert [json.loads(m)[0]["vid"] for m in loaded["metadata"]] == ["v1"]
+    named = {key for field in ("shards", "clip_level_shards", "parquet_shards", "stats_files", "shard_index")
+             for key in second[field]} | {second["viewer"], second["video_meta_data"], Keys.release("weekly", "manifest.json")}
+    assert set(store.list(Keys.release("weekly", ""))) == named  # the manifest names every file there
+
+
 def test_a_release_is_a_pytorch_dataset_with_its_images_opened(corpus):
     import torch
 
