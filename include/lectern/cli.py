@@ -193,7 +193,7 @@ def cmd_taxonomy(args, settings: Settings) -> int:
 def cmd_forget(args, settings: Settings) -> int:
     from lectern.state.db import session_scope
     from lectern.state.ops import StillRunning, forget_video
-    from lectern.store import Keys, store_from_settings
+    from lectern.store import Keys, remove_scratch, store_from_settings
 
     try:
         with session_scope(settings.db_url) as session:
@@ -202,6 +202,7 @@ def cmd_forget(args, settings: Settings) -> int:
         print(f"forget: {exc.args[0]}", file=sys.stderr)
         return 2
     removed = store_from_settings(settings).delete_prefix(Keys.video(args.video_id, ""))
+    remove_scratch(args.video_id)  # a killed download's folder, on this machine
     print(f"{args.video_id}: forgotten ({args.reason}); {len(stages)} stage rows marked, {removed} artifacts removed. "
           "No phase will pick it up again and the next release leaves it out.")
     return 0

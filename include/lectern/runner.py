@@ -28,7 +28,7 @@ from lectern.state.ops import (
     update_video,
     video_record,
 )
-from lectern.store import check_video_id, store_from_settings
+from lectern.store import STALE_AFTER_S, Keys, check_video_id, remove_scratch, store_from_settings
 
 EXIT_OK, EXIT_PERMANENT, EXIT_NOT_CLAIMABLE, EXIT_TRANSIENT = 0, 2, 3, 75
 # A state DB restart takes seconds: recording an outcome is tried again after these pauses before giving up (the
@@ -92,6 +92,10 @@ def _run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | 
     started = time.monotonic()
     store = store_from_settings(settings)
     try:
+        # What a killed earlier run left half-written: temporary store files, unfinished uploads, scratch folders.
+        left = store.remove_partial(Keys.video(video_id, ""), STALE_AFTER_S) + remove_scratch(video_id, STALE_AFTER_S)
+        if left:
+            log.info("%s removed %d partial file(s) a killed earlier run left", prefix, left)
         result = stage.run(video, store, settings)
         undeclared = set(result.artifacts) - set(stage.SPEC.produces)
         if undeclared:  # what later stages find is what specs say: a stage may not record more

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -37,6 +38,37 @@ def safe_video_id(text: str) -> str:
         return text
     digest = hashlib.sha1(text.encode()).hexdigest()[:8]
     return f"{re.sub(r'[^A-Za-z0-9_-]', '_', text)[:55]}-{digest}"
+
+
+SCRATCH = "lectern-video-"  # a stage's temporary folders: lectern-video-{id}.{purpose}.XXXX in the temp dir
+STALE_AFTER_S = 600  # a partial file or scratch folder untouched this long was left by a process that is gone
+
+
+@contextmanager
+def scratch_dir(video_id: str, purpose: str) -> Iterator[Path]:
+    """A temporary folder for one video's work, named for it: a killed process's is found and removed (by
+    `remove_scratch`, when the video's next stage starts or when it is forgotten)."""
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH}{check_video_id(video_id)}.{purpose}.") as folder:
+        yield Path(folder)
+
+
+def remove_scratch(video_id: str, idle_s: float | None = None) -> int:
+    """Remove the video's scratch folders (those untouched for `idle_s` seconds; None: all of them)."""
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH}{check_video_id(video_id)}.*"):
+        if idle_s is None or _idle_seconds(folder) > idle_s:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _idle_seconds(path: Path) -> float:
+    """Seconds since anything in `path` (itself, or any file under it) last changed."""
+    try:
+        newest = max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.rglob("*"))])
+    except FileNotFoundError:  # removed meanwhile
+        return 0.0
+    return time.time() - newest
 
 
 class DeleteFailed(OSError):
@@ -116,8 +148,11 @@ class Store:
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete_keys(self, keys: list[str]) -> int: ...
+    def remove_partial(self, prefix: str, idle_s: float | None = None) -> int: ...
 
     def delete_prefix(self, prefix: str) -> int:
+        """Delete every key under `prefix`, and any write left unfinished there."""
+        self.remove_partial(prefix)
         return self.delete_keys(self.list(prefix))
 
     def uri(self, key: str) -> str: ...
@@ -189,6 +224,15 @@ class LocalStore(Store):
         for key in keys:
             self._path(key).unlink(missing_ok=True)
         return len(keys)
+
+    def remove_partial(self, prefix: str, idle_s: float | None = None) -> int:
+        """Remove the temporary files of writes a killed process left under `prefix` (`list` never shows them)."""
+        base = self._path(prefix) if prefix else self.root
+        partial = [p for p in base.rglob(".*.tmp") if p.is_file()] if base.is_dir() else []
+        partial = [p for p in partial if idle_s is None or _idle_seconds(p) > idle_s]
+        for path in partial:
+            path.unlink(missing_ok=True)
+        return len(partial)
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
@@ -267,6 +311,22 @@ class S3Store(Store):
                                                                       if len(errors) > 5 else ""))
         return len(keys)
 
+    def remove_partial(self, prefix: str, idle_s: float | None = None) -> int:
+        """Abort the multipart uploads a killed process left under `prefix` (their parts are stored and billed
+        until aborted; a bucket lifecycle rule, docs/reliability.md, aborts any that this misses)."""
+        from datetime import datetime, timedelta, timezone
+
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=idle_s or 0)
+        aborted = 0
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            for upload in page.get("Uploads", []):
+                if idle_s is None or upload["Initiated"] < cutoff:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                       UploadId=upload["UploadId"])
+                    aborted += 1
+        return aborted
+
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
@@ -280,7 +340,10 @@ class S3Store(Store):
 
     @contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
-        with tempfile.TemporaryDirectory(prefix="lectern-") as tmp:
+        parts = key.split("/")
+        folder = (scratch_dir(parts[1], "fetch") if len(parts) > 2 and parts[0] == "videos"
+                  else tempfile.TemporaryDirectory(prefix="lectern-"))
+        with folder as tmp:
             path = Path(tmp) / Path(key).name
             try:
                 self.client.download_file(self.bucket, self._key(key), str(path))

@@ -22,15 +22,20 @@ class TcpProxy:
 
     def answer_http(self, status: int, reason: str, code: str) -> None:
         """From now on answer every HTTP request with this status and an S3 error body naming `code`."""
-        body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{reason}</Message>'
-                "</Error>").encode()
+        self.answer_xml(status, reason, f"<Error><Code>{code}</Code><Message>{reason}</Message></Error>")
+
+    def answer_xml(self, status: int, reason: str, xml: str) -> None:
+        """From now on answer every HTTP request with this status and XML body."""
+        body = f'<?xml version="1.0" encoding="UTF-8"?>{xml}'.encode()
         self._answer = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
         self._hang_up = False
+        self._cut()
 
     def hang_up(self) -> None:
         """From now on read each request and close the connection without an answer."""
         self._answer, self._hang_up = None, True
+        self._cut()
 
     def forward(self) -> None:
         """Back to forwarding every connection to the server."""
@@ -56,6 +61,16 @@ class TcpProxy:
             except OSError:
                 pass
             listener.close()
+        self._close(connections)
+
+    def _cut(self) -> None:
+        """Cut the forwarded connections, so a client's next request (on a new one) meets the new behaviour."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        self._close(connections)
+
+    @staticmethod
+    def _close(connections: list[socket.socket]) -> None:
         for connection in connections:
             try:
                 connection.shutdown(socket.SHUT_RDWR)

@@ -8,9 +8,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +21,7 @@ from lectern.runner import EXIT_OK, run_stage
 from lectern.state.db import session_scope
 from lectern.state.models import VideoStage, utcnow
 from lectern.state.ops import claim_videos
-from lectern.store import Keys, store_from_settings
+from lectern.store import STALE_AFTER_S, Keys, store_from_settings
 from tests.conftest import model_environment
 from tests.reliability.conftest import run_environment
 from tests.unit.test_runner import discover, row
@@ -84,17 +86,25 @@ def kill_mid_stage(stage: str, video_id: str, env: dict, after: float) -> None:
 
 
 def test_a_download_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_bucket, s3_server, slow_server,
-                                                                    demo_corpus, tmp_path, record_fault):
+                                                                    demo_corpus, tmp_path, record_fault, monkeypatch):
     env = run_environment(tmp_path, pg_url, s3_server, s3_bucket, LECTERN_LEASE_SECONDS="3")
     settings = Settings.from_env(env)
     store = store_from_settings(settings)
     discover(pg_url, *[(video_id, f"{slow_server}/{video_id}.mp4") for video_id in KILL_AFTER_S])
     survived = 0
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # the rescue run's temp dir: the killed one's
     for video_id, after in KILL_AFTER_S.items():
-        kill_mid_stage("download", video_id, env, after)
+        kill_mid_stage("download", video_id, {**env, "TMPDIR": str(scratch)}, after)
         assert store.list(Keys.video(video_id, "")) == [], video_id  # nothing partial visible
+        left = list(scratch.glob(f"lectern-video-{video_id}.download.*"))
+        assert left, video_id  # the killed download's folder...
+        for path in [*left, *left[0].rglob("*")]:
+            os.utime(path, (time.time() - STALE_AFTER_S - 60,) * 2)  # ...left long enough to be stale
         time.sleep(3.5)  # the lease runs out
         assert run_stage("download", video_id, settings, owner="rescue-run") == EXIT_OK
+        assert not list(scratch.iterdir()), video_id  # removed when the next run started (and its own at its end)
         done = row(settings, video_id)
         assert (done.status, done.attempts) == ("succeeded", 2), video_id
         keys = store.list(Keys.video(video_id, ""))
@@ -103,6 +113,49 @@ def test_a_download_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_b
         assert hashlib.sha256(store.get_bytes(Keys.source(video_id))).digest() == hashlib.sha256(original).digest()
         survived += 1
     record_fault("stage killed with SIGKILL mid-download, then reclaimed", len(KILL_AFTER_S), survived, 0)
+
+
+def _kill_mid_write(store_root, key: str, tmp_path) -> Path:
+    """Store `key` in a local store from another process, fed slowly through a FIFO, and SIGKILL it mid-file;
+    returns the temporary file it left."""
+    fifo = tmp_path / "feed"
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    writer = subprocess.Popen([sys.executable, "-c", "import sys; from lectern.store import LocalStore; "
+                               "LocalStore(sys.argv[1]).put_file(sys.argv[2], sys.argv[3])",
+                               str(store_root), key, str(fifo)])
+    with open(fifo, "wb") as feed:
+        feed.write(os.urandom(2 << 20))  # copyfileobj reads 1 MiB at a time
+        feed.flush()
+        deadline = time.monotonic() + 30
+        while not (partial := [p for p in Path(store_root).rglob(".*.tmp") if p.stat().st_size]):
+            assert time.monotonic() < deadline, "the writer never started"
+            time.sleep(0.05)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    return partial[0]
+
+
+def test_a_write_killed_mid_file_is_removed_by_the_next_run_and_by_a_takedown(pg_url, corpus_server, tmp_path,
+                                                                              monkeypatch, capsys, record_fault):
+    from lectern.cli import main
+
+    video_id = "photosynthesis"
+    env = run_environment(tmp_path, pg_url, LECTERN_STORE_URL=f"file://{tmp_path}/store")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env(env)
+    store = store_from_settings(settings)
+    discover(pg_url, (video_id, f"{corpus_server.base_url}/{video_id}.mp4"))
+    partial = _kill_mid_write(tmp_path / "store", Keys.source(video_id), tmp_path)
+    assert store.list(Keys.video(video_id, "")) == []  # never visible...
+    os.utime(partial, (time.time() - STALE_AFTER_S - 60,) * 2)
+    assert run_stage("download", video_id, settings, owner="next-run") == EXIT_OK
+    assert not partial.exists()  # ...and removed when the video's next run started
+    partial = _kill_mid_write(tmp_path / "store", Keys.video(video_id, "extra.bin"), tmp_path)  # a fresh one
+    assert main(["forget", video_id, "--reason", "takedown"]) == 0
+    assert not [path for path in (tmp_path / "store" / "videos").rglob("*") if path.is_file()]  # nothing left
+    record_fault("store write killed mid-file, then rerun and taken down", 2, 2, 0)
 
 
 def test_a_transcription_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_bucket, s3_server,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tempfile
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from lectern.config import Settings
 from lectern.errors import BlockedURL, CorruptMedia, DownloadFailed, VideoUnavailable
 from lectern.prefilter import duration_reason, metadata_rejection
 from lectern.stages import StageResult, StageSpec, VideoRecord
-from lectern.store import Keys, Store
+from lectern.store import Keys, Store, scratch_dir
 from lectern.urls import BLOCKED_MARK, check_url, guarded_connections
 
 SPEC = StageSpec(
@@ -104,9 +103,9 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     if reason:  # decided on search metadata: nothing is downloaded
         return StageResult.rejected(f"metadata filter: {reason}", {"duration_s": video.duration_s})
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix=f"lectern-{video.id}-") as tmp:
+    with scratch_dir(video.id, "download") as tmp:
         try:
-            path = fetch(video.url, Path(tmp), settings)
+            path = fetch(video.url, tmp, settings)
         except OverSizeCap as exc:
             return StageResult.rejected(f"size filter: {exc}", {"duration_s": video.duration_s})
         seconds = time.monotonic() - started
