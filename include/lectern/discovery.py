@@ -20,6 +20,7 @@ Taxonomy format (``<subjects dir>/<subject>.yaml``), four levels as in the paper
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -29,15 +30,17 @@ from typing import Any, Sequence
 import yaml
 
 from lectern.config import Settings
-from lectern.errors import PermanentError, TransientError
+from lectern.errors import BlockedURL, PermanentError, TransientError
 from lectern.manifest import Manifest, ManifestError, load_manifest, manifest_path
 from lectern.pipeline import RECIPES
 from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint
 from lectern.state.ops import FoundVideo, PointSpec, links_to_score, record_link_scores, record_search
 from lectern.store import safe_video_id
+from lectern.urls import BLOCKED_MARK, check_url, guarded_connections, is_web_url
 
 DEFAULT_QUERY_TEMPLATE = "{point} {course} lecture"
+log = logging.getLogger("lectern")
 
 
 class TaxonomyError(ValueError):
@@ -171,22 +174,46 @@ def search_catalog(query: str, settings: Settings) -> list[FoundVideo]:
 
     if not settings.search_catalog_url:
         raise PermanentError("LECTERN_SEARCH_BACKEND=catalog needs LECTERN_SEARCH_CATALOG_URL")
+    where = settings.search_catalog_url
+    check_url(where, settings.download_allow_networks, settings.allow_file_urls)
     try:
-        with urllib.request.urlopen(settings.search_catalog_url, timeout=30) as response:
+        with guarded_connections(settings.download_allow_networks), urllib.request.urlopen(where, timeout=30) as response:
             catalog = json.load(response)
     except urllib.error.HTTPError as exc:
         error = PermanentError if exc.code in (404, 410) else TransientError
-        raise error(f"catalog {settings.search_catalog_url}: HTTP {exc.code}") from exc
+        raise error(f"catalog {where}: HTTP {exc.code}") from exc
     except (urllib.error.URLError, TimeoutError) as exc:
-        raise TransientError(f"catalog {settings.search_catalog_url}: {exc}") from exc
+        if BLOCKED_MARK in str(exc):
+            raise BlockedURL(f"catalog {where}: {exc}") from exc
+        raise TransientError(f"catalog {where}: {exc}") from exc
+    except ValueError as exc:  # not JSON
+        raise PermanentError(f"catalog {where}: not a JSON list of videos ({exc})") from exc
+    entries = catalog_entries(catalog, where, settings.allow_file_urls)
     terms = set(re.findall(r"\w+", query.lower())) - STOPWORDS
     scored = []
-    for entry in catalog:
+    for entry in entries:
         text = set(re.findall(r"\w+", f"{entry.get('title', '')} {entry.get('description', '')}".lower()))
         score = len(terms & text)
         if score:
             scored.append((-score, str(entry["id"]), entry))
-    return [_found(entry, settings.search_catalog_url) for _, _, entry in sorted(scored)[: settings.search_results]]
+    return [_found(entry, where) for _, _, entry in sorted(scored)[: settings.search_results]]
+
+
+def catalog_entries(catalog: Any, where: str, allow_file_urls: bool = False) -> list[dict]:
+    """The catalog's usable entries: objects with an id and an http(s) URL (a `javascript:` or other URL would end
+    up as a link on the video's page). Each one left out is logged with why."""
+    if not isinstance(catalog, list):
+        raise PermanentError(f"catalog {where}: not a JSON list of videos")
+    usable = []
+    for n, entry in enumerate(catalog, start=1):
+        url = entry.get("url") or entry.get("webpage_url") if isinstance(entry, dict) else None
+        why = ("not an object" if not isinstance(entry, dict) else "no id" if not entry.get("id")
+               else "" if is_web_url(url, allow_file_urls) else f"url {url!r} is not http(s)")
+        if why:
+            log.warning("catalog %s: entry %d left out: %s", where, n, why)
+        else:
+            usable.append(entry)
+    return usable
 
 
 def _extract(targets: list[str], settings: Settings) -> list[FoundVideo]:
@@ -201,12 +228,16 @@ def _extract(targets: list[str], settings: Settings) -> list[FoundVideo]:
         "socket_timeout": 30,
     }
     found: dict[str, FoundVideo] = {}
-    with yt_dlp.YoutubeDL(options) as ydl:
+    with guarded_connections(settings.download_allow_networks), yt_dlp.YoutubeDL(options) as ydl:
         for target in targets:
+            if not target.startswith("ytsearch"):  # a URL: where discovery may connect, as downloads may
+                check_url(target, settings.download_allow_networks, settings.allow_file_urls)
             try:
                 info = ydl.extract_info(target, download=False)
             except yt_dlp.utils.DownloadError as exc:
                 message = str(exc)
+                if BLOCKED_MARK in message:
+                    raise BlockedURL(f"search target {target}: {message}") from exc
                 if re.search(r"HTTP Error (404|410)|Unsupported URL|not a valid URL", message):
                     raise PermanentError(f"search target {target}: {message}") from exc
                 raise TransientError(f"search target {target}: {message}") from exc

@@ -24,10 +24,10 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from lectern.state.ops import FoundVideo
 from lectern.store import safe_video_id
+from lectern.urls import is_web_url
 
 FIELDS = ("url", "cover_url", "description", "label", "id", "title")
 UNLABELLED = "unlabelled"
@@ -148,9 +148,8 @@ def _text(record: dict, name: str) -> str:
 
 
 def _check_url(name: str, url: str, allow_file_urls: bool) -> None:
-    parts = urlsplit(url)
-    schemes = ("http", "https", "file") if allow_file_urls else ("http", "https")
-    if parts.scheme.lower() not in schemes or (parts.scheme.lower() != "file" and not parts.netloc):
+    if not is_web_url(url, allow_file_urls):
+        schemes = ("http", "https", "file") if allow_file_urls else ("http", "https")
         raise ValueError(f"{name} {url!r} is not an {'/'.join(schemes)} URL")
 
 

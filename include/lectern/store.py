@@ -145,6 +145,7 @@ class Store:
     def put_bytes(self, key: str, data: bytes) -> str: ...
     def put_file(self, key: str, path: str | Path) -> str: ...
     def get_bytes(self, key: str) -> bytes: ...
+    def iter_bytes(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete_keys(self, keys: list[str]) -> int: ...
@@ -206,6 +207,11 @@ class LocalStore(Store):
 
     def get_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def iter_bytes(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+        with open(self._path(key), "rb") as handle:
+            while data := handle.read(chunk):
+                yield data
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -279,6 +285,14 @@ class S3Store(Store):
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except self.client.exceptions.NoSuchKey as exc:
             raise FileNotFoundError(key) from exc
+
+    def iter_bytes(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except self.client.exceptions.NoSuchKey as exc:
+            raise FileNotFoundError(key) from exc
+        with body:
+            yield from body.iter_chunks(chunk)
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

@@ -42,6 +42,15 @@ def address_refusal(address: str, allowed: Sequence[Network]) -> str | None:
     return None
 
 
+def is_web_url(url: object, allow_file: bool = False) -> bool:
+    """An http(s) URL with a host (or, where allowed, a file:// URL): what may be fetched, stored and linked."""
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    return (scheme in ("http", "https") and bool(parts.hostname)) or (allow_file and scheme == "file")
+
+
 def check_url(url: str, allowed: Sequence[Network] = (), allow_file: bool = False) -> None:
     """Refuse (BlockedURL, permanent) a URL a download must not fetch; a host that does not resolve is a
     DownloadFailed (transient: DNS may come back)."""

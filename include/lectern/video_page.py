@@ -11,6 +11,7 @@ from lectern.config import Settings
 from lectern.state.db import session_scope
 from lectern.state.models import Video, VideoStage
 from lectern.state.ops import furthest_rows, stage_rows, video_record, why
+from lectern.urls import is_web_url
 from sqlalchemy import select
 
 STYLE = """
@@ -73,6 +74,13 @@ def _e(value) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _source_link(url: str) -> str:
+    """A link to the video's source, for http(s) URLs only: a stored `javascript:` URL would run in the page."""
+    if is_web_url(url):
+        return f"<a href='{_e(url)}' rel='noopener noreferrer'>source</a>"
+    return f"source <code>{_e(url)}</code>"
+
+
 def render_video_page(report: dict, base: str = "/lectern", keyframes: list[str] = ()) -> str:
     """The report as one page; artifact links and keyframes go through `base`/videos/{id}/files/{name}."""
     vid = report["id"]
@@ -80,7 +88,7 @@ def render_video_page(report: dict, base: str = "/lectern", keyframes: list[str]
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Lectern: {_e(vid)}</title>"
              f"<style>{STYLE}</style></head><body><p class='meta'><a href='{base}/videos'>All videos</a></p>",
              f"<h1>{_e(report['title'] or vid)}</h1>",
-             f"<p class='meta'>id <code>{_e(vid)}</code> · <a href='{_e(report['url'])}'>source</a> · "
+             f"<p class='meta'>id <code>{_e(vid)}</code> · {_source_link(report['url'])} · "
              f"{_e(report['duration_s'])} s · language {_e(report['language'])} · subjects "
              f"{_e(', '.join(report['subjects']))} · points {_e(', '.join(report['points']))} · title/description "
              f"relevance {_e(report['metadata_relevance'])}</p>"]

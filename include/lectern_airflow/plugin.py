@@ -38,7 +38,7 @@ def task_page_url(dag_id: str, run_id: str, map_index: int) -> str:
 
 def create_app():
     from fastapi import FastAPI, HTTPException
-    from fastapi.responses import HTMLResponse, RedirectResponse, Response
+    from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
     from lectern.store import Keys, store_from_settings
     from lectern.video_page import render_video_index, render_video_page, video_index, video_report, videos_of_task
@@ -78,7 +78,8 @@ def create_app():
         if not store.exists(key):
             raise HTTPException(404, f"no artifact {name!r} for {video_id}")
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return Response(store.get_bytes(key), media_type=media_type)
+        # streamed: a source.mp4 may be gigabytes, never read into memory whole
+        return StreamingResponse(store.iter_bytes(key), media_type=media_type)
 
     @app.get("/tasks/{dag_id}/{run_id}/{map_index}", response_class=HTMLResponse)
     def task(dag_id: str, run_id: str, map_index: int):

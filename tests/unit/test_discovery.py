@@ -3,6 +3,7 @@ import pytest
 from lectern.config import Settings
 from lectern.discovery import TaxonomyError, load_taxonomy, search_point
 from lectern_dev.corpus import subject_yaml
+from tests.unit.stages.test_download_guard import redirect_to_corpus  # noqa: F401 - a fixture
 
 
 def write(tmp_path, text):
@@ -52,8 +53,11 @@ def test_missing_subject_file(tmp_path):
         load_taxonomy(tmp_path / "nope.yaml")
 
 
+LOOPBACK = {"LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8"}  # the test servers' network, refused by default
+
+
 def test_search_explicit_urls_over_loopback(corpus_server, tmp_path):
-    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path)})
+    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), **LOOPBACK})
     found = search_point("ignored", [f"{corpus_server.base_url}/photosynthesis.mp4",
                                      f"{corpus_server.base_url}/photosynthesis.mp4",
                                      f"{corpus_server.base_url}/cell_division.mp4"], settings)
@@ -85,7 +89,7 @@ def catalog(tmp_path, corpus_server, demo_corpus):
 
 def test_catalog_search_ranks_by_matching_words(catalog, tmp_path):
     settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog",
-                                  "LECTERN_SEARCH_CATALOG_URL": catalog, "LECTERN_SEARCH_RESULTS": "2"})
+                                  "LECTERN_SEARCH_CATALOG_URL": catalog, "LECTERN_SEARCH_RESULTS": "2", **LOOPBACK})
     found = search_point("Light Reactions Energy lecture", [], settings)
     assert [v.id for v in found] == ["photosynthesis"]  # "light", "reactions", "energy" are all in it
     assert found[0].duration_s == 24.0 and found[0].url.endswith("/photosynthesis.mp4")
@@ -99,7 +103,8 @@ def test_discovery_over_a_catalog_links_duplicates_across_points(catalog, tmp_pa
     from lectern.state.db import migrate, session_scope
     from lectern.state.ops import PointSpec, stage_rows, sync_subject, video_record
 
-    env = {"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog", "LECTERN_SEARCH_CATALOG_URL": catalog}
+    env = {"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog", "LECTERN_SEARCH_CATALOG_URL": catalog,
+           **LOOPBACK}
     settings = Settings.from_env(env)
     migrate(settings.db_url)
     with session_scope(settings.db_url) as session:
@@ -110,6 +115,44 @@ def test_discovery_over_a_catalog_links_duplicates_across_points(catalog, tmp_pa
     with session_scope(settings.db_url) as session:
         assert [r.video_id for r in stage_rows(session)] == ["photosynthesis"]
         assert set(video_record(session, "photosynthesis").points) == {"Photosynthesis", "Light reactions"}
+
+
+def test_discovery_connects_only_where_downloads_may(catalog, corpus_server, redirect_to_corpus, tmp_path):
+    """The SSRF guard covers discovery too: an explicit URL and the catalog on a refused address, and a redirect
+    to one while yt-dlp reads a page, fail for good as blocked instead of being fetched."""
+    from lectern.errors import BlockedURL
+
+    refused = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog",
+                                 "LECTERN_SEARCH_CATALOG_URL": catalog})
+    with pytest.raises(BlockedURL, match="loopback"):
+        search_point("photosynthesis", [], refused)
+    with pytest.raises(BlockedURL, match="loopback"):
+        search_point("q", [f"{corpus_server.base_url}/photosynthesis.mp4"], refused)
+    redirector_only = Settings.from_env({"LECTERN_HOME": str(tmp_path),
+                                         "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.2/32"})
+    with pytest.raises(BlockedURL, match="blocked a connection to 127.0.0.1"):
+        search_point("q", [redirect_to_corpus], redirector_only)
+
+
+def test_catalog_entries_that_are_not_videos_with_http_urls_are_left_out(tmp_path, caplog):
+    import json
+
+    from lectern_dev.server import CorpusServer
+
+    entries = [{"id": "xss", "url": "javascript:alert(document.cookie)", "title": "photosynthesis"},
+               {"id": "data", "url": "data:text/html,<script>alert(1)</script>", "title": "photosynthesis"},
+               "photosynthesis", {"url": "https://cdn.example.org/a.mp4", "title": "photosynthesis"},
+               {"id": "good", "url": "https://cdn.example.org/good.mp4", "title": "photosynthesis"}]
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "catalog" / "catalog.json").write_text(json.dumps(entries))
+    with CorpusServer(tmp_path / "catalog") as server:
+        settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog",
+                                      "LECTERN_SEARCH_CATALOG_URL": f"{server.base_url}/catalog.json", **LOOPBACK})
+        caplog.set_level("WARNING", logger="lectern")
+        assert [v.id for v in search_point("photosynthesis", [], settings)] == ["good"]
+    left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(left_out) == 4 and "'javascript:alert(document.cookie)' is not http(s)" in left_out[0]
+    assert left_out[2].endswith("not an object") and left_out[3].endswith("no id")
 
 
 def test_catalog_backend_needs_its_url(tmp_path):
@@ -130,7 +173,7 @@ def test_metadata_scored_once_per_search_result(catalog, tmp_path, tiny_models):
     from lectern.state.ops import PointSpec, sync_subject, video_record
 
     env = {"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog", "LECTERN_SEARCH_CATALOG_URL": catalog,
-           "LECTERN_METADATA_JUDGE_MODEL": tiny_models["llm_scripted"], "LECTERN_LLM_MAX_NEW_TOKENS": "24"}
+           "LECTERN_METADATA_JUDGE_MODEL": tiny_models["llm_scripted"], "LECTERN_LLM_MAX_NEW_TOKENS": "24", **LOOPBACK}
     settings = Settings.from_env(env)
     migrate(settings.db_url)
     with session_scope(settings.db_url) as session:

@@ -86,3 +86,33 @@ def test_extra_link_only_on_per_video_tasks():
     assert link.get_link(None, ti_key=key("lectern_ocr", "publish", -1)) == ""
     assert link.get_link(None, ti_key=key("lectern_discover", "search_point", 0)) == ""
     assert link.get_link(None, ti_key=key("other_dag", "run_stage", 0)) == ""
+
+
+def test_only_http_source_urls_are_links(app, db_url):
+    """A stored `javascript:` URL (a catalog or manifest of old, before entries were checked) must not become a
+    link that runs in the page."""
+    from lectern.state.models import Video
+
+    with session_scope(db_url) as session:
+        session.get(Video, "v0").url = "javascript:alert(document.cookie)"
+    page = app.get("/videos/v0").text
+    assert "href='javascript" not in page and "source <code>javascript:alert(document.cookie)</code>" in page
+    assert "href='http://x/v1.mp4'" in app.get("/videos/v1").text
+
+
+def test_files_are_streamed_not_read_whole(app, tmp_path, monkeypatch):
+    """A source.mp4 may be gigabytes: the route streams it in chunks instead of reading it into memory."""
+    import os
+
+    from lectern.store import LocalStore
+
+    data = os.urandom(5 << 20)
+    LocalStore(tmp_path / "store").put_bytes(Keys.source("v0"), data)
+
+    def whole(self, key):
+        raise AssertionError(f"{key} read whole")
+
+    monkeypatch.setattr(LocalStore, "get_bytes", whole)
+    with app.stream("GET", "/videos/v0/files/source.mp4") as response:
+        chunks = list(response.iter_raw())
+    assert response.headers["content-type"] == "video/mp4" and b"".join(chunks) == data

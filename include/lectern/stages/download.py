@@ -56,6 +56,21 @@ class _Messages:
     info = warning = error = debug
 
 
+def _formats_fetched_here(select, allow_file: bool, refused: set[str]):
+    """yt-dlp's format selection (`select`, from LECTERN_DOWNLOAD_FORMAT) among the formats yt-dlp fetches itself
+    over plain http(s), in this thread, where the connection guard applies. HLS, DASH and the rest are fetched by
+    fragment downloaders that hand some streams (SAMPLE-AES keys, say) to an ffmpeg subprocess, which would
+    connect anywhere; their protocols go into `refused`."""
+    plain = ("http", "https", "file") if allow_file else ("http", "https")
+
+    def selector(ctx):
+        formats = [f for f in ctx["formats"] if f.get("protocol") in plain]
+        refused.update(f.get("protocol") or "unknown" for f in ctx["formats"] if f.get("protocol") not in plain)
+        return select({**ctx, "formats": formats})
+
+    return selector
+
+
 def fetch(url: str, directory: Path, settings: Settings) -> Path:
     """Download one video with yt-dlp into `directory`; returns the file. Only public addresses (and the allowed
     networks) are fetched from, redirects included."""
@@ -79,13 +94,20 @@ def fetch(url: str, directory: Path, settings: Settings) -> Path:
         "noplaylist": True,
         "concurrent_fragment_downloads": 1,  # in this thread, where the connection guard applies
     }
+    refused: set[str] = set()
     try:
+        # The user's format spec, compiled by a YoutubeDL with the same options, applied to plain formats only.
+        select = yt_dlp.YoutubeDL(options).build_format_selector(settings.download_format)
+        options["format"] = _formats_fetched_here(select, settings.allow_file_urls, refused)
         with guarded_connections(settings.download_allow_networks), yt_dlp.YoutubeDL(options) as ydl:
             ydl.download([url])
     except yt_dlp.utils.DownloadError as exc:
         message = str(exc).replace("ERROR: ", "")
         if BLOCKED_MARK in message:
             raise BlockedURL(message) from exc
+        if refused and "Requested format is not available" in message:
+            raise BlockedURL(f"{url}: only {', '.join(sorted(refused))} formats, which an external program (ffmpeg) "
+                             "would fetch outside the SSRF guard; Lectern downloads plain http(s) formats") from exc
         if "Did not get any data blocks" in message:
             raise CorruptMedia(f"{url}: the server sent an empty file") from exc
         raise download_error(message) from exc

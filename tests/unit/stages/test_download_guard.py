@@ -86,3 +86,49 @@ def test_the_download_stage_refuses_a_private_url_without_connecting(store, sett
     with pytest.raises(BlockedURL, match="link-local"):
         download.run(record("meta", "http://169.254.169.254/latest/meta-data/iam"), store,
                      guarded_settings(settings, ""))
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers anything with a few bytes and keeps the paths asked for."""
+
+    hits: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Length", "16")
+        self.end_headers()
+        self.wfile.write(b"\0" * 16)
+
+    def log_message(self, *args):
+        pass
+
+
+class _Playlist(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.apple.mpegurl")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_hls_stream_is_not_handed_to_ffmpeg_outside_the_guard(store, settings):
+    """An HLS playlist on an allowed address whose key and segment are on a refused one. yt-dlp hands a
+    SAMPLE-AES stream to an ffmpeg subprocess, which the in-process connection guard does not reach: nothing may be
+    fetched from the refused address, and the video fails for good as blocked."""
+    recorder = type("Recorder", (_Recorder,), {"hits": []})
+    with http_server(recorder, host="127.0.0.2") as refused:
+        playlist = (f'#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n'
+                    f'#EXT-X-KEY:METHOD=SAMPLE-AES,URI="{refused}/key"\n#EXTINF:10.0,\n{refused}/segment.ts\n'
+                    "#EXT-X-ENDLIST\n").encode()
+        with http_server(type("Playlist", (_Playlist,), {"body": playlist}), host="127.0.0.1") as allowed:
+            with pytest.raises(BlockedURL, match="m3u8.*external program"):
+                download.run(record("hls", f"{allowed}/video.m3u8"), store, guarded_settings(settings, "127.0.0.1/32"))
+    assert recorder.hits == []
+    assert not store.list("videos/hls/")
