@@ -34,11 +34,14 @@ def probe(path: str | Path) -> dict[str, Any]:
     fmt = data.get("format", {})
     if not set((fmt.get("format_name") or "").split(",")) & CONTAINERS:
         raise CorruptMedia(f"{path.name}: not a video container (ffprobe read it as {fmt.get('format_name')!r})")
-    duration = float(fmt.get("duration") or (video or {}).get("duration") or 0.0)
     if video is None and audio is None:
         raise CorruptMedia(f"{path.name}: no audio or video stream")
+    known = fmt.get("duration") or (video or {}).get("duration") or (audio or {}).get("duration")
+    # A container without a duration (a stream cut from a live source, a file too short for FFmpeg's estimate) is
+    # measured from its packets, never taken as 0 s: unknown is not too short.
+    duration = float(known) if known else measured_duration(path)
     return {
-        "duration_s": round(duration, 3),
+        "duration_s": round(duration, 3) if duration is not None else None,
         "size_bytes": int(fmt.get("size") or path.stat().st_size),
         "format": fmt.get("format_name"),
         "has_video": video is not None,
@@ -49,6 +52,26 @@ def probe(path: str | Path) -> dict[str, Any]:
         "fps": _rate((video or {}).get("avg_frame_rate")),
         "audio_codec": (audio or {}).get("codec_name"),
     }
+
+
+def measured_duration(path: Path) -> float | None:
+    """Seconds from the first packet to the end of the last, read from the container without decoding (None: no
+    packet has a timestamp)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = (container.streams.video or container.streams.audio)[0]
+        rate = getattr(stream, "average_rate", None)  # a frame's length where packets carry none (ASF)
+        frame = int(1 / (rate * stream.time_base)) if rate else 0
+        first = end = None
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            first = packet.pts if first is None else min(first, packet.pts)
+            end = max(end or packet.pts, packet.pts + (packet.duration or frame))
+    if first is None:
+        return None
+    return float((end - first) * stream.time_base)
 
 
 def _rate(value: str | None) -> float | None:

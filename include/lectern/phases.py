@@ -49,7 +49,7 @@ def claim(settings: Settings, stage: str, owner: str, subject: str | None = None
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
     with session_scope(settings.db_url) as session:
-        expired = release_expired_leases(session, stage)
+        expired = release_expired_leases(session, settings.max_attempts, stage)
         if expired:
             log.warning("%s: leases expired for %s; they are claimable again", stage, ", ".join(expired))
         if force:

@@ -20,7 +20,7 @@ import numpy as np
 
 from lectern import frames
 from lectern.config import Settings
-from lectern.errors import MissingInput
+from lectern.errors import CorruptMedia, MissingInput
 from lectern.faces import face_area_ratio
 from lectern.stages import RunSetting, StageResult, StageSpec, VideoRecord, without_timings
 from lectern.store import Keys, Store
@@ -131,6 +131,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     faces = 0
     sampled_times: list[float] = []  # every frame compared (the clip-level file's `extracted_frames`)
     with store.local_path(source_key) as path:
+        if probe["duration_s"] is None:  # probe measured none: no packet with a timestamp, nothing to cut
+            raise CorruptMedia(f"{video.id}: no frame with a timestamp (its duration is unknown)")
         clips, segmenting = cut_clips(str(path), asr["segments"] if asr else None, float(probe["duration_s"]),
                                       settings)
         starts = [clip.start for clip in clips]

@@ -340,8 +340,9 @@ def claim_one(session: Session, video_id: str, stage: str, owner: str, lease_sec
     return row
 
 
-def release_expired_leases(session: Session, stage: str | None = None) -> list[str]:
-    """Running rows whose lease ran out become transient failures (LeaseExpired), claimable again."""
+def release_expired_leases(session: Session, max_attempts: int, stage: str | None = None) -> list[str]:
+    """Running rows whose lease ran out become LeaseExpired failures: transient (claimable again) while attempts
+    remain, permanent once the last one has expired."""
     now = utcnow()
     query = select(VideoStage).where(VideoStage.status == RUNNING, VideoStage.lease_expires_at < now)
     if stage:
@@ -349,8 +350,10 @@ def release_expired_leases(session: Session, stage: str | None = None) -> list[s
     rows = list(session.scalars(query.with_for_update(skip_locked=True)))
     for row in rows:
         _finish(row, FAILED, now)
-        row.error_class, row.error_kind = "LeaseExpired", TRANSIENT
-        row.error_message = f"lease of {row.lease_owner} expired at {row.lease_expires_at}"
+        row.error_class = "LeaseExpired"
+        row.error_kind = TRANSIENT if (row.attempts or 0) < max_attempts else PERMANENT
+        row.error_message = (f"lease of {row.lease_owner} expired at {row.lease_expires_at}"
+                             + ("" if row.error_kind == TRANSIENT else f" (attempt {row.attempts} of {max_attempts})"))
         row.lease_owner = row.lease_expires_at = None
     return [row.video_id for row in rows]
 

@@ -42,3 +42,22 @@ def test_live_stream_is_rejected_before_downloading(store, settings):
     result = download.run(replace(live, live_status="is_live"), store, settings)
     assert result.status == "rejected" and result.reason == "metadata filter: live stream (is_live)"
     assert store.list("videos/") == []
+
+
+@pytest.mark.parametrize("container", ["mpegts", "matroska"])
+def test_a_container_without_a_duration_is_measured_not_taken_as_zero(tmp_path, container):
+    """FFmpeg gives no duration for a stream too short to estimate (one frame here; streams cut from a live
+    source too): it is measured from the packets, never 0.0 s, which the probe filter would reject as too short
+    though nothing said it was."""
+    import json
+    import subprocess
+
+    from lectern import media
+
+    path = tmp_path / f"one.{container}"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-frames:v", "1",
+                    "-f", container, "pipe:1"], stdout=path.open("wb"), check=True)
+    ffprobe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json",
+                                         str(path)], capture_output=True, text=True, check=True).stdout)
+    assert "duration" not in ffprobe["format"]  # the case itself: FFmpeg does not know
+    assert media.probe(path)["duration_s"] == pytest.approx(0.1)

@@ -112,13 +112,26 @@ def test_expired_lease_is_reclaimed_and_the_old_owner_cannot_write(db_url):
         claim_videos(session, "download", "crashed-run", 1, 60, 3)
         session.get(VideoStage, ("v0", "download")).lease_expires_at = utcnow() - timedelta(seconds=1)
     with session_scope(db_url) as session:
-        assert release_expired_leases(session) == ["v0"]
+        assert release_expired_leases(session, 3) == ["v0"]
         row = session.get(VideoStage, ("v0", "download"))
-        assert (row.status, row.error_class) == ("failed", "LeaseExpired")
+        assert (row.status, row.error_class, row.error_kind) == ("failed", "LeaseExpired", "transient")
         assert claim_videos(session, "download", "new-run", 1, 60, 3) == ["v0"]
     with session_scope(db_url) as session:
         with pytest.raises(LeaseLost):
             mark_succeeded(session, "v0", "download", "crashed-run", {}, {})
+
+
+def test_the_last_attempt_expiring_is_a_permanent_failure(db_url):
+    seed(db_url, n=1)
+    with session_scope(db_url) as session:
+        claim_videos(session, "download", "run-1", 1, 60, 2)
+        session.get(VideoStage, ("v0", "download")).attempts = 2  # its last attempt
+        session.get(VideoStage, ("v0", "download")).lease_expires_at = utcnow() - timedelta(seconds=1)
+    with session_scope(db_url) as session:
+        assert release_expired_leases(session, 2) == ["v0"]
+        row = session.get(VideoStage, ("v0", "download"))
+        assert (row.error_class, row.error_kind) == ("LeaseExpired", "permanent") and "attempt 2 of 2" in row.error_message
+        assert claim_videos(session, "download", "run-2", 1, 60, 2) == []  # labelled as what it is: final
 
 
 def test_subject_filter(db_url):
