@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import traceback
 
@@ -20,15 +21,17 @@ from lectern.state.db import session_scope
 from lectern.state.ops import (
     LeaseLost,
     NotClaimable,
+    check_lease,
     claim_one,
     mark_failed,
     mark_rejected,
     mark_succeeded,
+    renew_lease,
     reset_for_rerun,
     update_video,
     video_record,
 )
-from lectern.store import STALE_AFTER_S, Keys, check_video_id, remove_scratch, store_from_settings
+from lectern.store import STALE_AFTER_S, FencedStore, Keys, check_video_id, remove_scratch, store_from_settings
 
 EXIT_OK, EXIT_PERMANENT, EXIT_NOT_CLAIMABLE, EXIT_TRANSIENT = 0, 2, 3, 75
 # A state DB restart takes seconds: recording an outcome is tried again after these pauses before giving up (the
@@ -57,6 +60,52 @@ def _record(prefix: str, write) -> None:
             time.sleep(delay)
 
 
+class Claim:
+    """The claim one stage run holds on its video-stage (its lease token). While the stage runs, a heartbeat
+    renews the lease every third of LECTERN_LEASE_SECONDS, so a long stage keeps it and a dead one loses it within
+    one lease; `check` (before every artifact write) refuses once the claim is lost."""
+
+    def __init__(self, settings: Settings, video_id: str, stage: str, token: str, prefix: str):
+        self.settings, self.video_id, self.stage, self.token, self.prefix = settings, video_id, stage, token, prefix
+        self.lost = False
+        self._stop = threading.Event()
+        self._heart = threading.Thread(target=self._beat, name=f"lease-{video_id}-{stage}", daemon=True)
+
+    def __enter__(self) -> "Claim":
+        self._heart.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._heart.join()
+
+    def _beat(self) -> None:
+        interval = max(self.settings.lease_seconds / 3, 0.5)
+        while not self._stop.wait(interval):
+            try:
+                with session_scope(self.settings.db_url) as session:
+                    held = renew_lease(session, self.video_id, self.stage, self.token, self.settings.lease_seconds)
+            except _db_away() as exc:  # the lease may run out meanwhile: then `check` refuses
+                log.warning("%s lease not renewed, state DB unreachable: %s", self.prefix,
+                            str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
+                continue
+            if not held:
+                self.lost = True
+                log.error("%s lease lost (taken by another run, or the video was taken down): this run's "
+                          "writes are refused from now on", self.prefix)
+                return
+
+    def check(self) -> None:
+        if self.lost:
+            raise LeaseLost(f"{self.video_id}: {self.stage} lease lost; this run's writes are refused")
+
+        def read() -> None:
+            with session_scope(self.settings.db_url) as session:
+                check_lease(session, self.video_id, self.stage, self.token)
+
+        _record(self.prefix, read)
+
+
 def default_owner() -> str:
     return f"cli:{socket.gethostname()}:{os.getpid()}"
 
@@ -83,14 +132,21 @@ def _run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | 
                 reset_for_rerun(session, stage_name, video_ids=[video_id])
             row = claim_one(session, video_id, stage_name, owner, settings.lease_seconds, settings.max_attempts,
                             run_id=run_id, map_index=map_index)
-            attempt = row.attempts
+            attempt, token = row.attempts, row.lease_token
             video = video_record(session, video_id)
     except NotClaimable as exc:
         log.warning("%s not run: %s", prefix, exc)
         return EXIT_NOT_CLAIMABLE
     log.info("%s started (attempt %d, owner %s)", prefix, attempt, owner)
+    with Claim(settings, video_id, stage_name, token, prefix) as claim:
+        return _run_claimed(stage, video, FencedStore(store_from_settings(settings), claim.check), settings, owner,
+                            token, prefix)
+
+
+def _run_claimed(stage, video, store, settings: Settings, owner: str, token: str, prefix: str) -> int:
+    """Run the stage under its claim and record the outcome, if the claim still holds."""
+    video_id, stage_name = video.id, stage.SPEC.name
     started = time.monotonic()
-    store = store_from_settings(settings)
     try:
         # What a killed earlier run left half-written: temporary store files, unfinished uploads, scratch folders.
         left = store.remove_partial(Keys.video(video_id, ""), STALE_AFTER_S) + remove_scratch(video_id, STALE_AFTER_S)
@@ -108,7 +164,7 @@ def _run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | 
         def record_failure() -> bool:
             with session_scope(settings.db_url) as session:
                 return mark_failed(session, video_id, stage_name, owner, error_class, message, transient,
-                                   settings.max_attempts, settings.retry_backoff_seconds)
+                                   settings.max_attempts, settings.retry_backoff_seconds, token=token)
 
         try:
             retry = _record(prefix, record_failure)
@@ -125,10 +181,10 @@ def _run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | 
             if result.video_updates:
                 update_video(session, video_id, **result.video_updates)
             if result.status == "succeeded":
-                mark_succeeded(session, video_id, stage_name, owner, result.artifacts, metrics, version)
+                mark_succeeded(session, video_id, stage_name, owner, result.artifacts, metrics, version, token=token)
             else:
                 mark_rejected(session, video_id, stage_name, owner, result.reason or "rejected", metrics,
-                              result.artifacts, version)
+                              result.artifacts, version, token=token)
 
     try:
         _record(prefix, record_result)

@@ -368,6 +368,51 @@ class S3Store(Store):
             yield path
 
 
+class FencedStore(Store):
+    """A store whose every write first calls `check`, which raises while the writer may no longer write (its
+    claim on the video-stage was lost): a stage that lost its lease cannot overwrite its successor's artifacts."""
+
+    def __init__(self, store: Store, check):
+        self.store, self.check, self.url = store, check, store.url
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        self.check()
+        return self.store.put_bytes(key, data)
+
+    def put_file(self, key: str, path: str | Path) -> str:
+        self.check()
+        return self.store.put_file(key, path)
+
+    def delete_keys(self, keys: list[str]) -> int:
+        self.check()
+        return self.store.delete_keys(keys)
+
+    def remove_partial(self, prefix: str, idle_s: float | None = None) -> int:
+        self.check()
+        return self.store.remove_partial(prefix, idle_s)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.store.get_bytes(key)
+
+    def iter_bytes(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+        return self.store.iter_bytes(key, chunk)
+
+    def exists(self, key: str) -> bool:
+        return self.store.exists(key)
+
+    def list(self, prefix: str) -> list[str]:
+        return self.store.list(prefix)
+
+    def uri(self, key: str) -> str:
+        return self.store.uri(key)
+
+    def ensure_bucket(self) -> None:
+        self.store.ensure_bucket()
+
+    def local_path(self, key: str):
+        return self.store.local_path(key)
+
+
 def open_store(url: str, endpoint_url: str | None = None, region: str = "us-east-1") -> Store:
     parsed = urlparse(url)
     if parsed.scheme == "s3":

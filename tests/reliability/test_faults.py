@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from lectern.config import Settings
-from lectern.runner import EXIT_OK, run_stage
+from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_OK, run_stage
 from lectern.state.db import session_scope
 from lectern.state.models import VideoStage, utcnow
 from lectern.state.ops import claim_videos
@@ -156,6 +156,61 @@ def test_a_write_killed_mid_file_is_removed_by_the_next_run_and_by_a_takedown(pg
     assert main(["forget", video_id, "--reason", "takedown"]) == 0
     assert not [path for path in (tmp_path / "store" / "videos").rglob("*") if path.is_file()]  # nothing left
     record_fault("store write killed mid-file, then rerun and taken down", 2, 2, 0)
+
+
+def test_a_stale_owner_resumed_after_its_lease_was_taken_writes_nothing(pg_url, slow_server, demo_corpus,
+                                                                         tmp_path, record_fault):
+    """Owner A is paused (SIGSTOP: a frozen VM, a long GC pause) mid-download past its lease, heartbeat included;
+    owner B reclaims the video and stores it; A resumes and finishes its download. A's late write must be refused:
+    the stored source stays B's, the row B's success."""
+    video_id = "photosynthesis"
+    env = run_environment(tmp_path, pg_url, LECTERN_STORE_URL=f"file://{tmp_path}/store", LECTERN_LEASE_SECONDS="2")
+    settings = Settings.from_env(env)
+    discover(pg_url, (video_id, f"{slow_server}/{video_id}.mp4"))
+    owner_a = subprocess.Popen([sys.executable, "-m", "lectern", "stage", "download", "--video-id", video_id,
+                                "--lease-owner", "owner-a"], env={**os.environ, **env},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while row(settings, video_id).status != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # A is downloading
+    owner_a.send_signal(signal.SIGSTOP)
+    time.sleep(2.5)  # A's lease runs out: its heartbeat is frozen with it
+    assert run_stage("download", video_id, settings, owner="owner-b") == EXIT_OK
+    stored = tmp_path / "store" / Keys.source(video_id)
+    written_by_b = stored.stat().st_mtime_ns, stored.stat().st_ino
+    owner_a.send_signal(signal.SIGCONT)
+    output, _ = owner_a.communicate(timeout=120)
+    assert owner_a.returncode == 75, output  # transient: its result is not recorded
+    assert "writes are refused" in output, output
+    assert (stored.stat().st_mtime_ns, stored.stat().st_ino) == written_by_b  # B's file, not overwritten by A
+    done = row(settings, video_id)
+    assert (done.status, done.attempts, done.lease_owner) == ("succeeded", 2, None)
+    original = (demo_corpus[0] / f"{video_id}.mp4").read_bytes()
+    assert hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(original).digest()
+    record_fault("stale owner resumed after its lease was taken: its late write refused", 1, 1, 0)
+
+
+def test_a_stage_running_longer_than_its_lease_keeps_it(pg_url, slow_server, tmp_path, record_fault):
+    """The heartbeat: a 2 s lease, a download of about 4 s. Another run trying to take the video meanwhile is
+    refused throughout, and the first finishes on its first attempt."""
+    import threading
+
+    video_id = "photosynthesis"
+    settings = Settings.from_env(run_environment(tmp_path, pg_url, LECTERN_LEASE_SECONDS="2"))
+    discover(pg_url, (video_id, f"{slow_server}/{video_id}.mp4"))
+    codes = []
+    first = threading.Thread(target=lambda: codes.append(run_stage("download", video_id, settings, owner="long-run")))
+    first.start()
+    attempts_by_b = []
+    while first.is_alive():
+        time.sleep(0.5)
+        attempts_by_b.append(run_stage("download", video_id, settings, owner="eager-run"))
+    first.join()
+    assert codes == [EXIT_OK] and len(attempts_by_b) >= 6  # well past the 2 s lease
+    assert set(attempts_by_b[:-1]) == {EXIT_NOT_CLAIMABLE}  # (the last may come after it finished)
+    assert (row(settings, video_id).status, row(settings, video_id).attempts) == ("succeeded", 1)
+    record_fault("a stage running 2x past its lease, another run trying to take it", 1, 1, 0)
 
 
 def test_a_transcription_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_bucket, s3_server,

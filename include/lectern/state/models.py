@@ -90,6 +90,9 @@ class VideoStage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(250), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Each claim's own token: a run that lost its lease (expired, or taken by a retry of the same task) no
+    # longer holds it, so its late writes and its result are refused.
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     error_class: Mapped[str | None] = mapped_column(String(200), nullable=True)
     error_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # transient | permanent

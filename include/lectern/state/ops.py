@@ -8,11 +8,12 @@ Succeeding in one stage makes the next stage's row pending.
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import and_, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from lectern.pipeline import STAGES, next_stage
@@ -300,6 +301,7 @@ def claim_videos(session: Session, stage: str, owner: str, limit: int, lease_sec
 def _lease(row: VideoStage, owner: str, now: datetime, lease_seconds: int) -> None:
     row.status = RUNNING
     row.lease_owner = owner
+    row.lease_token = uuid.uuid4().hex
     row.lease_expires_at = now + timedelta(seconds=lease_seconds)
     row.attempts = (row.attempts or 0) + 1
     row.started_at = now
@@ -325,7 +327,12 @@ def claim_one(session: Session, video_id: str, stage: str, owner: str, lease_sec
                          and run_id is not None and row.run_id == run_id)
     if retry_of_same_run:
         _lease(row, owner, now, lease_seconds)
-    elif not leased_to_me:
+    elif leased_to_me:
+        # The phase's claim task leased it to this run; this try takes it with a token of its own, so an earlier
+        # try of the same task (same owner) that is still running somewhere can no longer write.
+        row.lease_token = uuid.uuid4().hex
+        row.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    else:
         claimable = session.scalar(
             select(func.count()).select_from(VideoStage).where(
                 VideoStage.video_id == video_id, _claimable(stage, now, max_attempts)
@@ -354,20 +361,42 @@ def release_expired_leases(session: Session, max_attempts: int, stage: str | Non
         row.error_kind = TRANSIENT if (row.attempts or 0) < max_attempts else PERMANENT
         row.error_message = (f"lease of {row.lease_owner} expired at {row.lease_expires_at}"
                              + ("" if row.error_kind == TRANSIENT else f" (attempt {row.attempts} of {max_attempts})"))
-        row.lease_owner = row.lease_expires_at = None
+        row.lease_owner = row.lease_expires_at = row.lease_token = None
     return [row.video_id for row in rows]
 
 
 # --- outcomes ----------------------------------------------------------------------------------
 
 
-def _owned_row(session: Session, video_id: str, stage: str, owner: str) -> VideoStage:
+def _owned_row(session: Session, video_id: str, stage: str, owner: str, token: str | None) -> VideoStage:
+    """The row, locked, if `owner` (and, when given, the claim with `token`) still holds its lease."""
     row = session.scalar(
         select(VideoStage).where(VideoStage.video_id == video_id, VideoStage.stage == stage).with_for_update()
     )
-    if row is None or row.status != RUNNING or row.lease_owner != owner:
-        raise LeaseLost(f"{video_id}: {stage} is no longer leased to {owner}")
+    if row is None or row.status != RUNNING or row.lease_owner != owner or (token and row.lease_token != token):
+        raise LeaseLost(f"{video_id}: {stage} is no longer leased to {owner}"
+                        + (" (another claim took it)" if row is not None and row.lease_owner == owner else ""))
     return row
+
+
+def _holding(video_id: str, stage: str, token: str):
+    return and_(VideoStage.video_id == video_id, VideoStage.stage == stage, VideoStage.status == RUNNING,
+                VideoStage.lease_token == token)
+
+
+def renew_lease(session: Session, video_id: str, stage: str, token: str, lease_seconds: int) -> bool:
+    """The heartbeat: extend the claim's lease by `lease_seconds` from now; False if the claim no longer holds it."""
+    renewed = session.execute(update(VideoStage).where(_holding(video_id, stage, token))
+                              .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
+    return renewed.rowcount == 1
+
+
+def check_lease(session: Session, video_id: str, stage: str, token: str) -> None:
+    """Raise LeaseLost unless the claim with `token` still holds the video-stage (before each artifact write)."""
+    holds = session.scalar(select(func.count()).select_from(VideoStage).where(_holding(video_id, stage, token)))
+    if not holds:
+        raise LeaseLost(f"{video_id}: {stage} is no longer leased to this run (expired and taken by another, or "
+                        "taken down); its writes are refused")
 
 
 def _finish(row: VideoStage, status: str, now: datetime) -> None:
@@ -378,13 +407,13 @@ def _finish(row: VideoStage, status: str, now: datetime) -> None:
 
 
 def mark_succeeded(session: Session, video_id: str, stage: str, owner: str, artifacts: dict[str, str],
-                   metrics: dict[str, Any], version: str | None = None) -> None:
+                   metrics: dict[str, Any], version: str | None = None, token: str | None = None) -> None:
     now = utcnow()
-    row = _owned_row(session, video_id, stage, owner)
+    row = _owned_row(session, video_id, stage, owner, token)
     _finish(row, SUCCEEDED, now)
     row.artifacts, row.metrics, row.version = dict(artifacts), dict(metrics), version
     row.error_class = row.error_kind = row.error_message = row.reason = None
-    row.lease_owner = row.lease_expires_at = None
+    row.lease_owner = row.lease_expires_at = row.lease_token = None
     following = next_stage(stage, video_recipe(session, video_id))
     if following:
         successor = session.get(VideoStage, (video_id, following))
@@ -396,19 +425,20 @@ def mark_succeeded(session: Session, video_id: str, stage: str, owner: str, arti
 
 
 def mark_rejected(session: Session, video_id: str, stage: str, owner: str, reason: str,
-                  metrics: dict[str, Any], artifacts: dict[str, str] | None = None, version: str | None = None) -> None:
-    row = _owned_row(session, video_id, stage, owner)
+                  metrics: dict[str, Any], artifacts: dict[str, str] | None = None, version: str | None = None,
+                  token: str | None = None) -> None:
+    row = _owned_row(session, video_id, stage, owner, token)
     _finish(row, REJECTED, utcnow())
     row.reason, row.metrics, row.artifacts, row.version = reason, dict(metrics), dict(artifacts or {}), version
     row.error_class = row.error_kind = row.error_message = None
-    row.lease_owner = row.lease_expires_at = None
+    row.lease_owner = row.lease_expires_at = row.lease_token = None
 
 
 def mark_failed(session: Session, video_id: str, stage: str, owner: str, error_class: str, message: str,
-                transient: bool, max_attempts: int, backoff_seconds: int) -> bool:
+                transient: bool, max_attempts: int, backoff_seconds: int, token: str | None = None) -> bool:
     """Record a failure; returns True when the video will be retried."""
     now = utcnow()
-    row = _owned_row(session, video_id, stage, owner)
+    row = _owned_row(session, video_id, stage, owner, token)
     _finish(row, FAILED, now)
     row.error_class, row.error_message = error_class, message[:4000]
     retry = transient and row.attempts < max_attempts
@@ -416,7 +446,7 @@ def mark_failed(session: Session, video_id: str, stage: str, owner: str, error_c
     if retry:
         delay = backoff_seconds * 2 ** (row.attempts - 1)
         row.retry_at = now + timedelta(seconds=delay * random.uniform(0.8, 1.2))
-    row.lease_owner = row.lease_expires_at = None
+    row.lease_owner = row.lease_expires_at = row.lease_token = None
     return retry
 
 
@@ -472,7 +502,7 @@ def forget_video(session: Session, video_id: str, reason: str, force: bool = Fal
                            "it ends, or force")
     for row in rows:
         row.status, row.reason, row.finished_at = FORGOTTEN, f"forgotten: {reason}", now
-        row.lease_owner = row.lease_expires_at = row.retry_at = None
+        row.lease_owner = row.lease_expires_at = row.lease_token = row.retry_at = None
         row.artifacts = {}
     video.forgotten_at, video.forgotten_reason = now, reason
     return [row.stage for row in rows]

@@ -41,7 +41,7 @@ def seed(url, n=5, subject="Biology"):
 
 
 def test_schema_comes_from_alembic(db_url):
-    assert current_revision(db_url) == "0006"
+    assert current_revision(db_url) == "0007"
 
 
 def test_discovery_dedups_and_links(db_url):
@@ -119,6 +119,46 @@ def test_expired_lease_is_reclaimed_and_the_old_owner_cannot_write(db_url):
     with session_scope(db_url) as session:
         with pytest.raises(LeaseLost):
             mark_succeeded(session, "v0", "download", "crashed-run", {}, {})
+
+
+def test_each_claim_has_its_own_token_and_only_the_latest_may_write(db_url):
+    """Airflow's retry of a task has the same owner as the try it replaces (dag_id:run_id): the retry's claim must
+    fence the earlier try, which may still be running on a lost worker."""
+    from lectern.state.ops import check_lease, renew_lease
+
+    seed(db_url, n=1)
+    with session_scope(db_url) as session:
+        claim_videos(session, "download", "dag:run", 1, 60, 3)  # the phase's claim task
+        first = claim_one(session, "v0", "download", "dag:run", 60, 3).lease_token  # try 1
+    with session_scope(db_url) as session:
+        second = claim_one(session, "v0", "download", "dag:run", 60, 3).lease_token  # try 2, same owner
+    assert first and second and first != second
+    with session_scope(db_url) as session:
+        with pytest.raises(LeaseLost):
+            check_lease(session, "v0", "download", first)
+        assert not renew_lease(session, "v0", "download", first, 60)
+        check_lease(session, "v0", "download", second)
+        assert renew_lease(session, "v0", "download", second, 60)
+    with session_scope(db_url) as session:
+        with pytest.raises(LeaseLost, match="another claim took it"):
+            mark_succeeded(session, "v0", "download", "dag:run", {}, {}, token=first)
+        mark_succeeded(session, "v0", "download", "dag:run", {}, {}, token=second)
+        assert session.get(VideoStage, ("v0", "download")).attempts == 1  # one claim task, two tries of it
+
+
+def test_a_takedown_fences_a_stage_whose_lease_expired(db_url):
+    """`forget` takes an expired lease as not running: the hung stage behind it must not write after it."""
+    from lectern.state.ops import check_lease, forget_video
+
+    seed(db_url, n=1)
+    with session_scope(db_url) as session:
+        token = claim_one(session, "v0", "download", "hung-run", 60, 3).lease_token
+        session.get(VideoStage, ("v0", "download")).lease_expires_at = utcnow() - timedelta(seconds=1)
+    with session_scope(db_url) as session:
+        forget_video(session, "v0", "takedown")
+    with session_scope(db_url) as session:
+        with pytest.raises(LeaseLost):
+            check_lease(session, "v0", "download", token)
 
 
 def test_the_last_attempt_expiring_is_a_permanent_failure(db_url):
