@@ -42,13 +42,15 @@ def stage_module(name: str) -> ModuleType:
     return MODULES[name]
 
 
+def stages_after(stage: str, recipe: str = "textbook") -> tuple[str, ...]:
+    """The stages after `stage` in `recipe`, in order (none for a stage the recipe does not have)."""
+    stages = RECIPES[recipe]
+    return stages[stages.index(stage) + 1:] if stage in stages else ()
+
+
 def next_stage(stage: str, recipe: str = "textbook") -> str | None:
     """The stage after `stage` in `recipe` (None after its last, or for a stage the recipe does not have)."""
-    stages = RECIPES[recipe]
-    if stage not in stages:
-        return None
-    index = stages.index(stage)
-    return stages[index + 1] if index + 1 < len(stages) else None
+    return next(iter(stages_after(stage, recipe)), None)
 
 
 def upstream_phase(phase: str) -> str:

@@ -10,12 +10,13 @@ from lectern.config import Settings
 from lectern.pipeline import RECIPES, STAGES
 from lectern.release import build_release
 from lectern.state.db import session_scope
-from lectern.state.models import FORGOTTEN
+from lectern.state.models import FORGOTTEN, VideoStage
 from lectern.state.ops import (
     FoundVideo,
     PointSpec,
     claim_one,
     claim_videos,
+    mark_rejected,
     mark_succeeded,
     record_search,
     reset_for_rerun,
@@ -81,8 +82,6 @@ def test_forget_removes_everything_and_the_next_release_lacks_it(corpus, capsys)
     with session_scope(settings.db_url) as session:
         rows = stage_rows(session, video_ids=["v2"])
         assert {r.status for r in rows} == {FORGOTTEN} and rows[0].reason == "forgotten: copyright claim"
-        assert reset_for_rerun(session, "ocr", subject="Biology") == 1  # force resets v1 only
-        assert claim_videos(session, "ocr", "again", 10, 60, 3) == ["v1"]
         # found again by a search: neither revived nor linked
         assert record_search(session, point, [FoundVideo("v2", "http://x/v2")], {})["new_links"] == 0
         assert {r.status for r in stage_rows(session, video_ids=["v2"])} == {FORGOTTEN}
@@ -93,6 +92,9 @@ def test_forget_removes_everything_and_the_next_release_lacks_it(corpus, capsys)
                               "removed": [{"id": "v2", "why": "forgotten: copyright claim"}]}
     lines = [json.loads(line) for key in second["shards"] for line in store.get_bytes(key).decode().splitlines()]
     assert [s["texts"] for s in lines] == [[None, "v1 text"]]
+    with session_scope(settings.db_url) as session:
+        assert reset_for_rerun(session, "ocr", subject="Biology") == 1  # force resets v1 only
+        assert claim_videos(session, "ocr", "again", 10, 60, 3) == ["v1"]
 
 
 def test_forget_refuses_a_running_stage_and_unknown_videos(corpus, capsys):
@@ -125,7 +127,6 @@ def test_stale_only_reruns_what_the_changed_settings_affect(corpus):
 
     from lectern.phases import claim
     from lectern.pipeline import stage_version
-    from lectern.state.models import VideoStage
 
     settings, _, _ = corpus
     with session_scope(settings.db_url) as session:
@@ -144,6 +145,42 @@ def test_stale_only_reruns_what_the_changed_settings_affect(corpus):
         status = {r.stage: r.status for r in stage_rows(session, video_ids=["v1"])}
     assert status == {"download": "succeeded", "transcribe": "succeeded", "judge": "succeeded",
                       "keyframes": "succeeded", "ocr": "succeeded", "assemble": "pending"}
+
+
+def test_a_rerun_that_now_rejects_takes_the_video_out_of_the_next_release(corpus):
+    """judge is forced again for v1 and now rejects it: v1's later stages (keyframes, ocr, assemble: computed
+    from the old verdict) must not stay succeeded, or the next release would still include it."""
+    from lectern.phases import claim
+
+    settings, _, _ = corpus
+    assert [v["id"] for v in build_release(settings, name="before")["videos"]] == ["v1", "v2"]
+    assert claim(settings, "judge", "rerun", video_ids=["v1"], force=True) == ["v1"]
+    with session_scope(settings.db_url) as session:
+        assert [r.stage for r in stage_rows(session, video_ids=["v1"])] == ["download", "transcribe", "judge"]
+        mark_rejected(session, "v1", "judge", "rerun", "judge: not educational", {})
+    after = build_release(settings, name="after")
+    assert [v["id"] for v in after["videos"]] == ["v2"]
+    assert after["diff"]["removed"] == [{"id": "v1", "why": "no longer assembled"}]
+
+
+def test_a_stale_keyframes_rerun_leaves_nothing_pointing_at_the_keyframes_it_replaces(corpus):
+    import dataclasses
+
+    from lectern.phases import claim
+    from lectern.pipeline import stage_version
+
+    settings, _, _ = corpus
+    with session_scope(settings.db_url) as session:
+        for row in session.query(VideoStage):
+            row.version = stage_version(row.stage, settings)
+    changed = dataclasses.replace(settings, ssim_threshold=settings.ssim_threshold / 2)
+    assert claim(changed, "keyframes", "rerun", stale_only=True, subject="Biology") == ["v1", "v2"]
+    with session_scope(settings.db_url) as session:
+        left = {r.stage: r.status for r in stage_rows(session, video_ids=["v1"])}
+        assert left == {"download": "succeeded", "transcribe": "succeeded", "judge": "succeeded",
+                        "keyframes": "running"}  # no ocr or assemble row still pointing at the old keyframes
+        mark_succeeded(session, "v1", "keyframes", "rerun", {}, {}, stage_version("keyframes", changed))
+        assert {r.stage: r.status for r in stage_rows(session, video_ids=["v1"])}["ocr"] == "pending"
 
 
 def test_manifest_records_lineage(corpus):

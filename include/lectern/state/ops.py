@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import and_, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from lectern.pipeline import STAGES, next_stage
+from lectern.pipeline import STAGES, next_stage, stages_after
 from lectern.stages import VideoRecord
 from lectern.state.models import (
     FAILED,
@@ -243,14 +243,28 @@ def _subject_filter(subject: str):
 
 def reset_for_rerun(session: Session, stage: str, video_ids: Sequence[str] | None = None,
                     subject: str | None = None) -> int:
-    """`force`: put finished rows of a stage back to pending (running ones keep their lease)."""
+    """`force`: put finished rows of a stage back to pending (running ones keep their lease), and drop the rows of
+    the stages after it."""
     if not video_ids and not subject:
         raise ValueError("force needs video ids or a subject, so a typo cannot rerun the whole corpus")
     query = select(VideoStage).where(VideoStage.stage == stage, VideoStage.status.notin_([RUNNING, FORGOTTEN]))
     rows = list(session.scalars(_scoped(query, video_ids, subject)))
     for row in rows:
         _make_pending(row)
+    _invalidate_after(session, rows)
     return len(rows)
+
+
+def _invalidate_after(session: Session, rows: Sequence[VideoStage]) -> None:
+    """The stages after each row's stage computed their results from the one now being redone: their rows go (the
+    next succeeded run of this stage opens the next one again), so a release leaves the video out until it is
+    through again, no later stage reads what the rerun replaces, and a later stage still running loses its
+    lease (its writes are refused). Their artifacts stay in the store until their own reruns overwrite them."""
+    for row in rows:
+        later = stages_after(row.stage, video_recipe(session, row.video_id))
+        if later:
+            session.execute(delete(VideoStage).where(VideoStage.video_id == row.video_id,
+                                                     VideoStage.stage.in_(later), VideoStage.status != FORGOTTEN))
 
 
 def _scoped(query, video_ids: Sequence[str] | None, subject: str | None):
@@ -270,13 +284,15 @@ def _make_pending(row: VideoStage) -> None:
 def reset_stale(session: Session, stage: str, current_version: str, video_ids: Sequence[str] | None = None,
                 subject: str | None = None) -> list[str]:
     """`stale_only`: put back to pending the finished results (succeeded or rejected) of a stage that were computed
-    with another version or other settings than `current_version`. Their successors follow when they rerun."""
+    with another version or other settings than `current_version`, and drop the rows of the stages after them (they
+    follow again when the rerun succeeds)."""
     query = select(VideoStage).where(
         VideoStage.stage == stage, VideoStage.status.in_([SUCCEEDED, REJECTED]),
         or_(VideoStage.version.is_(None), VideoStage.version != current_version))
     rows = list(session.scalars(_scoped(query, video_ids, subject)))
     for row in rows:
         _make_pending(row)
+    _invalidate_after(session, rows)
     return [row.video_id for row in rows]
 
 
