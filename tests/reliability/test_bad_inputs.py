@@ -2,6 +2,7 @@
 each ends in a terminal state that says why (rejected by which filter, or failed with which error class), the good
 one still succeeds, and nothing of a bad one reaches the store."""
 
+import http.server
 import random
 import shutil
 import subprocess
@@ -120,3 +121,56 @@ def test_download_errors_are_tombstoned_or_retried_with_backoff_up_to_the_cap(up
     assert store_from_settings(settings).list(Keys.video("gone_404", "")) == []
     record_fault("download errors: 404/410 tombstoned, 429/503/dropped retried with backoff up to the cap",
                  len(ids), len(ids), 0)
+
+
+class _RateLimited(http.server.SimpleHTTPRequestHandler):
+    """A host that rate-limits: its first requests get 429 Too Many Requests (with Retry-After), then it serves."""
+
+    refusals_left = 0
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        cls = type(self)
+        if cls.refusals_left > 0:
+            cls.refusals_left -= 1
+            self.send_response(429, "Too Many Requests")
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_rate_limited_downloads_wait_and_are_never_tombstoned(tmp_path, pg_url, record_fault):
+    """Three videos from a host that answers 429 to its next 6 requests (each video's first two tries): each is
+    retried with backoff, never tombstoned, and stored once the limit lifts."""
+    import functools
+
+    directory = tmp_path / "site"
+    directory.mkdir()
+    ids = ["lecture_1", "lecture_2", "lecture_3"]
+    ffmpeg("-f", "lavfi", "-i", "color=c=white:s=320x240:r=10", "-f", "lavfi", "-i", "sine=frequency=440", "-t", "12",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(directory / f"{ids[0]}.mp4"))
+    for video_id in ids[1:]:
+        shutil.copy(directory / f"{ids[0]}.mp4", directory / f"{video_id}.mp4")
+    limited = type("Limited", (_RateLimited,), {"refusals_left": 6})
+    settings = Settings.from_env(run_environment(tmp_path, pg_url, LECTERN_STORE_URL=f"file://{tmp_path}/store",
+                                                 LECTERN_RETRY_BACKOFF_SECONDS="1", LECTERN_MAX_ATTEMPTS="6"))
+    with http_server(functools.partial(limited, directory=str(directory))) as site:
+        discover(pg_url, *[(video_id, f"{site}/{video_id}.mp4") for video_id in ids])
+        for run, backoff in enumerate((1, 2, 4), start=1):
+            run_stage_batch("download", ids, settings, owner=f"pod-{run}", run_id=f"run-{run}")
+            if all(row(settings, video_id).status == "succeeded" for video_id in ids):
+                break
+            for video_id in ids:
+                assert row(settings, video_id).error_kind == "transient", video_id  # never tombstoned
+            time.sleep(backoff * 1.25)  # the backoff after this attempt (+-20 %)
+    assert limited.refusals_left == 0  # the limit really hit them
+    store = store_from_settings(settings)
+    for video_id in ids:
+        final = row(settings, video_id)
+        assert (final.status, final.error_class, final.attempts) == ("succeeded", None, 3), video_id
+        assert store.list(Keys.video(video_id, "")) == sorted([Keys.probe(video_id), Keys.source(video_id)])
+    record_fault("rate limited: a host answering 429 for a while, then serving", len(ids), len(ids), 0)
