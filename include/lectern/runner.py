@@ -147,11 +147,8 @@ def _run_claimed(stage, video, store, settings: Settings, owner: str, token: str
     """Run the stage under its claim and record the outcome, if the claim still holds."""
     video_id, stage_name = video.id, stage.SPEC.name
     started = time.monotonic()
+    _remove_leftovers(store, video_id, prefix)
     try:
-        # What a killed earlier run left half-written: temporary store files, unfinished uploads, scratch folders.
-        left = store.remove_partial(Keys.video(video_id, ""), STALE_AFTER_S) + remove_scratch(video_id, STALE_AFTER_S)
-        if left:
-            log.info("%s removed %d partial file(s) a killed earlier run left", prefix, left)
         result = stage.run(video, store, settings)
         undeclared = set(result.artifacts) - set(stage.SPEC.produces)
         if undeclared:  # what later stages find is what specs say: a stage may not record more
@@ -196,6 +193,19 @@ def _run_claimed(stage, video, store, settings: Settings, owner: str, token: str
     else:
         log.info("%s rejected: %s", prefix, result.reason)
     return EXIT_OK
+
+
+def _remove_leftovers(store, video_id: str, prefix: str) -> None:
+    """Remove what a killed earlier run of the video left half-written: temporary store files, unfinished multipart
+    uploads, scratch folders. Best effort: a store that is away fails the stage at its first real read or write,
+    with that error, and the bucket's lifecycle rule aborts any upload left (docs/reliability.md)."""
+    try:
+        left = store.remove_partial(Keys.video(video_id, ""), STALE_AFTER_S) + remove_scratch(video_id, STALE_AFTER_S)
+    except Exception as exc:  # noqa: BLE001 - any store error: the stage's own work decides the outcome
+        log.warning("%s partial files of earlier runs not checked: %s: %s", prefix, type(exc).__name__, exc)
+        return
+    if left:
+        log.info("%s removed %d partial file(s) a killed earlier run left", prefix, left)
 
 
 def run_stage_batch(stage_name: str, video_ids: list[str], settings: Settings, owner: str | None = None,
