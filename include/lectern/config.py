@@ -94,6 +94,16 @@ def _cron(value: str) -> str | None:
     return value.strip() or None
 
 
+def _phase_seconds(value: str) -> dict[str, int]:
+    pairs = {}
+    for item in _list(value):
+        phase, _, seconds = item.partition("=")
+        if not seconds.strip():
+            raise ValueError(f"must be phase=seconds pairs, not {item!r}")
+        pairs[phase.strip()] = max(1, _int(seconds.strip()))
+    return pairs
+
+
 def _home(value: str) -> Path:
     return Path(os.path.expanduser(value)).resolve()
 
@@ -229,6 +239,8 @@ class Settings:
     model_cache_pvc: str | None = setting("LECTERN_K8S_MODEL_CACHE_PVC", "", "PersistentVolumeClaim mounted at /models in stage pods to cache model downloads (empty: none).", _optional())
     pod_memory: str = setting("LECTERN_POD_MEMORY", "4Gi", "Memory request of CPU-phase pods.")
     gpu_pod_memory: str = setting("LECTERN_GPU_POD_MEMORY", "16Gi", "Memory request of GPU-phase pods.")
+    pod_startup_timeout_s: int = setting("LECTERN_POD_STARTUP_TIMEOUT_S", "1800", "Seconds a stage pod may take to be scheduled and started (a cold GPU node pulling the CUDA worker image takes minutes) before its task fails and is retried.", _int)
+    phase_timeouts: dict[str, int] = setting("LECTERN_PHASE_TIMEOUTS", "", "Seconds one video may take in a phase, as phase=seconds pairs (e.g. transcribe=14400,judge=7200); unset phases keep their stage's default (download 1800, transcribe 7200, assemble 900, the others 3600). A task of N videos gets N times this, as its Airflow execution_timeout and its pod's active_deadline_seconds: a hung stage frees its slot.", _phase_seconds)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":

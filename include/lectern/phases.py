@@ -7,7 +7,7 @@ from typing import Sequence
 
 from lectern.config import Settings
 from lectern.discovery import import_manifest, load_subject, subject_file
-from lectern.pipeline import GPU_POOL, GPU_STAGES, STAGES, pool_for, run_variables, stage_version
+from lectern.pipeline import GPU_POOL, GPU_STAGES, STAGES, pool_for, run_variables, stage_version, videos_per_task
 from lectern.prefilter import awaited_scores
 from lectern.state.db import session_scope
 from lectern.state.ops import (
@@ -76,7 +76,7 @@ def task_groups(settings: Settings, stage: str, video_ids: Sequence[str]) -> lis
     """Split claimed videos into what each mapped task (or pod) runs: for the GPU phases LECTERN_VIDEOS_PER_TASK
     videos, so one model load serves several; for the CPU phases LECTERN_CPU_VIDEOS_PER_TASK (default one, so each
     video is its own task with its own log)."""
-    size = settings.videos_per_task if stage in GPU_STAGES else settings.cpu_videos_per_task
+    size = videos_per_task(stage, settings)
     return [list(video_ids[i:i + size]) for i in range(0, len(video_ids), size)]
 
 
@@ -107,10 +107,12 @@ def discovery_outcome(settings: Settings, subject: str) -> dict:
 
 
 def pool_definitions(settings: Settings) -> dict[str, dict]:
-    """Lectern's pools in the format of `airflow pools import FILE`."""
+    """Lectern's pools in the format of `airflow pools import FILE`. Stage pods are deferred while they run (the
+    triggerer watches them, no worker slot is held), so deferred tasks count against the pools: a GPU slot stays
+    taken while its pod runs."""
     return {
         GPU_POOL: {"slots": settings.gpu_pool_slots, "description": f"Lectern GPU phases ({', '.join(GPU_STAGES)})",
-                   "include_deferred": False},
+                   "include_deferred": True},
         pool_for("download"): {"slots": settings.download_pool_slots, "description": "Lectern downloads",
-                               "include_deferred": False},
+                               "include_deferred": True},
     }

@@ -67,6 +67,23 @@ def pool_for(stage: str) -> str:
     return declared.pool or (GPU_POOL if declared.gpu else "default_pool")
 
 
+def videos_per_task(stage: str, settings: Settings) -> int:
+    """How many claimed videos one mapped task (or pod) of `stage` runs: LECTERN_VIDEOS_PER_TASK for GPU stages, so
+    one model load serves several; LECTERN_CPU_VIDEOS_PER_TASK (default one: one task, one log per video) else."""
+    return settings.videos_per_task if stage in GPU_STAGES else settings.cpu_videos_per_task
+
+
+def task_timeout_s(work: str, settings: Settings) -> int:
+    """How long one task (or pod) of a phase may run: its videos times the time one video may take
+    (LECTERN_PHASE_TIMEOUTS, else the stage's own default; an hour for discover's metadata scoring)."""
+    unknown = set(settings.phase_timeouts) - set(PHASES)
+    if unknown:
+        raise ValueError(f"LECTERN_PHASE_TIMEOUTS names no such phase: {', '.join(sorted(unknown))}")
+    if work not in STAGES:
+        return settings.phase_timeouts.get("discover", 3600)
+    return settings.phase_timeouts.get(work, spec(work).timeout_s) * videos_per_task(work, settings)
+
+
 def run_variables(stage: str) -> dict[str, str]:
     """Trigger-form field -> the LECTERN_* variable it sets for the run's stage processes (and pods)."""
     variable = {f.name: f.metadata["variable"] for f in fields(Settings)}

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 from lectern.config import Settings
-from lectern.pipeline import GPU_STAGES
+from lectern.pipeline import GPU_STAGES, task_timeout_s
 
 MODEL_CACHE = "/models"
 GPU_POD_TEMPLATE = Path(__file__).with_name("k8s") / "gpu-pod-template.yaml"
 VIDEO_IDS_FROM = 9  # stage pods' arguments end with the video ids, from this index on
 SCORE_METADATA = "score_metadata"  # the discover phase's model work, which runs in a pod too
+# A pod that requests a GPU runs its models there: WhisperX, and the LLM/VLM of judges, rewrite, OCR and captions.
+GPU_DEVICES = {"LECTERN_ASR_DEVICE": "cuda", "LECTERN_LLM_DEVICE": "cuda"}
 
 
 def needs_gpu(work: str, settings: Settings) -> bool:
@@ -49,7 +50,10 @@ def pod_settings(phase: str, settings: Settings) -> dict:
         "env_secret": settings.k8s_env_secret,
         # Non-secret settings travel as plain env; secrets (DB URL with password, AWS keys) come from env_secret.
         "env": {"LECTERN_EXECUTION": "kubernetes", "OMP_THREAD_LIMIT": "1",
+                **(GPU_DEVICES if gpu else {}),
                 **({"HF_HOME": f"{MODEL_CACHE}/hf", "LECTERN_MODELS_DIR": MODEL_CACHE} if settings.model_cache_pvc else {})},
+        "startup_timeout_s": settings.pod_startup_timeout_s,
+        "timeout_s": task_timeout_s(phase, settings),
         "model_cache_pvc": settings.model_cache_pvc,
         "labels": {"app.kubernetes.io/name": "lectern", "lectern/phase": phase},
         "pod_template_file": str(settings.gpu_pod_template or GPU_POD_TEMPLATE) if gpu else None,

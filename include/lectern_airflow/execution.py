@@ -3,9 +3,11 @@ same command in a KubernetesPodOperator pod (kubernetes), one mapped task per vi
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from airflow.sdk import task
 
-from lectern.pipeline import STAGES, pool_for, run_variables, spec
+from lectern.pipeline import STAGES, pool_for, run_variables, spec, task_timeout_s
 from lectern_airflow.assets import SETTINGS
 
 
@@ -34,8 +36,12 @@ def run_in_worker(label: str, args: list[str], **context) -> int:
     print(f"[{label}] $ {' '.join([*(f'{k}={v}' for k, v in chosen.items()), *command])}", flush=True)
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           env={**os.environ, **chosen}) as proc:
-        for line in proc.stdout:
-            print(line.rstrip(), flush=True)
+        try:
+            for line in proc.stdout:
+                print(line.rstrip(), flush=True)
+        except BaseException:  # the task's execution_timeout, or the task killed: the stage goes with it
+            proc.kill()
+            raise
     if proc.returncode == EXIT_OK:
         return proc.returncode
     if proc.returncode == EXIT_NOT_CLAIMABLE:
@@ -58,12 +64,13 @@ def run_videos(stage: str, groups):
     if SETTINGS.execution == "kubernetes":
         return run_in_pods(stage, groups)
     # Airflow retries transient failures (exit 75) as often as the stage's spec says; permanent ones fail at once.
-    return run_in_worker.override(task_id="run_stage", pool=pool_for(stage), retries=spec(stage).retries).expand_kwargs(
-        groups.map(stage_call(stage)))
+    return run_in_worker.override(task_id="run_stage", pool=pool_for(stage), retries=spec(stage).retries,
+                                  execution_timeout=timedelta(seconds=task_timeout_s(stage, SETTINGS))
+                                  ).expand_kwargs(groups.map(stage_call(stage)))
 
 
 def run_in_pods(phase: str, calls):
-    """A KubernetesPodOperator per video; its log streams into the mapped task's log (get_logs)."""
+    """A stage pod per video (or group); its log streams into the mapped task's log (get_logs)."""
     return stage_pods(phase, "run_stage", pool_for(phase), spec(phase).retries).expand_kwargs(
         calls.map(pod_call(phase)))
 
@@ -80,9 +87,10 @@ def stage_pods(work: str, task_id: str, pool: str, retries: int, **kwargs):
     resources, scheduling, secrets and the model cache from LECTERN_* settings; GPU work starts from the GPU pod
     template. Each mapped pod is labelled in the UI by the video ids that end its arguments."""
     from kubernetes.client import models as k8s
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
     from lectern.pods import MODEL_CACHE, VIDEO_IDS_FROM, pod_settings
+    from lectern.runner import EXIT_NOT_CLAIMABLE
+    from lectern_airflow.pod_operator import StagePodOperator
 
     spec = pod_settings(work, SETTINGS)
     volumes, mounts = [], []
@@ -91,10 +99,16 @@ def stage_pods(work: str, task_id: str, pool: str, retries: int, **kwargs):
             claim_name=spec["model_cache_pvc"]))]
         mounts = [k8s.V1VolumeMount(name="model-cache", mount_path=MODEL_CACHE)]
     options = {"map_index_template": f"{{{{ task.arguments[{VIDEO_IDS_FROM}:] | join(', ') }}}}", **kwargs}
-    return KubernetesPodOperator.partial(
+    return StagePodOperator.partial(
         task_id=task_id,
         pool=pool,
         retries=retries,
+        # The triggerer watches a running pod: no worker slot is held (the pools count deferred tasks).
+        deferrable=True,
+        skip_on_exit_code=EXIT_NOT_CLAIMABLE,
+        startup_timeout_seconds=spec["startup_timeout_s"],
+        active_deadline_seconds=spec["timeout_s"],
+        execution_timeout=timedelta(seconds=spec["timeout_s"] + spec["startup_timeout_s"]),
         name=f"lectern-{work.replace('_', '-')}",
         namespace=spec["namespace"],
         image=spec["image"],

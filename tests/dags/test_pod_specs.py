@@ -79,6 +79,25 @@ def test_gpu_phases_request_a_gpu(kubernetes_dags, phase):
     assert pod.metadata.labels["lectern/phase"] == phase
     assert container.env_from[0].secret_ref.name == "lectern-env"
     assert operator.map_index_template == "{{ task.arguments[9:] | join(', ') }}"
+    env = {e.name: e.value for e in container.env}
+    assert (env["LECTERN_ASR_DEVICE"], env["LECTERN_LLM_DEVICE"]) == ("cuda", "cuda")  # a GPU pod uses its GPU
+
+
+def test_pods_keep_the_stage_exit_codes_and_have_timeouts(kubernetes_dags):
+    """Exit 3 (not claimable) skips; pods are deferred while they run; a cold GPU node gets time to start the
+    image; a hung stage is stopped (pod deadline, task timeout) after its videos' allowance."""
+    from datetime import timedelta
+
+    operator, pod = render(kubernetes_dags, "transcribe", ["a1", "b2"])
+    assert operator.skip_on_exit_code == [3] and operator.deferrable
+    assert operator.startup_timeout_seconds == 1800
+    per_task = 7200 * 4  # transcribe's default per video, LECTERN_VIDEOS_PER_TASK videos
+    assert pod.spec.active_deadline_seconds == per_task
+    assert operator.execution_timeout == timedelta(seconds=per_task + 1800)
+    _, download = render(kubernetes_dags, "download", "abc123")
+    assert download.spec.active_deadline_seconds == 1800
+    env = {e.name for e in download.spec.containers[0].env}
+    assert "LECTERN_ASR_DEVICE" not in env  # a CPU pod keeps the configured devices
 
 
 def test_map_index_label_lists_every_video_of_a_pod(kubernetes_dags):
@@ -125,7 +144,7 @@ def test_metadata_scoring_runs_in_a_pod(kubernetes_dags):
                              "labels": {"lectern/phase": "discover"}})
     pod = operator.build_pod_request_obj(dry_run=True)
     container = pod.spec.containers[0]
-    assert type(operator).__name__ == "KubernetesPodOperator" and operator.get_logs
+    assert type(operator).__name__ == "StagePodOperator" and operator.get_logs
     assert container.args == ["discover", "--score-only", "--subject", "Biology"]
     # an LLM judges metadata here (LECTERN_METADATA_JUDGE_MODEL): a GPU pod, in the GPU pool
     assert container.resources.limits["nvidia.com/gpu"] == "1" and mapped.pool == "lectern_gpu"

@@ -30,8 +30,9 @@ class StageSpec:
     """A stage's facts, stated once: its name, its code version (raise it when its results change), the Settings
     fields its results depend on (with the version, they make the version recorded on every result), the
     artifacts it reads from earlier stages and those it records, whether it wants a GPU, how often Airflow retries
-    a transient failure, its own Airflow pool (None: lectern_gpu for a GPU stage, else the default pool) and the
-    settings one run may choose."""
+    a transient failure, its own Airflow pool (None: lectern_gpu for a GPU stage, else the default pool), how long
+    one video may take before its task is stopped (LECTERN_PHASE_TIMEOUTS overrides it) and the settings one run
+    may choose."""
     name: str
     version: str
     settings: tuple[str, ...]
@@ -40,6 +41,7 @@ class StageSpec:
     gpu: bool = False
     retries: int = 2
     pool: str | None = None
+    timeout_s: int = 3600  # per video: a task of N videos gets N times this
     run_settings: tuple[RunSetting, ...] = ()
 
 

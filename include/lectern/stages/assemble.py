@@ -30,6 +30,7 @@ SPEC = StageSpec(
     settings=("tokenizer", "embedding_model", "image_tokens", "sample_token_budget", "sample_max_images"),
     needs=(("download", "source"), ("transcribe", "asr"), ("judge", "judge"), ("keyframes", "clips"), ("ocr", "ocr")),
     produces=("samples", "clip_level", "video_meta"),
+    timeout_s=900,
 )
 
 END_OF_VIDEO = "End of a Video"

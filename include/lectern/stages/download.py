@@ -22,6 +22,7 @@ SPEC = StageSpec(
     produces=("source", "probe"),
     retries=4,
     pool="lectern_download",
+    timeout_s=1800,
 )
 
 # yt-dlp's messages for a rate limit: transient, though YouTube's begins like a removed video's ("Video unavailable.

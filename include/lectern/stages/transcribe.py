@@ -30,6 +30,7 @@ SPEC = StageSpec(
     needs=(("download", "source"),),
     produces=("asr",),
     gpu=True,
+    timeout_s=7200,
 )
 
 SAMPLE_RATE = 16000
