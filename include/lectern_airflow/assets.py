@@ -13,8 +13,10 @@ from lectern.pipeline import PHASES, upstream_phase
 SETTINGS = Settings.from_env()  # environment only: no I/O at parse time
 START = datetime(2025, 1, 1)
 TAGS = ["lectern"]
-DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(seconds=60), "retry_exponential_backoff": True,
-                "max_retry_delay": timedelta(minutes=30)}
+# A task's retries wait as a video's do (LECTERN_RETRY_BACKOFF_SECONDS, doubling): a retry of the same run then
+# claims its videos at once.
+DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(seconds=SETTINGS.retry_backoff_seconds),
+                "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=30)}
 
 # One Asset per phase: a phase's publish task updates it; the next phase is scheduled on it.
 ASSETS = {phase: Asset(name=f"lectern_{phase}", uri=f"lectern://phases/{phase}") for phase in PHASES}
