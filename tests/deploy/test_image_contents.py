@@ -23,7 +23,8 @@ from tests.conftest import CACHE, ROOT, model_environment
 from tests.unit.test_runner import discover
 
 pytestmark = pytest.mark.integration
-SET_FILES = ("requirements.txt", "requirements-airflow.txt", "requirements-ml.txt", "scripts/install-image.sh")
+SET_FILES = ("requirements.txt", "requirements-airflow.txt", "requirements-ml.txt", "scripts/install-image.sh",
+             "locks/airflow.txt", "locks/airflow-local.txt", "locks/worker.txt")
 TEXTBOOK = ("download", "transcribe", "judge", "keyframes", "ocr", "assemble")
 VIDEO = "photosynthesis"
 
@@ -35,7 +36,8 @@ def image_venv(image: str) -> Path:
         digest.update((ROOT / name).read_bytes())
     venv = CACHE / "image-venvs" / f"{image}-{digest.hexdigest()[:12]}"
     if not (venv / ".complete").exists():
-        shutil.rmtree(venv, ignore_errors=True)
+        for stale in venv.parent.glob(f"{image}-*"):  # built from other versions of the files
+            shutil.rmtree(stale, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
         uv = Path(sys.executable).with_name("uv")  # the dev venv's uv, and its wheel cache
         subprocess.run([str(ROOT / "scripts" / "install-image.sh"), image], check=True, timeout=1800,
@@ -79,6 +81,33 @@ def dags_import(venv: Path, env: dict[str, str]) -> None:
             "print(sorted(bag.dags), bag.import_errors); sys.exit(1 if bag.import_errors or not bag.dags else 0)")
     proc = run(venv, "-c", code, env=env)
     assert "lectern_transcribe" in proc.stdout
+
+
+@pytest.mark.parametrize("image, files", [
+    ("airflow", ("requirements-airflow.txt", "requirements.txt")),
+    ("airflow-local", ("requirements-airflow.txt", "requirements.txt", "requirements-ml.txt")),
+    ("worker", ("requirements.txt", "requirements-ml.txt")),
+])
+def test_each_lock_satisfies_its_image_requirement_files(image, files):
+    """A requirement changed without `scripts/lock-images.sh` run again would build an image off its lock."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    locked = {}
+    for line in (ROOT / "locks" / f"{image}.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.split(";")[0].strip().partition("==")
+            locked[canonicalize_name(name)] = version
+    for name in files:
+        for line in (ROOT / name).read_text().splitlines():
+            text = line.split("#")[0].strip()
+            if not text:
+                continue
+            requirement = Requirement(text)
+            version = locked.get(canonicalize_name(requirement.name))
+            assert version is not None, f"{requirement.name} ({name}) is not in locks/{image}.txt"
+            assert requirement.specifier.contains(version, prereleases=True), \
+                f"locks/{image}.txt has {requirement.name}=={version}, {name} asks {requirement.specifier}"
 
 
 def test_the_worker_image_runs_every_stage_without_airflow(tmp_path, corpus_server, tiny_models):
