@@ -378,6 +378,20 @@ def cpu_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def per_video_table(results: list[dict]) -> list[str]:
+    """What orchestration costs per video and per phase run, the figures that carry to a cluster: there the stages
+    run on other nodes, so Airflow's own CPU is what its nodes need per video, and the added wall per phase run is
+    the latency each phase adds (scheduling its run, its claim task, mapping, publishing), not slowed stage work."""
+    phases = len(RECIPES["textbook"])
+    lines = ["| videos | per CPU task | Airflow's own CPU s per video | added wall s per phase run "
+             "| added wall s per video |", "| --- | --- | --- | --- | --- |"]
+    for r in results:
+        added = r["airflow_s"] - r["direct_s"]
+        lines.append(f"| {r['videos']} | {r['cpu_videos_per_task']} | {airflow_cpu(r) / r['videos']:.2f} "
+                     f"| {added / phases:+.1f} | {added / r['videos']:+.2f} |")
+    return lines
+
+
 def airflow_parts_table(results: list[dict]) -> list[str]:
     """Airflow's own processes' CPU during the Airflow run, by part (sampled: see CpuMeter)."""
     lines = ["| videos | per CPU task | " + " | ".join(name for name, _ in AIRFLOW_PARTS) + " |",
@@ -408,6 +422,8 @@ def main() -> None:
     print("\n".join(phase_table(results)))
     print("\nCPU\n")
     print("\n".join(cpu_table(results)))
+    print("\nPer video and per phase run\n")
+    print("\n".join(per_video_table(results)))
     print("\nAirflow's processes' CPU s, by part\n")
     print("\n".join(airflow_parts_table(results)))
 
