@@ -5,6 +5,7 @@ Taxonomy format (``<subjects dir>/<subject>.yaml``), four levels as in the paper
 
     subject: Biology
     query_template: "{point} {course} lecture"   # optional; this is the default
+    prefilter: true                              # optional: judge listed videos' titles too (default: only searched)
     courses:
       - name: Cell Biology
         subcourses:
@@ -58,6 +59,8 @@ class SubjectSpec:
     points: list[PointSpec]
     recipe: str = "textbook"  # lectern.config.RECIPES
     manifest: Manifest | None = None  # a URL-manifest corpus's rows, read and validated
+    # Whether the metadata relevance filter judges videos listed by hand (None: only search results are judged).
+    prefilter: bool | None = None
 
 
 def load_taxonomy(path: Path) -> tuple[str, list[PointSpec]]:
@@ -81,6 +84,9 @@ def load_subject(path: Path, allow_file_urls: bool = False) -> SubjectSpec:
     recipe = doc.get("recipe", "textbook")
     if recipe not in RECIPES:
         raise TaxonomyError(f"{path}: recipe {recipe!r} is not one of {', '.join(RECIPES)}")
+    prefilter = doc.get("prefilter")
+    if prefilter is not None and not isinstance(prefilter, bool):
+        raise TaxonomyError(f"{path}: 'prefilter' must be true or false, not {prefilter!r}")
     try:
         source = manifest_path(path, doc)
         if source is not None:
@@ -88,10 +94,10 @@ def load_subject(path: Path, allow_file_urls: bool = False) -> SubjectSpec:
                 raise TaxonomyError(f"{path}: a subject has either 'courses' to search or a 'manifest', not both")
             manifest = load_manifest(source, allow_file_urls)
             return SubjectSpec(doc["subject"].strip(), [PointSpec(path=label, name=label, query=label)
-                                                        for label in manifest.labels()], recipe, manifest)
+                                                        for label in manifest.labels()], recipe, manifest, prefilter)
     except ManifestError as exc:
         raise TaxonomyError(str(exc)) from exc
-    return SubjectSpec(*_searched_subject(path, doc), recipe)
+    return SubjectSpec(*_searched_subject(path, doc), recipe, prefilter=prefilter)
 
 
 def _searched_subject(path: Path, doc: dict) -> tuple[str, list[PointSpec]]:

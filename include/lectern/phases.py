@@ -31,7 +31,7 @@ def prepare_discovery(settings: Settings, subject: str, force: bool = False) -> 
     so it has nothing to search."""
     spec = load_subject(subject_file(settings, subject), settings.allow_file_urls)
     with session_scope(settings.db_url) as session:
-        ids = sync_subject(session, spec.name, spec.points, spec.recipe)
+        ids = sync_subject(session, spec.name, spec.points, spec.recipe, spec.prefilter)
     if spec.manifest is not None:
         import_manifest(settings, spec.name, spec.manifest, {p.name: i for p, i in zip(spec.points, ids)})
         return []

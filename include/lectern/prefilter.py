@@ -2,12 +2,18 @@
 
 Each check returns the reason for a rejection (naming the filter and the value) or None. The relevance of
 title + description to the knowledge points (and the optional LLM metadata score) are computed once per search
-at discovery (lectern.discovery.score_metadata), so no model is loaded here. Unknown metadata never rejects: the later stages measure the real thing (ffprobe duration, detected spoken language).
+at discovery (lectern.discovery.score_metadata), so no model is loaded here. Unknown metadata never rejects: the
+later stages measure the real thing (ffprobe duration, detected spoken language, the judge's transcript relevance).
+A title that is only the file name (what yt-dlp's generic extractor gives a plain video file) or the video id is
+unknown. The scores reject only search results: a video the user listed by hand (a point's URLs, a manifest row)
+is their choice, unless the subject says `prefilter: true`.
 """
 
 from __future__ import annotations
 
+import posixpath
 import unicodedata
+from urllib.parse import unquote, urlsplit
 
 from lectern.config import Settings
 from lectern.stages import VideoRecord
@@ -37,6 +43,13 @@ def non_latin_share(text: str) -> float:
     return sum(1 for c in letters if not unicodedata.name(c, "").startswith("LATIN")) / len(letters)
 
 
+def known_title(video: VideoRecord) -> bool:
+    """Whether the title says something: not missing, not the video id, not the URL's file name."""
+    title = video.title.strip().casefold()
+    file_name = posixpath.basename(unquote(urlsplit(video.url).path)).casefold()
+    return bool(title) and title not in {video.id.casefold(), file_name, posixpath.splitext(file_name)[0]}
+
+
 def awaited_scores(settings: Settings) -> tuple[bool, bool]:
     """The metadata scores (relevance, LLM) this filter uses: a download waits for discovery to compute them."""
     return settings.metadata_min_relevance > 0, bool(settings.metadata_judge_model)
@@ -59,6 +72,8 @@ def metadata_rejection(video: VideoRecord, settings: Settings) -> str | None:
     required = settings.required_license
     if required and required.lower() not in (video.license or "").lower():
         return f"license {video.license or 'unknown'!r} does not match {required!r}"
+    if not video.metadata_judged or not (known_title(video) or video.description.strip()):
+        return None
     relevance, minimum = video.metadata_relevance, settings.metadata_min_relevance
     if minimum > 0 and relevance is not None and relevance < minimum:
         return f"title/description relevance {relevance:.2f} < {minimum:.2f}"

@@ -55,7 +55,8 @@ VIDEOS: dict[str, list[Slide]] = {
         Slide("DNA Polymerase", "Polymerase adds nucleotides to the new strand",
               "DNA polymerase adds matching nucleotides to build the new strand."),
     ],
-    # Off-topic for a Biology subject: the metadata filter rejects it before download.
+    # Off-topic for a Biology subject. Listed by hand with only its file name for a title, so the metadata filter
+    # leaves it alone (unknown metadata never rejects); the judge rejects it on its transcript.
     "pasta_recipe": [
         Slide("Tomato Pasta", "Boil the pasta in salted water",
               "Bring a large pot of salted water to a boil and cook the pasta until tender."),

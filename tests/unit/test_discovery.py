@@ -1,7 +1,7 @@
 import pytest
 
 from lectern.config import Settings
-from lectern.discovery import TaxonomyError, load_taxonomy, search_point
+from lectern.discovery import TaxonomyError, load_subject, load_taxonomy, search_point
 from lectern_dev.corpus import subject_yaml
 from tests.unit.stages.test_download_guard import redirect_to_corpus  # noqa: F401 - a fixture
 
@@ -28,6 +28,9 @@ courses:
                             "Cell Biology / Energy / Respiration"}
     assert by_path["Cell Biology / Energy / Photosynthesis"].query == "Photosynthesis Cell Biology lecture"
     assert by_path["Cell Biology / Energy / Respiration"].query == "cellular respiration explained"
+    assert load_subject(tmp_path / "subject.yaml").prefilter is None  # the default: only search results are judged
+    write(tmp_path, "subject: B\nprefilter: true\ncourses: [{name: C, points: [a]}]")
+    assert load_subject(tmp_path / "subject.yaml").prefilter is True
 
 
 @pytest.mark.parametrize("text,message", [
@@ -42,6 +45,7 @@ courses:
     ("subject: B\nquery_template: '{point} {level}'\ncourses: [{name: C, points: [a]}]", "query_template"),
     ("subject: B\nquery_template: '{0}'\ncourses: [{name: C, points: [a]}]", "query_template"),
     ("subject: B\ncourses: [{name: C, points: [{name: a, query: 42}]}]", "'query' must be text"),
+    ("subject: B\nprefilter: yes please\ncourses: [{name: C, points: [a]}]", "'prefilter' must be true or false"),
 ])
 def test_bad_taxonomies_are_clear_errors(tmp_path, text, message):
     with pytest.raises(TaxonomyError, match=message):

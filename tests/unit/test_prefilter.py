@@ -1,5 +1,7 @@
 """The pre-download filter on search metadata alone."""
 
+import dataclasses
+
 import pytest
 
 from lectern.config import Settings
@@ -50,6 +52,27 @@ def settings(**env):
 ])
 def test_metadata_filter(fields, env, reason):
     assert metadata_rejection(video(**fields), settings(**env)) == reason
+
+
+@pytest.mark.parametrize("fields,reason", [
+    # the generic extractor's title for a plain video file is its name: unknown metadata, never rejects
+    ({"url": "http://x/lectures/pasta_recipe.mp4", "title": "pasta_recipe"}, None),
+    ({"url": "http://x/lectures/Pasta%20Recipe.mp4", "title": "Pasta Recipe"}, None),
+    ({"url": "http://x/v/pasta_recipe.mp4", "title": "pasta_recipe.mp4"}, None),
+    ({"id": "pasta_recipe", "title": "PASTA_RECIPE"}, None),
+    ({"title": ""}, None),
+    # a description is known text even where the title is not
+    ({"url": "http://x/pasta.mp4", "title": "pasta", "description": "Boil the pasta"},
+     "title/description relevance 0.09 < 0.15"),
+    ({"url": "http://x/pasta.mp4", "title": "Tomato pasta"}, "title/description relevance 0.09 < 0.15"),
+    # listed by hand (metadata_judged False): the user's choice, whatever its scores
+    ({"metadata_judged": False}, None),
+    ({"metadata_judged": False, "metadata_llm_score": 2.0}, None),
+])
+def test_relevance_judges_only_known_metadata_of_searched_videos(fields, reason):
+    record = video(**{"metadata_relevance": 0.09, **fields})
+    assert metadata_rejection(record, settings()) == reason
+    assert metadata_rejection(dataclasses.replace(record, duration_s=5.0), settings()) == "duration 5.0s < 10s"
 
 
 def test_search_metadata_carries_live_status_and_license():

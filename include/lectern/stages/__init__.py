@@ -90,6 +90,8 @@ class VideoRecord:
     cover_url: str | None = None
     metadata_relevance: float | None = None  # best over the points that found it; None: not scored
     metadata_llm_score: float | None = None
+    # Whether those scores may reject it: found by a search, or listed by hand in a subject with `prefilter: true`.
+    metadata_judged: bool = True
     artifacts: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> key
 
     def artifact(self, stage: str, name: str) -> str | None:

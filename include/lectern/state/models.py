@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 PENDING, RUNNING, SUCCEEDED, REJECTED, FAILED = "pending", "running", "succeeded", "rejected", "failed"
@@ -27,6 +27,9 @@ class Subject(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     recipe: Mapped[str] = mapped_column(String(32), default="textbook", server_default="textbook")
+    # The YAML's `prefilter`: does the metadata relevance filter judge the videos it lists by hand (URLs, a
+    # manifest, a folder)? None: the default, only search results are judged.
+    prefilter: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     points: Mapped[list["KnowledgePoint"]] = relationship(back_populates="subject")
 

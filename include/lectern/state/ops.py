@@ -72,14 +72,16 @@ class PointSpec:
     vocabulary: tuple[str, ...] = ()  # words of the point's lectures (jargon), given to Whisper as its prompt
 
 
-def sync_subject(session: Session, subject: str, points: Sequence[PointSpec], recipe: str = "textbook") -> list[int]:
-    """Create or update a subject, its recipe and its knowledge points; returns the ids of all its points."""
+def sync_subject(session: Session, subject: str, points: Sequence[PointSpec], recipe: str = "textbook",
+                 prefilter: bool | None = None) -> list[int]:
+    """Create or update a subject, its recipe, its `prefilter` choice and its knowledge points; returns the ids of
+    all its points."""
     row = session.scalar(select(Subject).where(Subject.name == subject))
     if row is None:
         row = Subject(name=subject, recipe=recipe)
         session.add(row)
         session.flush()
-    row.recipe = recipe
+    row.recipe, row.prefilter = recipe, prefilter
     existing = {p.path: p for p in session.scalars(select(KnowledgePoint).where(KnowledgePoint.subject_id == row.id))}
     ids = []
     for spec in points:
@@ -475,7 +477,7 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
         raise KeyError(f"unknown video {video_id!r}")
     links = session.execute(
         select(Subject.name, KnowledgePoint.name, VideoSource.relevance, VideoSource.llm_score, KnowledgePoint.query,
-               KnowledgePoint.search_metrics, KnowledgePoint.vocabulary)
+               KnowledgePoint.search_metrics, KnowledgePoint.vocabulary, KnowledgePoint.urls, Subject.prefilter)
         .select_from(VideoSource)
         .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
         .join(Subject, KnowledgePoint.subject_id == Subject.id)
@@ -494,8 +496,16 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
         cover_url=video.cover_url,
         metadata_relevance=max((link[2] for link in links if link[2] is not None), default=None),
         metadata_llm_score=max((link[3] for link in links if link[3] is not None), default=None),
+        metadata_judged=bool(links) and all(_judged_on_metadata(link[7], link[5], link[8]) for link in links),
         artifacts={row.stage: dict(row.artifacts or {}) for row in stages},
     )
+
+
+def _judged_on_metadata(urls: list[str] | None, search_metrics: dict | None, prefilter: bool | None) -> bool:
+    """Whether the metadata relevance filter judges a video on this link: a search result, unless its subject
+    says `prefilter: false`; a video listed by hand (the point's URLs, a manifest row), only with `prefilter: true`."""
+    listed = bool(urls) or "manifest" in (search_metrics or {})
+    return prefilter if prefilter is not None else not listed
 
 
 class StillRunning(Exception):

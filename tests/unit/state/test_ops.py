@@ -41,7 +41,7 @@ def seed(url, n=5, subject="Biology"):
 
 
 def test_schema_comes_from_alembic(db_url):
-    assert current_revision(db_url) == "0007"
+    assert current_revision(db_url) == "0008"
 
 
 def test_discovery_dedups_and_links(db_url):
@@ -172,6 +172,21 @@ def test_the_last_attempt_expiring_is_a_permanent_failure(db_url):
         row = session.get(VideoStage, ("v0", "download"))
         assert (row.error_class, row.error_kind) == ("LeaseExpired", "permanent") and "attempt 2 of 2" in row.error_message
         assert claim_videos(session, "download", "run-2", 1, 60, 2) == []  # labelled as what it is: final
+
+
+@pytest.mark.parametrize("prefilter,searched,listed", [(None, True, False), (True, True, True),
+                                                        (False, False, False)])
+def test_metadata_scores_judge_search_results_and_listed_videos_only_by_choice(db_url, prefilter, searched, listed):
+    points = [PointSpec("Cells / Mitosis", "Mitosis", "mitosis lecture"),
+              PointSpec("Cells / Meiosis", "Meiosis", "meiosis", urls=("http://x/listed.mp4",))]
+    with session_scope(db_url) as session:
+        ids = sync_subject(session, "Biology", points, prefilter=prefilter)
+        record_search(session, ids[0], [FoundVideo("found", "http://x/found.mp4"), FoundVideo("both", "http://x/b")], {})
+        record_search(session, ids[1], [FoundVideo("listed", "http://x/listed.mp4"), FoundVideo("both", "http://x/b")],
+                      {})
+        judged = {v: video_record(session, v).metadata_judged for v in ("found", "listed", "both")}
+    # a video also listed by hand for another point is the user's choice there too
+    assert judged == {"found": searched, "listed": listed, "both": searched and listed}
 
 
 def test_subject_filter(db_url):
