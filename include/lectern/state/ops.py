@@ -492,7 +492,7 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
         points=tuple(dict.fromkeys(link[1] for link in links)),
         queries=tuple(dict.fromkeys(link[4] for link in links)),
         vocabulary=tuple(dict.fromkeys(word for link in links for word in link[6] or ())),
-        labels=tuple(dict.fromkeys(link[1] for link in links if "manifest" in (link[5] or {}))),
+        labels=tuple(dict.fromkeys(link[1] for link in links if _from_manifest(link[5]))),
         cover_url=video.cover_url,
         metadata_relevance=max((link[2] for link in links if link[2] is not None), default=None),
         metadata_llm_score=max((link[3] for link in links if link[3] is not None), default=None),
@@ -501,10 +501,15 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
     )
 
 
+def _from_manifest(search_metrics: dict | None) -> bool:
+    """Whether a point's videos came from a URL manifest (import_manifest records its path as the search)."""
+    return "manifest" in (search_metrics or {})
+
+
 def _judged_on_metadata(urls: list[str] | None, search_metrics: dict | None, prefilter: bool | None) -> bool:
     """Whether the metadata relevance filter judges a video on this link: a search result, unless its subject
     says `prefilter: false`; a video listed by hand (the point's URLs, a manifest row), only with `prefilter: true`."""
-    listed = bool(urls) or "manifest" in (search_metrics or {})
+    listed = bool(urls) or _from_manifest(search_metrics)
     return prefilter if prefilter is not None else not listed
 
 
