@@ -12,8 +12,8 @@ from lectern.config import Settings, configuration_markdown
 from lectern.pipeline import STAGES
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stdout,
+def _setup_logging(verbose: bool, stream=sys.stdout) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=stream,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "whisperx", "faster_whisper", "lightning",
                   "pytorch_lightning", "sentence_transformers", "httpx", "filelock", "alembic"):
@@ -151,7 +151,20 @@ def cmd_demo(args, settings: Settings) -> int:
 def cmd_ui(args, settings: Settings) -> int:
     from lectern_dev.ui import run_ui
 
-    return run_ui(settings, args.port)
+    return run_ui(settings, args.port, demo=args.demo)
+
+
+def cmd_run(args, settings: Settings) -> int:
+    from lectern.local_run import run_environment, run_subject, save_settings
+
+    if args.offline_models:
+        from lectern_dev.demo import offline_models
+        from lectern_dev.tiny_models import build_all
+
+        print("--offline-models: a real Whisper (tiny.en) and MiniLM, and tiny RANDOM stand-ins for the LLM judges, "
+              "the rewrite, captioning and CLIP: the judges' scores mean nothing", file=sys.stderr)
+        save_settings(settings.home, offline_models(build_all(settings.models_dir)))
+    return run_subject(settings, args.subject, args.release, run_environment(settings.home))
 
 
 def cmd_taxonomy(args, settings: Settings) -> int:
@@ -304,8 +317,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dags-folder")
     demo.set_defaults(func=cmd_demo)
 
-    ui = sub.add_parser("ui", help="the demo's Lectern in a running Airflow UI on loopback, until Ctrl-C")
+    run = sub.add_parser("run", help="every phase DAG for a subject through a local Airflow, with live progress; "
+                                     "then the summary, the release and its export (again: resumes, redoes nothing)")
+    run.add_argument("subject", help="its name, as in <LECTERN_SUBJECTS_DIR>/<subject>.yaml")
+    run.add_argument("--release", help="the release's name (default: the subject's, as a file name)")
+    run.add_argument("--offline-models", action="store_true",
+                     help="use the models that load offline here (kept in the home for later runs and `lectern ui`): "
+                          "Whisper tiny.en, MiniLM, and tiny random stand-ins for the LLMs, captioning and CLIP")
+    run.set_defaults(func=cmd_run)
+
+    ui = sub.add_parser("ui", help="this home's Lectern in a running Airflow UI on loopback, until Ctrl-C")
     ui.add_argument("--port", type=int, default=8080)
+    ui.add_argument("--demo", action="store_true",
+                    help="also serve the demo corpus and write its subjects (Biology, and Biochemistry to backfill)")
     ui.set_defaults(func=cmd_ui)
 
     pools = sub.add_parser("pools", help="print Lectern's Airflow pools as JSON for `airflow pools import FILE`")
@@ -318,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, sys.stderr if args.command == "run" else sys.stdout)  # run: stdout is its summary
     try:
         settings = Settings.from_env()
     except ValueError as exc:

@@ -16,6 +16,8 @@ Taxonomy format (``<subjects dir>/<subject>.yaml``), four levels as in the paper
                 query: cellular respiration explained
                 urls: [https://example.org/v.mp4]  # explicit videos instead of a search
                 vocabulary: [glycolysis, NADH]     # its jargon: Whisper's prompt spells it so
+              - name: Mitochondria
+                videos_dir: ~/lectures/mito        # local files, read where they are (or a glob: ~/l/*.mp4)
         points: [Mitosis]                          # points directly under a course
 """
 
@@ -32,7 +34,8 @@ import yaml
 
 from lectern.config import Settings
 from lectern.errors import BlockedURL, PermanentError, TransientError
-from lectern.manifest import Manifest, ManifestError, load_manifest, manifest_path
+from lectern.local_files import list_folder, resolve_root
+from lectern.manifest import Manifest, ManifestError, has_local_rows, load_manifest, manifest_path
 from lectern.pipeline import RECIPES
 from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint
@@ -48,9 +51,13 @@ class TaxonomyError(ValueError):
     """A subject YAML that does not follow the documented format."""
 
 
+def subject_slug(subject: str) -> str:
+    """A subject's name as a file name ("Organic Chemistry" -> organic_chemistry): its YAML's, its release's."""
+    return re.sub(r"[^a-z0-9]+", "_", subject.lower()).strip("_")
+
+
 def subject_file(settings: Settings, subject: str) -> Path:
-    slug = re.sub(r"[^a-z0-9]+", "_", subject.lower()).strip("_")
-    return settings.subjects_dir / f"{slug}.yaml"
+    return settings.subjects_dir / f"{subject_slug(subject)}.yaml"
 
 
 @dataclass
@@ -93,7 +100,9 @@ def load_subject(path: Path, allow_file_urls: bool = False) -> SubjectSpec:
             if "courses" in doc:
                 raise TaxonomyError(f"{path}: a subject has either 'courses' to search or a 'manifest', not both")
             manifest = load_manifest(source, allow_file_urls)
-            return SubjectSpec(doc["subject"].strip(), [PointSpec(path=label, name=label, query=label)
+            # local rows are read inside the manifest's folder only (the download stage checks it again)
+            folder = str(manifest.path.parent.absolute()) if has_local_rows(manifest) else None
+            return SubjectSpec(doc["subject"].strip(), [PointSpec(path=label, name=label, query=label, videos_dir=folder)
                                                         for label in manifest.labels()], recipe, manifest, prefilter)
     except ManifestError as exc:
         raise TaxonomyError(str(exc)) from exc
@@ -120,7 +129,8 @@ def _searched_subject(path: Path, doc: dict) -> tuple[str, list[PointSpec]]:
             if not isinstance(entries, list):
                 raise TaxonomyError(f"{where}: 'points' must be a list")
             for k, entry in enumerate(entries):
-                points.append(_point(entry, subject, course["name"], subcourse, template, f"{where} point {k}"))
+                points.append(_point(entry, subject, course["name"], subcourse, template, f"{where} point {k}",
+                                     path.parent))
     if not points:
         raise TaxonomyError(f"{path}: no knowledge points")
     paths = [p.path for p in points]
@@ -130,7 +140,8 @@ def _searched_subject(path: Path, doc: dict) -> tuple[str, list[PointSpec]]:
     return subject, points
 
 
-def _point(entry: Any, subject: str, course: str, subcourse: str | None, template: str, where: str) -> PointSpec:
+def _point(entry: Any, subject: str, course: str, subcourse: str | None, template: str, where: str,
+           base: Path) -> PointSpec:
     if isinstance(entry, str):
         entry = {"name": entry}
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"].strip():
@@ -141,6 +152,9 @@ def _point(entry: Any, subject: str, course: str, subcourse: str | None, templat
     vocabulary = entry.get("vocabulary") or []
     if not isinstance(vocabulary, list) or not all(isinstance(w, str) and w.strip() for w in vocabulary):
         raise TaxonomyError(f"{where}: 'vocabulary' must be a list of words")
+    videos_dir = entry.get("videos_dir")
+    if videos_dir is not None and (not isinstance(videos_dir, str) or not videos_dir.strip()):
+        raise TaxonomyError(f"{where}: 'videos_dir' must be a folder path (or a glob), not {videos_dir!r}")
     name = entry["name"].strip()
     query = entry.get("query")
     if query is not None and not isinstance(query, str):
@@ -155,7 +169,8 @@ def _point(entry: Any, subject: str, course: str, subcourse: str | None, templat
                                 "{subcourse}, {subject}") from None
     path = " / ".join(part for part in (course, subcourse, name) if part)
     return PointSpec(path=path, name=name, query=" ".join(query.split()), urls=tuple(urls),
-                     vocabulary=tuple(w.strip() for w in vocabulary))
+                     vocabulary=tuple(w.strip() for w in vocabulary),
+                     videos_dir=resolve_root(videos_dir.strip(), base) if videos_dir else None)
 
 
 def search_point(query: str, urls: Sequence[str], settings: Settings) -> list[FoundVideo]:
@@ -302,10 +317,16 @@ def discover_point(point_id: int, settings: Settings) -> dict[str, int]:
         point = session.get(KnowledgePoint, point_id)
         if point is None:
             raise PermanentError(f"unknown knowledge point {point_id}")
-        query, urls = point.query, list(point.urls or [])
+        query, urls, videos_dir = point.query, list(point.urls or []), point.videos_dir
     started = time.monotonic()
-    found = search_point(query, urls, settings)
+    found = search_point(query, urls, settings) if urls or not videos_dir else []
     metrics = {"seconds": round(time.monotonic() - started, 3), "query": query}
+    if videos_dir:  # a local folder instead of (or besides) a search
+        try:
+            found += list_folder(videos_dir)
+        except FileNotFoundError as exc:
+            raise PermanentError(str(exc)) from None
+        metrics = {**metrics, "videos_dir": videos_dir}
     with session_scope(settings.db_url) as session:
         return record_search(session, point_id, found, metrics)
 

@@ -5,7 +5,8 @@ A subject's YAML names its manifest (a path relative to the YAML, or absolute)::
     subject: Short videos
     manifest: short_videos.csv
 
-Each row is one video: ``url`` (required: the video file or page, http(s)), ``cover_url`` (optional: its cover
+Each row is one video: ``url`` (required: the video file or page, http(s), or a local file's path, relative to
+the manifest's folder or absolute, which must lie inside that folder: lectern/local_files.py), ``cover_url`` (optional: its cover
 image), ``description`` and ``label`` (its category), optionally ``id`` and ``title``. A CSV has a header row with
 these column names (other columns are ignored); a JSONL file has one object per line with these keys.
 
@@ -24,7 +25,9 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from lectern.local_files import LOCAL_FILE, found_file, inside
 from lectern.state.ops import FoundVideo
 from lectern.store import safe_video_id
 from lectern.urls import is_web_url
@@ -93,7 +96,7 @@ def load_manifest(path: Path, allow_file_urls: bool = False) -> Manifest:
             manifest.problems.append(RowProblem(line, "malformed", record))
             continue
         try:
-            row = _row(line, record, allow_file_urls)
+            row = _row(line, record, allow_file_urls, path.parent)
         except ValueError as exc:
             manifest.problems.append(RowProblem(line, "malformed", str(exc)))
             continue
@@ -103,6 +106,8 @@ def load_manifest(path: Path, allow_file_urls: bool = False) -> Manifest:
             manifest.rows.append(row)
         elif earlier[1] == row.video.url:
             manifest.problems.append(RowProblem(line, "duplicate", f"video {row.video.id} is line {earlier[0]} again"))
+        elif row.video.extractor == LOCAL_FILE and not record.get("id"):
+            manifest.rows.append(row)  # another file of the same name: the state DB gives it its own id
         else:
             manifest.problems.append(RowProblem(
                 line, "malformed", f"video id {row.video.id} is taken by line {earlier[0]} for another URL "
@@ -153,11 +158,29 @@ def _check_url(name: str, url: str, allow_file_urls: bool) -> None:
         raise ValueError(f"{name} {url!r} is not an {'/'.join(schemes)} URL")
 
 
-def _row(line: int, record: dict, allow_file_urls: bool) -> ManifestRow:
+def _local_path(url: str, folder: Path) -> Path | None:
+    """The local file a row's url names (None for a URL with a scheme); a path outside the manifest's folder is
+    a bad row."""
+    if urlsplit(url).scheme:
+        return None
+    path = Path(url).expanduser()
+    path = path if path.is_absolute() else folder / path
+    if not inside(path, str(folder)):
+        raise ValueError(f"url {url!r} is a local path outside the manifest's folder {folder.absolute()}")
+    return path
+
+
+def has_local_rows(manifest: Manifest) -> bool:
+    return any(row.video.extractor == LOCAL_FILE for row in manifest.rows)
+
+
+def _row(line: int, record: dict, allow_file_urls: bool, folder: Path) -> ManifestRow:
     url = _text(record, "url")
     if not url:
         raise ValueError("no url")
-    _check_url("url", url, allow_file_urls)
+    local = _local_path(url, folder)
+    if local is None:
+        _check_url("url", url, allow_file_urls)
     cover_url = _text(record, "cover_url") or None
     if cover_url:
         _check_url("cover_url", cover_url, allow_file_urls)
@@ -165,10 +188,13 @@ def _row(line: int, record: dict, allow_file_urls: bool) -> ManifestRow:
     if len(label) > MAX_LABEL:
         raise ValueError(f"label is {len(label)} characters long (at most {MAX_LABEL})")
     given = _text(record, "id")
+    description = _text(record, "description")
+    if local is not None:
+        return ManifestRow(line, found_file(local, safe_video_id(given) if given else None, _text(record, "title"),
+                                            description, cover_url), label)
     video_id = safe_video_id(given) if given else url_video_id(url)
     if not video_id:
         raise ValueError(f"no video id: give the row an id (none follows from {url!r})")
-    description = _text(record, "description")
     title = _text(record, "title") or description[:120] or video_id
     return ManifestRow(line, FoundVideo(id=video_id, url=url, title=title, description=description,
                                         cover_url=cover_url), label)

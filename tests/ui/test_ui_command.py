@@ -23,7 +23,7 @@ def test_ui_command_starts_airflow_with_lectern_and_stops_it(tmp_path, tiny_mode
     env = {**os.environ, "LECTERN_HOME": str(tmp_path), "LECTERN_MODELS_DIR": str(CACHE / "models")}
     env.pop("LECTERN_DB_URL", None)
     env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
-    proc = subprocess.Popen([sys.executable, "-m", "lectern", "ui", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "lectern", "ui", "--demo", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines = []
     try:

@@ -92,6 +92,8 @@ class VideoRecord:
     metadata_llm_score: float | None = None
     # Whether those scores may reject it: found by a search, or listed by hand in a subject with `prefilter: true`.
     metadata_judged: bool = True
+    # The local folders (or globs) its file may be read from, when it is a local file (lectern/local_files.py).
+    local_roots: tuple[str, ...] = ()
     artifacts: dict[str, dict[str, str]] = field(default_factory=dict)  # stage -> name -> key
 
     def artifact(self, stage: str, name: str) -> str | None:

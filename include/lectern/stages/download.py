@@ -1,4 +1,5 @@
-"""download: pre-download filter (lectern.prefilter), yt-dlp download (H.264 <= 720p preferred), ffprobe, store."""
+"""download: pre-download filter (lectern.prefilter), yt-dlp download (H.264 <= 720p preferred), ffprobe, store.
+A local file (lectern.local_files) is read where it is instead, then probed and stored the same way."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from lectern import media
 from lectern.config import Settings
 from lectern.errors import BlockedURL, CorruptMedia, DownloadFailed, VideoUnavailable
+from lectern.local_files import is_local, source_file
 from lectern.prefilter import duration_reason, metadata_rejection
 from lectern.stages import StageResult, StageSpec, VideoRecord
 from lectern.store import Keys, Store, scratch_dir
@@ -128,7 +130,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     started = time.monotonic()
     with scratch_dir(video.id, "download") as tmp:
         try:
-            path = fetch(video.url, tmp, settings)
+            path = source_file(video) if is_local(video) else fetch(video.url, tmp, settings)
         except OverSizeCap as exc:
             return StageResult.rejected(f"size filter: {exc}", {"duration_s": video.duration_s})
         seconds = time.monotonic() - started

@@ -45,6 +45,8 @@ class KnowledgePoint(Base):
     query: Mapped[str] = mapped_column(Text)
     urls: Mapped[list[str]] = mapped_column(JSON, default=list)
     vocabulary: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # its words, for Whisper's prompt
+    # A local folder (or glob) its videos are read from: a `videos_dir` point, or a manifest with local rows.
+    videos_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
     searched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     search_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     subject: Mapped[Subject] = relationship(back_populates="points")

@@ -7,15 +7,17 @@ Succeeding in one stage makes the next stage's row pending.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import and_, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from lectern.local_files import LOCAL_FILE
 from lectern.pipeline import STAGES, next_stage, stages_after
 from lectern.stages import VideoRecord
 from lectern.state.models import (
@@ -70,6 +72,7 @@ class PointSpec:
     query: str
     urls: tuple[str, ...] = ()
     vocabulary: tuple[str, ...] = ()  # words of the point's lectures (jargon), given to Whisper as its prompt
+    videos_dir: str | None = None  # a local folder (or glob), absolute: its files are the point's videos
 
 
 def sync_subject(session: Session, subject: str, points: Sequence[PointSpec], recipe: str = "textbook",
@@ -88,23 +91,26 @@ def sync_subject(session: Session, subject: str, points: Sequence[PointSpec], re
         point = existing.get(spec.path)
         if point is None:
             point = KnowledgePoint(subject_id=row.id, path=spec.path, name=spec.name, query=spec.query,
-                                   urls=list(spec.urls), vocabulary=list(spec.vocabulary), search_metrics={})
+                                   urls=list(spec.urls), vocabulary=list(spec.vocabulary), videos_dir=spec.videos_dir,
+                                   search_metrics={})
             session.add(point)
             session.flush()
         point.vocabulary = list(spec.vocabulary)  # not a different search: nothing to run again
-        if point.query != spec.query or list(point.urls or []) != list(spec.urls):
+        if (point.query, list(point.urls or []), point.videos_dir) != (spec.query, list(spec.urls), spec.videos_dir):
             # A changed query is a different search: run it again.
             point.query, point.urls, point.name, point.searched_at = spec.query, list(spec.urls), spec.name, None
+            point.videos_dir = spec.videos_dir
         ids.append(point.id)
     return ids
 
 
 def points_to_search(session: Session, subject: str, force: bool = False) -> list[tuple[int, str]]:
-    """(id, path) of the subject's knowledge points not searched yet (all of them with `force`)."""
+    """(id, path) of the subject's knowledge points not searched yet (all of them with `force`). A point with a
+    local folder is listed every time, so files added to the folder are found; those already known stay as they are."""
     query = (select(KnowledgePoint.id, KnowledgePoint.path).join(Subject).where(Subject.name == subject)
              .order_by(KnowledgePoint.id))
     if not force:
-        query = query.where(KnowledgePoint.searched_at.is_(None))
+        query = query.where(or_(KnowledgePoint.searched_at.is_(None), KnowledgePoint.videos_dir.is_not(None)))
     return [(point_id, path) for point_id, path in session.execute(query)]
 
 
@@ -120,6 +126,18 @@ class FoundVideo:
     live_status: str | None = None
     license: str | None = None
     cover_url: str | None = None
+
+
+def _own_id(session: Session, item: FoundVideo, taken: dict[str, tuple[int, FoundVideo]]) -> FoundVideo:
+    """A local file whose id (its file name) is already another file's, in this search or in the state DB, gets
+    the id with a short hash of its URL added, so two lectures named intro.mp4 stay two videos. The first file
+    keeps the plain name, and a file found again keeps the id it got."""
+    earlier = taken.get(item.id)
+    url = earlier[1].url if earlier else session.scalar(select(Video.url).where(Video.id == item.id))
+    if url is None or url == item.url:
+        return item
+    own = f"{item.id[:55]}-{hashlib.sha1(item.url.encode()).hexdigest()[:8]}"
+    return replace(item, id=own)
 
 
 def _insert_if_new(session: Session, model, values: dict[str, Any]) -> bool:
@@ -139,6 +157,8 @@ def record_search(session: Session, point_id: int, found: Sequence[FoundVideo], 
     """Store a point's search results: new videos get a pending download; known ones just gain a link."""
     first: dict[str, tuple[int, FoundVideo]] = {}
     for rank, item in enumerate(found, start=1):
+        if item.extractor == LOCAL_FILE:
+            item = _own_id(session, item, first)
         first.setdefault(item.id, (rank, item))
     new = linked = 0
     # One order for every search, so two searches sharing videos wait on each other instead of deadlocking.
@@ -374,13 +394,31 @@ def release_expired_leases(session: Session, max_attempts: int, stage: str | Non
         query = query.where(VideoStage.stage == stage)
     rows = list(session.scalars(query.with_for_update(skip_locked=True)))
     for row in rows:
-        _finish(row, FAILED, now)
-        row.error_class = "LeaseExpired"
-        row.error_kind = TRANSIENT if (row.attempts or 0) < max_attempts else PERMANENT
-        row.error_message = (f"lease of {row.lease_owner} expired at {row.lease_expires_at}"
-                             + ("" if row.error_kind == TRANSIENT else f" (attempt {row.attempts} of {max_attempts})"))
-        row.lease_owner = row.lease_expires_at = row.lease_token = None
+        _release(row, "LeaseExpired", f"lease of {row.lease_owner} expired at {row.lease_expires_at}", max_attempts, now)
     return [row.video_id for row in rows]
+
+
+def release_interrupted(session: Session, stage: str, owner_prefix: str, since: datetime,
+                        max_attempts: int) -> list[str]:
+    """Running rows of `stage` claimed since `since` by an owner whose name starts with `owner_prefix`, a run
+    known to be dead (a killed `lectern run`): claimable again now, as an expired lease would be later."""
+    now = utcnow()
+    rows = list(session.scalars(select(VideoStage).where(
+        VideoStage.status == RUNNING, VideoStage.stage == stage, VideoStage.lease_owner.startswith(owner_prefix),
+        VideoStage.started_at >= since).with_for_update(skip_locked=True)))
+    for row in rows:
+        _release(row, "Interrupted", f"the run of {row.lease_owner} was interrupted", max_attempts, now)
+    return [row.video_id for row in rows]
+
+
+def _release(row: VideoStage, error_class: str, message: str, max_attempts: int, now: datetime) -> None:
+    """A running row whose run is gone: a transient failure, claimable again, while attempts remain."""
+    _finish(row, FAILED, now)
+    row.error_class = error_class
+    row.error_kind = TRANSIENT if (row.attempts or 0) < max_attempts else PERMANENT
+    row.error_message = message + ("" if row.error_kind == TRANSIENT else f" (attempt {row.attempts} of {max_attempts})")
+    row.retry_at = None
+    row.lease_owner = row.lease_expires_at = row.lease_token = None
 
 
 # --- outcomes ----------------------------------------------------------------------------------
@@ -477,7 +515,8 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
         raise KeyError(f"unknown video {video_id!r}")
     links = session.execute(
         select(Subject.name, KnowledgePoint.name, VideoSource.relevance, VideoSource.llm_score, KnowledgePoint.query,
-               KnowledgePoint.search_metrics, KnowledgePoint.vocabulary, KnowledgePoint.urls, Subject.prefilter)
+               KnowledgePoint.search_metrics, KnowledgePoint.vocabulary, KnowledgePoint.urls, Subject.prefilter,
+               KnowledgePoint.videos_dir)
         .select_from(VideoSource)
         .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
         .join(Subject, KnowledgePoint.subject_id == Subject.id)
@@ -496,7 +535,8 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
         cover_url=video.cover_url,
         metadata_relevance=max((link[2] for link in links if link[2] is not None), default=None),
         metadata_llm_score=max((link[3] for link in links if link[3] is not None), default=None),
-        metadata_judged=bool(links) and all(_judged_on_metadata(link[7], link[5], link[8]) for link in links),
+        metadata_judged=bool(links) and all(_judged_on_metadata(link[7] or link[9], link[5], link[8]) for link in links),
+        local_roots=tuple(dict.fromkeys(link[9] for link in links if link[9])),
         artifacts={row.stage: dict(row.artifacts or {}) for row in stages},
     )
 
@@ -506,10 +546,11 @@ def _from_manifest(search_metrics: dict | None) -> bool:
     return "manifest" in (search_metrics or {})
 
 
-def _judged_on_metadata(urls: list[str] | None, search_metrics: dict | None, prefilter: bool | None) -> bool:
+def _judged_on_metadata(listed_by_hand, search_metrics: dict | None, prefilter: bool | None) -> bool:
     """Whether the metadata relevance filter judges a video on this link: a search result, unless its subject
-    says `prefilter: false`; a video listed by hand (the point's URLs, a manifest row), only with `prefilter: true`."""
-    listed = bool(urls) or _from_manifest(search_metrics)
+    says `prefilter: false`; a video listed by hand (the point's URLs or local folder, a manifest row), only with
+    `prefilter: true`."""
+    listed = bool(listed_by_hand) or _from_manifest(search_metrics)
     return prefilter if prefilter is not None else not listed
 
 
@@ -600,6 +641,15 @@ def backlog(session: Session, max_attempts: int, subject: str | None = None,
 def why(row: VideoStage) -> str:
     """Why a row stands where it does: the filter that rejected it, or the error class and message."""
     return row.reason or (f"{row.error_class}: {row.error_message}" if row.error_class else "")
+
+
+def rows_since(session: Session, subject: str, stage: str, since: datetime) -> list[VideoStage]:
+    """The subject's rows of `stage` claimed at or after `since` (a run's, for its progress); of the first stage,
+    also those created since (the videos a discovery found)."""
+    started = VideoStage.started_at >= since
+    condition = or_(started, VideoStage.created_at >= since) if stage == STAGES[0] else started
+    query = select(VideoStage).where(VideoStage.stage == stage, condition, _subject_filter(subject))
+    return list(session.scalars(query.order_by(VideoStage.video_id)))
 
 
 def furthest_rows(session: Session, subject: str | None = None,
