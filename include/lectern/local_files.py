@@ -1,8 +1,9 @@
 """Local video files as a source: a knowledge point's ``videos_dir:`` (a folder, read with its sub-folders, or a
 glob) and a manifest row whose ``url`` is a path. The files are read where they are: no HTTP server, no yt-dlp.
-The download stage probes and stores them with the same ffprobe checks, error classes and per-video state as a
-download, and reads a file only inside the folders the subject names (its points' ``videos_dir``, or the folder of
-its manifest): a path that leads elsewhere, through a symbolic link or ``..``, is refused.
+The download stage (lectern.stages.download.local_source) probes and stores them with the same ffprobe checks, error
+classes and per-video state as a download, and reads a file only inside the folders the subject names (its points'
+``videos_dir``, or the folder of its manifest): a path that leads elsewhere, through a symbolic link or ``..``, is
+refused (lectern.urls.inside).
 
 A file's video id is its file name without the extension (``safe_video_id``); a second file of the same name, in
 another folder, gets a short hash of its path added (lectern.state.ops.record_search), so both stay videos."""
@@ -13,10 +14,8 @@ import glob
 import logging
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from lectern.errors import BlockedURL, VideoUnavailable
-from lectern.stages import VideoRecord
+from lectern.state.ops import FoundVideo
 from lectern.store import safe_video_id
 
 log = logging.getLogger("lectern")
@@ -52,39 +51,13 @@ def media_files(root: str) -> list[Path]:
 
 
 def found_file(path: Path, video_id: str | None = None, title: str = "", description: str = "",
-               cover_url: str | None = None):
-    """A local file as a found video (FoundVideo). With no title, its title is its file name: unknown metadata,
-    which the pre-download filter never rejects on (lectern.prefilter.known_title)."""
-    from lectern.state.ops import FoundVideo
-
+               cover_url: str | None = None) -> FoundVideo:
+    """A local file as a found video. With no title, its title is its file name: unknown metadata, which the
+    pre-download filter never rejects on (lectern.prefilter.known_title)."""
     path = path.absolute()
     return FoundVideo(id=video_id or safe_video_id(path.stem), url=path.as_uri(), title=title or path.stem,
                       description=description, extractor=LOCAL_FILE, cover_url=cover_url)
 
 
-def list_folder(root: str) -> list:
+def list_folder(root: str) -> list[FoundVideo]:
     return [found_file(path) for path in media_files(root)]
-
-
-def is_local(video: VideoRecord) -> bool:
-    """Whether the video is a file read where it is (a file:// URL found in a local folder the subject names)."""
-    return video.url.startswith("file:") and bool(video.local_roots)
-
-
-def inside(path: Path, root: str) -> bool:
-    """Whether `path`, with every link and ``..`` resolved, is inside `root` (a folder, or a glob that matches it)."""
-    real = path.resolve()
-    if glob.has_magic(root):
-        return real in {Path(p).resolve() for p in glob.glob(root, recursive=True)}
-    return real.is_relative_to(Path(root).resolve())
-
-
-def source_file(video: VideoRecord) -> Path:
-    """The video's local file: BlockedURL when it lies outside every folder the subject names, VideoUnavailable
-    when it is gone."""
-    path = Path(unquote(urlsplit(video.url).path))
-    if not any(inside(path, root) for root in video.local_roots):
-        raise BlockedURL(f"{path}: outside the folders its subject names ({', '.join(video.local_roots)})")
-    if not path.is_file():
-        raise VideoUnavailable(f"{path}: no such file")
-    return path

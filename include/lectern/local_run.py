@@ -143,13 +143,13 @@ def run_phase_dag(phase: str, conf: dict, env: dict[str, str], log_dir: Path, se
     return PhaseResult(phase, proc.returncode, time.monotonic() - started, log)
 
 
-def run_phases(settings: Settings, subject: str, release: str, env: dict[str, str], log_dir: Path) -> bool:
-    """Every phase DAG in order for `subject` (assemble writes `release`); False at the first that fails. Holds
-    the home's lock, and resumes a killed run first."""
+def run_phases(settings: Settings, subject: str, release: str, env: dict[str, str], log_dir: Path,
+               lock_fd: int) -> bool:
+    """Every phase DAG in order for `subject` (assemble writes `release`); False at the first that fails. The
+    caller holds the home's lock (`lock_fd`, passed on to Airflow); a killed run is resumed first."""
     from lectern.progress import console
 
     home = settings.home
-    lock_fd = lock_home(home)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         released = resume(settings, home)
@@ -167,7 +167,6 @@ def run_phases(settings: Settings, subject: str, release: str, env: dict[str, st
         return True
     finally:
         signal.signal(signal.SIGTERM, previous)
-        os.close(lock_fd)
 
 
 def _interrupt(signum, frame):
@@ -216,17 +215,21 @@ def run_subject(settings: Settings, subject: str, release: str | None = None, en
         return 2
     release = release or subject_slug(spec.name)
     log_dir = log_dir or home / "logs" / subject_slug(spec.name)
-    console().print(f"Lectern: subject {spec.name} in {home}; each phase's Airflow log is in {log_dir}")
-    prepare_airflow(settings, env)
     try:
-        if not run_phases(settings, spec.name, release, env, log_dir):
-            return 1
+        lock_fd = lock_home(home)
     except HomeBusy as exc:
         print(f"run: {exc}", file=sys.stderr)
         return 2
+    console().print(f"Lectern: subject {spec.name} in {home}; each phase's Airflow log is in {log_dir}")
+    try:
+        prepare_airflow(settings, env)
+        if not run_phases(settings, spec.name, release, env, log_dir, lock_fd):
+            return 1
     except KeyboardInterrupt:
         print(f"run: interrupted; `lectern run {subject!r}` again resumes where it stopped", file=sys.stderr)
         return 130
+    finally:
+        os.close(lock_fd)
     print(summary(settings, spec.name))
     store = store_from_settings(settings)
     if spec.recipe == "pairs":

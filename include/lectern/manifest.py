@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from lectern.local_files import LOCAL_FILE, found_file, inside
+from lectern.local_files import LOCAL_FILE, found_file
 from lectern.state.ops import FoundVideo
 from lectern.store import safe_video_id
-from lectern.urls import is_web_url
+from lectern.urls import inside, is_web_url
 
 FIELDS = ("url", "cover_url", "description", "label", "id", "title")
 UNLABELLED = "unlabelled"

@@ -9,9 +9,11 @@ connect time, so a redirect to a private address or a DNS answer that changed in
 from __future__ import annotations
 
 import contextlib
+import glob
 import ipaddress
 import socket
 import threading
+from pathlib import Path
 from typing import Iterator, Sequence
 from urllib.parse import urlsplit
 
@@ -49,6 +51,15 @@ def is_web_url(url: object, allow_file: bool = False) -> bool:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     return (scheme in ("http", "https") and bool(parts.hostname)) or (allow_file and scheme == "file")
+
+
+def inside(path: Path, root: str) -> bool:
+    """Whether a local `path`, with every link and ``..`` resolved, is inside `root` (a folder, or a glob that
+    matches it): what a local video source may read (lectern/local_files.py)."""
+    real = path.resolve()
+    if glob.has_magic(root):
+        return real in {Path(p).resolve() for p in glob.glob(root, recursive=True)}
+    return real.is_relative_to(Path(root).resolve())
 
 
 def check_url(url: str, allowed: Sequence[Network] = (), allow_file: bool = False) -> None:

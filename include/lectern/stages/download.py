@@ -6,15 +6,15 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from lectern import media
 from lectern.config import Settings
 from lectern.errors import BlockedURL, CorruptMedia, DownloadFailed, VideoUnavailable
-from lectern.local_files import is_local, source_file
 from lectern.prefilter import duration_reason, metadata_rejection
 from lectern.stages import StageResult, StageSpec, VideoRecord
 from lectern.store import Keys, Store, scratch_dir
-from lectern.urls import BLOCKED_MARK, check_url, guarded_connections
+from lectern.urls import BLOCKED_MARK, check_url, guarded_connections, inside
 
 SPEC = StageSpec(
     name="download",
@@ -123,6 +123,23 @@ def fetch(url: str, directory: Path, settings: Settings) -> Path:
     return files[0]
 
 
+def is_local(video: VideoRecord) -> bool:
+    """Whether the video is a local file read where it is (found in a folder its subject names:
+    lectern/local_files.py)."""
+    return video.url.startswith("file:") and bool(video.local_roots)
+
+
+def local_source(video: VideoRecord) -> Path:
+    """The video's local file: BlockedURL when it lies outside every folder its subject names, VideoUnavailable
+    when it is gone."""
+    path = Path(unquote(urlsplit(video.url).path))
+    if not any(inside(path, root) for root in video.local_roots):
+        raise BlockedURL(f"{path}: outside the folders its subject names ({', '.join(video.local_roots)})")
+    if not path.is_file():
+        raise VideoUnavailable(f"{path}: no such file")
+    return path
+
+
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     reason = metadata_rejection(video, settings)
     if reason:  # decided on search metadata: nothing is downloaded
@@ -130,7 +147,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     started = time.monotonic()
     with scratch_dir(video.id, "download") as tmp:
         try:
-            path = source_file(video) if is_local(video) else fetch(video.url, tmp, settings)
+            path = local_source(video) if is_local(video) else fetch(video.url, tmp, settings)
         except OverSizeCap as exc:
             return StageResult.rejected(f"size filter: {exc}", {"duration_s": video.duration_s})
         seconds = time.monotonic() - started

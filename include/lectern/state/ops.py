@@ -17,7 +17,6 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import and_, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from lectern.local_files import LOCAL_FILE
 from lectern.pipeline import STAGES, next_stage, stages_after
 from lectern.stages import VideoRecord
 from lectern.state.models import (
@@ -129,9 +128,9 @@ class FoundVideo:
 
 
 def _own_id(session: Session, item: FoundVideo, taken: dict[str, tuple[int, FoundVideo]]) -> FoundVideo:
-    """A local file whose id (its file name) is already another file's, in this search or in the state DB, gets
-    the id with a short hash of its URL added, so two lectures named intro.mp4 stay two videos. The first file
-    keeps the plain name, and a file found again keeps the id it got."""
+    """A local file (a file: URL) whose id, its file name, is already another file's, in this search or in the
+    state DB, gets the id with a short hash of its URL added, so two lectures named intro.mp4 stay two videos. The
+    first file keeps the plain name, and a file found again keeps the id it got."""
     earlier = taken.get(item.id)
     url = earlier[1].url if earlier else session.scalar(select(Video.url).where(Video.id == item.id))
     if url is None or url == item.url:
@@ -157,7 +156,7 @@ def record_search(session: Session, point_id: int, found: Sequence[FoundVideo], 
     """Store a point's search results: new videos get a pending download; known ones just gain a link."""
     first: dict[str, tuple[int, FoundVideo]] = {}
     for rank, item in enumerate(found, start=1):
-        if item.extractor == LOCAL_FILE:
+        if item.url.startswith("file:"):
             item = _own_id(session, item, first)
         first.setdefault(item.id, (rank, item))
     new = linked = 0
