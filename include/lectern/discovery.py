@@ -35,7 +35,14 @@ import yaml
 from lectern.config import Settings
 from lectern.errors import BlockedURL, PermanentError, TransientError
 from lectern.local_files import list_folder, resolve_root
-from lectern.manifest import Manifest, ManifestError, has_local_rows, load_manifest, manifest_path
+from lectern.manifest import (
+    Manifest,
+    ManifestError,
+    has_local_rows,
+    load_manifest,
+    manifest_columns,
+    manifest_path,
+)
 from lectern.pipeline import RECIPES
 from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint
@@ -99,7 +106,7 @@ def load_subject(path: Path, allow_file_urls: bool = False) -> SubjectSpec:
         if source is not None:
             if "courses" in doc:
                 raise TaxonomyError(f"{path}: a subject has either 'courses' to search or a 'manifest', not both")
-            manifest = load_manifest(source, allow_file_urls)
+            manifest = load_manifest(source, allow_file_urls, manifest_columns(doc.get("manifest_columns"), str(path)))
             # local rows are read inside the manifest's folder only (the download stage checks it again)
             folder = str(manifest.path.parent.absolute()) if has_local_rows(manifest) else None
             return SubjectSpec(doc["subject"].strip(), [PointSpec(path=label, name=label, query=label, videos_dir=folder)

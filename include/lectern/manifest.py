@@ -1,14 +1,19 @@
 """URL-manifest corpora: a CSV or JSONL file of videos to take as they are, instead of a taxonomy to search.
 
-A subject's YAML names its manifest (a path relative to the YAML, or absolute)::
+A subject's YAML names its manifest (a path relative to the YAML, or absolute), and, when its columns have other
+names than Lectern's fields, how they map (``manifest_columns``: a mapping of field to column, or the name of a
+built-in mapping, ``short_video_dataset`` for that dataset's ``multimodal_data_info.json`` as published)::
 
     subject: Short videos
     manifest: short_videos.csv
+    manifest_columns: {url: video_url, label: category}
 
 Each row is one video: ``url`` (required: the video file or page, http(s), or a local file's path, relative to
-the manifest's folder or absolute, which must lie inside that folder: lectern/local_files.py), ``cover_url`` (optional: its cover
-image), ``description`` and ``label`` (its category), optionally ``id`` and ``title``. A CSV has a header row with
-these column names (other columns are ignored); a JSONL file has one object per line with these keys.
+the manifest's folder or absolute, which must lie inside that folder: lectern/local_files.py), ``cover_url``
+(optional: its cover image), ``description`` and ``label`` (its category), optionally ``id``, ``title`` and
+``duration`` (seconds or [[H:]M:]S, the known duration for the pre-download filter). A CSV has a header row with
+these column names (other columns are ignored); a JSON-lines file (.jsonl, or .json) has one object per line with
+these keys, and a .json file may also be one array of them.
 
 Every label becomes a knowledge point of the subject, and every row a video found by it, so downloads, probing,
 state and releases work as for searched videos. Bad rows are reported with their line number and why, and skipped;
@@ -23,7 +28,8 @@ import csv
 import functools
 import io
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,7 +38,15 @@ from lectern.state.ops import FoundVideo
 from lectern.store import safe_video_id
 from lectern.urls import inside, is_web_url
 
-FIELDS = ("url", "cover_url", "description", "label", "id", "title")
+FIELDS = ("url", "cover_url", "description", "label", "id", "title", "duration")
+# Column mappings built in (a subject's `manifest_columns: <name>`): Lectern's field -> the manifest's column.
+BUILT_IN_COLUMNS = {
+    # The short-video dataset's multimodal_data_info.json (31 categories, about 562K videos), JSON lines:
+    # {"mp4_id", "mp4_download_url", "mp4_time": "0:16", "mp4_background_image_url", "mp4_txt_brief", "video_label"}
+    "short_video_dataset": {"id": "mp4_id", "url": "mp4_download_url", "duration": "mp4_time",
+                            "cover_url": "mp4_background_image_url", "description": "mp4_txt_brief",
+                            "label": "video_label"},
+}
 UNLABELLED = "unlabelled"
 MAX_LABEL = 200  # a label is a knowledge point's name
 MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".ts")
@@ -75,26 +89,47 @@ class Manifest:
                 "duplicates": kinds.count("duplicate"), "malformed": kinds.count("malformed")}
 
 
-def load_manifest(path: Path, allow_file_urls: bool = False) -> Manifest:
-    """Read and validate a manifest; good rows in file order, every bad or repeated row as a problem."""
+def manifest_columns(value: object, where: str) -> dict[str, str]:
+    """A subject's `manifest_columns`: the name of a built-in mapping, or a mapping of Lectern's fields to the
+    manifest's column names (fields it leaves out keep their own names)."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        if value not in BUILT_IN_COLUMNS:
+            raise ManifestError(f"{where}: manifest_columns {value!r} is not one of {', '.join(BUILT_IN_COLUMNS)}")
+        return dict(BUILT_IN_COLUMNS[value])
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ManifestError(f"{where}: manifest_columns maps Lectern's fields to column names")
+    unknown = sorted(set(value) - set(FIELDS))
+    if unknown:
+        raise ManifestError(f"{where}: manifest_columns: {', '.join(unknown)} not among {', '.join(FIELDS)}")
+    return dict(value)
+
+
+def load_manifest(path: Path, allow_file_urls: bool = False, columns: dict[str, str] | None = None) -> Manifest:
+    """Read and validate a manifest; good rows in file order, every bad or repeated row as a problem. `columns`
+    names the manifest's column for each of Lectern's fields that it calls otherwise."""
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest")
     text = path.read_text(encoding="utf-8-sig")
     if not text.strip():
         raise ManifestError(f"{path}: the manifest is empty")
+    columns = {field: columns.get(field, field) for field in FIELDS} if columns else None
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        records = _jsonl_records(text)
+    if suffix in (".jsonl", ".ndjson", ".json"):  # .json: JSON lines (as the short-video dataset's), or an array
+        records = _json_records(path, text)
     elif suffix in (".csv", ".tsv"):
-        records = _csv_records(path, text, "\t" if suffix == ".tsv" else ",")
+        records = _csv_records(path, text, "\t" if suffix == ".tsv" else ",", (columns or {}).get("url", "url"))
     else:
-        raise ManifestError(f"{path}: a manifest is .csv, .tsv or .jsonl, not {suffix or 'a file without suffix'}")
+        raise ManifestError(f"{path}: a manifest is .csv, .tsv, .json or .jsonl, not {suffix or 'a file without suffix'}")
     manifest = Manifest(path)
     seen: dict[str, tuple[int, str]] = {}  # video id -> (line, url)
     for line, record in records:
         if isinstance(record, str):
             manifest.problems.append(RowProblem(line, "malformed", record))
             continue
+        if columns:  # a CSV's header is read lower-cased
+            record = {field: record.get(column, record.get(column.lower())) for field, column in columns.items()}
         try:
             row = _row(line, record, allow_file_urls, path.parent)
         except ValueError as exc:
@@ -115,7 +150,16 @@ def load_manifest(path: Path, allow_file_urls: bool = False) -> Manifest:
     return manifest
 
 
-def _jsonl_records(text: str):
+def _json_records(path: Path, text: str):
+    """JSON lines, or one JSON array of objects (its items numbered as lines)."""
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{path}: not a valid JSON array ({exc.msg} at line {exc.lineno})") from None
+        for n, record in enumerate(items, start=1):
+            yield n, record if isinstance(record, dict) else f"a row is a JSON object, not {type(record).__name__}"
+        return
     for line, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -127,11 +171,11 @@ def _jsonl_records(text: str):
         yield line, record if isinstance(record, dict) else f"a row is a JSON object, not {type(record).__name__}"
 
 
-def _csv_records(path: Path, text: str, delimiter: str):
+def _csv_records(path: Path, text: str, delimiter: str, url_column: str = "url"):
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, restkey=_EXTRA)
     header = [name.strip().lower() for name in reader.fieldnames or []]
-    if "url" not in header:
-        raise ManifestError(f"{path}: the header row needs a 'url' column (has: {', '.join(header) or 'nothing'})")
+    if url_column.lower() not in header:
+        raise ManifestError(f"{path}: the header row needs a {url_column!r} column (has: {', '.join(header) or 'nothing'})")
     reader.fieldnames = header
     for record in reader:
         line = reader.line_num
@@ -189,15 +233,32 @@ def _row(line: int, record: dict, allow_file_urls: bool, folder: Path) -> Manife
         raise ValueError(f"label is {len(label)} characters long (at most {MAX_LABEL})")
     given = _text(record, "id")
     description = _text(record, "description")
+    duration = _duration(record.get("duration"))
     if local is not None:
-        return ManifestRow(line, found_file(local, safe_video_id(given) if given else None, _text(record, "title"),
-                                            description, cover_url), label)
+        video = found_file(local, safe_video_id(given) if given else None, _text(record, "title"), description,
+                           cover_url)
+        return ManifestRow(line, replace(video, duration_s=duration), label)
     video_id = safe_video_id(given) if given else url_video_id(url)
     if not video_id:
         raise ValueError(f"no video id: give the row an id (none follows from {url!r})")
     title = _text(record, "title") or description[:120] or video_id
     return ManifestRow(line, FoundVideo(id=video_id, url=url, title=title, description=description,
-                                        cover_url=cover_url), label)
+                                        duration_s=duration, cover_url=cover_url), label)
+
+
+def _duration(value: object) -> float | None:
+    """A row's known duration, for the pre-download filter: seconds, or [[H:]M:]S as the short-video dataset's
+    `mp4_time` ("0:16", "1:02:03"); none is unknown."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str) and re.fullmatch(r"\d+(:[0-5]?\d){0,2}(\.\d+)?", value.strip()):
+        seconds = 0.0
+        for part in value.strip().split(":"):
+            seconds = seconds * 60 + float(part)
+        return seconds
+    raise ValueError(f"duration {value!r} is not seconds or [[H:]M:]S")
 
 
 def url_video_id(url: str) -> str:

@@ -76,7 +76,7 @@ def test_jsonl_rows_and_their_problems(tmp_path):
 @pytest.mark.parametrize("name,text,message", [
     ("none.csv", None, "no such manifest"),
     ("empty.csv", "\n", "empty"),
-    ("clips.txt", "url\nhttps://a.example.org/x.mp4\n", "a manifest is .csv, .tsv or .jsonl"),
+    ("clips.txt", "url\nhttps://a.example.org/x.mp4\n", "a manifest is .csv, .tsv, .json or .jsonl"),
     ("clips.csv", "link,label\nhttps://a.example.org/x.mp4,a\n", "needs a 'url' column"),
 ])
 def test_unreadable_manifests_are_clear_errors(tmp_path, name, text, message):
@@ -166,3 +166,61 @@ def test_a_manifest_video_is_downloaded_like_a_searched_one_and_shares_its_state
         assert row.status == "succeeded" and row.metrics["duration_s"] > 20  # probed by ffprobe
         record = video_record(session, "photosynthesis")
     assert record.labels == ("biology",) and set(record.points) == {"Photosynthesis", "biology"}
+
+
+SHORT_VIDEO_ROWS = [  # multimodal_data_info.json as the short-video dataset publishes it: JSON lines
+    {"mp4_id": "80328682", "mp4_download_url": "https://cdn.example.org/080328682_main_xl.mp4", "mp4_time": "0:16",
+     "mp4_background_image_url": "https://cdn.example.org/080328682_iconl.jpeg",
+     "mp4_txt_brief": " Woman in swimsuit and cover up walking at the beach", "video_label": "Beach"},
+    {"mp4_id": "80328683", "mp4_download_url": "https://cdn.example.org/080328683_main_xl.mp4",
+     "mp4_time": "1:02:03", "mp4_background_image_url": "", "mp4_txt_brief": "Storm clouds", "video_label": "Clouds"},
+    {"mp4_id": "80328684", "mp4_download_url": "https://cdn.example.org/080328684_main_xl.mp4",
+     "mp4_time": "about a minute", "mp4_txt_brief": "?", "video_label": "Clouds"},
+]
+
+
+def test_the_short_video_datasets_manifest_imports_unchanged(tmp_path):
+    manifest = tmp_path / "multimodal_data_info.json"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in SHORT_VIDEO_ROWS))
+    subject = tmp_path / "short_videos.yaml"
+    subject.write_text("subject: Short videos\nrecipe: pairs\nmanifest: multimodal_data_info.json\n"
+                       "manifest_columns: short_video_dataset\n")
+    spec = load_subject(subject)
+    beach, clouds = (row.video for row in spec.manifest.rows)
+    assert (beach.id, beach.url, beach.duration_s) == ("80328682", SHORT_VIDEO_ROWS[0]["mp4_download_url"], 16.0)
+    assert beach.cover_url == "https://cdn.example.org/080328682_iconl.jpeg"
+    assert beach.description == "Woman in swimsuit and cover up walking at the beach"
+    assert [row.label for row in spec.manifest.rows] == ["Beach", "Clouds"]
+    assert (clouds.duration_s, clouds.cover_url) == (3723.0, None)
+    assert [str(p) for p in spec.manifest.problems] == [
+        "line 3: malformed: duration 'about a minute' is not seconds or [[H:]M:]S"]
+    assert [p.name for p in spec.points] == ["Beach", "Clouds"]
+
+
+def test_a_mapping_names_other_columns_and_a_json_array_is_a_manifest(tmp_path):
+    path = tmp_path / "clips.json"
+    path.write_text(json.dumps([{"video": "https://cdn.example.org/a.mp4", "category": "sports", "seconds": 12.5},
+                                "not an object"]))
+    manifest = load_manifest(path, columns={"url": "video", "label": "category", "duration": "seconds"})
+    [row] = manifest.rows
+    assert (row.video.id, row.label, row.video.duration_s) == ("a", "sports", 12.5)
+    assert [str(p) for p in manifest.problems] == ["line 2: malformed: a row is a JSON object, not str"]
+    csv_path = tmp_path / "clips.csv"
+    csv_path.write_text("Video_URL,Category\nhttps://cdn.example.org/b.mp4,news\n")
+    [row] = load_manifest(csv_path, columns={"url": "Video_URL", "label": "Category"}).rows
+    assert (row.video.id, row.label) == ("b", "news")
+    with pytest.raises(ManifestError, match="needs a 'url' column"):
+        load_manifest(csv_path)
+
+
+@pytest.mark.parametrize("columns, message", [
+    ("imagenet", "manifest_columns 'imagenet' is not one of short_video_dataset"),
+    ("{link: video}", "manifest_columns: link not among url"),
+    ("[url]", "manifest_columns maps Lectern's fields to column names"),
+])
+def test_a_bad_column_mapping_is_a_clear_error(tmp_path, columns, message):
+    (tmp_path / "clips.jsonl").write_text('{"url": "https://cdn.example.org/a.mp4"}\n')
+    subject = tmp_path / "s.yaml"
+    subject.write_text(f"subject: S\nmanifest: clips.jsonl\nmanifest_columns: {columns}\n")
+    with pytest.raises(TaxonomyError, match=re.escape(message)):
+        load_subject(subject)
