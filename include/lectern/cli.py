@@ -90,16 +90,21 @@ def cmd_release(args, settings: Settings) -> int:
 
 
 def cmd_export(args, settings: Settings) -> int:
-    from lectern.export import export_release
+    from lectern.export import INTERNVID, export_internvid, export_release
     from lectern.store import store_from_settings
 
+    store = store_from_settings(settings)
     try:
-        info = export_release(store_from_settings(settings), args.release, args.destination, layout=args.layout)
+        if args.layout == INTERNVID:
+            info = export_internvid(store, args.release, args.destination)
+        else:
+            info = export_release(store, args.release, args.destination, layout=args.layout)
     except (FileNotFoundError, ValueError) as exc:
         print(f"export: {exc}", file=sys.stderr)
         return 2
-    print(f"exported {info['samples']} samples and {info['images']} images of release {info['release']} "
-          f"to {Path(args.destination).resolve()}")
+    what = (f"{info['pairs']} pairs ({info['score_column']} from {info['score_model']})" if args.layout == INTERNVID
+            else f"{info['samples']} samples and {info['images']} images")
+    print(f"exported {what} of release {info['release']} to {Path(args.destination).resolve()}")
     return 0
 
 
@@ -271,12 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     release.set_defaults(func=cmd_release)
 
     export = sub.add_parser("export", help="write a textbook release as a folder the paper's training loader reads "
-                                           "(images copied out of the store, absolute paths)")
+                                           "(images copied out of the store, absolute paths), or a pairs release "
+                                           "in InternVid's columns")
     export.add_argument("release")
     export.add_argument("destination")
-    export.add_argument("--layout", choices=["json", "shards"], default="json",
+    export.add_argument("--layout", choices=["json", "shards", "internvid"], default="json",
                         help="json: one multimodal_textbook.json array; shards: JSONL shards with length.json and "
-                             "shard_id_range.json")
+                             "shard_id_range.json; internvid: a pairs release in InternVid's columns")
     export.set_defaults(func=cmd_export)
 
     reroot = sub.add_parser("reroot", help="after moving an exported folder: point its image paths at the new place")

@@ -15,6 +15,11 @@ writes::
     export.json                                    what was written, and the image root the paths start with
 
 Image paths are absolute (the loader joins them to a folder of its own, which an absolute path overrides).
+
+A pairs release exports in InternVid's column layout instead (``--layout internvid``): ``internvid.jsonl``, one
+clip a line, ``{"YoutubeID", "Start_timestamp", "End_timestamp", "Caption", "Aesthetic_Score", "<Model>_Score"}``
+with timestamps as ``HH:MM:SS.mmm``; the similarity column is named for the model that scored it (``UMT_Score``
+only for a UMT; ``CLIP_Score`` for a CLIP).
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ IMAGES = "dataset_images_interval_7"
 SAMPLES = "multimodal_textbook"
 VIDEO_META = "video_meta_data/video_meta_data1.json"
 EXPORT_INFO = "export.json"
-LAYOUTS = ("json", "shards")
+LAYOUTS = ("json", "shards")  # of a textbook release; a pairs release exports as INTERNVID
+INTERNVID = "internvid"
+INTERNVID_FILE = "internvid.jsonl"
 INDEX_FILES = ("length.json", "shard_id_range.json")
 IMAGE_FIELDS = ("keyframe_ssim", "ocr_image", "face_keyframes")  # a clip-level record's image paths
 
@@ -95,6 +102,53 @@ def _lines(store: Store, key: str) -> list[dict]:
     return [json.loads(line) for line in store.get_bytes(key).decode().splitlines() if line.strip()]
 
 
+def timestamp(seconds: float) -> str:
+    """Seconds as InternVid writes a clip's bounds: HH:MM:SS.mmm."""
+    millis = round(seconds * 1000)
+    return f"{millis // 3_600_000:02d}:{millis // 60_000 % 60:02d}:{millis // 1000 % 60:02d}.{millis % 1000:03d}"
+
+
+def score_column(model: str | None) -> str:
+    """The similarity column's name, for the model family that computed it (its id or path says which)."""
+    name = Path(model or "").name.lower()
+    for family, column in (("umt", "UMT_Score"), ("viclip", "ViCLIP_Score"), ("siglip", "SigLIP_Score"),
+                           ("clip", "CLIP_Score")):
+        if family in name:
+            return column
+    return "Similarity_Score"
+
+
+def export_internvid(store: Store, release: str, destination: str | Path) -> dict:
+    """A pairs release as InternVid's JSON lines at `destination`/internvid.jsonl; returns what export.json records."""
+    manifest = _manifest(store, release)
+    if manifest.get("kind") != "pairs":
+        raise ValueError(f"release {release!r} is a {manifest.get('kind', 'textbook')} release: the internvid layout "
+                         "is for pairs releases")
+    model = manifest["stage_configs"]["caption"]["settings"].get("caption_score_model")
+    score = score_column(model)
+    root = Path(destination).resolve()
+
+    def rows() -> Iterator[dict]:
+        for key in manifest["shards"]:
+            for pair in _lines(store, key):
+                yield {"YoutubeID": pair["video_id"], "Start_timestamp": timestamp(pair["clip_start"]),
+                       "End_timestamp": timestamp(pair["clip_end"]), "Caption": pair["caption"],
+                       "Aesthetic_Score": pair["aesthetic"], score: pair["clip_similarity"]}
+
+    count = _write_jsonl(root / INTERNVID_FILE, rows())
+    info = {"release": release, "store": store.url, "layout": INTERNVID, "pairs": count, "score_column": score,
+            "score_model": model, "files": [INTERNVID_FILE]}
+    _write(root / EXPORT_INFO, json.dumps(info, indent=1).encode())
+    return info
+
+
+def _manifest(store: Store, release: str) -> dict:
+    key = Keys.release(release, "manifest.json")
+    if not store.exists(key):
+        raise FileNotFoundError(f"no release {release!r} in {store.url}")
+    return store.get_json(key)
+
+
 def export_release(store: Store, release: str, destination: str | Path, layout: str = "json",
                    progress=print) -> dict:
     """Write the release's loader folder at `destination`; returns what export.json records. Exporting again into
@@ -102,12 +156,10 @@ def export_release(store: Store, release: str, destination: str | Path, layout: 
     taken down, say) are removed."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
-    manifest_key = Keys.release(release, "manifest.json")
-    if not store.exists(manifest_key):
-        raise FileNotFoundError(f"no release {release!r} in {store.url}")
-    manifest = store.get_json(manifest_key)
+    manifest = _manifest(store, release)
     if manifest.get("kind", "textbook") != "textbook":
-        raise ValueError(f"release {release!r} is a {manifest['kind']} release: only textbook releases export")
+        raise ValueError(f"release {release!r} is a {manifest['kind']} release: it exports with --layout "
+                         f"{INTERNVID}")
     root = Path(destination).resolve()
     images_root = root / IMAGES
     images: set[str] = set()

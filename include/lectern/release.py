@@ -164,14 +164,15 @@ def stage_configs(stages, settings: Settings) -> dict:
 
 
 PAIR_COLUMNS = ("video_id", "clip_start", "clip_end", "caption", "middle_frame_caption", "frame_captions",
-                "clip_similarity", "aesthetic", "label", "subjects", "description", "url", "cover_url", "keyframes")
+                "clip_similarity", "aesthetic", "label", "subjects", "description", "url", "cover_url", "cover",
+                "keyframes")
 
 
 def build_pairs_release(settings: Settings, name: str | None = None, subject: str | None = None) -> dict:
     """Video-text pairs (recipe pairs): one row per kept clip of every captioned video, as JSONL shards and the same
     rows as Parquet under ``parquet/`` (both read by ``datasets.load_dataset``), with a manifest; returns it.
-    A row: (video id, clip start/end, caption, its coarse and fine captions, scores, label, ...), its keyframes
-    as store keys relative to the manifest's `images_relative_to`."""
+    A row: (video id, clip start/end, caption, its coarse and fine captions, scores, label, ...), its video's cover
+    image and its keyframes as store keys relative to the manifest's `images_relative_to`."""
     name = name or default_release_name()
     store = store_from_settings(settings)
     with session_scope(settings.db_url) as session:
@@ -193,6 +194,7 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
                 "clip_similarity": clip["clip_similarity"], "aesthetic": clip["aesthetic"],
                 "label": video.labels[0] if video.labels else None, "subjects": list(video.subjects),
                 "description": video.description, "url": video.url, "cover_url": video.cover_url,
+                "cover": video.artifact("download", "cover"),  # the cover image in the store, beside the keyframes
                 "keyframes": keyframes.get(clip["index"], []),
             })
     shards, parquet_shards = [], []

@@ -87,6 +87,10 @@ class Keys:
         return cls.video(video_id, "source.mp4")
 
     @classmethod
+    def cover(cls, video_id: str, extension: str) -> str:
+        return cls.video(video_id, f"cover.{extension}")
+
+    @classmethod
     def probe(cls, video_id: str) -> str:
         return cls.video(video_id, "probe.json")
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from lectern.config import Settings
+from lectern.export import score_column, timestamp
 from lectern.phases import prepare_discovery
 from lectern.pipeline import RECIPES, next_stage, upstream_phase
 from lectern.release import build_pairs_release
@@ -29,7 +30,11 @@ def test_each_recipe_is_a_chain_of_stages():
 
 
 @pytest.fixture
-def pairs_subject(tmp_path, db_url, corpus_server, tiny_models):
+def pairs_subject(tmp_path, db_url, corpus_server, demo_corpus, tiny_models):
+    from PIL import Image
+
+    for n, video_id in enumerate(VIDEOS):  # each video's cover image, served beside it
+        Image.new("RGB", (160 + n, 90), (200, 40 * n, 10)).save(demo_corpus[0] / f"{video_id}.jpg")
     subjects = tmp_path / "subjects"
     subjects.mkdir()
     rows = [{"url": f"{corpus_server.base_url}/{video_id}.mp4", "label": label, "description": f"About {label}",
@@ -67,11 +72,36 @@ def test_a_pairs_subject_goes_download_keyframes_caption_and_releases_pairs(pair
     first = from_parquet[0]
     assert first["video_id"] in VIDEOS and first["label"] == VIDEOS[first["video_id"]]
     assert first["description"] == f"About {first['label']}" and first["cover_url"].endswith(".jpg")
+    assert first["cover"] == f"videos/{first['video_id']}/cover.jpg"  # fetched into the store, beside the keyframes
+    from PIL import Image
+
+    with Image.open(store.root / first["cover"]) as cover:
+        assert cover.size == (160 + list(VIDEOS).index(first["video_id"]), 90)
     assert first["clip_end"] > first["clip_start"] and first["caption"] and len(first["frame_captions"]) == 4
     assert sorted(from_json.column_names) == sorted(from_parquet.column_names)
+
+    from lectern.export import export_internvid
+
+    info = export_internvid(store, "pairs1", settings.home / "internvid")  # InternVid's own column layout
+    lines = [json.loads(line) for line in (settings.home / "internvid" / "internvid.jsonl").read_text().splitlines()]
+    assert info["score_column"] == "CLIP_Score" and len(lines) == kept
+    assert list(lines[0]) == ["YoutubeID", "Start_timestamp", "End_timestamp", "Caption", "Aesthetic_Score",
+                              "CLIP_Score"]
+    row = next(r for r in from_json if r["video_id"] == lines[0]["YoutubeID"] and r["caption"] == lines[0]["Caption"])
+    assert lines[0]["Start_timestamp"] == timestamp(row["clip_start"]) and lines[0]["CLIP_Score"] == row["clip_similarity"]
 
     pairs = ReleaseDataset(store, "pairs1")
     assert pairs.kind == "pairs" and len(pairs) == kept
     item = pairs[0]
     assert item["caption"] == from_json[0]["caption"]
     assert all(image.size == (1280, 720) for image in item["images"])  # the clip's keyframes, from the store
+
+
+def test_internvid_timestamps_and_the_score_column_named_for_its_model():
+    assert [timestamp(s) for s in (0, 16.0, 83.4567, 3723.5)] == [
+        "00:00:00.000", "00:00:16.000", "00:01:23.457", "01:02:03.500"]
+    assert score_column("OpenGVLab/UMT-L16") == "UMT_Score"
+    assert score_column("openai/clip-vit-base-patch32") == "CLIP_Score"
+    assert score_column("OpenGVLab/ViCLIP") == "ViCLIP_Score"
+    assert score_column("google/siglip-base-patch16-224") == "SigLIP_Score"
+    assert score_column("/models/my-scorer") == "Similarity_Score"

@@ -1,5 +1,7 @@
 """download: pre-download filter (lectern.prefilter), yt-dlp download (H.264 <= 720p preferred), ffprobe, store.
-A local file (lectern.local_files) is read where it is instead, then probed and stored the same way."""
+A local file (lectern.local_files) is read where it is instead, then probed and stored the same way. A video with
+a cover image (a manifest's cover_url) gets it fetched too, through the same SSRF guard, size-capped and checked as
+an image; a cover that cannot be had is recorded with why, and the video goes on without it."""
 
 from __future__ import annotations
 
@@ -18,10 +20,10 @@ from lectern.urls import BLOCKED_MARK, check_url, guarded_connections, inside
 
 SPEC = StageSpec(
     name="download",
-    version="2",  # 2: the size cap, and no audio stream rejects
+    version="3",  # 2: the size cap, and no audio stream rejects; 3: the cover image
     settings=("min_duration_s", "max_duration_s", "download_format", "allowed_languages", "required_license",
-              "metadata_min_relevance", "metadata_judge_model", "judge_min_score", "max_download_mb"),
-    produces=("source", "probe"),
+              "metadata_min_relevance", "metadata_judge_model", "judge_min_score", "max_download_mb", "max_cover_mb"),
+    produces=("source", "probe", "cover"),
     retries=4,
     pool="lectern_download",
     timeout_s=1800,
@@ -123,6 +125,46 @@ def fetch(url: str, directory: Path, settings: Settings) -> Path:
     return files[0]
 
 
+COVER_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+
+
+class NoCover(Exception):
+    """A cover image that cannot be had (blocked, unreachable, too large, not an image): why, for the metrics."""
+
+
+def fetch_cover(url: str, settings: Settings) -> tuple[bytes, str]:
+    """A cover image's bytes and file extension, fetched only from where a download may connect (the SSRF guard,
+    redirects included), at most LECTERN_MAX_COVER_MB, and decoded as an image."""
+    import io
+    import urllib.error
+    import urllib.request
+
+    from PIL import Image, UnidentifiedImageError
+
+    cap = int(settings.max_cover_mb * 1024 * 1024)
+    try:
+        check_url(url, settings.download_allow_networks, settings.allow_file_urls)
+        with guarded_connections(settings.download_allow_networks), urllib.request.urlopen(url, timeout=60) as response:
+            data = response.read(cap + 1)
+    except (BlockedURL, DownloadFailed) as exc:
+        raise NoCover(str(exc)) from None
+    except urllib.error.HTTPError as exc:
+        raise NoCover(f"{url}: HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise NoCover(f"{url}: {exc}") from None
+    if len(data) > cap:
+        raise NoCover(f"{url}: larger than {settings.max_cover_mb:g} MB")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+            kind = image.format
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise NoCover(f"{url}: not an image ({exc})") from None
+    if kind not in COVER_FORMATS:
+        raise NoCover(f"{url}: a {kind} image, not one of {', '.join(COVER_FORMATS)}")
+    return data, COVER_FORMATS[kind]
+
+
 def is_local(video: VideoRecord) -> bool:
     """Whether the video is a local file read where it is (found in a folder its subject names:
     lectern/local_files.py)."""
@@ -161,6 +203,13 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         reason = duration_reason(info["duration_s"], settings)
         if reason:
             return StageResult.rejected(f"probe filter: {reason}", metrics, duration_s=info["duration_s"])
-        source = store.put_file(Keys.source(video.id), path)
-        probe_key = store.put_json(Keys.probe(video.id), info)
-    return StageResult.succeeded({"source": source, "probe": probe_key}, metrics, duration_s=info["duration_s"])
+        artifacts = {"source": store.put_file(Keys.source(video.id), path),
+                     "probe": store.put_json(Keys.probe(video.id), info)}
+    if video.cover_url:
+        try:
+            data, extension = fetch_cover(video.cover_url, settings)
+            artifacts["cover"] = store.put_bytes(Keys.cover(video.id, extension), data)
+            metrics["cover_bytes"] = len(data)
+        except NoCover as exc:
+            metrics["cover_error"] = str(exc)
+    return StageResult.succeeded(artifacts, metrics, duration_s=info["duration_s"])

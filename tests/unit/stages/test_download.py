@@ -61,3 +61,48 @@ def test_a_container_without_a_duration_is_measured_not_taken_as_zero(tmp_path, 
                                          str(path)], capture_output=True, text=True, check=True).stdout)
     assert "duration" not in ffprobe["format"]  # the case itself: FFmpeg does not know
     assert media.probe(path)["duration_s"] == pytest.approx(0.1)
+
+
+@pytest.fixture
+def cover_files(demo_corpus):
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(demo_corpus[0] / "cover_ok.png")
+    (demo_corpus[0] / "cover_text.jpg").write_text("<html>not an image</html>")
+    return demo_corpus[0]
+
+
+def test_a_cover_is_fetched_checked_and_stored_beside_the_video(corpus_server, store, settings, cover_files):
+    from dataclasses import replace
+
+    video = replace(record("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"),
+                    cover_url=f"{corpus_server.base_url}/cover_ok.png")
+    result = download.run(video, store, settings)
+    assert result.status == "succeeded" and result.artifacts["cover"] == "videos/photosynthesis/cover.png"
+    from PIL import Image
+
+    with Image.open(store.root / result.artifacts["cover"]) as cover:
+        assert cover.size == (64, 48)
+
+
+@pytest.mark.parametrize("cover, extra, why", [
+    ("cover_text.jpg", {}, "not an image"),
+    ("missing.jpg", {}, "HTTP 404"),
+    ("cover_ok.png", {"max_cover_mb": 0.00001}, "larger than 1e-05 MB"),
+    ("cover_ok.png", {"download_allow_networks": ()}, "is a loopback address"),
+])
+def test_a_cover_that_cannot_be_had_is_recorded_and_the_video_kept(corpus_server, store, settings, cover_files,
+                                                                    cover, extra, why):
+    from dataclasses import replace
+
+    from lectern.stages.download import NoCover, fetch_cover
+
+    settings = replace(settings, **extra)
+    url = f"{corpus_server.base_url}/{cover}"
+    with pytest.raises(NoCover, match=why):
+        fetch_cover(url, settings)
+    if "download_allow_networks" in extra:
+        return  # the video itself is on loopback too
+    result = download.run(replace(record("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"),
+                                  cover_url=url), store, settings)
+    assert result.status == "succeeded" and "cover" not in result.artifacts and why in result.metrics["cover_error"]
