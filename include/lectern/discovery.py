@@ -19,6 +19,9 @@ Taxonomy format (``<subjects dir>/<subject>.yaml``), four levels as in the paper
               - name: Mitochondria
                 videos_dir: ~/lectures/mito        # local files, read where they are (or a glob: ~/l/*.mp4)
         points: [Mitosis]                          # points directly under a course
+
+Or, instead of courses, ``queries:`` (a list of phrases, or a text file of one a line), each one knowledge point
+searched as written, as InternVid searched with action phrases.
 """
 
 from __future__ import annotations
@@ -113,7 +116,28 @@ def load_subject(path: Path, allow_file_urls: bool = False) -> SubjectSpec:
                                                         for label in manifest.labels()], recipe, manifest, prefilter)
     except ManifestError as exc:
         raise TaxonomyError(str(exc)) from exc
+    if "queries" in doc:
+        if "courses" in doc:
+            raise TaxonomyError(f"{path}: a subject has either 'courses' or 'queries', not both")
+        return SubjectSpec(doc["subject"].strip(), _query_points(path, doc["queries"]), recipe, prefilter=prefilter)
     return SubjectSpec(*_searched_subject(path, doc), recipe, prefilter=prefilter)
+
+
+def _query_points(path: Path, queries: Any) -> list[PointSpec]:
+    """`queries:` instead of a course taxonomy (InternVid searched with some 6.1K action phrases): a list, or a
+    text file of one query a line (relative to the YAML; blank lines and # comments skipped). Each query is one
+    knowledge point, searched as it is written."""
+    if isinstance(queries, str):
+        source = Path(queries).expanduser()
+        source = source if source.is_absolute() else path.parent / source
+        if not source.is_file():
+            raise TaxonomyError(f"{path}: queries file {source}: no such file")
+        queries = [line.strip() for line in source.read_text(encoding="utf-8").splitlines()
+                   if line.strip() and not line.lstrip().startswith("#")]
+    if not isinstance(queries, list) or not queries or not all(isinstance(q, str) and q.strip() for q in queries):
+        raise TaxonomyError(f"{path}: 'queries' must be a non-empty list of phrases, or a file of them")
+    phrases = list(dict.fromkeys(" ".join(q.split()) for q in queries))  # a repeated phrase is one point
+    return [PointSpec(path=phrase, name=phrase, query=phrase) for phrase in phrases]
 
 
 def _searched_subject(path: Path, doc: dict) -> tuple[str, list[PointSpec]]:

@@ -16,7 +16,15 @@ from lectern.stages.assemble import END_OF_VIDEO, clip_level_record, pack, sampl
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED, Video, VideoStage
 from lectern.state.ops import funnel, stage_rows, video_record
-from lectern.stats import cost_table, funnel_table, histogram_png, markdown, subject_table
+from lectern.stats import (
+    category_table,
+    cost_table,
+    funnel_table,
+    histogram_png,
+    markdown,
+    pairs_markdown,
+    subject_table,
+)
 from lectern.store import Keys, store_from_settings
 from lectern.viewer import render_samples
 
@@ -205,6 +213,12 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
         parquet_shards.append(store.put_bytes(Keys.release(name, f"parquet/pairs-{len(parquet_shards):05d}.parquet"),
                                               pairs_parquet_bytes(chunk)))
     scored = [r["clip_similarity"] for r in rows if r["clip_similarity"] is not None]
+    with session_scope(settings.db_url) as session:
+        durations = {v: session.get(Video, v).duration_s for v in records}
+        sizes = {r.video_id: (r.metrics or {}).get("size_bytes")
+                 for r in stage_rows(session, video_ids=list(records), stage="download")}
+    categories = category_table({v: video.labels[0] if video.labels else None for v, video in records.items()},
+                                durations, sizes)
     manifest = {
         "release": name, "kind": "pairs", "created_at": datetime.now(timezone.utc).isoformat(), "subject": subject,
         "store": store.url, "images_relative_to": store.url, "shards": shards, "parquet_shards": parquet_shards,
@@ -215,6 +229,9 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
         "funnel": counts,
         "stage_configs": stage_configs(("keyframes", "caption"), settings),
     }
+    stats = {"release": name, "pairs": manifest["stats"], "categories": categories}
+    manifest["stats_files"] = [store.put_json(Keys.release(name, "stats.json"), stats),
+                               store.put_bytes(Keys.release(name, "stats.md"), pairs_markdown(stats).encode())]
     return _publish(store, name, manifest)
 
 

@@ -68,6 +68,37 @@ def subject_table(video_subjects: dict[str, list[str]], rows_by_video: dict[str,
     return {subject: {**e, "hours": round(e["hours"], 4)} for subject, e in sorted(table.items())}
 
 
+def category_table(labels: dict[str, str | None], durations: dict[str, float | None],
+                   sizes: dict[str, int | None]) -> dict[str, dict]:
+    """Per category (a manifest's label), over the released videos: videos, hours and disk (their source files),
+    most videos first, as the short-video dataset's own analysis tabulates its 31 categories."""
+    table: dict[str, dict] = defaultdict(lambda: {"videos": 0, "hours": 0.0, "disk_gb": 0.0})
+    for video_id, label in labels.items():
+        entry = table[label or "unlabelled"]
+        entry["videos"] += 1
+        entry["hours"] += (durations.get(video_id) or 0.0) / 3600
+        entry["disk_gb"] += (sizes.get(video_id) or 0) / 1e9
+    ordered = sorted(table.items(), key=lambda item: (-item[1]["videos"], item[0]))
+    return {label: {"videos": e["videos"], "hours": round(e["hours"], 4), "disk_gb": round(e["disk_gb"], 6)}
+            for label, e in ordered}
+
+
+def category_markdown(categories: dict[str, dict]) -> list[str]:
+    lines = ["## Per category", "", "| category | videos | hours | disk (GB) |", "| --- | --- | --- | --- |"]
+    lines += [f"| {label} | {e['videos']} | {e['hours']:.2f} | {e['disk_gb']:.3f} |" for label, e in categories.items()]
+    total = {key: sum(e[key] for e in categories.values()) for key in ("videos", "hours", "disk_gb")}
+    return lines + [f"| all | {total['videos']} | {total['hours']:.2f} | {total['disk_gb']:.3f} |", ""]
+
+
+def pairs_markdown(stats: dict) -> str:
+    """A pairs release's stats.md: its counts, then the per-category table."""
+    counts = stats["pairs"]
+    lines = [f"# Release {stats['release']} (video-text pairs)", "",
+             f"{counts['videos']} videos, {counts['clips']} clips, {counts['pairs']} pairs kept "
+             f"({counts['filtered_clips']} filtered; mean clip similarity {counts['mean_clip_similarity']})", ""]
+    return "\n".join(lines + category_markdown(stats["categories"]))
+
+
 def cost_table(rows_by_video: dict[str, dict[str, VideoStage]], durations: dict[str, float | None],
                stages: Sequence[str] = STAGES) -> dict:
     """Seconds per stage of `stages` (GPU stages apart) over the released videos: in all, per video-hour and per

@@ -201,3 +201,23 @@ def test_metadata_scored_once_per_search_result(catalog, tmp_path, tiny_models):
     assert metadata_rejection(division, settings) is None
     assert metadata_rejection(pasta, settings).startswith("title/description relevance 0.")
     assert division.metadata_llm_score == 7.0
+
+
+def test_queries_instead_of_courses_are_one_point_each(tmp_path):
+    from lectern.discovery import TaxonomyError, load_subject
+
+    (tmp_path / "actions.txt").write_text("# InternVid-style action phrases\nriding a bike\n\nfolding paper\n"
+                                          "riding  a bike\n")
+    listed = tmp_path / "listed.yaml"
+    listed.write_text("subject: Actions\nrecipe: pairs\nqueries: [juggling balls, cutting an onion]\n")
+    from_file = tmp_path / "from_file.yaml"
+    from_file.write_text("subject: Actions\nrecipe: pairs\nqueries: actions.txt\n")
+    assert [(p.name, p.query) for p in load_subject(listed).points] == [
+        ("juggling balls", "juggling balls"), ("cutting an onion", "cutting an onion")]
+    assert [p.query for p in load_subject(from_file).points] == ["riding a bike", "folding paper"]
+    for text, message in [("queries: []", "non-empty list"), ("queries: missing.txt", "no such file"),
+                          ("queries: [a]\ncourses: [{name: C, points: [P]}]", "either 'courses' or 'queries'")]:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(f"subject: Actions\n{text}\n")
+        with pytest.raises(TaxonomyError, match=message):
+            load_subject(bad)

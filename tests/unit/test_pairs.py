@@ -80,6 +80,12 @@ def test_a_pairs_subject_goes_download_keyframes_caption_and_releases_pairs(pair
     assert first["clip_end"] > first["clip_start"] and first["caption"] and len(first["frame_captions"]) == 4
     assert sorted(from_json.column_names) == sorted(from_parquet.column_names)
 
+    categories = store.get_json(Keys.release("pairs1", "stats.json"))["categories"]
+    assert set(categories) == set(VIDEOS.values())  # the per-category table: videos, hours, disk
+    assert all(e["videos"] == 1 and e["hours"] > 0.005 and e["disk_gb"] > 0 for e in categories.values())
+    table = (local / "stats.md").read_text()
+    assert "| category | videos | hours | disk (GB) |" in table and "| plants | 1 | 0.01 |" in table
+
     from lectern.export import export_internvid
 
     info = export_internvid(store, "pairs1", settings.home / "internvid")  # InternVid's own column layout
@@ -95,6 +101,14 @@ def test_a_pairs_subject_goes_download_keyframes_caption_and_releases_pairs(pair
     item = pairs[0]
     assert item["caption"] == from_json[0]["caption"]
     assert all(image.size == (1280, 720) for image in item["images"])  # the clip's keyframes, from the store
+    assert item["cover_image"].size[1] == 90  # its video's cover
+    assert [i["caption"] for i in pairs] == [r["caption"] for r in from_json]  # a plain Python iterator
+    batches = list(pairs.numpy_batches(batch_size=3, image_size=(64, 32)))
+    assert [len(b["caption"]) for b in batches] == [3] * (kept // 3) + ([kept % 3] if kept % 3 else [])
+    first_batch = batches[0]
+    assert first_batch["keyframe"].shape == (3, 32, 64, 3) and first_batch["keyframe"].dtype.name == "uint8"
+    assert first_batch["cover"].shape == (3, 32, 64, 3) and first_batch["has_cover"].all()
+    assert first_batch["clip_end"].dtype.name == "float32" and (first_batch["clip_end"] > first_batch["clip_start"]).all()
 
 
 def test_internvid_timestamps_and_the_score_column_named_for_its_model():

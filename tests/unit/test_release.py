@@ -248,6 +248,10 @@ def test_a_release_is_a_pytorch_dataset_with_its_images_opened(corpus):
     assert ReleaseDataset(store, "torch", load_images=False)[0]["images"] == [key, None]
     [batch] = list(torch.utils.data.DataLoader(samples, batch_size=2, collate_fn=list))
     assert [item["texts"][-1] for item in batch] == ["v1 text", "v2 text"]
+    assert [item["texts"][-1] for item in samples] == ["v1 text", "v2 text"]  # plain Python iteration
+    [arrays] = list(samples.numpy_batches(batch_size=4, image_size=(16, 9)))
+    assert arrays["image_num"].tolist() == [s["image_num"] for s in samples.items]
+    assert arrays["images"][0][0].shape == (9, 16, 3) and arrays["images"][0][1] is None
 
 
 def test_stats_equal_counts_recomputed_from_the_state(corpus):
