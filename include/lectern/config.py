@@ -138,6 +138,8 @@ class Settings:
     # --- download, and the pre-download filter
     min_duration_s: float = setting("LECTERN_MIN_DURATION_S", "10", "Videos shorter than this are rejected.", _float)
     max_duration_s: float = setting("LECTERN_MAX_DURATION_S", "3600", "Videos longer than this are rejected.", _float)
+    min_height: int = setting("LECTERN_MIN_HEIGHT", "0", "Videos whose picture is less high than this many pixels are rejected, on their metadata before download and on ffprobe's after (0: off; InternVid's rule: 360).", _int)
+    max_height: int = setting("LECTERN_MAX_HEIGHT", "0", "Videos whose picture is higher than this many pixels are rejected, likewise (0: off; InternVid's rule: 720).", _int)
     max_download_mb: float = setting("LECTERN_MAX_DOWNLOAD_MB", "2048", "Downloads larger than this are stopped and the video rejected (size filter).", _float)
     max_cover_mb: float = setting("LECTERN_MAX_COVER_MB", "10", "A video's cover image (a manifest's cover_url) larger than this is not kept (the video is, with why).", _float)
     download_format: str = setting("LECTERN_DOWNLOAD_FORMAT", "bv*[vcodec^=avc1][height<=720]+ba[ext=m4a]/b[vcodec^=avc1][height<=720]/bv*[height<=720]+ba/b[height<=720]/b", "yt-dlp format selector: H.264 at most 720p first (decord can't read VP9/AV1).")

@@ -313,6 +313,7 @@ def _found(entry: dict[str, Any], target: str) -> FoundVideo:
         extractor=entry.get("extractor_key") or entry.get("ie_key"),
         live_status=entry.get("live_status") or ("is_live" if entry.get("is_live") else None),
         license=entry.get("license"),
+        height=int(entry["height"]) if isinstance(entry.get("height"), (int, float)) and entry["height"] > 0 else None,
     )
 
 

@@ -36,6 +36,17 @@ def duration_reason(duration: float | None, settings: Settings) -> str | None:
     return None
 
 
+def height_reason(height: int | None, settings: Settings) -> str | None:
+    """The resolution filter (LECTERN_MIN_HEIGHT / LECTERN_MAX_HEIGHT); an unknown height never rejects."""
+    if height is None:
+        return None
+    if settings.min_height and height < settings.min_height:
+        return f"height {height}p < {settings.min_height}p"
+    if settings.max_height and height > settings.max_height:
+        return f"height {height}p > {settings.max_height}p"
+    return None
+
+
 def non_latin_share(text: str) -> float:
     letters = [c for c in text if c.isalpha()]
     if len(letters) < MIN_TITLE_LETTERS:
@@ -57,7 +68,7 @@ def awaited_scores(settings: Settings) -> tuple[bool, bool]:
 
 def metadata_rejection(video: VideoRecord, settings: Settings) -> str | None:
     """The first pre-download filter the video fails, or None."""
-    reason = duration_reason(video.duration_s, settings)
+    reason = duration_reason(video.duration_s, settings) or height_reason(video.height, settings)
     if reason:
         return reason
     if video.live_status in LIVE_STATUSES:

@@ -81,3 +81,20 @@ def test_search_metadata_carries_live_status_and_license():
     assert (found.live_status, found.license, found.language) == ("is_live", "CC BY", "en")
     assert found.url == "https://www.youtube.com/watch?v=abc"
     assert _found({"id": "x", "is_live": True}, "u").live_status == "is_live"
+
+
+def test_the_resolution_filter_judges_a_known_height_only():
+    from dataclasses import replace as replaced
+
+    from lectern.config import Settings
+    from lectern.prefilter import height_reason, metadata_rejection
+    from lectern.stages import VideoRecord
+
+    internvid = Settings.from_env({"LECTERN_MIN_HEIGHT": "360", "LECTERN_MAX_HEIGHT": "720"})
+    assert [height_reason(h, internvid) for h in (240, 360, 720, 1080, None)] == [
+        "height 240p < 360p", None, None, "height 1080p > 720p", None]
+    assert height_reason(144, Settings.from_env({})) is None  # off by default
+    video = VideoRecord(id="v", url="https://example.org/v", title="Cells dividing under a microscope",
+                        description="", duration_s=60.0, height=240)
+    assert metadata_rejection(video, internvid) == "height 240p < 360p"
+    assert metadata_rejection(replaced(video, height=None), internvid) is None

@@ -79,6 +79,7 @@ class VideoRecord:
     title: str
     description: str
     duration_s: float | None
+    height: int | None = None  # the picture's, in pixels, from the metadata (None: unknown)
     language: str | None = None
     live_status: str | None = None
     license: str | None = None

@@ -13,16 +13,17 @@ from urllib.parse import unquote, urlsplit
 from lectern import media
 from lectern.config import Settings
 from lectern.errors import BlockedURL, CorruptMedia, DownloadFailed, VideoUnavailable
-from lectern.prefilter import duration_reason, metadata_rejection
+from lectern.prefilter import duration_reason, height_reason, metadata_rejection
 from lectern.stages import StageResult, StageSpec, VideoRecord
 from lectern.store import Keys, Store, scratch_dir
 from lectern.urls import BLOCKED_MARK, check_url, guarded_connections, inside
 
 SPEC = StageSpec(
     name="download",
-    version="3",  # 2: the size cap, and no audio stream rejects; 3: the cover image
-    settings=("min_duration_s", "max_duration_s", "download_format", "allowed_languages", "required_license",
-              "metadata_min_relevance", "metadata_judge_model", "judge_min_score", "max_download_mb", "max_cover_mb"),
+    version="3",  # 2: the size cap, and no audio stream rejects; 3: the cover image and the resolution filter
+    settings=("min_duration_s", "max_duration_s", "min_height", "max_height", "download_format", "allowed_languages",
+              "required_license", "metadata_min_relevance", "metadata_judge_model", "judge_min_score",
+              "max_download_mb", "max_cover_mb"),
     produces=("source", "probe", "cover"),
     retries=4,
     pool="lectern_download",
@@ -200,7 +201,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         if not info["has_audio"]:
             return StageResult.rejected("no audio stream (nothing to transcribe)", metrics,
                                         duration_s=info["duration_s"])
-        reason = duration_reason(info["duration_s"], settings)
+        reason = duration_reason(info["duration_s"], settings) or height_reason(info["height"], settings)
         if reason:
             return StageResult.rejected(f"probe filter: {reason}", metrics, duration_s=info["duration_s"])
         artifacts = {"source": store.put_file(Keys.source(video.id), path),

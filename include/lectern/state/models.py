@@ -59,6 +59,7 @@ class Video(Base):
     title: Mapped[str] = mapped_column(Text, default="")
     description: Mapped[str] = mapped_column(Text, default="")
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)  # pixels, as its metadata gives it
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     extractor: Mapped[str | None] = mapped_column(String(64), nullable=True)
     live_status: Mapped[str | None] = mapped_column(String(32), nullable=True)  # yt-dlp: is_live, was_live, ...

@@ -125,6 +125,7 @@ class FoundVideo:
     live_status: str | None = None
     license: str | None = None
     cover_url: str | None = None
+    height: int | None = None  # the picture's, in pixels, where the metadata says
 
 
 def _own_id(session: Session, item: FoundVideo, taken: dict[str, tuple[int, FoundVideo]]) -> FoundVideo:
@@ -166,7 +167,8 @@ def record_search(session: Session, point_id: int, found: Sequence[FoundVideo], 
         if _insert_if_new(session, Video, {
                 "id": item.id, "url": item.url, "title": item.title, "description": item.description,
                 "duration_s": item.duration_s, "language": item.language, "extractor": item.extractor,
-                "live_status": item.live_status, "license": item.license, "cover_url": item.cover_url}):
+                "live_status": item.live_status, "license": item.license, "cover_url": item.cover_url,
+                "height": item.height}):
             session.add(VideoStage(video_id=item.id, stage=STAGES[0], status=PENDING, metrics={}, artifacts={}))
             new += 1
         elif session.get(Video, video_id).forgotten_at is not None:
@@ -525,7 +527,8 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
     stages = session.scalars(select(VideoStage).where(VideoStage.video_id == video_id, VideoStage.status == SUCCEEDED))
     return VideoRecord(
         id=video.id, url=video.url, title=video.title or "", description=video.description or "",
-        duration_s=video.duration_s, language=video.language, live_status=video.live_status, license=video.license,
+        duration_s=video.duration_s, height=video.height, language=video.language, live_status=video.live_status,
+        license=video.license,
         subjects=tuple(dict.fromkeys(link[0] for link in links)),
         points=tuple(dict.fromkeys(link[1] for link in links)),
         queries=tuple(dict.fromkeys(link[4] for link in links)),

@@ -106,3 +106,12 @@ def test_a_cover_that_cannot_be_had_is_recorded_and_the_video_kept(corpus_server
     result = download.run(replace(record("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"),
                                   cover_url=url), store, settings)
     assert result.status == "succeeded" and "cover" not in result.artifacts and why in result.metrics["cover_error"]
+
+
+def test_the_resolution_filter_applies_to_the_probed_height_after_download(corpus_server, store, settings):
+    from dataclasses import replace
+
+    result = download.run(record("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"), store,
+                          replace(settings, min_height=1080))
+    assert result.status == "rejected" and result.reason == "probe filter: height 720p < 1080p"
+    assert not store.exists(Keys.source("photosynthesis"))
