@@ -108,6 +108,23 @@ def cmd_export(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_baseline(args, settings: Settings) -> int:
+    from lectern.baseline import evaluate, format_report, train
+
+    try:
+        if args.action == "train":
+            result = train(settings, args.release, epochs=args.epochs, test_fraction=args.test_fraction)
+        else:
+            result = evaluate(settings, args.release)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"baseline: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(result))
+    if "model" in result:
+        print(f"model: {result['model']}")
+    return 0
+
+
 def cmd_reroot(args, settings: Settings) -> int:
     from lectern.export import reroot
 
@@ -284,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="json: one multimodal_textbook.json array; shards: JSONL shards with length.json and "
                              "shard_id_range.json; internvid: a pairs release in InternVid's columns")
     export.set_defaults(func=cmd_export)
+
+    baseline = sub.add_parser("baseline", help="the short-video dataset's baseline classifier (description + cover + "
+                                                "video -> category) on a pairs release: train, or evaluate the saved one")
+    baseline.add_argument("action", choices=["train", "evaluate"])
+    baseline.add_argument("--release", required=True)
+    baseline.add_argument("--epochs", type=int, default=300)
+    baseline.add_argument("--test-fraction", type=float, default=0.2, help="of each category's videos, held out")
+    baseline.set_defaults(func=cmd_baseline)
 
     reroot = sub.add_parser("reroot", help="after moving an exported folder: point its image paths at the new place")
     reroot.add_argument("folder")

@@ -140,6 +140,13 @@ class Keys:
             raise ValueError(f"invalid release name {release!r}")
         return f"releases/{release}/{name}"
 
+    @staticmethod
+    def baseline(release: str, name: str) -> str:
+        """The baseline classifier trained on a release (lectern/baseline.py)."""
+        if not VIDEO_ID.fullmatch(release):
+            raise ValueError(f"invalid release name {release!r}")
+        return f"baselines/{release}/{name}"
+
 
 class Store:
     """Interface shared by both backends."""
