@@ -18,7 +18,8 @@ from lectern.store import Keys, store_from_settings
 from lectern.training import ReleaseDataset
 from tests.conftest import model_environment
 
-VIDEOS = {"photosynthesis": "plants", "cell_division": "cells"}
+VIDEOS = {"photosynthesis": "Nature", "dna_replication": "Nature", "cell_division": "Technology",
+          "pasta_recipe": "Technology"}
 
 
 def test_each_recipe_is_a_chain_of_stages():
@@ -37,10 +38,13 @@ def pairs_subject(tmp_path, db_url, corpus_server, demo_corpus, tiny_models):
         Image.new("RGB", (160 + n, 90), (200, 40 * n, 10)).save(demo_corpus[0] / f"{video_id}.jpg")
     subjects = tmp_path / "subjects"
     subjects.mkdir()
-    rows = [{"url": f"{corpus_server.base_url}/{video_id}.mp4", "label": label, "description": f"About {label}",
-             "cover_url": f"{corpus_server.base_url}/{video_id}.jpg"} for video_id, label in VIDEOS.items()]
-    (subjects / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (subjects / "short_clips.yaml").write_text("subject: Short clips\nrecipe: pairs\nmanifest: clips.jsonl\n")
+    # The short-video dataset's own manifest format (multimodal_data_info.json, JSON lines), served on loopback.
+    rows = [{"mp4_id": video_id, "mp4_download_url": f"{corpus_server.base_url}/{video_id}.mp4", "mp4_time": "0:24",
+             "mp4_background_image_url": f"{corpus_server.base_url}/{video_id}.jpg",
+             "mp4_txt_brief": f" About {label}", "video_label": label} for video_id, label in VIDEOS.items()]
+    (subjects / "multimodal_data_info.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (subjects / "short_clips.yaml").write_text("subject: Short clips\nrecipe: pairs\nmanifest: multimodal_data_info.json\n"
+                                               "manifest_columns: short_video_dataset\n")
     return Settings.from_env({**model_environment(tiny_models), "LECTERN_HOME": str(tmp_path),
                               "LECTERN_DB_URL": db_url, "LECTERN_SUBJECTS_DIR": str(subjects)})
 
@@ -61,7 +65,7 @@ def test_a_pairs_subject_goes_download_keyframes_caption_and_releases_pairs(pair
     store = store_from_settings(settings)
     captions = {v: store.get_json(Keys.captions(v))["clips"] for v in VIDEOS}
     kept = sum(c["kept"] for clips in captions.values() for c in clips)
-    assert manifest["kind"] == "pairs" and manifest["stats"]["videos"] == 2 and manifest["stats"]["pairs"] == kept > 2
+    assert manifest["kind"] == "pairs" and manifest["stats"]["videos"] == 4 and manifest["stats"]["pairs"] == kept > 4
 
     import datasets
 
@@ -82,9 +86,9 @@ def test_a_pairs_subject_goes_download_keyframes_caption_and_releases_pairs(pair
 
     categories = store.get_json(Keys.release("pairs1", "stats.json"))["categories"]
     assert set(categories) == set(VIDEOS.values())  # the per-category table: videos, hours, disk
-    assert all(e["videos"] == 1 and e["hours"] > 0.005 and e["disk_gb"] > 0 for e in categories.values())
+    assert all(e["videos"] == 2 and e["hours"] > 0.005 and e["disk_gb"] > 0 for e in categories.values())
     table = (local / "stats.md").read_text()
-    assert "| category | videos | hours | disk (GB) |" in table and "| plants | 1 | 0.01 |" in table
+    assert "| category | videos | hours | disk (GB) |" in table and "| Nature | 2 | 0.0" in table
 
     from lectern.export import export_internvid
 
@@ -95,6 +99,12 @@ def test_a_pairs_subject_goes_download_keyframes_caption_and_releases_pairs(pair
                               "CLIP_Score"]
     row = next(r for r in from_json if r["video_id"] == lines[0]["YoutubeID"] and r["caption"] == lines[0]["Caption"])
     assert lines[0]["Start_timestamp"] == timestamp(row["clip_start"]) and lines[0]["CLIP_Score"] == row["clip_similarity"]
+
+    from lectern.baseline import train
+
+    baseline = train(settings, "pairs1", epochs=20, test_fraction=0.5)  # the dataset's baseline trains on it
+    assert baseline["overall"]["test"] == 2 and set(baseline["categories"]) == set(VIDEOS.values())
+    assert baseline["features"]["cover"] == settings.caption_score_model
 
     pairs = ReleaseDataset(store, "pairs1")
     assert pairs.kind == "pairs" and len(pairs) == kept
