@@ -42,6 +42,7 @@ from lectern.manifest import (
     Manifest,
     ManifestError,
     has_local_rows,
+    label_names,
     load_manifest,
     manifest_columns,
     manifest_path,
@@ -109,7 +110,9 @@ def load_subject(path: Path, allow_file_urls: bool = False) -> SubjectSpec:
         if source is not None:
             if "courses" in doc:
                 raise TaxonomyError(f"{path}: a subject has either 'courses' to search or a 'manifest', not both")
-            manifest = load_manifest(source, allow_file_urls, manifest_columns(doc.get("manifest_columns"), str(path)))
+            columns = doc.get("manifest_columns")
+            manifest = load_manifest(source, allow_file_urls, manifest_columns(columns, str(path)),
+                                     label_names(columns, doc.get("label_names"), str(path)))
             # local rows are read inside the manifest's folder only (the download stage checks it again)
             folder = str(manifest.path.parent.absolute()) if has_local_rows(manifest) else None
             return SubjectSpec(doc["subject"].strip(), [PointSpec(path=label, name=label, query=label, videos_dir=folder)

@@ -39,6 +39,19 @@ from lectern.store import safe_video_id
 from lectern.urls import inside, is_web_url
 
 FIELDS = ("url", "cover_url", "description", "label", "id", "title", "duration")
+# The short-video dataset's 31 categories, English -> Chinese, as its README maps them (its labels are the English
+# names; a copy labelled in Chinese is read with the same mapping backwards).
+SHORT_VIDEO_CATEGORIES = {
+    "360VR": "VR", "4k": "4K", "Technology": "科技", "Sport": "运动", "Timelapse": "延时", "Aerial": "航拍",
+    "Animals": "动物", "Sea": "大海", "Beach": "海滩", "space": "太空", "stars": "星空", "City": "城市",
+    "Business": "商业", "Underwater": "水下摄影", "Wedding": "婚礼", "Archival": "档案", "Backgrounds": "背景",
+    "Alpha Channel": "透明通道", "Intro": "开场", "Celebration": "庆典", "Clouds": "云彩", "Corporate": "企业",
+    "Explosion": "爆炸", "Film": "电影镜头", "Green Screen": "绿幕", "Military": "军事", "Nature": "自然",
+    "News": "新闻", "R3d": "R3d", "Romantic": "浪漫", "Abstract": "抽象",
+}
+# Label names built in with a column mapping: a manifest's label -> the category Lectern records.
+BUILT_IN_LABELS = {"short_video_dataset": {chinese: english for english, chinese in SHORT_VIDEO_CATEGORIES.items()
+                                           if chinese != english}}
 # Column mappings built in (a subject's `manifest_columns: <name>`): Lectern's field -> the manifest's column.
 BUILT_IN_COLUMNS = {
     # The short-video dataset's multimodal_data_info.json (31 categories, about 562K videos), JSON lines:
@@ -106,9 +119,20 @@ def manifest_columns(value: object, where: str) -> dict[str, str]:
     return dict(value)
 
 
-def load_manifest(path: Path, allow_file_urls: bool = False, columns: dict[str, str] | None = None) -> Manifest:
+def label_names(columns: object, names: object, where: str) -> dict[str, str]:
+    """A subject's `label_names` (a manifest's label -> the category recorded), over those its built-in column
+    mapping brings (the short-video dataset's Chinese names -> English)."""
+    if names is not None and (not isinstance(names, dict)
+                              or not all(isinstance(k, str) and isinstance(v, str) for k, v in names.items())):
+        raise ManifestError(f"{where}: label_names maps a manifest's labels to category names")
+    built_in = BUILT_IN_LABELS.get(columns, {}) if isinstance(columns, str) else {}
+    return {**built_in, **(names or {})}
+
+
+def load_manifest(path: Path, allow_file_urls: bool = False, columns: dict[str, str] | None = None,
+                  labels: dict[str, str] | None = None) -> Manifest:
     """Read and validate a manifest; good rows in file order, every bad or repeated row as a problem. `columns`
-    names the manifest's column for each of Lectern's fields that it calls otherwise."""
+    names the manifest's column for each of Lectern's fields that it calls otherwise; `labels` renames labels."""
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest")
     text = path.read_text(encoding="utf-8-sig")
@@ -132,6 +156,8 @@ def load_manifest(path: Path, allow_file_urls: bool = False, columns: dict[str, 
             record = {field: record.get(column, record.get(column.lower())) for field, column in columns.items()}
         try:
             row = _row(line, record, allow_file_urls, path.parent)
+            if labels and row.label in labels:
+                row = replace(row, label=labels[row.label])
         except ValueError as exc:
             manifest.problems.append(RowProblem(line, "malformed", str(exc)))
             continue

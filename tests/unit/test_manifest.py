@@ -176,6 +176,8 @@ SHORT_VIDEO_ROWS = [  # multimodal_data_info.json as the short-video dataset pub
      "mp4_time": "1:02:03", "mp4_background_image_url": "", "mp4_txt_brief": "Storm clouds", "video_label": "Clouds"},
     {"mp4_id": "80328684", "mp4_download_url": "https://cdn.example.org/080328684_main_xl.mp4",
      "mp4_time": "about a minute", "mp4_txt_brief": "?", "video_label": "Clouds"},
+    {"mp4_id": "80328685", "mp4_download_url": "https://cdn.example.org/080328685_main_xl.mp4", "mp4_time": "12",
+     "mp4_txt_brief": "Waves at dusk", "video_label": "海滩"},  # a copy labelled in Chinese
 ]
 
 
@@ -186,15 +188,27 @@ def test_the_short_video_datasets_manifest_imports_unchanged(tmp_path):
     subject.write_text("subject: Short videos\nrecipe: pairs\nmanifest: multimodal_data_info.json\n"
                        "manifest_columns: short_video_dataset\n")
     spec = load_subject(subject)
-    beach, clouds = (row.video for row in spec.manifest.rows)
+    beach, clouds, waves = (row.video for row in spec.manifest.rows)
     assert (beach.id, beach.url, beach.duration_s) == ("80328682", SHORT_VIDEO_ROWS[0]["mp4_download_url"], 16.0)
     assert beach.cover_url == "https://cdn.example.org/080328682_iconl.jpeg"
     assert beach.description == "Woman in swimsuit and cover up walking at the beach"
-    assert [row.label for row in spec.manifest.rows] == ["Beach", "Clouds"]
+    assert [row.label for row in spec.manifest.rows] == ["Beach", "Clouds", "Beach"]  # 海滩 is Beach
+    assert waves.duration_s == 12.0
     assert (clouds.duration_s, clouds.cover_url) == (3723.0, None)
     assert [str(p) for p in spec.manifest.problems] == [
         "line 3: malformed: duration 'about a minute' is not seconds or [[H:]M:]S"]
     assert [p.name for p in spec.points] == ["Beach", "Clouds"]
+
+
+def test_the_short_video_datasets_31_categories_and_label_names():
+    from lectern.manifest import SHORT_VIDEO_CATEGORIES, label_names
+
+    assert len(SHORT_VIDEO_CATEGORIES) == 31 and SHORT_VIDEO_CATEGORIES["Underwater"] == "水下摄影"
+    assert label_names("short_video_dataset", {"Strand": "Beach"}, "s.yaml")["Strand"] == "Beach"
+    assert label_names("short_video_dataset", None, "s.yaml")["电影镜头"] == "Film"
+    assert label_names(None, None, "s.yaml") == {}
+    with pytest.raises(ManifestError, match="label_names maps"):
+        label_names(None, ["Beach"], "s.yaml")
 
 
 def test_a_mapping_names_other_columns_and_a_json_array_is_a_manifest(tmp_path):
