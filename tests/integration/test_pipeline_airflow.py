@@ -332,16 +332,23 @@ def test_backfill_links_finished_videos_without_redoing_them(backfill, pipeline)
     assert sorted(v["id"] for v in manifest["videos"]) == ["dna_replication", "enzymes"]
 
 
-def test_a_pairs_subject_from_a_manifest_runs_through_its_phase_dags(pipeline, corpus_server):
-    """Video-text pairs on the same phases: a manifest subject with recipe pairs, through the discover, download,
-    keyframes and caption DAG runs (two videos: one caption task, one model load); no transcribe or OCR rows."""
+def test_a_pairs_subject_from_a_manifest_runs_through_its_phase_dags(pipeline, corpus_server, demo_corpus):
+    """Video-text pairs on the same phases: a manifest in the short-video dataset's own format, recipe pairs, through
+    the discover, download (video and cover), keyframes and caption DAG runs (two videos: one caption task, one
+    model load); no transcribe or OCR rows."""
+    from PIL import Image
+
     settings, bag, store = pipeline["settings"], pipeline["bag"], pipeline["store"]
-    listed = {"clip_photosynthesis": ("photosynthesis", "How plants make sugar from light: photosynthesis"),
-              "clip_cell_division": ("cell division", "How cells divide: mitosis and cell division")}
-    rows = [{"id": video_id, "url": f"{corpus_server.base_url}/{video_id.removeprefix('clip_')}.mp4?listed=1",
-             "label": label, "description": description} for video_id, (label, description) in listed.items()]
-    (settings.subjects_dir / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (settings.subjects_dir / "short_clips.yaml").write_text("subject: Short clips\nrecipe: pairs\nmanifest: clips.jsonl\n")
+    listed = {"clip_photosynthesis": ("Nature", "How plants make sugar from light: photosynthesis"),
+              "clip_cell_division": ("Technology", "How cells divide: mitosis and cell division")}
+    for video_id in listed:
+        Image.new("RGB", (120, 68), (30, 140, 60)).save(demo_corpus[0] / f"{video_id}.jpg")
+    rows = [{"mp4_id": video_id, "mp4_download_url": f"{corpus_server.base_url}/{video_id.removeprefix('clip_')}.mp4"
+             "?listed=1", "mp4_time": "0:24", "mp4_background_image_url": f"{corpus_server.base_url}/{video_id}.jpg",
+             "mp4_txt_brief": description, "video_label": label} for video_id, (label, description) in listed.items()]
+    (settings.subjects_dir / "multimodal_data_info.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (settings.subjects_dir / "short_clips.yaml").write_text(
+        "subject: Short clips\nrecipe: pairs\nmanifest: multimodal_data_info.json\nmanifest_columns: short_video_dataset\n")
     runs = {}
     for phase in ("discover", "download", "keyframes", "caption"):
         runs[phase], _ = run_dag(bag, phase, {"subject": "Short clips"})
@@ -354,3 +361,4 @@ def test_a_pairs_subject_from_a_manifest_runs_through_its_phase_dags(pipeline, c
     for video_id in listed:
         clips = store.get_json(Keys.captions(video_id))["clips"]
         assert clips and all(c["caption"] and c["clip_similarity"] is not None for c in clips)
+        assert store.exists(Keys.cover(video_id, "jpg"))  # the cover, fetched from loopback into S3
