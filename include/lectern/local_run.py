@@ -199,7 +199,7 @@ def run_subject(settings: Settings, subject: str, release: str | None = None, en
                 log_dir: Path | None = None, started: float | None = None) -> int:
     """`lectern run`: every phase for `subject`, then the summary, the release and its export on stdout."""
     from lectern.discovery import TaxonomyError, load_subject, subject_file, subject_slug
-    from lectern.export import export_release
+    from lectern.export import export_internvid, export_release
     from lectern.progress import console
     from lectern.release import build_pairs_release
     from lectern.store import Keys, store_from_settings
@@ -234,7 +234,12 @@ def run_subject(settings: Settings, subject: str, release: str | None = None, en
     store = store_from_settings(settings)
     if spec.recipe == "pairs":
         manifest = build_pairs_release(settings, name=release, subject=spec.name)
-        print(f"\nReleased {manifest['stats']} in {time.monotonic() - started:.0f}s\nPairs:   {manifest['location']}")
+        stats = manifest["stats"]
+        exported = export_internvid(store, release, home / "export" / release)
+        print(f"\nReleased {stats['pairs']} pairs ({stats['filtered_clips']} clips filtered) from {stats['videos']} "
+              f"of {known_videos(settings, spec.name)} videos in {time.monotonic() - started:.0f}s")
+        print(f"Pairs:   {manifest['location']}   (stats: stats.md beside it)")
+        print(f"Export:  {home / 'export' / release / exported['files'][0]}   (InternVid's columns)")
         return 0
     if not store.exists(Keys.release(release, "manifest.json")):
         print("\nno release was written: no video of the subject was assembled", file=sys.stderr)
