@@ -27,7 +27,6 @@ from lectern.pipeline import PHASES, STAGES
 
 NOTE = "lectern-run.json"  # the phase a run is in, left behind when it is killed
 LOCK = "lectern-run.lock"
-TERMINAL = ("succeeded", "rejected", "failed", "forgotten")
 
 
 class HomeBusy(RuntimeError):
