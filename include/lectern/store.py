@@ -82,6 +82,12 @@ class Keys:
     def video(video_id: str, name: str) -> str:
         return f"videos/{check_video_id(video_id)}/{name}"
 
+    @staticmethod
+    def video_of(key: str) -> str | None:
+        """The video whose artifact `key` is (the inverse of `video`), or None for a key of no video."""
+        parts = key.split("/")
+        return parts[1] if len(parts) > 2 and parts[0] == "videos" else None
+
     @classmethod
     def source(cls, video_id: str) -> str:
         return cls.video(video_id, "source.mp4")
@@ -291,18 +297,19 @@ class S3Store(Store):
         self.client.upload_file(str(path), self.bucket, self._key(key))
         return key
 
-    def get_bytes(self, key: str) -> bytes:
+    def _body(self, key: str):
+        """The object's streaming body; FileNotFoundError when there is none."""
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
         except self.client.exceptions.NoSuchKey as exc:
             raise FileNotFoundError(key) from exc
 
+    def get_bytes(self, key: str) -> bytes:
+        with self._body(key) as body:
+            return body.read()
+
     def iter_bytes(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]:
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-        except self.client.exceptions.NoSuchKey as exc:
-            raise FileNotFoundError(key) from exc
-        with body:
+        with self._body(key) as body:
             yield from body.iter_chunks(chunk)
 
     def exists(self, key: str) -> bool:
@@ -365,9 +372,8 @@ class S3Store(Store):
 
     @contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
-        parts = key.split("/")
-        folder = (scratch_dir(parts[1], "fetch") if len(parts) > 2 and parts[0] == "videos"
-                  else tempfile.TemporaryDirectory(prefix="lectern-"))
+        video_id = Keys.video_of(key)
+        folder = scratch_dir(video_id, "fetch") if video_id else tempfile.TemporaryDirectory(prefix="lectern-")
         with folder as tmp:
             path = Path(tmp) / Path(key).name
             try:
