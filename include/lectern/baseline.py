@@ -89,12 +89,15 @@ def features(videos: list[Example], store: Store, settings: Settings):
         return embed_images(processor, encoder, images, "cpu")
 
     with torch.inference_mode():
-        width = embedded([videos[0].cover or videos[0].keyframes[0]]).shape[1] if videos else 0
-        zeros = torch.zeros(width)
-        covers = torch.stack([embedded([v.cover])[0] if v.cover else zeros for v in videos])
-        frames = torch.stack([embedded(v.keyframes).mean(0) if v.keyframes else zeros for v in videos])
+        covers = [embedded([v.cover])[0] if v.cover else None for v in videos]
+        frames = [embedded(v.keyframes).mean(0) if v.keyframes else None for v in videos]
+    width = next((vector.shape[0] for vector in covers + frames if vector is not None), 0)
+
+    def stacked(vectors):  # zeros where a video has none
+        return torch.stack([torch.zeros(width) if vector is None else vector for vector in vectors])
+
     parts.update(cover=settings.caption_score_model, keyframes=settings.caption_score_model)
-    return torch.cat([text, covers, frames], dim=1), parts
+    return torch.cat([text, stacked(covers), stacked(frames)], dim=1), parts
 
 
 def classifier(inputs: int, categories: int, hidden: int):

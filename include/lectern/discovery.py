@@ -52,7 +52,7 @@ from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint
 from lectern.state.ops import FoundVideo, PointSpec, links_to_score, record_link_scores, record_search
 from lectern.store import safe_video_id
-from lectern.urls import BLOCKED_MARK, check_url, guarded_connections, is_web_url
+from lectern.urls import BLOCKED_MARK, check_url, fetch_bytes, guarded_connections, is_web_url
 
 DEFAULT_QUERY_TEMPLATE = "{point} {course} lecture"
 log = logging.getLogger("lectern")
@@ -225,15 +225,12 @@ def search_catalog(query: str, settings: Settings) -> list[FoundVideo]:
     LECTERN_SEARCH_CATALOG_URL: a site's own index, or a loopback page in tests and demos."""
     import json
     import urllib.error
-    import urllib.request
 
     if not settings.search_catalog_url:
         raise PermanentError("LECTERN_SEARCH_BACKEND=catalog needs LECTERN_SEARCH_CATALOG_URL")
     where = settings.search_catalog_url
-    check_url(where, settings.download_allow_networks, settings.allow_file_urls)
     try:
-        with guarded_connections(settings.download_allow_networks), urllib.request.urlopen(where, timeout=30) as response:
-            catalog = json.load(response)
+        catalog = json.loads(fetch_bytes(where, settings.download_allow_networks, settings.allow_file_urls))
     except urllib.error.HTTPError as exc:
         error = PermanentError if exc.code in (404, 410) else TransientError
         raise error(f"catalog {where}: HTTP {exc.code}") from exc
@@ -355,13 +352,13 @@ def discover_point(point_id: int, settings: Settings) -> dict[str, int]:
         query, urls, videos_dir = point.query, list(point.urls or []), point.videos_dir
     started = time.monotonic()
     found = search_point(query, urls, settings) if urls or not videos_dir else []
-    metrics = {"seconds": round(time.monotonic() - started, 3), "query": query}
     if videos_dir:  # a local folder instead of (or besides) a search
         try:
             found += list_folder(videos_dir)
         except FileNotFoundError as exc:
             raise PermanentError(str(exc)) from None
-        metrics = {**metrics, "videos_dir": videos_dir}
+    metrics = {"seconds": round(time.monotonic() - started, 3), "query": query,
+               **({"videos_dir": videos_dir} if videos_dir else {})}
     with session_scope(settings.db_url) as session:
         return record_search(session, point_id, found, metrics)
 

@@ -147,6 +147,7 @@ def run_phases(settings: Settings, subject: str, release: str, env: dict[str, st
     """Every phase DAG in order for `subject` (assemble writes `release`); False at the first that fails. The
     caller holds the home's lock (`lock_fd`, passed on to Airflow); a killed run is resumed first."""
     from lectern.progress import console
+    from lectern.state.models import utcnow
 
     home = settings.home
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -157,7 +158,7 @@ def run_phases(settings: Settings, subject: str, release: str, env: dict[str, st
         for phase in PHASES:
             conf = {"subject": subject, **({"release": release} if phase == "assemble" else {})}
             (home / NOTE).write_text(json.dumps({"phase": phase, "subject": subject,
-                                                 "started_at": _utcnow().isoformat()}))
+                                                 "started_at": utcnow().isoformat()}))
             result = run_phase_dag(phase, conf, env, log_dir, settings, subject, lock_fd)
             (home / NOTE).unlink(missing_ok=True)
             if result.code != 0:
@@ -170,12 +171,6 @@ def run_phases(settings: Settings, subject: str, release: str, env: dict[str, st
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _utcnow() -> datetime:
-    from lectern.state.models import utcnow
-
-    return utcnow()
 
 
 def summary(settings: Settings, subject: str) -> str:

@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lectern.config import Settings
 from lectern.pipeline import STAGES
+from lectern.state.models import FAILED, FORGOTTEN, PENDING, REJECTED, SUCCEEDED
 
-FINISHED = ("succeeded", "rejected", "failed", "forgotten")
+FINISHED = (SUCCEEDED, REJECTED, FAILED, FORGOTTEN)
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,7 +58,7 @@ class PhaseWatch:
                 return [(r.video_id, "found", None)
                         for r in rows_since(session, self.subject, STAGES[0], self.since) if r.started_at is None]
             return [(r.video_id, r.status, why(r)) for r in rows_since(session, self.subject, self.stage, self.since)
-                    if r.started_at is not None and r.status != "pending"]
+                    if r.started_at is not None and r.status != PENDING]
 
     def update(self) -> None:
         from sqlalchemy.exc import OperationalError
@@ -69,7 +70,7 @@ class PhaseWatch:
         for video_id, status, reason in rows:
             if self.states.get(video_id) != status:
                 self.states[video_id] = status
-                colour = {"succeeded": "green", "rejected": "yellow", "failed": "red"}.get(status, "cyan")
+                colour = {SUCCEEDED: "green", REJECTED: "yellow", FAILED: "red"}.get(status, "cyan")
                 self.progress.console.print(f"  {video_id:<24} {self.phase:<10} [{colour}]{status}[/{colour}]"
                                             + (f" ({reason})" if reason else ""), markup=True, highlight=False)
         if self.stage is None:
@@ -78,7 +79,7 @@ class PhaseWatch:
         counts = {s: sum(1 for _, status, _ in rows if status == s) for s in FINISHED}
         done = sum(counts.values())
         self.progress.update(self.task, total=len(rows) or None, completed=done,
-                             counts=f"{counts['succeeded']} ok, {counts['rejected']} rejected, {counts['failed']} failed")
+                             counts=f"{counts[SUCCEEDED]} ok, {counts[REJECTED]} rejected, {counts[FAILED]} failed")
 
     def finish(self, code: int) -> None:
         total = len(self.states)

@@ -187,6 +187,8 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
         captioned = [r for r in stage_rows(session, subject=subject, stage="caption") if r.status == SUCCEEDED]
         records = {r.video_id: video_record(session, r.video_id) for r in captioned}
         counts = funnel(session, subject)
+        sizes = {r.video_id: (r.metrics or {}).get("size_bytes")
+                 for r in stage_rows(session, video_ids=list(records), stage="download")}
     rows: list[dict] = []
     clips_total = 0
     for video_id, video in records.items():
@@ -213,12 +215,8 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
         parquet_shards.append(store.put_bytes(Keys.release(name, f"parquet/pairs-{len(parquet_shards):05d}.parquet"),
                                               pairs_parquet_bytes(chunk)))
     scored = [r["clip_similarity"] for r in rows if r["clip_similarity"] is not None]
-    with session_scope(settings.db_url) as session:
-        durations = {v: session.get(Video, v).duration_s for v in records}
-        sizes = {r.video_id: (r.metrics or {}).get("size_bytes")
-                 for r in stage_rows(session, video_ids=list(records), stage="download")}
     categories = category_table({v: video.labels[0] if video.labels else None for v, video in records.items()},
-                                durations, sizes)
+                                {v: video.duration_s for v, video in records.items()}, sizes)
     manifest = {
         "release": name, "kind": "pairs", "created_at": datetime.now(timezone.utc).isoformat(), "subject": subject,
         "store": store.url, "images_relative_to": store.url, "shards": shards, "parquet_shards": parquet_shards,

@@ -36,8 +36,13 @@ def safe_video_id(text: str) -> str:
     their first 64 characters), a short hash of the original added."""
     if VIDEO_ID.fullmatch(text):
         return text
-    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
-    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', text)[:55]}-{digest}"
+    return hashed_id(re.sub(r'[^A-Za-z0-9_-]', '_', text), text)
+
+
+def hashed_id(base: str, text: str) -> str:
+    """A video id that is `base` (a valid id's characters) told apart by a short hash of `text`, within 64
+    characters."""
+    return f"{base[:55]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
 SCRATCH = "lectern-video-"  # a stage's temporary folders: lectern-video-{id}.{purpose}.XXXX in the temp dir

@@ -90,6 +90,18 @@ def check_url(url: str, allowed: Sequence[Network] = (), allow_file: bool = Fals
                              "LECTERN_DOWNLOAD_ALLOW_NETWORKS for local development)")
 
 
+def fetch_bytes(url: str, allowed: Sequence[Network] = (), allow_file: bool = False, timeout: float = 30,
+                max_bytes: int | None = None) -> bytes:
+    """A small GET through the guard: the URL checked first (BlockedURL, DownloadFailed), every connection checked
+    as it opens (a refused one is a URLError naming BLOCKED_MARK); the body, or its first `max_bytes` + 1 bytes, so
+    the caller sees that it is larger. urllib's HTTPError and URLError pass to the caller."""
+    import urllib.request
+
+    check_url(url, allowed, allow_file)
+    with guarded_connections(allowed), urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read() if max_bytes is None else response.read(max_bytes + 1)
+
+
 _guard = threading.local()
 _original_connect = socket.socket.connect
 _original_connect_ex = socket.socket.connect_ex

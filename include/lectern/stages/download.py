@@ -16,7 +16,7 @@ from lectern.errors import BlockedURL, CorruptMedia, DownloadFailed, VideoUnavai
 from lectern.prefilter import duration_reason, height_reason, metadata_rejection
 from lectern.stages import StageResult, StageSpec, VideoRecord
 from lectern.store import Keys, Store, scratch_dir
-from lectern.urls import BLOCKED_MARK, check_url, guarded_connections, inside
+from lectern.urls import BLOCKED_MARK, check_url, fetch_bytes, guarded_connections, inside
 
 SPEC = StageSpec(
     name="download",
@@ -138,15 +138,12 @@ def fetch_cover(url: str, settings: Settings) -> tuple[bytes, str]:
     redirects included), at most LECTERN_MAX_COVER_MB, and decoded as an image."""
     import io
     import urllib.error
-    import urllib.request
 
     from PIL import Image, UnidentifiedImageError
 
     cap = int(settings.max_cover_mb * 1024 * 1024)
     try:
-        check_url(url, settings.download_allow_networks, settings.allow_file_urls)
-        with guarded_connections(settings.download_allow_networks), urllib.request.urlopen(url, timeout=60) as response:
-            data = response.read(cap + 1)
+        data = fetch_bytes(url, settings.download_allow_networks, settings.allow_file_urls, timeout=60, max_bytes=cap)
     except (BlockedURL, DownloadFailed) as exc:
         raise NoCover(str(exc)) from None
     except urllib.error.HTTPError as exc:

@@ -7,7 +7,6 @@ Succeeding in one stage makes the next stage's row pending.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import uuid
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from lectern.pipeline import STAGES, next_stage, stages_after
 from lectern.stages import VideoRecord
+from lectern.store import hashed_id
 from lectern.state.models import (
     FAILED,
     FORGOTTEN,
@@ -136,8 +136,7 @@ def _own_id(session: Session, item: FoundVideo, taken: dict[str, tuple[int, Foun
     url = earlier[1].url if earlier else session.scalar(select(Video.url).where(Video.id == item.id))
     if url is None or url == item.url:
         return item
-    own = f"{item.id[:55]}-{hashlib.sha1(item.url.encode()).hexdigest()[:8]}"
-    return replace(item, id=own)
+    return replace(item, id=hashed_id(item.id, item.url))
 
 
 def _insert_if_new(session: Session, model, values: dict[str, Any]) -> bool:
