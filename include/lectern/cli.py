@@ -13,8 +13,11 @@ from lectern.pipeline import STAGES
 
 
 def _setup_logging(verbose: bool, stream=sys.stdout) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=stream,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    from lectern.safe_text import PrintableFormatter
+
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "whisperx", "faster_whisper", "lightning",
                   "pytorch_lightning", "sentence_transformers", "httpx", "filelock", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -96,9 +99,9 @@ def cmd_export(args, settings: Settings) -> int:
     store = store_from_settings(settings)
     try:
         if args.layout == INTERNVID:
-            info = export_internvid(store, args.release, args.destination)
+            info = export_internvid(store, args.release, args.destination, force=args.force)
         else:
-            info = export_release(store, args.release, args.destination, layout=args.layout)
+            info = export_release(store, args.release, args.destination, layout=args.layout, force=args.force)
     except (FileNotFoundError, ValueError) as exc:
         print(f"export: {exc}", file=sys.stderr)
         return 2
@@ -132,6 +135,9 @@ def cmd_reroot(args, settings: Settings) -> int:
         info = reroot(args.folder)
     except FileNotFoundError as exc:
         print(f"reroot: {exc} (not a folder written by `lectern export`)", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"reroot: {exc}", file=sys.stderr)
         return 2
     print(f"image paths now start at {info['images_root']}")
     return 0
@@ -226,21 +232,23 @@ def cmd_taxonomy(args, settings: Settings) -> int:
 
 
 def cmd_forget(args, settings: Settings) -> int:
-    from lectern.state.db import session_scope
-    from lectern.state.ops import StillRunning, forget_video
-    from lectern.store import Keys, remove_scratch, store_from_settings
+    from lectern.state.ops import StillRunning
+    from lectern.takedown import take_down
 
     try:
-        with session_scope(settings.db_url) as session:
-            stages = forget_video(session, args.video_id, args.reason, force=args.force)
+        done = take_down(settings, args.video_id, args.reason, force=args.force)
     except (KeyError, StillRunning) as exc:
         print(f"forget: {exc.args[0]}", file=sys.stderr)
         return 2
-    removed = store_from_settings(settings).delete_prefix(Keys.video(args.video_id, ""))
-    remove_scratch(args.video_id)  # a killed download's folder, on this machine
-    print(f"{args.video_id}: forgotten ({args.reason}); {len(stages)} stage rows marked, {removed} artifacts removed. "
-          "No phase will pick it up again and the next release leaves it out.")
-    return 0
+    print(f"{args.video_id}: forgotten ({args.reason}); {len(done['stages'])} stage rows marked, {done['artifacts']} "
+          "artifacts removed. No phase will pick it up again and the next release leaves it out.")
+    for name in done["releases"]:
+        print(f"  release {name}: rebuilt without it")
+    for folder in done["exports"]:
+        print(f"  export {folder}: written again without it")
+    for line in done["left"]:
+        print(f"  left to do: {line}")
+    return 1 if done["left"] else 0
 
 
 def cmd_pools(args, settings: Settings) -> int:
@@ -300,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--layout", choices=["json", "shards", "internvid"], default="json",
                         help="json: one multimodal_textbook.json array; shards: JSONL shards with length.json and "
                              "shard_id_range.json; internvid: a pairs release in InternVid's columns")
+    export.add_argument("--force", action="store_true",
+                        help="write into a folder that holds files of no earlier export (none of them is removed)")
     export.set_defaults(func=cmd_export)
 
     baseline = sub.add_parser("baseline", help="the short-video dataset's baseline classifier (description + cover + "

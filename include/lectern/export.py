@@ -13,6 +13,12 @@ writes::
     multimodal_textbook_meta_data.json             the clip-level records, one per sample, with End-of-a-Video markers
     multimodal_textbook_face_v1_th{T}.json         the samples without face keyframes (when the release has a face filter)
     export.json                                    what was written, and the image root the paths start with
+    export-images.txt                              every image an export wrote here (what a later export may remove)
+
+An export writes only into an empty folder or one an earlier export wrote (it has ``export.json``); ``--force``
+writes into another folder beside what is there. Exporting again removes only what an earlier export recorded
+(images the release no longer holds, shards it no longer has), never a file of anyone else's. It refuses ``/`` and
+the home folder, and a second export into a folder while one is writing there.
 
 Image paths are absolute (the loader joins them to a folder of its own, which an absolute path overrides).
 
@@ -24,8 +30,11 @@ only for a UMT; ``CLIP_Score`` for a CLIP).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Iterator
 
@@ -41,6 +50,78 @@ INTERNVID = "internvid"
 INTERNVID_FILE = "internvid.jsonl"
 INDEX_FILES = ("length.json", "shard_id_range.json")
 IMAGE_FIELDS = ("keyframe_ssim", "ocr_image", "face_keyframes")  # a clip-level record's image paths
+IMAGE_LIST = "export-images.txt"
+LOCK = ".export.lock"
+
+
+class ExportRefused(ValueError):
+    """The folder is not one to export into (/, the home folder, someone else's files, another export at work)."""
+
+
+@contextlib.contextmanager
+def export_folder(destination: str | Path, force: bool = False) -> Iterator[Path]:
+    """The export's folder, resolved, created, and locked against a second export while this one writes. Refused:
+    `/`, the home folder, and (unless `force`) a folder that holds files but no export.json of an earlier export."""
+    root = Path(destination).expanduser().resolve()
+    if root == Path(root.anchor) or root == Path.home().resolve():
+        raise ExportRefused(f"{root} is {'the root folder' if root == Path(root.anchor) else 'your home folder'}: "
+                            "export into a folder of its own")
+    if root.exists() and not root.is_dir():
+        raise ExportRefused(f"{root} is a file, not a folder")
+    if (not force and root.is_dir() and not (root / EXPORT_INFO).exists()
+            and any(p.name != LOCK for p in root.iterdir())):
+        raise ExportRefused(f"{root} holds files that no export of Lectern's wrote (no {EXPORT_INFO}); export into an "
+                            "empty folder, or pass --force to write beside them (none of them is removed; files of "
+                            "the same name are replaced)")
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ExportRefused(f"another export is writing into {root}; wait for it to end") from None
+        if not (root / EXPORT_INFO).exists():  # the folder is an export's from now on, even if this one is killed
+            _write(root / EXPORT_INFO, json.dumps({"files": [], "writing": True}, indent=1).encode())
+        yield root
+
+
+def _recorded(root: Path) -> dict:
+    """What the earlier export here recorded (export.json), its file names kept only where they lie inside."""
+    try:
+        info = json.loads((root / EXPORT_INFO).read_text())
+    except (OSError, ValueError):
+        return {"files": []}
+    info["files"] = [name for name in info.get("files", []) if _within(root, name)]
+    return info
+
+
+def _within(root: Path, name: object) -> bool:
+    return isinstance(name, str) and not Path(name).is_absolute() and (root / name).resolve().is_relative_to(root)
+
+
+class _ImageJournal:
+    """export-images.txt: every image an export wrote here and no export removed yet. Images are added as they are
+    written (so a killed export's are known too); `finish` removes the recorded ones this export did not write."""
+
+    def __init__(self, root: Path):
+        self.root, self.path = root, root / IMAGE_LIST
+        self.before = set(self.path.read_text().splitlines()) if self.path.exists() else set()
+        self.handle = open(self.path, "a", encoding="utf-8")
+        self.written: set[str] = set()
+
+    def add(self, relative: str) -> None:
+        if relative not in self.before and relative not in self.written:
+            self.handle.write(relative + "\n")
+            self.handle.flush()
+        self.written.add(relative)
+
+    def finish(self) -> int:
+        self.handle.close()
+        stale = [name for name in self.before - self.written if _within(self.root, name)]
+        for name in stale:
+            (self.root / name).unlink(missing_ok=True)
+        with _AtomicFile(self.path) as handle:
+            handle.writelines(name + "\n" for name in sorted(self.written))
+        return len(stale)
 
 
 def image_name(key: str) -> str:
@@ -55,7 +136,7 @@ class _AtomicFile:
 
     def __init__(self, path: Path):
         self.path = path
-        self.temporary = path.with_name(f".{path.name}.partial")
+        self.temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +153,7 @@ class _AtomicFile:
 
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
     temporary.write_bytes(data)
     os.replace(temporary, path)
 
@@ -118,7 +199,7 @@ def score_column(model: str | None) -> str:
     return "Similarity_Score"
 
 
-def export_internvid(store: Store, release: str, destination: str | Path) -> dict:
+def export_internvid(store: Store, release: str, destination: str | Path, force: bool = False) -> dict:
     """A pairs release as InternVid's JSON lines at `destination`/internvid.jsonl; returns what export.json records."""
     manifest = _manifest(store, release)
     if manifest.get("kind") != "pairs":
@@ -126,7 +207,11 @@ def export_internvid(store: Store, release: str, destination: str | Path) -> dic
                          "is for pairs releases")
     model = manifest["stage_configs"]["caption"]["settings"].get("caption_score_model")
     score = score_column(model)
-    root = Path(destination).resolve()
+    with export_folder(destination, force) as root:
+        return _export_internvid(store, release, manifest, root, model, score)
+
+
+def _export_internvid(store: Store, release: str, manifest: dict, root: Path, model: str | None, score: str) -> dict:
 
     def rows() -> Iterator[dict]:
         for key in manifest["shards"]:
@@ -138,7 +223,7 @@ def export_internvid(store: Store, release: str, destination: str | Path) -> dic
     count = _write_jsonl(root / INTERNVID_FILE, rows())
     info = {"release": release, "store": store.url, "layout": INTERNVID, "pairs": count, "score_column": score,
             "score_model": model, "files": [INTERNVID_FILE]}
-    _write(root / EXPORT_INFO, json.dumps(info, indent=1).encode())
+    _finish(store, root, info)
     return info
 
 
@@ -150,23 +235,29 @@ def _manifest(store: Store, release: str) -> dict:
 
 
 def export_release(store: Store, release: str, destination: str | Path, layout: str = "json",
-                   progress=print) -> dict:
+                   progress=print, force: bool = False) -> dict:
     """Write the release's loader folder at `destination`; returns what export.json records. Exporting again into
-    the same folder refreshes it: every image is copied anew, and images the release no longer holds (a video
-    taken down, say) are removed."""
+    the same folder refreshes it: every image is copied anew, and what an earlier export wrote that the release no
+    longer holds (a video taken down, say) is removed."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     manifest = _manifest(store, release)
     if manifest.get("kind", "textbook") != "textbook":
         raise ValueError(f"release {release!r} is a {manifest['kind']} release: it exports with --layout "
                          f"{INTERNVID}")
-    root = Path(destination).resolve()
+    with export_folder(destination, force) as root:
+        return _export_release(store, release, manifest, root, layout, progress)
+
+
+def _export_release(store: Store, release: str, manifest: dict, root: Path, layout: str, progress) -> dict:
     images_root = root / IMAGES
     images: set[str] = set()
+    journal = _ImageJournal(root)
 
     def local(key: str) -> str:
         path = images_root / image_name(key)
         if str(path) not in images:
+            journal.add(f"{IMAGES}/{image_name(key)}")
             _write(path, store.get_bytes(key))
             images.add(str(path))
         return str(path)
@@ -206,13 +297,33 @@ def export_release(store: Store, release: str, destination: str | Path, layout: 
         _write_array(root / name, (kept for shard in shards() for kept in (without_images(s, faces) for s in shard)
                                    if kept["image_num"]))
         files.append(name)
-    for stale in [p for p in images_root.rglob("*.jpg") if str(p) not in images] if images_root.exists() else []:
-        stale.unlink()
+    removed = journal.finish()
+    if removed:
+        progress(f"export {release}: {removed} images an earlier export wrote, no longer in the release, removed")
     info = {"release": release, "store": store.url, "layout": layout, "images_root": str(images_root),
             "samples": manifest["stats"]["samples"], "images": len(images), "clip_level_records": clips,
             "face_keyframes": len(faces), "packing": manifest.get("packing"), "files": files}
-    _write(root / EXPORT_INFO, json.dumps(info, indent=1).encode())
+    _finish(store, root, info)
     return info
+
+
+def _finish(store: Store, root: Path, info: dict) -> None:
+    """Record the export (export.json), after removing the files the earlier one wrote that this one did not, and
+    note the folder in the store, where a takedown finds every export of the release (lectern.takedown)."""
+    for name in set(_recorded(root)["files"]) - set(info["files"]):
+        (root / name).unlink(missing_ok=True)
+    _write(root / EXPORT_INFO, json.dumps(info, indent=1).encode())
+    key = Keys.exports(info["release"])
+    known = store.get_json(key) if store.exists(key) else []
+    entry = {"host": socket.gethostname(), "folder": str(root), "layout": info["layout"]}
+    if entry not in known:
+        store.put_json(key, [*known, entry])
+
+
+def recorded_exports(store: Store, release: str) -> list[dict]:
+    """The exports of a release noted in the store: {"host", "folder", "layout"} each."""
+    key = Keys.exports(release)
+    return store.get_json(key) if store.exists(key) else []
 
 
 def write_samples(root: Path, shards, layout: str) -> list[str]:
@@ -251,6 +362,9 @@ def reroot(root: str | Path) -> dict:
     def moved(path):
         return new + path[len(old):] if isinstance(path, str) and path.startswith(old + "/") else path
 
+    for name in info["files"]:
+        if not _within(root, name):
+            raise ValueError(f"{root / EXPORT_INFO} names {name!r}, which is not inside {root}: nothing rewritten")
     for name in info["files"]:
         path = root / name
         if path.name in INDEX_FILES:

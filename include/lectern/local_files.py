@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lectern.state.ops import FoundVideo
 from lectern.store import safe_video_id
+from lectern.urls import glob_base, is_glob
 
 log = logging.getLogger("lectern")
 LOCAL_FILE = "local file"  # the extractor of a found video that is a file read where it is
@@ -33,15 +34,24 @@ def resolve_root(value: str, base: Path) -> str:
 
 def media_files(root: str) -> list[Path]:
     """The media files of a folder (its sub-folders too, hidden ones left out) or of a glob, sorted; others are
-    logged as left out. A folder that does not exist is an error the user sees at discovery."""
-    if glob.has_magic(root):
+    logged as left out, and so are links that lead outside the folder (or the glob's base folder): the download
+    stage would refuse them (lectern.urls.inside). A folder that does not exist is an error the user sees at
+    discovery."""
+    if is_glob(root):
         candidates = [Path(p) for p in glob.glob(root, recursive=True)]
+        base = glob_base(root).resolve()
     elif Path(root).is_dir():
         candidates = [p for p in Path(root).rglob("*")
                       if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+        base = Path(root).resolve()
     else:
         raise FileNotFoundError(f"videos_dir {root}: no such folder")
-    files = sorted(p for p in candidates if p.is_file())
+    files, outside = [], []
+    for path in sorted(p for p in candidates if p.is_file()):
+        (files if path.resolve().is_relative_to(base) else outside).append(path)
+    if outside:
+        log.warning("videos_dir %s: %d files left out, links that lead outside %s: %s%s", root, len(outside), base,
+                    ", ".join(p.name for p in outside[:10]), " ..." if len(outside) > 10 else "")
     media = [p for p in files if p.suffix.lower() in MEDIA_SUFFIXES]
     others = [p.name for p in files if p.suffix.lower() not in MEDIA_SUFFIXES]
     if others:

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlsplit
 
 from lectern.local_files import LOCAL_FILE, found_file
@@ -62,6 +62,9 @@ BUILT_IN_COLUMNS = {
 }
 UNLABELLED = "unlabelled"
 MAX_LABEL = 200  # a label is a knowledge point's name
+MAX_FIELD = 10_000  # characters of any other field (a platform's descriptions stop at 5,000)
+MAX_LINE_BYTES = 1 << 20  # a longer line (a row with a field far over MAX_FIELD) is reported, never read
+MAX_ARRAY_BYTES = 64 << 20  # a JSON array is parsed whole; larger manifests are JSON lines, read as a stream
 MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".ts")
 _EXTRA = "\0extra"  # where csv puts the fields of a row longer than the header
 
@@ -135,17 +138,17 @@ def load_manifest(path: Path, allow_file_urls: bool = False, columns: dict[str, 
     names the manifest's column for each of Lectern's fields that it calls otherwise; `labels` renames labels."""
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest")
-    text = path.read_text(encoding="utf-8-sig")
-    if not text.strip():
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
+        raise ManifestError(f"{path}: a manifest is .csv, .tsv, .json or .jsonl, not {suffix or 'a file without suffix'}")
+    first = _first_character(path)
+    if first is None:
         raise ManifestError(f"{path}: the manifest is empty")
     columns = {field: columns.get(field, field) for field in FIELDS} if columns else None
-    suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".json"):  # .json: JSON lines (as the short-video dataset's), or an array
-        records = _json_records(path, text)
-    elif suffix in (".csv", ".tsv"):
-        records = _csv_records(path, text, "\t" if suffix == ".tsv" else ",", (columns or {}).get("url", "url"))
+        records = _json_array(path) if first == "[" else _json_records(path)
     else:
-        raise ManifestError(f"{path}: a manifest is .csv, .tsv, .json or .jsonl, not {suffix or 'a file without suffix'}")
+        records = _csv_records(path, "\t" if suffix == ".tsv" else ",", (columns or {}).get("url", "url"))
     manifest = Manifest(path)
     seen: dict[str, tuple[int, str]] = {}  # video id -> (line, url)
     for line, record in records:
@@ -176,17 +179,70 @@ def load_manifest(path: Path, allow_file_urls: bool = False, columns: dict[str, 
     return manifest
 
 
-def _json_records(path: Path, text: str):
-    """JSON lines, or one JSON array of objects (its items numbered as lines)."""
-    if text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{path}: not a valid JSON array ({exc.msg} at line {exc.lineno})") from None
-        for n, record in enumerate(items, start=1):
-            yield n, record if isinstance(record, dict) else f"a row is a JSON object, not {type(record).__name__}"
-        return
-    for line, raw in enumerate(text.splitlines(), start=1):
+def _first_character(path: Path) -> str | None:
+    """The manifest's first character that is not white space (None: there is none), read in blocks."""
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 16):
+            stripped = block.removeprefix(b"\xef\xbb\xbf").lstrip()
+            if stripped:
+                return chr(stripped[0])
+    return None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """The manifest's lines, numbered from 1, read as a stream: a line longer than MAX_LINE_BYTES is skipped
+    unread (None); text that is not UTF-8 is a ManifestError naming the line."""
+    with open(path, "rb") as handle:
+        number = 0
+        while raw := handle.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    pass
+                yield number, None
+                continue
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            yield number, _decoded(path, raw, number)
+
+
+def _decoded(path: Path, raw: bytes, line: int) -> str:
+    """`raw` (the manifest from line `line` on) as text; a ManifestError naming the line and column of the first
+    byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line += raw.count(b"\n", 0, exc.start)
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1)
+        raise ManifestError(f"{path}: line {line} is not UTF-8 text (byte "
+                            f"0x{raw[exc.start]:02x} at column {column + 1}); save the manifest as UTF-8") from None
+
+
+def _json_array(path: Path):
+    """One JSON array of objects (its items numbered as lines), at most MAX_ARRAY_BYTES: it is read whole."""
+    size = path.stat().st_size
+    if size > MAX_ARRAY_BYTES:
+        raise ManifestError(f"{path}: a JSON array of {size / 1e6:.0f} MB; a manifest over "
+                            f"{MAX_ARRAY_BYTES / 1e6:.0f} MB is read as a stream only as JSON lines (one object a line)")
+    text = _decoded(path, path.read_bytes().removeprefix(b"\xef\xbb\xbf"), 1)
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not a valid JSON array ({exc.msg} at line {exc.lineno})") from None
+    for n, record in enumerate(items, start=1):
+        yield n, record if isinstance(record, dict) else f"a row is a JSON object, not {type(record).__name__}"
+
+
+def _too_long(line: int) -> str:
+    return f"the line is longer than {MAX_LINE_BYTES // 1024} KB (not read)"
+
+
+def _json_records(path: Path):
+    """JSON lines."""
+    for line, raw in _lines(path):
+        if raw is None:
+            yield line, _too_long(line)
+            continue
         if not raw.strip():
             continue
         try:
@@ -197,20 +253,37 @@ def _json_records(path: Path, text: str):
         yield line, record if isinstance(record, dict) else f"a row is a JSON object, not {type(record).__name__}"
 
 
-def _csv_records(path: Path, text: str, delimiter: str, url_column: str = "url"):
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, restkey=_EXTRA)
-    header = [name.strip().lower() for name in reader.fieldnames or []]
-    if url_column.lower() not in header:
-        raise ManifestError(f"{path}: the header row needs a {url_column!r} column (has: {', '.join(header) or 'nothing'})")
-    reader.fieldnames = header
-    for record in reader:
-        line = reader.line_num
-        if record.get(_EXTRA):
-            yield line, f"{len(header) + len(record[_EXTRA])} fields where the header has {len(header)}"
-        elif any(value is None for value in record.values()):
-            yield line, f"{sum(v is not None for v in record.values())} fields where the header has {len(header)}"
-        else:
-            yield line, record
+def _csv_records(path: Path, delimiter: str, url_column: str = "url"):
+    skipped: list[int] = []  # lines too long to read: csv sees them as blank lines, and they are reported
+
+    def lines() -> Iterator[str]:
+        for line, raw in _lines(path):
+            if raw is None:
+                skipped.append(line)
+            yield "\n" if raw is None else raw
+
+    reader = csv.DictReader(lines(), delimiter=delimiter, restkey=_EXTRA)
+    try:
+        header = [name.strip().lower() for name in reader.fieldnames or []]
+        if url_column.lower() not in header:
+            raise ManifestError(f"{path}: the header row needs a {url_column!r} column (has: "
+                                f"{', '.join(header) or 'nothing'})")
+        reader.fieldnames = header
+        for record in reader:
+            while skipped:
+                line = skipped.pop(0)
+                yield line, _too_long(line)
+            line = reader.line_num
+            if record.get(_EXTRA):
+                yield line, f"{len(header) + len(record[_EXTRA])} fields where the header has {len(header)}"
+            elif any(value is None for value in record.values()):
+                yield line, f"{sum(v is not None for v in record.values())} fields where the header has {len(header)}"
+            else:
+                yield line, record
+    except csv.Error as exc:
+        raise ManifestError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
+    for line in skipped:
+        yield line, _too_long(line)
 
 
 def _text(record: dict, name: str) -> str:
@@ -219,6 +292,8 @@ def _text(record: dict, name: str) -> str:
         return ""
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise ValueError(f"{name} must be text, not {type(value).__name__}")
+    if isinstance(value, str) and len(value) > MAX_FIELD:
+        raise ValueError(f"{name} is {len(value):,} characters long (at most {MAX_FIELD:,})")
     return " ".join(str(value).split())
 
 

@@ -6,6 +6,7 @@ release). ``lectern.export`` lays a release out as a folder the paper's training
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timezone
 from itertools import accumulate
@@ -38,7 +39,8 @@ def default_release_name() -> str:
     return datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S")
 
 
-def build_release(settings: Settings, name: str | None = None, subject: str | None = None) -> dict:
+def build_release(settings: Settings, name: str | None = None, subject: str | None = None,
+                  only: set[str] | None = None, taken_down: list[str] | None = None) -> dict:
     """Write shards, manifest, stats and viewer for the videos whose assemble succeeded; returns the manifest.
 
     Samples are packed from the videos' clip-level records (LECTERN_SAMPLE_PACKING: across videos, as published,
@@ -46,12 +48,13 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     (``multimodal_textbook_meta_data-NNNNN.jsonl``, line for line); ``length.json`` and ``shard_id_range.json``
     index the sample shards as the paper's loader reads them, and ``video_meta_data.json`` holds every video's
     record. Image paths are store keys (relative to the manifest's `images_relative_to`); ``lectern export``
-    writes the loader's folder with absolute paths."""
+    writes the loader's folder with absolute paths. A rebuild (rebuild_release) releases `only` its own videos and
+    names those `taken_down` since it was first built."""
     name = name or default_release_name()
     store = store_from_settings(settings)
     with session_scope(settings.db_url) as session:
         assembled = stage_rows(session, subject=subject, stage="assemble")
-        video_ids = [r.video_id for r in assembled if r.status == SUCCEEDED]
+        video_ids = [r.video_id for r in assembled if r.status == SUCCEEDED and (only is None or r.video_id in only)]
         rows_by_video: dict[str, dict[str, VideoStage]] = {v: {} for v in video_ids}
         for row in stage_rows(session, video_ids=video_ids):
             rows_by_video[row.video_id][row.stage] = row
@@ -132,6 +135,8 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     }
     manifest["stage_configs"] = stage_configs(TEXTBOOK, settings)
     manifest["diff"] = release_diff(store, name, subject, video_ids, settings)
+    if taken_down:
+        manifest["taken_down"] = taken_down
     stats = {"release": name, "funnel": funnel_rows,
              "subjects": subject_table(video_subjects, rows_by_video, durations, samples_per_video),
              "cost": cost_table(rows_by_video, durations, TEXTBOOK), "samples": manifest["stats"]}
@@ -146,6 +151,33 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     manifest["viewer"] = store.put_bytes(Keys.release(name, "viewer.html"),
                                          render_samples(name, viewer_samples).encode())
     return _publish(store, name, manifest)
+
+
+def rebuild_release(settings: Settings, manifest: dict) -> dict:
+    """The release built again under its own name, from its own videos that are still released (a video taken
+    down since drops out, and is named in its `taken_down`), packed as it was; every file of the earlier build is
+    replaced or removed."""
+    only = {v["id"] for v in manifest["videos"]}
+    with session_scope(settings.db_url) as session:
+        gone = sorted(v for v in only if (video := session.get(Video, v)) is None or video.forgotten_at)
+    taken_down = sorted({*manifest.get("taken_down", []), *gone})
+    if manifest.get("kind") == "pairs":
+        return build_pairs_release(settings, manifest["release"], manifest.get("subject"), only=only,
+                                   taken_down=taken_down)
+    packing = manifest.get("packing") or {}
+    settings = dataclasses.replace(
+        settings, sample_packing=packing.get("mode", settings.sample_packing),
+        sample_token_budget=packing.get("token_budget", settings.sample_token_budget),
+        sample_max_images=packing.get("max_images", settings.sample_max_images),
+        image_tokens=packing.get("image_tokens", settings.image_tokens),
+        tokenizer=packing.get("tokenizer", settings.tokenizer), face_max_area=packing.get("face_max_area"))
+    return build_release(settings, manifest["release"], manifest.get("subject"), only=only, taken_down=taken_down)
+
+
+def releases_holding(store, video_id: str) -> list[dict]:
+    """The manifests of the releases in the store that hold the video."""
+    manifests = (store.get_json(key) for key in store.list("releases/") if key.endswith("/manifest.json"))
+    return [m for m in manifests if any(v["id"] == video_id for v in m.get("videos", []))]
 
 
 def shard_index(names: list[str], sizes: list[int]) -> tuple[dict, dict]:
@@ -176,7 +208,8 @@ PAIR_COLUMNS = ("video_id", "clip_start", "clip_end", "caption", "middle_frame_c
                 "keyframes")
 
 
-def build_pairs_release(settings: Settings, name: str | None = None, subject: str | None = None) -> dict:
+def build_pairs_release(settings: Settings, name: str | None = None, subject: str | None = None,
+                        only: set[str] | None = None, taken_down: list[str] | None = None) -> dict:
     """Video-text pairs (recipe pairs): one row per kept clip of every captioned video, as JSONL shards and the same
     rows as Parquet under ``parquet/`` (both read by ``datasets.load_dataset``), with a manifest; returns it.
     A row: (video id, clip start/end, caption, its coarse and fine captions, scores, label, ...), its video's cover
@@ -184,7 +217,8 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
     name = name or default_release_name()
     store = store_from_settings(settings)
     with session_scope(settings.db_url) as session:
-        captioned = [r for r in stage_rows(session, subject=subject, stage="caption") if r.status == SUCCEEDED]
+        captioned = [r for r in stage_rows(session, subject=subject, stage="caption")
+                     if r.status == SUCCEEDED and (only is None or r.video_id in only)]
         records = {r.video_id: video_record(session, r.video_id) for r in captioned}
         counts = funnel(session, subject)
         sizes = {r.video_id: (r.metrics or {}).get("size_bytes")
@@ -226,6 +260,7 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
                   "mean_clip_similarity": round(sum(scored) / len(scored), 4) if scored else None},
         "funnel": counts,
         "stage_configs": stage_configs(("keyframes", "caption"), settings),
+        **({"taken_down": taken_down} if taken_down else {}),
     }
     stats = {"release": name, "pairs": manifest["stats"], "categories": categories}
     manifest["stats_files"] = [store.put_json(Keys.release(name, "stats.json"), stats),
@@ -293,7 +328,7 @@ def previous_manifest(store, name: str, subject: str | None) -> dict | None:
 def release_diff(store, name: str, subject: str | None, video_ids: list[str], settings: Settings) -> dict:
     """Videos added and removed since the previous release; a removed video says why (forgotten, or its state)."""
     previous = previous_manifest(store, name, subject)
-    before = {v["id"] for v in previous["videos"]} if previous else set()
+    before = {v["id"] for v in previous["videos"]} | set(previous.get("taken_down", [])) if previous else set()
     removed = sorted(before - set(video_ids))
     why: dict[str, str] = {}
     with session_scope(settings.db_url) as session:

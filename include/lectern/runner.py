@@ -17,6 +17,7 @@ import traceback
 from lectern.config import Settings
 from lectern.errors import classify
 from lectern.pipeline import stage_module, stage_version
+from lectern.safe_text import printable
 from lectern.state.db import session_scope
 from lectern.state.ops import (
     LeaseLost,
@@ -155,16 +156,28 @@ def _run_claimed(stage, video, store, settings: Settings, owner: str, token: str
             raise ValueError(f"{stage_name} recorded artifacts its spec does not declare: {', '.join(sorted(undeclared))}")
     except Exception as exc:  # every failure ends in a recorded state, never a silent drop
         error_class, transient = classify(exc)
-        message = str(exc) or error_class
+        # the message may come from a hostile server or file name: control characters and escapes go
+        message = printable(str(exc)) or error_class
         log.error("%s failed: %s: %s", prefix, error_class, message)
         log.debug("%s", traceback.format_exc())
-        def record_failure() -> bool:
+        def record_failure(text: str = message) -> bool:
             with session_scope(settings.db_url) as session:
-                return mark_failed(session, video_id, stage_name, owner, error_class, message, transient,
+                return mark_failed(session, video_id, stage_name, owner, error_class, text, transient,
                                    settings.max_attempts, settings.retry_backoff_seconds, token=token)
 
+        def record_failure_safely() -> bool:
+            """A message the DB still refuses is recorded as ASCII escapes: the failure is never left unrecorded."""
+            from sqlalchemy.exc import DBAPIError
+
+            try:
+                return record_failure()
+            except DBAPIError as exc:
+                if isinstance(exc, _db_away()):
+                    raise
+                return record_failure(message.encode("ascii", "backslashreplace").decode())
+
         try:
-            retry = _record(prefix, record_failure)
+            retry = _record(prefix, record_failure_safely)
         except LeaseLost as lost:
             log.error("%s result not recorded: %s", prefix, lost)
             return EXIT_TRANSIENT

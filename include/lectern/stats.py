@@ -4,6 +4,7 @@ reason, failed by error class), a per-subject table like the paper's Table 7, pe
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from collections import Counter, defaultdict
@@ -11,6 +12,12 @@ from typing import Iterable, Sequence
 
 from lectern.pipeline import GPU_STAGES, STAGES
 from lectern.state.models import FAILED, REJECTED, SUCCEEDED, VideoStage
+
+
+def cell(text: object) -> str:
+    """Untrusted text (a subject's name, a manifest's label, a reason) as one Markdown table cell: HTML escaped,
+    pipes escaped, on one line."""
+    return " ".join(html.escape(str(text)).replace("|", "\\|").split())
 
 
 def reason_kind(reason: str) -> str:
@@ -85,7 +92,7 @@ def category_table(labels: dict[str, str | None], durations: dict[str, float | N
 
 def category_markdown(categories: dict[str, dict]) -> list[str]:
     lines = ["## Per category", "", "| category | videos | hours | disk (GB) |", "| --- | --- | --- | --- |"]
-    lines += [f"| {label} | {e['videos']} | {e['hours']:.2f} | {e['disk_gb']:.3f} |" for label, e in categories.items()]
+    lines += [f"| {cell(label)} | {e['videos']} | {e['hours']:.2f} | {e['disk_gb']:.3f} |" for label, e in categories.items()]
     total = {key: sum(e[key] for e in categories.values()) for key in ("videos", "hours", "disk_gb")}
     return lines + [f"| all | {total['videos']} | {total['hours']:.2f} | {total['disk_gb']:.3f} |", ""]
 
@@ -93,7 +100,7 @@ def category_markdown(categories: dict[str, dict]) -> list[str]:
 def pairs_markdown(stats: dict) -> str:
     """A pairs release's stats.md: its counts, then the per-category table."""
     counts = stats["pairs"]
-    lines = [f"# Release {stats['release']} (video-text pairs)", "",
+    lines = [f"# Release {cell(stats['release'])} (video-text pairs)", "",
              f"{counts['videos']} videos, {counts['clips']} clips, {counts['pairs']} pairs kept "
              f"({counts['filtered_clips']} filtered; mean clip similarity {counts['mean_clip_similarity']})", ""]
     return "\n".join(lines + category_markdown(stats["categories"]))
@@ -136,16 +143,16 @@ def histogram_png(values: list[float], title: str, xlabel: str) -> bytes:
 
 
 def markdown(stats: dict) -> str:
-    lines = [f"# Release {stats['release']}", "", "## Funnel", "",
+    lines = [f"# Release {cell(stats['release'])}", "", "## Funnel", "",
              "| stage | in | out | rejected | failed |", "| --- | --- | --- | --- | --- |"]
     for stage, e in stats["funnel"].items():
-        rejected = "; ".join(f"{n} {r}" for r, n in e["rejected"].items()) or "0"
-        failed = "; ".join(f"{n} {c}" for c, n in e["failed"].items()) or "0"
+        rejected = "; ".join(f"{n} {cell(r)}" for r, n in e["rejected"].items()) or "0"
+        failed = "; ".join(f"{n} {cell(c)}" for c, n in e["failed"].items()) or "0"
         lines.append(f"| {stage} | {e['in']} | {e['out']} | {rejected} | {failed} |")
     lines += ["", "## Per subject", "", "| subject | videos | hours | clips | keyframes | ASR tokens | OCR tokens | samples |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for subject, e in stats["subjects"].items():
-        lines.append(f"| {subject} | {e['videos']} | {e['hours']:.2f} | {e['clips']} | {e['keyframes']} | "
+        lines.append(f"| {cell(subject)} | {e['videos']} | {e['hours']:.2f} | {e['clips']} | {e['keyframes']} | "
                      f"{e['asr_tokens']} | {e['ocr_tokens']} | {e['samples']} |")
     cost = stats["cost"]
     lines += ["", f"## Cost ({cost['video_hours']:.3f} video-hours; CPU {cost['cpu_seconds']:.0f} s, "

@@ -42,7 +42,8 @@ def safe_video_id(text: str) -> str:
 def hashed_id(base: str, text: str) -> str:
     """A video id that is `base` (a valid id's characters) told apart by a short hash of `text`, within 64
     characters."""
-    return f"{base[:55]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    # surrogatepass: a file name that is not UTF-8 (bytes kept as lone surrogates by os.fsdecode) hashes too
+    return f"{base[:55]}-{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
 SCRATCH = "lectern-video-"  # a stage's temporary folders: lectern-video-{id}.{purpose}.XXXX in the temp dir
@@ -150,6 +151,13 @@ class Keys:
         if not VIDEO_ID.fullmatch(release):
             raise ValueError(f"invalid release name {release!r}")
         return f"releases/{release}/{name}"
+
+    @staticmethod
+    def exports(release: str) -> str:
+        """Where each export of a release was written (host, folder, layout): what a takedown re-exports."""
+        if not VIDEO_ID.fullmatch(release):
+            raise ValueError(f"invalid release name {release!r}")
+        return f"exports/{release}.json"
 
     @staticmethod
     def baseline(release: str, name: str) -> str:

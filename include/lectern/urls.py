@@ -33,6 +33,14 @@ def address_refusal(address: str, allowed: Sequence[Network]) -> str | None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
+    elif isinstance(ip, ipaddress.IPv6Address) and (ip.sixtofour or ip.teredo):
+        # 6to4 (2002::/16) and Teredo (2001::/32) addresses carry an IPv4 address (Teredo: its server and client)
+        # that a relay forwards to: held to the IPv4 rule, whatever Python thinks of the IPv6 address
+        kind, embedded = ("6to4", [ip.sixtofour]) if ip.sixtofour else ("Teredo", list(ip.teredo))
+        for inner in embedded:
+            why = address_refusal(str(inner), allowed)
+            if why:
+                return f"a {kind} address embedding {inner}, {why}"
     if any(ip in network for network in allowed):
         return None
     # the most specific first: Python counts link-local, loopback and unspecified addresses as private too
@@ -53,13 +61,28 @@ def is_web_url(url: object, allow_file: bool = False) -> bool:
     return (scheme in ("http", "https") and bool(parts.hostname)) or (allow_file and scheme == "file")
 
 
+def glob_base(pattern: str) -> Path:
+    """The folder a glob's matches all lie under: its leading parts without wildcards."""
+    parts = Path(pattern).parts
+    stop = next((n for n, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    return Path(*parts[:stop]) if stop else Path(".")
+
+
+def is_glob(root: str) -> bool:
+    """A `videos_dir` is a glob when it has wildcards and is not itself a folder (a folder may be named `br[1]`)."""
+    return glob.has_magic(root) and not Path(root).is_dir()
+
+
 def inside(path: Path, root: str) -> bool:
-    """Whether a local `path`, with every link and ``..`` resolved, is inside `root` (a folder, or a glob that
-    matches it): what a local video source may read (lectern/local_files.py)."""
+    """Whether a local `path`, with every link and ``..`` resolved, is inside `root`: a folder, or a glob that
+    matches it. A glob is held to a folder's rule too: what a match resolves to must lie under the glob's own base
+    folder, so neither a linked file nor a linked folder (followed by ``**``) leads out (lectern/local_files.py)."""
     real = path.resolve()
-    if glob.has_magic(root):
-        return real in {Path(p).resolve() for p in glob.glob(root, recursive=True)}
-    return real.is_relative_to(Path(root).resolve())
+    if not is_glob(root):
+        return real.is_relative_to(Path(root).resolve())
+    if not real.is_relative_to(glob_base(root).resolve()):
+        return False
+    return real in {Path(p).resolve() for p in glob.glob(root, recursive=True)}
 
 
 def check_url(url: str, allowed: Sequence[Network] = (), allow_file: bool = False) -> None:

@@ -287,7 +287,7 @@ def test_stats_equal_counts_recomputed_from_the_state(corpus):
     assert page.count("<section class='sample'") == 2 and "v1 text" in page
     png = store.get_bytes(Keys.release("stats", "images_per_sample.png"))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| download | 4 | 2 | 1 metadata filter: duration Ns < Ns | 1 CorruptMedia |" in store.get_bytes(
+    assert "| download | 4 | 2 | 1 metadata filter: duration Ns &lt; Ns | 1 CorruptMedia |" in store.get_bytes(
         Keys.release("stats", "stats.md")).decode()
 
 

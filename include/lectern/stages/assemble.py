@@ -16,6 +16,7 @@ samples written here are this video's own (LECTERN_SAMPLE_PACKING=video).
 from __future__ import annotations
 
 import json
+import re
 from typing import Iterable, Iterator
 
 from lectern import models
@@ -26,7 +27,9 @@ from lectern.store import Keys, Store
 
 SPEC = StageSpec(
     name="assemble",
-    version="3",  # 3: fields in their published meaning (text_num, keyframe_ssim, extracted_frames, video meta keys)
+    # 3: fields in their published meaning (text_num, keyframe_ssim, extracted_frames, video meta keys); 4: the
+    # loader's image token neutralised in text
+    version="4",
     settings=("tokenizer", "embedding_model", "image_tokens", "sample_token_budget", "sample_max_images"),
     needs=(("download", "source"), ("transcribe", "asr"), ("judge", "judge"), ("keyframes", "clips"), ("ocr", "ocr")),
     produces=("samples", "clip_level", "video_meta"),
@@ -34,6 +37,14 @@ SPEC = StageSpec(
 )
 
 END_OF_VIDEO = "End of a Video"
+# The training loader puts "<image>" at each image's place and asserts that the text holds as many as there are
+# images: the same token said in a lecture or read on a slide is written "[image]" instead.
+IMAGE_TOKEN = re.compile(r"<\s*image\s*>", re.IGNORECASE)
+
+
+def neutral(text):
+    """Text as it may go into a sample: the loader's image token made plain text (None stays None)."""
+    return IMAGE_TOKEN.sub("[image]", text) if isinstance(text, str) else text
 
 
 def tokenizer_name(settings: Settings) -> str:
@@ -56,11 +67,11 @@ def clip_entries(video_id: str, clips: list[dict], ocr: dict, settings: Settings
     entries = []
     for clip in clips:
         frames = clip["keyframes"]
-        asr = clip["asr"].strip()
-        refined = (clip.get("refined_asr") or "").strip() or None
+        asr = neutral(clip["asr"].strip())
+        refined = neutral((clip.get("refined_asr") or "").strip()) or None
         text = refined or asr  # the textbook's text: the rewrite where the guard kept it
         keys = [f["key"] for f in frames]
-        deduplicated = " ".join(kept[k] for k in keys if kept.get(k))
+        deduplicated = neutral(" ".join(kept[k] for k in keys if kept.get(k)))
         if not frames and not text:
             continue
         asr_tokens = count_tokens(text, tokenizer)
@@ -72,8 +83,8 @@ def clip_entries(video_id: str, clips: list[dict], ocr: dict, settings: Settings
             "extracted_frames": clip.get("sampled_times", []),
             "image_tokens": image_tokens,
             "token_num": asr_tokens + image_tokens,
-            f"ocr_{engine}": " ".join(" ".join((details.get(k, {}).get("raw") or kept.get(k, "")).split())
-                                      for k in keys).strip(),
+            f"ocr_{engine}": neutral(" ".join(" ".join((details.get(k, {}).get("raw") or kept.get(k, "")).split())
+                                              for k in keys).strip()),
             "ocr_image": [k for k in keys if kept.get(k)],
             f"ocr_{engine}_deduplicates": deduplicated,
             "keyframe_ssim": keys,
@@ -140,10 +151,10 @@ def sample(group: list[dict]) -> dict:
             texts.append(None)
             text_ocr.append(None)
             metadata.append({"vid": entry["vid"], "clip": entry["clip_path"], "time": moment, "ssim": ssim})
-        if entry["text"] or entry["ocr"]:
+        if entry["text"] or entry["ocr"]:  # neutral again: clip records assembled before version 4 may be packed
             images.append(None)
-            texts.append(entry["text"])
-            text_ocr.append("\n".join(t for t in (entry["ocr"], entry["text"]) if t))
+            texts.append(neutral(entry["text"]))
+            text_ocr.append(neutral("\n".join(t for t in (entry["ocr"], entry["text"]) if t)))
             metadata.append({"vid": entry["vid"], "clip": entry["clip_path"], "start": entry["start"],
                              "end": entry["end"]})
     clips = [e for e in group if e["vid"] != END_OF_VIDEO]
@@ -201,7 +212,7 @@ def video_meta_data(video: VideoRecord, store: Store, settings: Settings) -> dic
         "asr_path": store.uri(asr_key) if asr_key else None, "asr_len": len(transcript),
         "caption_path": None, "caption_len": 0,
         "search_keyword": video.queries[0] if video.queries else None,
-        "title": video.title, "desc": video.description,
+        "title": neutral(video.title), "desc": neutral(video.description),
         "language": asr.get("language") or video.language,
         "asr is repetive": None if repeated is None else repeated > settings.asr_max_repeated_ngrams,
         **judge_fields(verdict),

@@ -127,6 +127,8 @@ def fetch(url: str, directory: Path, settings: Settings) -> Path:
 
 
 COVER_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+# A cover larger than this is not kept: a few KB of PNG can claim 20000 x 20000 pixels (a decompression bomb).
+MAX_COVER_PIXELS = 40_000_000
 
 
 class NoCover(Exception):
@@ -135,7 +137,7 @@ class NoCover(Exception):
 
 def fetch_cover(url: str, settings: Settings) -> tuple[bytes, str]:
     """A cover image's bytes and file extension, fetched only from where a download may connect (the SSRF guard,
-    redirects included), at most LECTERN_MAX_COVER_MB, and decoded as an image."""
+    redirects included), at most LECTERN_MAX_COVER_MB and MAX_COVER_PIXELS, and checked as an image."""
     import io
     import urllib.error
 
@@ -154,9 +156,14 @@ def fetch_cover(url: str, settings: Settings) -> tuple[bytes, str]:
         raise NoCover(f"{url}: larger than {settings.max_cover_mb:g} MB")
     try:
         with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > MAX_COVER_PIXELS:
+                raise NoCover(f"{url}: {width} x {height} pixels, more than {MAX_COVER_PIXELS:,}")
             image.verify()
             kind = image.format
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:  # raised by open itself, past twice PIL's own pixel limit
+        raise NoCover(f"{url}: too many pixels ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise NoCover(f"{url}: not an image ({exc})") from None
     if kind not in COVER_FORMATS:
         raise NoCover(f"{url}: a {kind} image, not one of {', '.join(COVER_FORMATS)}")
@@ -169,14 +176,17 @@ def is_local(video: VideoRecord) -> bool:
     return video.url.startswith("file:") and bool(video.local_roots)
 
 
-def local_source(video: VideoRecord) -> Path:
+def local_source(video: VideoRecord, settings: Settings) -> Path:
     """The video's local file: BlockedURL when it lies outside every folder its subject names, VideoUnavailable
-    when it is gone."""
-    path = Path(unquote(urlsplit(video.url).path))
+    when it is gone, OverSizeCap when it is larger than LECTERN_MAX_DOWNLOAD_MB (as a download would be: its size
+    as the file system gives it, so a sparse file of terabytes is refused before a byte is copied)."""
+    path = Path(unquote(urlsplit(video.url).path, errors="surrogateescape"))  # the file name's own bytes
     if not any(inside(path, root) for root in video.local_roots):
         raise BlockedURL(f"{path}: outside the folders its subject names ({', '.join(video.local_roots)})")
     if not path.is_file():
         raise VideoUnavailable(f"{path}: no such file")
+    if path.stat().st_size > settings.max_download_mb * 1024 * 1024:
+        raise OverSizeCap(f"larger than {settings.max_download_mb:g} MB")
     return path
 
 
@@ -187,7 +197,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     started = time.monotonic()
     with scratch_dir(video.id, "download") as tmp:
         try:
-            path = local_source(video) if is_local(video) else fetch(video.url, tmp, settings)
+            path = local_source(video, settings) if is_local(video) else fetch(video.url, tmp, settings)
         except OverSizeCap as exc:
             return StageResult.rejected(f"size filter: {exc}", {"duration_s": video.duration_s})
         seconds = time.monotonic() - started

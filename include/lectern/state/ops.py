@@ -17,6 +17,7 @@ from sqlalchemy import and_, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from lectern.pipeline import STAGES, next_stage, stages_after
+from lectern.safe_text import printable
 from lectern.stages import VideoRecord
 from lectern.store import hashed_id
 from lectern.state.models import (
@@ -640,8 +641,9 @@ def backlog(session: Session, max_attempts: int, subject: str | None = None,
 
 
 def why(row: VideoStage) -> str:
-    """Why a row stands where it does: the filter that rejected it, or the error class and message."""
-    return row.reason or (f"{row.error_class}: {row.error_message}" if row.error_class else "")
+    """Why a row stands where it does: the filter that rejected it, or the error class and message (as a person
+    may read it: rows recorded before messages were cleaned may hold terminal escapes)."""
+    return printable(row.reason or (f"{row.error_class}: {row.error_message}" if row.error_class else ""))
 
 
 def rows_since(session: Session, subject: str, stage: str, since: datetime) -> list[VideoStage]:
