@@ -52,7 +52,7 @@ from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint
 from lectern.state.ops import FoundVideo, PointSpec, links_to_score, record_link_scores, record_search
 from lectern.store import safe_video_id
-from lectern.urls import BLOCKED_MARK, check_url, fetch_bytes, guarded_connections, is_web_url
+from lectern.urls import BLOCKED_MARK, PAGE_MARK, capped_pages, check_url, fetch_bytes, guarded_connections, is_web_url
 
 DEFAULT_QUERY_TEMPLATE = "{point} {course} lecture"
 log = logging.getLogger("lectern")
@@ -280,7 +280,8 @@ def _extract(targets: list[str], settings: Settings) -> list[FoundVideo]:
         "socket_timeout": 30,
     }
     found: dict[str, FoundVideo] = {}
-    with guarded_connections(settings.download_allow_networks), yt_dlp.YoutubeDL(options) as ydl:
+    with (guarded_connections(settings.download_allow_networks),
+          capped_pages(settings.max_page_mb, settings.page_timeout_s), yt_dlp.YoutubeDL(options) as ydl):
         for target in targets:
             if not target.startswith("ytsearch"):  # a URL: where discovery may connect, as downloads may
                 check_url(target, settings.download_allow_networks, settings.allow_file_urls)
@@ -290,7 +291,8 @@ def _extract(targets: list[str], settings: Settings) -> list[FoundVideo]:
                 message = str(exc)
                 if BLOCKED_MARK in message:
                     raise BlockedURL(f"search target {target}: {message}") from exc
-                if re.search(r"HTTP Error (404|410)|Unsupported URL|not a valid URL", message):
+                if re.search(r"HTTP Error (404|410)|Unsupported URL|not a valid URL", message) or (
+                        PAGE_MARK in message and "larger than" in message):
                     raise PermanentError(f"search target {target}: {message}") from exc
                 raise TransientError(f"search target {target}: {message}") from exc
             for entry in info.get("entries") or [info]:

@@ -158,3 +158,98 @@ def guarded_connections(allowed: Sequence[Network]) -> Iterator[None]:
         yield
     finally:
         _guard.allowed = None
+
+
+PAGE_MARK = "Lectern stopped reading a page"  # how a capped page read reads inside yt-dlp's error message
+_pages = threading.local()
+
+
+class _CappedPage:
+    """A response yt-dlp reads as a page (not the media file, which its own size cap bounds): at most `max_bytes`
+    in all, and no longer than `seconds` from the first read, after which its socket is shut down, so neither a
+    huge page nor one sent a byte at a time holds the stage."""
+
+    def __init__(self, response, max_bytes: int, seconds: float):
+        self._response, self.max_bytes, self.seconds = response, max_bytes, seconds
+        self.total, self.deadline, self.expired = 0, None, False
+
+    def __getattr__(self, name):
+        return getattr(self._response, name)
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = _socket_of(self._response)
+        with contextlib.suppress(OSError):
+            if sock is not None:  # a read blocked in recv returns at once; closing the response would not do that
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _refuse(self, why: str):
+        from yt_dlp.utils import ExtractorError
+
+        return ExtractorError(f"{PAGE_MARK}: {getattr(self._response, 'url', 'a page')} {why}", expected=True)
+
+    def read(self, amount: int | None = None) -> bytes:
+        import time
+
+        self.deadline = self.deadline or time.monotonic() + self.seconds
+        timer = threading.Timer(max(self.deadline - time.monotonic(), 0), self._expire)
+        timer.start()
+        chunks, read = [], 0
+        try:
+            while amount is None or read < amount:
+                chunk = self._response.read(1 << 16 if amount is None else min(1 << 16, amount - read))
+                if not chunk or self.expired:
+                    break
+                read += len(chunk)
+                self.total += len(chunk)
+                if self.total > self.max_bytes:
+                    raise self._refuse(f"is larger than {self.max_bytes / 2**20:g} MB (LECTERN_MAX_PAGE_MB)")
+                chunks.append(chunk)
+        except Exception:
+            if not self.expired:
+                raise
+        finally:
+            timer.cancel()
+        if self.expired:
+            raise self._refuse(f"took longer than {self.seconds:g} s to read (LECTERN_PAGE_TIMEOUT_S)")
+        return b"".join(chunks)
+
+
+def _socket_of(response, depth: int = 6) -> socket.socket | None:
+    """The socket under a response of yt-dlp's (through urllib's or requests' wrappers), where one is found."""
+    layer = response
+    for _ in range(depth):
+        if isinstance(layer, socket.socket):
+            return layer
+        layer = next((getattr(layer, name) for name in ("fp", "_fp", "raw", "_sock", "sock")
+                      if getattr(layer, name, None) is not None), None)
+        if layer is None:
+            return None
+    return layer if isinstance(layer, socket.socket) else None
+
+
+def _install_page_cap() -> None:
+    from yt_dlp.extractor.common import InfoExtractor
+
+    original = InfoExtractor._request_webpage
+    if getattr(original, "lectern_capped", False):
+        return
+
+    def request_webpage(self, *args, **kwargs):
+        response, cap = original(self, *args, **kwargs), getattr(_pages, "cap", None)
+        return _CappedPage(response, *cap) if cap and response else response
+
+    request_webpage.lectern_capped = True
+    InfoExtractor._request_webpage = request_webpage
+
+
+@contextlib.contextmanager
+def capped_pages(max_mb: float, seconds: float) -> Iterator[None]:
+    """Within the block, every page yt-dlp reads whole in this thread (a web page, an API answer, a playlist; not
+    the media file, which its own size cap bounds) stops at `max_mb` MB or after `seconds`, with PAGE_MARK."""
+    _install_page_cap()
+    _pages.cap = (int(max_mb * 2**20), seconds)
+    try:
+        yield
+    finally:
+        _pages.cap = None

@@ -16,7 +16,7 @@ from lectern.errors import BlockedURL, CorruptMedia, DownloadFailed, VideoUnavai
 from lectern.prefilter import duration_reason, height_reason, metadata_rejection
 from lectern.stages import StageResult, StageSpec, VideoRecord
 from lectern.store import Keys, Store, scratch_dir
-from lectern.urls import BLOCKED_MARK, check_url, fetch_bytes, guarded_connections, inside
+from lectern.urls import BLOCKED_MARK, PAGE_MARK, capped_pages, check_url, fetch_bytes, guarded_connections, inside
 
 SPEC = StageSpec(
     name="download",
@@ -105,12 +105,17 @@ def fetch(url: str, directory: Path, settings: Settings) -> Path:
         # The user's format spec, compiled by a YoutubeDL with the same options, applied to plain formats only.
         select = yt_dlp.YoutubeDL(options).build_format_selector(settings.download_format)
         options["format"] = _formats_fetched_here(select, settings.allow_file_urls, refused)
-        with guarded_connections(settings.download_allow_networks), yt_dlp.YoutubeDL(options) as ydl:
+        with (guarded_connections(settings.download_allow_networks),
+              capped_pages(settings.max_page_mb, settings.page_timeout_s), yt_dlp.YoutubeDL(options) as ydl):
             ydl.download([url])
     except yt_dlp.utils.DownloadError as exc:
         message = str(exc).replace("ERROR: ", "")
         if BLOCKED_MARK in message:
             raise BlockedURL(message) from exc
+        if PAGE_MARK in message and "larger than" in message:
+            raise OverSizeCap(message.split(f"{PAGE_MARK}: ", 1)[1]) from exc
+        if PAGE_MARK in message:
+            raise DownloadFailed(message) from exc
         if refused and "Requested format is not available" in message:
             raise BlockedURL(f"{url}: only {', '.join(sorted(refused))} formats, which an external program (ffmpeg) "
                              "would fetch outside the SSRF guard; Lectern downloads plain http(s) formats") from exc
