@@ -69,14 +69,34 @@ def stream_start(stream) -> float:
     return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
 
 
+def turns(frame) -> int:
+    """Quarter turns (counter-clockwise) that show the frame upright: its display matrix (a phone's recording is
+    stored sideways and tagged rotate=90), as FFmpeg's own players apply it."""
+    return round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+
+
+def upright(frame, array: np.ndarray) -> np.ndarray:
+    """A decoded frame's pixels as it is shown."""
+    quarter = turns(frame)
+    return np.ascontiguousarray(np.rot90(array, quarter)) if quarter else array
+
+
 def scaler(stream, width: int, format: str = "gray"):
-    """frame -> ndarray `width` pixels wide in `format`, the stream's aspect kept. One reformatter for all frames:
-    PyAV's frame.reformat sets up a new swscale context on every call, 0.7 of its 1.0 ms on a 720p frame."""
+    """frame -> ndarray `width` pixels wide in `format`, upright, the stream's aspect kept. One reformatter for all
+    frames: PyAV's frame.reformat sets up a new swscale context on every call, 0.7 of its 1.0 ms on a 720p frame."""
     from av.video.reformatter import VideoReformatter
 
     reformatter = VideoReformatter()
-    height = max(2, round(stream.codec_context.height * width / stream.codec_context.width))
-    return lambda frame: reformatter.reformat(frame, width=width, height=height, format=format).to_ndarray()
+    coded_width, coded_height = stream.codec_context.width, stream.codec_context.height
+
+    def scaled(frame) -> np.ndarray:
+        if turns(frame) % 2:  # shown sideways: the coded height becomes the width
+            size = {"width": max(2, round(coded_width * width / coded_height)), "height": width}
+        else:
+            size = {"width": width, "height": max(2, round(coded_height * width / coded_width))}
+        return upright(frame, reformatter.reformat(frame, format=format, **size).to_ndarray())
+
+    return scaled
 
 
 def iframe_spacing(path: str, probe_seconds: float = 300.0) -> float | None:
@@ -256,7 +276,7 @@ def _decode(path: str, mode: str, interval_s: float, width: int, verdicts: Itera
                     until, still = reading.until
                     if (cell_similarity(gray, until, grid)[still] >= threshold).all():
                         reading.whole = False  # it shows what the next I-frame does: the rest of the GOP is not read
-                yield Sample(round(moment, 3), gray, lambda f=frame: f.to_ndarray(format="rgb24"))
+                yield Sample(round(moment, 3), gray, lambda f=frame: upright(f, f.to_ndarray(format="rgb24")))
         except av.error.FFmpegError as exc:
             raise CorruptMedia(f"decoding failed: {exc}".splitlines()[0]) from exc
 
@@ -687,7 +707,7 @@ def _frame_at(container, stream, start: float, moment: float, key_only: bool = F
 
 
 def frames_at(path: str, times: Sequence[float], max_side: int = 512) -> dict[float, np.ndarray]:
-    """RGB frames (at most `max_side` pixels on their longer side) at the given times: for each, the first frame
+    """RGB frames, upright (at most `max_side` pixels on their longer side) at the given times: for each, the first frame
     shown at or after it (the last frame for a time past the end). One seek per time, so a few frames of a long
     video cost a few GOPs, not a full decode."""
     import av
@@ -703,7 +723,7 @@ def frames_at(path: str, times: Sequence[float], max_side: int = 512) -> dict[fl
             for moment in sorted(set(times)):
                 frame = _frame_at(container, stream, start, moment)
                 if frame is not None:
-                    found[moment] = frame.reformat(format="rgb24", **size).to_ndarray()
+                    found[moment] = upright(frame, frame.reformat(format="rgb24", **size).to_ndarray())
         except av.error.FFmpegError as exc:
             raise CorruptMedia(f"decoding failed: {exc}".splitlines()[0]) from exc
     return found

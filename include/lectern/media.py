@@ -40,6 +40,10 @@ def probe(path: str | Path) -> dict[str, Any]:
     # A container without a duration (a stream cut from a live source, a file too short for FFmpeg's estimate) is
     # measured from its packets, never taken as 0 s: unknown is not too short.
     duration = float(known) if known else measured_duration(path)
+    rotation = display_rotation(video or {})
+    width, height = (video or {}).get("width"), (video or {}).get("height")
+    if rotation % 180:  # a phone's recording stored sideways: what is shown (and filtered on) is turned
+        width, height = height, width
     return {
         "duration_s": round(duration, 3) if duration is not None else None,
         "size_bytes": int(fmt.get("size") or path.stat().st_size),
@@ -47,11 +51,21 @@ def probe(path: str | Path) -> dict[str, Any]:
         "has_video": video is not None,
         "has_audio": audio is not None,
         "video_codec": (video or {}).get("codec_name"),
-        "width": (video or {}).get("width"),
-        "height": (video or {}).get("height"),
+        "width": width,  # as shown: the display matrix applied
+        "height": height,
+        "rotation": rotation,
         "fps": _rate((video or {}).get("avg_frame_rate")),
         "audio_codec": (audio or {}).get("codec_name"),
     }
+
+
+def display_rotation(stream: dict) -> int:
+    """Degrees (0, 90, 180, 270) a video stream is turned when shown: its display matrix, or an old `rotate` tag."""
+    for side_data in stream.get("side_data_list") or []:
+        if "rotation" in side_data:
+            return round(float(side_data["rotation"])) % 360
+    rotate = (stream.get("tags") or {}).get("rotate")
+    return round(float(rotate)) % 360 if rotate not in (None, "") else 0
 
 
 def measured_duration(path: Path) -> float | None:
