@@ -1,8 +1,9 @@
 """The Lectern Airflow plugin's parts (plugins/lectern_plugin.py registers them): pages under /lectern/ on the
 api-server showing each video's state and artifacts, and an extra link from every per-video task to its page.
 
-The pages are read-only and behind no login of their own: expose the api-server only where its users may read
-the state DB."""
+The pages are read-only and behind Airflow's own login: every route needs an authenticated user (a session of the
+UI or a bearer token, as Airflow's own API) whom the auth manager lets read every Lectern phase DAG, since a
+video's page shows every phase of it: 401 without a user, 403 without that access."""
 
 from __future__ import annotations
 
@@ -36,14 +37,40 @@ def task_page_url(dag_id: str, run_id: str, map_index: int) -> str:
     return f"{base.rstrip('/')}{URL_PREFIX}/tasks/{dag_id}/{quote(run_id, safe='')}/{map_index}"
 
 
+def phase_dags() -> list[str]:
+    return [f"lectern_{stage}" for stage in STAGES]
+
+
+def may_read_phases(user) -> None:
+    """Whether Airflow's auth manager lets `user` read every phase DAG, as Airflow's own DAG views ask it (the
+    DAG's team included); HTTPException 403 naming those it may not."""
+    from fastapi import HTTPException
+
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+    from airflow.models.dag import DagModel
+
+    manager = get_auth_manager()
+    refused = [dag_id for dag_id in phase_dags() if not manager.is_authorized_dag(
+        method="GET", details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id)), user=user)]
+    if refused:
+        raise HTTPException(403, f"{user.get_name()} may not read {', '.join(refused)}: Lectern's pages show a "
+                                 "video's every phase")
+
+
 def create_app():
-    from fastapi import FastAPI, HTTPException
+    from fastapi import Depends, FastAPI, HTTPException
     from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+    from airflow.api_fastapi.core_api.security import get_user
     from lectern.store import Keys, store_from_settings
     from lectern.video_page import render_video_index, render_video_page, video_index, video_report, videos_of_task
 
-    app = FastAPI(title="Lectern", description="Lectern's per-video state and artifacts")
+    def authorized(user=Depends(get_user)) -> None:  # 401 from get_user without a session or token
+        may_read_phases(user)
+
+    app = FastAPI(title="Lectern", description="Lectern's per-video state and artifacts",
+                  dependencies=[Depends(authorized)])
 
     def report_or_404(settings: Settings, video_id: str) -> dict:
         try:
