@@ -94,6 +94,22 @@ def _recorded(root: Path) -> dict:
     return info
 
 
+def _images_of(root: Path) -> set[str]:
+    """The images an export made before export-images.txt existed recorded in its sample files (export.json names
+    them): what a re-export may remove."""
+    info = _recorded(root)
+    images_root = info.get("images_root")
+    found: set[str] = set()
+    for name in info["files"]:
+        if not images_root or not name.startswith(SAMPLES) or not (root / name).is_file():
+            continue
+        with open(root / name, encoding="utf-8") as handle:
+            samples = json.load(handle) if name.endswith(".json") else (json.loads(line) for line in handle if line.strip())
+            found.update(path[len(images_root) + 1:] for sample in samples for path in sample.get("images", [])
+                         if isinstance(path, str) and path.startswith(images_root + "/"))
+    return {f"{IMAGES}/{path}" for path in found}
+
+
 def _within(root: Path, name: object) -> bool:
     return isinstance(name, str) and not Path(name).is_absolute() and (root / name).resolve().is_relative_to(root)
 
@@ -104,7 +120,7 @@ class _ImageJournal:
 
     def __init__(self, root: Path):
         self.root, self.path = root, root / IMAGE_LIST
-        self.before = set(self.path.read_text().splitlines()) if self.path.exists() else set()
+        self.before = set(self.path.read_text().splitlines()) if self.path.exists() else _images_of(root)
         self.handle = open(self.path, "a", encoding="utf-8")
         self.written: set[str] = set()
 
@@ -119,6 +135,8 @@ class _ImageJournal:
         stale = [name for name in self.before - self.written if _within(self.root, name)]
         for name in stale:
             (self.root / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the video's folder, once empty
+                (self.root / name).parent.rmdir()
         with _AtomicFile(self.path) as handle:
             handle.writelines(name + "\n" for name in sorted(self.written))
         return len(stale)

@@ -548,3 +548,16 @@ def test_held_forgetting_a_video_leaves_one_whose_id_it_begins(db_url, tmp_path,
     assert store.list("videos/") == [Keys.source("a-b")]
     with session_scope(db_url) as session:
         assert session.get(Video, "a-b").forgotten_at is None
+
+
+def test_an_export_written_before_the_image_list_loses_a_taken_down_videos_images(corpus, tmp_path):  # noqa: F811
+    settings, store, _ = corpus
+    build_release(settings, name="r1")
+    folder = tmp_path / "export"
+    export_release(store, "r1", folder, progress=lambda line: None)
+    (folder / "export-images.txt").unlink()  # as an export of an earlier version left it
+    (folder / "dataset_images_interval_7" / "mine.jpg").write_bytes(b"a user's own file")
+    assert main(["forget", "v2"]) == 0
+    assert not (folder / "dataset_images_interval_7" / "v2").exists()
+    assert (folder / "dataset_images_interval_7" / "v1" / "v1@0.0_1.0#1.jpg").exists()
+    assert (folder / "dataset_images_interval_7" / "mine.jpg").read_bytes() == b"a user's own file"
