@@ -13,7 +13,9 @@ the manifest's folder or absolute, which must lie inside that folder: lectern/lo
 (optional: its cover image), ``description`` and ``label`` (its category), optionally ``id``, ``title`` and
 ``duration`` (seconds or [[H:]M:]S, the known duration for the pre-download filter). A CSV has a header row with
 these column names (other columns are ignored); a JSON-lines file (.jsonl, or .json) has one object per line with
-these keys, and a .json file may also be one array of them.
+these keys, and a .json file may also be one array of them (at most 16 MB: a larger manifest is JSON lines).
+Manifests are read line by line: a line over 1 MB is reported and never read, a field over 10,000 characters makes
+its row malformed, and a file that is not UTF-8 is an error naming its line.
 
 Every label becomes a knowledge point of the subject, and every row a video found by it, so downloads, probing,
 state and releases work as for searched videos. Bad rows are reported with their line number and why, and skipped;
@@ -64,7 +66,7 @@ UNLABELLED = "unlabelled"
 MAX_LABEL = 200  # a label is a knowledge point's name
 MAX_FIELD = 10_000  # characters of any other field (a platform's descriptions stop at 5,000)
 MAX_LINE_BYTES = 1 << 20  # a longer line (a row with a field far over MAX_FIELD) is reported, never read
-MAX_ARRAY_BYTES = 64 << 20  # a JSON array is parsed whole; larger manifests are JSON lines, read as a stream
+MAX_ARRAY_BYTES = 16 << 20  # a JSON array is parsed whole (~18 times its size in memory); larger: JSON lines
 MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".ts")
 _EXTRA = "\0extra"  # where csv puts the fields of a row longer than the header
 
