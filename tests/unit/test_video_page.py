@@ -1,5 +1,6 @@
 """The Airflow plugin's per-video pages and extra link, served by its FastAPI app (no Airflow server needed),
-on both state DBs and a local store."""
+on both state DBs and a local store, as an admin of Airflow's auth manager sees them (the login itself:
+tests/ui/test_plugin_auth.py)."""
 
 from types import SimpleNamespace
 
@@ -16,7 +17,11 @@ RUN = "manual__2026-11-22T08:00:00+00:00"
 
 
 @pytest.fixture
-def app(db_url, tmp_path, monkeypatch):
+def app(db_url, tmp_path, monkeypatch, airflow_db):
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.api_fastapi.core_api.security import get_user
+
     from lectern_airflow.plugin import create_app
 
     monkeypatch.setenv("LECTERN_HOME", str(tmp_path))
@@ -33,7 +38,10 @@ def app(db_url, tmp_path, monkeypatch):
         mark_succeeded(session, "v0", "download", "owner", {"probe": probe}, {"duration_s": 30.0}, "1-abc")
         claim_one(session, "v1", "download", "owner", 60, 3, run_id=RUN, map_index=1)
         mark_failed(session, "v1", "download", "owner", "CorruptMedia", "ffprobe could not read <x>", False, 3, 0)
-    return TestClient(create_app())
+    create_auth_manager()  # Airflow's configured one (SimpleAuthManager), as the api-server starts it
+    plugin = create_app()
+    plugin.dependency_overrides[get_user] = lambda: SimpleAuthManagerUser(username="admin", role="admin")
+    return TestClient(plugin)
 
 
 def test_video_page_shows_state_log_links_and_artifacts(app):
