@@ -53,12 +53,13 @@ def next_stage(stage: str, recipe: str = "textbook") -> str | None:
     return next(iter(stages_after(stage, recipe)), None)
 
 
-def upstream_phase(phase: str) -> str:
-    """The phase whose results a phase takes up (its DAG is scheduled on that phase's Asset)."""
+def upstream_phases(phase: str) -> tuple[str, ...]:
+    """The phases whose results a phase takes up, over every recipe that has it (its DAG is scheduled on any of
+    their Assets): keyframes follows judge in a textbook and download in pairs."""
     if phase in ("discover", STAGES[0]):
-        return "discover"
-    recipe = next(stages for stages in RECIPES.values() if phase in stages)
-    return recipe[recipe.index(phase) - 1]
+        return ("discover",)
+    before = {stages[stages.index(phase) - 1] for stages in RECIPES.values() if phase in stages}
+    return tuple(name for name in PHASES if name in before)
 
 
 def pool_for(stage: str) -> str:

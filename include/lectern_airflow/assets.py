@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Asset
 
 from lectern.config import Settings
-from lectern.pipeline import PHASES, upstream_phase
+from lectern.pipeline import PHASES, upstream_phases
 
 SETTINGS = Settings.from_env()  # environment only: no I/O at parse time
 START = datetime(2025, 1, 1)
@@ -22,15 +22,19 @@ DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(seconds=SETTINGS.retry_ba
 ASSETS = {phase: Asset(name=f"lectern_{phase}", uri=f"lectern://phases/{phase}") for phase in PHASES}
 
 
-def upstream_asset(phase: str) -> Asset:
-    return ASSETS[upstream_phase(phase)]
+def upstream_assets(phase: str):
+    """Any of the upstream phases' Assets (`a | b`: a list would wait for all of them)."""
+    condition = None
+    for upstream in upstream_phases(phase):
+        condition = ASSETS[upstream] if condition is None else condition | ASSETS[upstream]
+    return condition
 
 
 def phase_schedule(phase: str):
-    """On the previous phase's Asset, and on LECTERN_BACKLOG_CRON (every 6 hours by default) to drain any backlog."""
+    """On an upstream phase's Asset, and on LECTERN_BACKLOG_CRON (every 6 hours by default) to drain any backlog."""
     from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
 
-    assets = [upstream_asset(phase)]
+    assets = upstream_assets(phase)
     if not SETTINGS.backlog_cron:
         return assets
     return AssetOrTimeSchedule(timetable=CronTriggerTimetable(SETTINGS.backlog_cron, timezone="UTC"), assets=assets)

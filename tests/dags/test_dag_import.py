@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-from lectern.pipeline import PHASES, upstream_phase
+from lectern.pipeline import PHASES, upstream_phases
 from tests.conftest import ROOT
 
 
@@ -61,11 +61,11 @@ def test_backlog_cron_is_configurable():
     asset_only = json.loads(parse_in_subprocess({"LECTERN_BACKLOG_CRON": ""}))["timetables"]
     for phase in PHASES[1:]:
         dag_id = f"lectern_{phase}"
-        upstream = f"lectern_{upstream_phase(phase)}"
-        assert "0 */6 * * *" in default[dag_id][1] and upstream in default[dag_id][1], default[dag_id]
+        for upstream in (f"lectern_{name}" for name in upstream_phases(phase)):
+            assert "0 */6 * * *" in default[dag_id][1] and upstream in default[dag_id][1], default[dag_id]
+            kind, text = asset_only[dag_id]
+            assert kind == "AssetTriggeredTimetable" and upstream in text and "*" not in text, asset_only[dag_id]
         assert "15 * * * *" in hourly[dag_id][1] and "0 */6" not in hourly[dag_id][1], hourly[dag_id]
-        kind, text = asset_only[dag_id]
-        assert kind == "AssetTriggeredTimetable" and upstream in text and "*" not in text, asset_only[dag_id]
     assert default["lectern_discover"][0] == asset_only["lectern_discover"][0] == "NullTimetable"
 
 
@@ -85,7 +85,11 @@ def test_dag_shape_and_trigger_form():
         assert dag.get_task("run_stage").retries == (4 if phase == "download" else 2)
         assert "stale_only" in dag.params
         assert dag.get_task("publish").outlets[0].name == f"lectern_{phase}"
-        assert f"lectern_{upstream_phase(phase)}" in repr(dag.timetable)
+        assert all(f"lectern_{name}" in repr(dag.timetable) for name in upstream_phases(phase))
+    # keyframes follows download (pairs) and judge (textbook): either Asset runs it, not both together
+    condition = bag.dags["lectern_keyframes"].timetable.asset_condition
+    assert type(condition).__name__ == "AssetAny"
+    assert sorted(asset.name for asset in condition.objects) == ["lectern_download", "lectern_judge"]
     assert "release" in bag.dags["lectern_assemble"].params
     segmenter = bag.dags["lectern_keyframes"].params.get_param("clip_segmenter")
     assert segmenter.value == "asr" and segmenter.schema["enum"] == ["asr", "scene"]

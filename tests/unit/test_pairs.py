@@ -9,7 +9,7 @@ import pytest
 from lectern.config import Settings
 from lectern.export import score_column, timestamp
 from lectern.phases import prepare_discovery
-from lectern.pipeline import RECIPES, next_stage, upstream_phase
+from lectern.pipeline import RECIPES, next_stage, upstream_phases
 from lectern.release import build_pairs_release
 from lectern.runner import EXIT_OK, run_stage
 from lectern.state.db import session_scope
@@ -26,8 +26,9 @@ def test_each_recipe_is_a_chain_of_stages():
     assert [next_stage(s, "pairs") for s in RECIPES["pairs"]] == ["keyframes", "caption", None]
     assert next_stage("keyframes") == "ocr" and next_stage("assemble") is None
     assert next_stage("caption", "textbook") is None  # not a textbook stage: nothing follows it there
-    assert (upstream_phase("caption"), upstream_phase("ocr"), upstream_phase("download")) == (
-        "keyframes", "keyframes", "discover")
+    assert (upstream_phases("caption"), upstream_phases("ocr"), upstream_phases("download")) == (
+        ("keyframes",), ("keyframes",), ("discover",))
+    assert upstream_phases("keyframes") == ("download", "judge")  # pairs, textbook: either one's Asset runs it
 
 
 @pytest.fixture
