@@ -223,7 +223,7 @@ def export_internvid(store: Store, release: str, destination: str | Path, force:
     if manifest.get("kind") != "pairs":
         raise ValueError(f"release {release!r} is a {manifest.get('kind', 'textbook')} release: the internvid layout "
                          "is for pairs releases")
-    model = manifest["stage_configs"]["caption"]["settings"].get("caption_score_model")
+    model = _score_model(manifest)
     score = score_column(model)
     with export_folder(destination, force) as root:
         return _export_internvid(store, release, manifest, root, model, score)
@@ -243,6 +243,19 @@ def _export_internvid(store: Store, release: str, manifest: dict, root: Path, mo
             "score_model": model, "files": [INTERNVID_FILE]}
     _finish(store, root, info)
     return info
+
+
+def _score_model(manifest: dict) -> str | None:
+    """The model that scored the release's pairs, from the settings behind its captions' versions (a manifest
+    written before releases recorded each version's settings has one {"version", "settings"})."""
+    configs = manifest["stage_configs"]["caption"]
+    if set(configs) == {"version", "settings"}:
+        configs = {configs["version"]: configs["settings"]}
+    models = sorted({(config or {}).get("caption_score_model") for config in configs.values()} - {None})
+    if len(models) > 1:
+        raise ValueError(f"release {manifest['release']!r} holds pairs scored by {', '.join(models)}: one score "
+                         "column cannot name them; rerun caption (stale_only) and release again")
+    return models[0] if models else None
 
 
 def _manifest(store: Store, release: str) -> dict:

@@ -10,6 +10,7 @@ import dataclasses
 import json
 from datetime import datetime, timezone
 from itertools import accumulate
+from typing import Iterable
 
 from lectern.config import Settings
 from lectern.pipeline import RECIPES, stage_config, stage_version
@@ -133,7 +134,8 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
                   "left_out_text_only_tokens": left_out["text_only_tokens"]},
         "funnel": counts,
     }
-    manifest["stage_configs"] = stage_configs(TEXTBOOK, settings)
+    manifest["stage_configs"] = stage_configs((row for rows in rows_by_video.values() for row in rows.values()),
+                                              TEXTBOOK, settings)
     manifest["diff"] = release_diff(store, name, subject, video_ids, settings)
     if taken_down:
         manifest["taken_down"] = taken_down
@@ -196,11 +198,20 @@ def clip_records(store, video_id: str) -> list[dict]:
     return records
 
 
-def stage_configs(stages, settings: Settings) -> dict:
-    """Lineage: each video's stage_versions name a code version and a settings hash; these are the settings behind
-    the hashes of the current configuration (model ids included)."""
-    return {stage: {"version": stage_version(stage, settings), "settings": stage_config(stage, settings)}
-            for stage in stages}
+def stage_configs(rows: Iterable[VideoStage], stages, settings: Settings) -> dict:
+    """Lineage: per stage, the settings behind each version the released results carry (stage -> version ->
+    settings), from the results' own rows. A result recorded before rows kept their settings has them where its
+    version is the current one (the hash says they are equal), else None: not known."""
+    configs: dict[str, dict] = {stage: {} for stage in stages}
+    current = {stage: stage_version(stage, settings) for stage in stages}
+    for row in rows:
+        if row.stage not in configs or row.version is None or row.version in configs[row.stage]:
+            continue
+        config = row.config
+        if config is None and row.version == current[row.stage]:
+            config = stage_config(row.stage, settings)
+        configs[row.stage][row.version] = config
+    return configs
 
 
 PAIR_COLUMNS = ("video_id", "clip_start", "clip_end", "caption", "middle_frame_caption", "frame_captions",
@@ -220,6 +231,7 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
         captioned = [r for r in stage_rows(session, subject=subject, stage="caption")
                      if r.status == SUCCEEDED and (only is None or r.video_id in only)]
         records = {r.video_id: video_record(session, r.video_id) for r in captioned}
+        lineage = stage_configs(stage_rows(session, video_ids=list(records)), ("keyframes", "caption"), settings)
         counts = funnel(session, subject)
         sizes = {r.video_id: (r.metrics or {}).get("size_bytes")
                  for r in stage_rows(session, video_ids=list(records), stage="download")}
@@ -259,7 +271,7 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
                   "filtered_clips": clips_total - len(rows),
                   "mean_clip_similarity": round(sum(scored) / len(scored), 4) if scored else None},
         "funnel": counts,
-        "stage_configs": stage_configs(("keyframes", "caption"), settings),
+        "stage_configs": lineage,
         **({"taken_down": taken_down} if taken_down else {}),
     }
     stats = {"release": name, "pairs": manifest["stats"], "categories": categories}

@@ -16,7 +16,7 @@ import traceback
 
 from lectern.config import Settings
 from lectern.errors import classify
-from lectern.pipeline import stage_module, stage_version
+from lectern.pipeline import stage_config, stage_module, stage_version
 from lectern.safe_text import printable
 from lectern.state.db import session_scope
 from lectern.state.ops import (
@@ -185,16 +185,17 @@ def _run_claimed(stage, video, store, settings: Settings, owner: str, token: str
         return EXIT_TRANSIENT if retry else EXIT_PERMANENT
     seconds = time.monotonic() - started
     metrics = {**result.metrics, "stage_seconds": round(seconds, 3)}
-    version = stage_version(stage_name, settings)
+    version, config = stage_version(stage_name, settings), stage_config(stage_name, settings)
     def record_result() -> None:
         with session_scope(settings.db_url) as session:
             if result.video_updates:
                 update_video(session, video_id, **result.video_updates)
             if result.status == "succeeded":
-                mark_succeeded(session, video_id, stage_name, owner, result.artifacts, metrics, version, token=token)
+                mark_succeeded(session, video_id, stage_name, owner, result.artifacts, metrics, version, token=token,
+                               config=config)
             else:
                 mark_rejected(session, video_id, stage_name, owner, result.reason or "rejected", metrics,
-                              result.artifacts, version, token=token)
+                              result.artifacts, version, token=token, config=config)
 
     try:
         _record(prefix, record_result)

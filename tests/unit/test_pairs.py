@@ -96,6 +96,12 @@ def test_a_pairs_subject_goes_download_keyframes_caption_and_releases_pairs(pair
     info = export_internvid(store, "pairs1", settings.home / "internvid")  # InternVid's own column layout
     lines = [json.loads(line) for line in (settings.home / "internvid" / "internvid.jsonl").read_text().splitlines()]
     assert info["score_column"] == "CLIP_Score" and len(lines) == kept
+    # the score model changed after captioning: the column still names the model that scored these pairs
+    import dataclasses
+
+    today = dataclasses.replace(settings, caption_score_model="OpenGVLab/UMT-L16")
+    build_pairs_release(today, name="pairs2", subject="Short clips")
+    assert export_internvid(store, "pairs2", settings.home / "internvid2")["score_column"] == "CLIP_Score"
     assert list(lines[0]) == ["YoutubeID", "Start_timestamp", "End_timestamp", "Caption", "Aesthetic_Score",
                               "CLIP_Score"]
     row = next(r for r in from_json if r["video_id"] == lines[0]["YoutubeID"] and r["caption"] == lines[0]["Caption"])

@@ -188,10 +188,36 @@ def test_manifest_records_lineage(corpus):
 
     settings, _, _ = corpus
     manifest = build_release(settings, name="lineage")
-    assert manifest["stage_configs"]["ocr"] == {"version": stage_version("ocr", settings),
-                                                "settings": stage_config("ocr", settings)}
-    assert manifest["stage_configs"]["judge"]["settings"]["judge_models"] == list(settings.judge_models)
+    # results recorded before rows kept their settings (version None here): nothing to explain
+    assert manifest["stage_configs"] == {stage: {} for stage in RECIPES["textbook"]}
+    with session_scope(settings.db_url) as session:  # as the runner records each result: version and settings
+        for row in session.query(VideoStage):
+            row.version, row.config = stage_version(row.stage, settings), stage_config(row.stage, settings)
+    manifest = build_release(settings, name="lineage")
+    assert manifest["stage_configs"]["ocr"] == {stage_version("ocr", settings): stage_config("ocr", settings)}
+    [judged] = manifest["stage_configs"]["judge"].values()
+    assert judged["judge_models"] == list(settings.judge_models)
     assert set(manifest["videos"][0]["stage_versions"]) == set(RECIPES["textbook"]) == set(manifest["stage_configs"])
+
+
+def test_lineage_is_the_settings_of_the_released_results_not_of_today(corpus):
+    """Settings changed after the results were computed: the manifest explains each released result's version with
+    the settings it was computed with (recorded on its row), not with today's."""
+    import dataclasses
+
+    from lectern.pipeline import stage_config, stage_version
+
+    settings, _, _ = corpus
+    with session_scope(settings.db_url) as session:
+        for row in session.query(VideoStage):
+            row.version, row.config = stage_version(row.stage, settings), stage_config(row.stage, settings)
+    today = dataclasses.replace(settings, ocr_min_chars=settings.ocr_min_chars + 7)
+    assert stage_version("ocr", today) != stage_version("ocr", settings)
+    manifest = build_release(today, name="later")
+    released = {video["stage_versions"]["ocr"] for video in manifest["videos"]}
+    assert released == {stage_version("ocr", settings)}
+    assert manifest["stage_configs"]["ocr"] == {stage_version("ocr", settings): stage_config("ocr", settings)}
+    assert manifest["stage_configs"]["ocr"][stage_version("ocr", settings)]["ocr_min_chars"] == settings.ocr_min_chars
 
 
 def test_parquet_shards_load_with_datasets(corpus, tmp_path):

@@ -3,6 +3,7 @@
 import pytest
 
 from lectern.config import Settings
+from lectern.pipeline import stage_config, stage_version
 from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT, run_stage
 from lectern.state.db import session_scope
 from lectern.state.models import VideoStage
@@ -34,6 +35,8 @@ def test_success_records_artifacts_and_opens_the_next_stage(settings, corpus_ser
     done = row(settings, "photosynthesis")
     assert (done.status, done.attempts, done.run_id, done.map_index) == ("succeeded", 1, "run-1", 4)
     assert done.artifacts["source"] == "videos/photosynthesis/source.mp4" and done.metrics["duration_s"] > 20
+    # the version, and the settings its hash is of: the release's lineage
+    assert (done.version, done.config) == (stage_version("download", settings), stage_config("download", settings))
     assert row(settings, "photosynthesis", "transcribe").status == "pending"
     # already succeeded: not run again without --force
     assert run_stage("download", "photosynthesis", settings, owner="run-2") == EXIT_NOT_CLAIMABLE

@@ -139,6 +139,8 @@ class VideoStage(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(SafeJSON, default=dict)
     artifacts: Mapped[dict[str, str]] = mapped_column(SafeJSON, default=dict)
     version: Mapped[str | None] = mapped_column(SafeString(64), nullable=True)
+    # The settings behind `version` (its hash is of these), recorded with the result: a release's lineage.
+    config: Mapped[dict[str, Any] | None] = mapped_column(SafeJSON, nullable=True)
     run_id: Mapped[str | None] = mapped_column(SafeString(250), nullable=True)
     map_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -464,11 +464,13 @@ def _finish(row: VideoStage, status: str, now: datetime) -> None:
 
 
 def mark_succeeded(session: Session, video_id: str, stage: str, owner: str, artifacts: dict[str, str],
-                   metrics: dict[str, Any], version: str | None = None, token: str | None = None) -> None:
+                   metrics: dict[str, Any], version: str | None = None, token: str | None = None,
+                   config: dict[str, Any] | None = None) -> None:
+    """Record a result, with its version and the settings behind it (`config`)."""
     now = utcnow()
     row = _owned_row(session, video_id, stage, owner, token)
     _finish(row, SUCCEEDED, now)
-    row.artifacts, row.metrics, row.version = dict(artifacts), dict(metrics), version
+    row.artifacts, row.metrics, row.version, row.config = dict(artifacts), dict(metrics), version, config
     row.error_class = row.error_kind = row.error_message = row.reason = None
     row.lease_owner = row.lease_expires_at = row.lease_token = None
     following = next_stage(stage, video_recipe(session, video_id))
@@ -483,10 +485,11 @@ def mark_succeeded(session: Session, video_id: str, stage: str, owner: str, arti
 
 def mark_rejected(session: Session, video_id: str, stage: str, owner: str, reason: str,
                   metrics: dict[str, Any], artifacts: dict[str, str] | None = None, version: str | None = None,
-                  token: str | None = None) -> None:
+                  token: str | None = None, config: dict[str, Any] | None = None) -> None:
     row = _owned_row(session, video_id, stage, owner, token)
     _finish(row, REJECTED, utcnow())
     row.reason, row.metrics, row.artifacts, row.version = reason, dict(metrics), dict(artifacts or {}), version
+    row.config = config
     row.error_class = row.error_kind = row.error_message = None
     row.lease_owner = row.lease_expires_at = row.lease_token = None
 

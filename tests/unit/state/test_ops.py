@@ -41,7 +41,7 @@ def seed(url, n=5, subject="Biology"):
 
 
 def test_schema_comes_from_alembic(db_url):
-    assert current_revision(db_url) == "0010"
+    assert current_revision(db_url) == "0011"
 
 
 def test_discovery_dedups_and_links(db_url):
