@@ -6,7 +6,7 @@
 #                  triggerer when stages run in pods (LECTERN_EXECUTION=kubernetes)
 #   airflow-local  airflow + the models' stack on CPU torch: compose, where stages run in the Airflow workers
 #   worker         what stage pods run (`python -m lectern stage ...`), without Airflow: CUDA torch, WhisperX,
-#                  decord, PyAV, ffmpeg, tesseract
+#                  PyAV, ffmpeg, tesseract
 
 FROM apache/airflow:3.3.2-python3.11 AS airflow
 # numeric users: root (0) for apt, then the image's airflow user (50000, group root)

@@ -55,10 +55,10 @@ def timed_select(path: str, mode: str, interval_s: float = 1.0) -> tuple[list[fl
 
 
 def naive(path: str) -> tuple[list[float], float]:
-    from lectern import frames
+    from lectern_dev.baselines import naive_keyframes
 
     started = time.perf_counter()
-    found = [t for t, _ in frames.naive_keyframes(path, THRESHOLD, GRID)]
+    found = [t for t, _ in naive_keyframes(path, THRESHOLD, GRID)]
     return found, time.perf_counter() - started
 
 

@@ -144,7 +144,7 @@ class Settings:
     max_cover_mb: float = setting("LECTERN_MAX_COVER_MB", "10", "A video's cover image (a manifest's cover_url) larger than this is not kept (the video is, with why).", _float)
     max_page_mb: float = setting("LECTERN_MAX_PAGE_MB", "16", "A web page yt-dlp reads whole (a video's page, an API answer) larger than this is not read further: the video is rejected (size filter).", _float)
     page_timeout_s: float = setting("LECTERN_PAGE_TIMEOUT_S", "120", "A web page yt-dlp reads that takes longer than this to arrive is cut off: a transient failure, retried.", _float)
-    download_format: str = setting("LECTERN_DOWNLOAD_FORMAT", "bv*[vcodec^=avc1][height<=720]+ba[ext=m4a]/b[vcodec^=avc1][height<=720]/bv*[height<=720]+ba/b[height<=720]/b", "yt-dlp format selector: H.264 at most 720p first (decord can't read VP9/AV1).")
+    download_format: str = setting("LECTERN_DOWNLOAD_FORMAT", "bv*[vcodec^=avc1][height<=720]+ba[ext=m4a]/b[vcodec^=avc1][height<=720]/bv*[height<=720]+ba/b[height<=720]/b", "yt-dlp format selector: H.264 at most 720p first (smallest to store and fastest to decode; keyframes read any codec through PyAV).")
     allow_file_urls: bool = setting("LECTERN_ALLOW_FILE_URLS", "false", "Let yt-dlp read file:// URLs (local development only).", _bool)
     download_allow_networks: tuple = setting("LECTERN_DOWNLOAD_ALLOW_NETWORKS", "", "Private networks downloads and discovery (explicit URLs, the catalog, pages yt-dlp reads) may connect to, as CIDRs (e.g. 127.0.0.0/8 for a loopback corpus in development). Empty: public addresses only; loopback, private, link-local and reserved ones are refused, redirects included.", parse_networks)
     # --- transcribe

@@ -20,7 +20,10 @@ Selection (``select_keyframes``) holds on recorded lectures: frames are compared
 an animation's middle is gone in the median of three samples), and cells that move all the time (a speaker's
 webcam, a video playing in a slide, the speaker full screen) do not decide.
 
-``naive_keyframes`` is the method the benchmarks compare with: decord, every frame, full-resolution SSIM.
+The benchmarks compare with the naive exact method (lectern_dev.baselines.naive_keyframes: decord, every frame,
+full-resolution scikit-image SSIM). PyAV does the decoding here instead of decord: it reads every codec (decord
+fails on VP9 with threads and on AV1) and lets a GOP be skipped or read to its I-frame alone, which the fast paths
+need (249x realtime against the naive method's 0.3x, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -653,33 +656,6 @@ class _Decider:
         if self.candidate is not None:
             yield from self.adopt(*self.candidate)
             self.candidate = None
-
-
-def naive_keyframes(path: str, threshold: float, grid: tuple[int, int] = (1, 1)) -> Iterator[tuple[float, float | None]]:
-    """The exact method, naively: decord decodes every frame at full resolution, scikit-image's SSIM on full-size
-    grayscale, the same grid. Yields (time, ssim) of each keyframe. For benchmarks and tests; it runs under
-    realtime on 2 cores."""
-    import decord
-    from skimage.metrics import structural_similarity
-
-    def score(a: np.ndarray, b: np.ndarray) -> float:
-        value, full = structural_similarity(a, b, data_range=255, full=True)
-        return float(value) if grid == (1, 1) else float(cell_means(full, grid).min())
-
-    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-    fps = reader.get_avg_fps() or 25.0
-    reference = None
-    for index in range(len(reader)):
-        frame = reader[index].asnumpy()
-        gray = (frame @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
-        if reference is None:
-            reference = gray
-            yield 0.0, None
-            continue
-        value = score(reference, gray)
-        if value < threshold:
-            reference = gray
-            yield round(index / fps, 3), round(value, 4)
 
 
 def _frame_at(container, stream, start: float, moment: float, key_only: bool = False):

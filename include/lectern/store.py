@@ -399,8 +399,10 @@ class S3Store(Store):
 
 
 class FencedStore(Store):
-    """A store whose every write first calls `check`, which raises while the writer may no longer write (its
-    claim on the video-stage was lost): a stage that lost its lease cannot overwrite its successor's artifacts."""
+    """A store whose every write first calls `check`, which raises once the writer's claim on the video-stage is
+    known lost (the heartbeat saw it, or the state DB says so). It is check-then-write, not an atomic fence: a write
+    that begins just before the lease runs out still lands. Writes are atomic and keys deterministic, so what lands
+    is a whole file of the same name, which the successor's own run overwrites; its outcome is never recorded."""
 
     def __init__(self, store: Store, check):
         self.store, self.check, self.url = store, check, store.url

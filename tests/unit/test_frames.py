@@ -4,6 +4,7 @@ revealed one by one, a repeated slide, a VP9 file, sparse I-frames and a static 
 import pytest
 
 from lectern import frames
+from lectern_dev.baselines import naive_keyframes
 from lectern_dev.synthetic import Scene, bullet_reveal, match_changes, write_static_video, write_video
 from tests.conftest import CACHE
 
@@ -156,7 +157,7 @@ def test_naive_exact_method_agrees_on_a_short_clip(tmp_path):
     path = tmp_path / "short.mp4"
     truth = write_video(path, [Scene("One", seconds=2.0), Scene("Two", ("changed",), seconds=2.0)], fps=10,
                         size=(320, 180))
-    naive = [t for t, _ in frames.naive_keyframes(str(path), THRESHOLD, GRID)]
+    naive = [t for t, _ in naive_keyframes(str(path), THRESHOLD, GRID)]
     assert naive == [0.0, truth["changes"][0]]  # every frame decoded: the change is found at its exact frame
 
 
