@@ -1,4 +1,4 @@
-# Lectern: `make demo` runs the whole pipeline on the embedded defaults; `make test` runs every test.
+# Lectern: `make demo` runs the whole pipeline on the embedded defaults; `make test` runs ruff, then every test.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -26,6 +26,7 @@ demo: setup
 	$(PY) -m lectern demo
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 # The fault-injection suite alone (it is part of `make test` too); prints the fault / survived / lost table.

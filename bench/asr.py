@@ -19,12 +19,12 @@ import time
 from common import CACHE, machine, seed, tiny_models
 
 from lectern.config import Settings
-from lectern_dev.corpus import generate
-from lectern_dev.demo import demo_settings
-from lectern_dev.server import CorpusServer
 from lectern.runner import run_stage
 from lectern.state.db import session_scope
 from lectern.state.ops import stage_rows
+from lectern_dev.corpus import generate
+from lectern_dev.demo import demo_settings
+from lectern_dev.server import CorpusServer
 
 
 def transcribe(video_ids: list[str], env: dict[str, str]) -> float:

@@ -55,7 +55,8 @@ def tiny_models() -> dict[str, str]:
 # --- generated lectures (bench/keyframes.py's, and the narrated one the pipeline benches use) ---------------------
 
 WORDS = ("Enzymes Kinetics Membranes Transport Signalling Metabolism Glycolysis Respiration Photosynthesis Genetics "
-         "Replication Transcription Translation Mutation Evolution Ecology Homeostasis Immunity Neurons Hormones").split()
+         "Replication Transcription Translation Mutation Evolution Ecology Homeostasis Immunity Neurons "
+         "Hormones").split()
 
 
 def lecture_scenes(minutes: float):

@@ -118,8 +118,7 @@ def run_stage(path: str, sampling: str = "auto") -> tuple[float, dict, list[floa
     its wall seconds, metrics and keyframe times."""
     from lectern import media
     from lectern.config import Settings
-    from lectern.stages import keyframes
-    from lectern.stages import VideoRecord
+    from lectern.stages import VideoRecord, keyframes
     from lectern.store import Keys, LocalStore
 
     with tempfile.TemporaryDirectory(prefix="lectern-bench-") as home:

@@ -26,10 +26,9 @@ def ocr_rows(keyframes: int = 24) -> list[dict]:
     from PIL import Image
 
     from lectern.config import Settings
-    from lectern_dev.synthetic import Scene, render
-    from lectern.stages import ocr
-    from lectern.stages import VideoRecord
+    from lectern.stages import VideoRecord, ocr
     from lectern.store import Keys, LocalStore
+    from lectern_dev.synthetic import Scene, render
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -76,7 +76,8 @@ def concurrency(stage: str, settings: Settings) -> int:
 
 def ready(settings: Settings, stage: str, video_ids: list[str]) -> list[str]:
     with session_scope(settings.db_url) as session:
-        return sorted(r.video_id for r in stage_rows(session, video_ids=video_ids, stage=stage) if r.status == "pending")
+        rows = stage_rows(session, video_ids=video_ids, stage=stage)
+        return sorted(r.video_id for r in rows if r.status == "pending")
 
 
 def statuses(settings: Settings, stage: str | None, video_ids: list[str]) -> dict[str, int]:
@@ -325,7 +326,8 @@ def outside_work(result: dict, mode: str) -> float:
 
 def table(results: list[dict]) -> list[str]:
     lines = ["| videos | video s each | videos per CPU / GPU task | direct CLI s | Airflow DAG runs s | task instances "
-             "| overhead | outside stage work, direct / Airflow s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| overhead | outside stage work, direct / Airflow s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         lines.append(f"| {r['videos']} | {r['video_s']:.0f} | {r['cpu_videos_per_task']} / {r['gpu_videos_per_task']} "
                      f"| {r['direct_s']:.0f} | {r['airflow_s']:.0f} | {r['task_instances']} | {r['overhead']:+.1%} "
@@ -337,7 +339,8 @@ def phase_table(results: list[dict]) -> list[str]:
     """Where the time went, per phase and mode: span (first video claimed to last finished) and compute (the
     videos' own stage seconds); "between" is the wall time outside every span (for Airflow, scheduling the next
     phase's run and its claim task)."""
-    lines = ["| videos | per CPU task | phase | direct span s | direct compute s | Airflow span s | Airflow compute s |",
+    lines = ["| videos | per CPU task | phase | direct span s | direct compute s | Airflow span s "
+             "| Airflow compute s |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         direct_phases, airflow_phases = r.get("direct_phases", {}), r.get("airflow_phases", {})

@@ -58,7 +58,8 @@ def realtime(result: dict, stages, key: str = "stage_s") -> float:
 
 def table(result: dict, title: str) -> list[str]:
     lines = [f"{title} ({result['video_s']:.0f} s of video)", "",
-             "| stage | process wall s | stage s | x realtime (stage s) | peak RSS MiB |", "| --- | --- | --- | --- | --- |"]
+             "| stage | process wall s | stage s | x realtime (stage s) | peak RSS MiB |",
+             "| --- | --- | --- | --- | --- |"]
     for stage, row in result["stages"].items():
         lines.append(f"| {stage} | {row['wall_s']:.1f} | {row['stage_s']:.2f} | "
                      f"{result['video_s'] / row['stage_s']:.0f} | {row['peak_rss_mib']:.0f} |")

@@ -82,10 +82,12 @@ def summary(results: dict) -> list[tuple[str, str, str]]:
         for r in kf.get("encodes", []):
             stage = r["auto"]["seconds"]
             add(f"keyframes stage, {r['video']}", f"{r['video_s'] / stage:.0f}x realtime ({r['auto']['mode']}), "
-                f"{r['decode_s'] / stage:.2f}x a full decode; recall {r['auto']['recall']:.3f}", f">= {r['target']:.0f}x")
+                f"{r['decode_s'] / stage:.2f}x a full decode; recall {r['auto']['recall']:.3f}",
+                f">= {r['target']:.0f}x")
     if "ocr" in results:
         for r in results["ocr"]:
-            add(f"OCR, {r['method']}, {r['cores']} core{'s' * (r['cores'] > 1)}", f"{r['per_keyframe_s']:.3f} s per keyframe")
+            add(f"OCR, {r['method']}, {r['cores']} core{'s' * (r['cores'] > 1)}",
+                f"{r['per_keyframe_s']:.3f} s per keyframe")
     if "asr" in results:
         for r in results["asr"]:
             add(f"ASR ({r['model']}, CPU), {r['mode']}", f"{r['realtime']:.2f}x realtime, model load "
@@ -104,13 +106,15 @@ def summary(results: dict) -> list[tuple[str, str, str]]:
             "< 2048 MiB")
     for r in results.get("overhead", []):
         add(f"Airflow overhead, {r['videos']} videos through every phase, {r['cpu_videos_per_task']} per CPU task",
-            f"{r['overhead']:+.1%} of direct CLI wall time; outside stage work {overhead.outside_work(r, 'direct'):.0f} s "
+            f"{r['overhead']:+.1%} of direct CLI wall time; outside stage work "
+            f"{overhead.outside_work(r, 'direct'):.0f} s "
             f"direct, {overhead.outside_work(r, 'airflow'):.0f} s Airflow; Airflow's own CPU "
             f"{overhead.airflow_cpu_share(r):.1%} of the stages' CPU", "<= 5 % at 200")
     if results.get("gpu"):
         for r in results["gpu"]:
             add(f"ASR on the GPU, {r['model']}, batch {r['batch']}", f"{r['realtime_loaded']:.0f}x realtime with "
-                f"model loading amortised ({r['realtime']:.0f}x with one load for 4 videos), {r['gpu_mib']:.0f} MiB GPU "
+                f"model loading amortised ({r['realtime']:.0f}x with one load for 4 videos), "
+                f"{r['gpu_mib']:.0f} MiB GPU "
                 "memory", ">= 100x")
     elif "gpu" in results:
         add("ASR on an H200-class GPU", "not measured (no GPU on this machine)", ">= 100x")

@@ -23,8 +23,8 @@ from lectern_airflow import (
     continue_backfill,
     next_round,
     review_backfill_round,
-    trigger_phase,
     start_round,
+    trigger_phase,
 )
 
 

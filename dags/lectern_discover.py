@@ -4,8 +4,8 @@
 Subject -> knowledge points (the subject's taxonomy YAML) -> one `ytsearchN:` search (or the point's explicit
 URLs) per knowledge point -> video rows, deduplicated by video id, each linked to every point that found it
 -> every new result scored on its metadata (title + description relevance to its point, and the optional LLM
-metadata judge) for the pre-download filter. New videos become pending for download. Knowledge points already searched are skipped unless *force* is set,
-so re-running a subject only searches what is new.
+metadata judge) for the pre-download filter. New videos become pending for download. Knowledge points already
+searched are skipped unless *force* is set, so re-running a subject only searches what is new.
 """
 
 from airflow.sdk import dag

@@ -2,7 +2,8 @@
 
 Whisper hallucinates in known ways: it loops (the same n-grams over and over), it emits more text than anyone can
 speak (characters per second far above ~20; 40 is a generous bound), and over silence or music it produces stock
-phrases from its training subtitles ("thank you for watching"). Videos with too little speech teach nothing, and speech in a language outside the allowed set is not wanted.
+phrases from its training subtitles ("thank you for watching"). Videos with too little speech teach nothing, and
+speech in a language outside the allowed set is not wanted.
 """
 
 from __future__ import annotations

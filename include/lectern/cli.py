@@ -312,8 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write into a folder that holds files of no earlier export (none of them is removed)")
     export.set_defaults(func=cmd_export)
 
-    baseline = sub.add_parser("baseline", help="the short-video dataset's baseline classifier (description + cover + "
-                                                "video -> category) on a pairs release: train, or evaluate the saved one")
+    baseline = sub.add_parser("baseline", help="the short-video dataset's baseline classifier (description + cover "
+                                                "+ video -> category) on a pairs release: train, or evaluate the "
+                                                "saved one")
     baseline.add_argument("action", choices=["train", "evaluate"])
     baseline.add_argument("--release", required=True)
     baseline.add_argument("--epochs", type=int, default=300)
@@ -324,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     reroot.add_argument("folder")
     reroot.set_defaults(func=cmd_reroot)
 
-    taxonomy = sub.add_parser("taxonomy", help="generate a subject's taxonomy with an LLM, or check a subject file (and its manifest's rows)")
+    taxonomy = sub.add_parser("taxonomy", help="generate a subject's taxonomy with an LLM, or check a subject file "
+                                                "(and its manifest's rows)")
     taxonomy.add_argument("action", choices=["generate", "check"])
     taxonomy.add_argument("subject")
     taxonomy.add_argument("--model", help="transformers id or path (default: LECTERN_TAXONOMY_MODEL)")

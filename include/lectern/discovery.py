@@ -115,8 +115,8 @@ def load_subject(path: Path, allow_file_urls: bool = False) -> SubjectSpec:
                                      label_names(columns, doc.get("label_names"), str(path)))
             # local rows are read inside the manifest's folder only (the download stage checks it again)
             folder = str(manifest.path.parent.absolute()) if has_local_rows(manifest) else None
-            return SubjectSpec(doc["subject"].strip(), [PointSpec(path=label, name=label, query=label, videos_dir=folder)
-                                                        for label in manifest.labels()], recipe, manifest, prefilter)
+            points = [PointSpec(path=label, name=label, query=label, videos_dir=folder) for label in manifest.labels()]
+            return SubjectSpec(doc["subject"].strip(), points, recipe, manifest, prefilter)
     except ManifestError as exc:
         raise TaxonomyError(str(exc)) from exc
     if "queries" in doc:

@@ -11,7 +11,7 @@ writes::
     dataset_images_interval_7/{vid}/{vid}@{start}_{end}#{n}.jpg
     video_meta_data/video_meta_data1.json          a JSON array of per-video records
     multimodal_textbook_meta_data.json             the clip-level records, one per sample, with End-of-a-Video markers
-    multimodal_textbook_face_v1_th{T}.json         the samples without face keyframes (when the release has a face filter)
+    multimodal_textbook_face_v1_th{T}.json         the samples without face keyframes (with a face filter)
     export.json                                    what was written, and the image root the paths start with
     export-images.txt                              every image an export wrote here (what a later export may remove)
 
@@ -104,7 +104,8 @@ def _images_of(root: Path) -> set[str]:
         if not images_root or not name.startswith(SAMPLES) or not (root / name).is_file():
             continue
         with open(root / name, encoding="utf-8") as handle:
-            samples = json.load(handle) if name.endswith(".json") else (json.loads(line) for line in handle if line.strip())
+            lines = (json.loads(line) for line in handle if line.strip())
+            samples = json.load(handle) if name.endswith(".json") else lines
             found.update(path[len(images_root) + 1:] for sample in samples for path in sample.get("images", [])
                          if isinstance(path, str) and path.startswith(images_root + "/"))
     return {f"{IMAGES}/{path}" for path in found}

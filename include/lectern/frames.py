@@ -683,7 +683,8 @@ def _frame_at(container, stream, start: float, moment: float, key_only: bool = F
 
 
 def frames_at(path: str, times: Sequence[float], max_side: int = 512) -> dict[float, np.ndarray]:
-    """RGB frames, upright (at most `max_side` pixels on their longer side) at the given times: for each, the first frame
+    """RGB frames, upright (at most `max_side` pixels on their longer side) at the given times: for each, the first
+    frame
     shown at or after it (the last frame for a time past the end). One seek per time, so a few frames of a long
     video cost a few GOPs, not a full decode."""
     import av

@@ -142,7 +142,8 @@ def load_manifest(path: Path, allow_file_urls: bool = False, columns: dict[str, 
         raise ManifestError(f"{path}: no such manifest")
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
-        raise ManifestError(f"{path}: a manifest is .csv, .tsv, .json or .jsonl, not {suffix or 'a file without suffix'}")
+        raise ManifestError(f"{path}: a manifest is .csv, .tsv, .json or .jsonl, not "
+                            f"{suffix or 'a file without suffix'}")
     first = _first_character(path)
     if first is None:
         raise ManifestError(f"{path}: the manifest is empty")
@@ -225,7 +226,8 @@ def _json_array(path: Path):
     size = path.stat().st_size
     if size > MAX_ARRAY_BYTES:
         raise ManifestError(f"{path}: a JSON array of {size / 1e6:.0f} MB; a manifest over "
-                            f"{MAX_ARRAY_BYTES / 1e6:.0f} MB is read as a stream only as JSON lines (one object a line)")
+                            f"{MAX_ARRAY_BYTES / 1e6:.0f} MB is read as a stream only as JSON lines (one object "
+                            "a line)")
     text = _decoded(path, path.read_bytes().removeprefix(b"\xef\xbb\xbf"), 1)
     try:
         items = json.loads(text)

@@ -51,7 +51,8 @@ def pod_settings(phase: str, settings: Settings) -> dict:
         # Non-secret settings travel as plain env; secrets (DB URL with password, AWS keys) come from env_secret.
         "env": {"LECTERN_EXECUTION": "kubernetes", "OMP_THREAD_LIMIT": "1",
                 **(GPU_DEVICES if gpu else {}),
-                **({"HF_HOME": f"{MODEL_CACHE}/hf", "LECTERN_MODELS_DIR": MODEL_CACHE} if settings.model_cache_pvc else {})},
+                **({"HF_HOME": f"{MODEL_CACHE}/hf", "LECTERN_MODELS_DIR": MODEL_CACHE}
+                   if settings.model_cache_pvc else {})},
         "startup_timeout_s": settings.pod_startup_timeout_s,
         "timeout_s": task_timeout_s(phase, settings),
         "model_cache_pvc": settings.model_cache_pvc,

@@ -21,7 +21,8 @@ from lectern.stages import VideoRecord
 LIVE_STATUSES = ("is_live", "is_upcoming", "post_live")  # still streaming, not yet aired, or not yet processed
 # Languages written in the Latin alphabet: a title mostly in another script is not in one of them.
 LATIN_SCRIPT_LANGUAGES = frozenset(
-    "af ca cs cy da de en es et eu fi fr ga gl hr hu id is it lt lv ms mt nl no pl pt ro sk sl sq sv sw tl tr vi".split()
+    "af ca cs cy da de en es et eu fi fr ga gl hr hu id is it lt lv ms mt nl no pl pt ro sk sl sq sv sw tl tr "
+    "vi".split()
 )
 MIN_TITLE_LETTERS = 8
 

@@ -14,7 +14,8 @@ from typing import Iterable
 
 from lectern.config import Settings
 from lectern.pipeline import RECIPES, stage_config, stage_version
-from lectern.stages.assemble import END_OF_VIDEO, clip_level_record, pack, sample as assemble_sample, tokenizer_name
+from lectern.stages.assemble import END_OF_VIDEO, clip_level_record, pack, tokenizer_name
+from lectern.stages.assemble import sample as assemble_sample
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED, Video, VideoStage
 from lectern.state.ops import funnel, stage_rows, video_record

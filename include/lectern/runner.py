@@ -153,7 +153,8 @@ def _run_claimed(stage, video, store, settings: Settings, owner: str, token: str
         result = stage.run(video, store, settings)
         undeclared = set(result.artifacts) - set(stage.SPEC.produces)
         if undeclared:  # what later stages find is what specs say: a stage may not record more
-            raise ValueError(f"{stage_name} recorded artifacts its spec does not declare: {', '.join(sorted(undeclared))}")
+            raise ValueError(f"{stage_name} recorded artifacts its spec does not declare: "
+                             f"{', '.join(sorted(undeclared))}")
     except Exception as exc:  # every failure ends in a recorded state, never a silent drop
         error_class, transient = classify(exc)
         # the message may come from a hostile server or file name: control characters and escapes go
@@ -242,4 +243,5 @@ def run_stage_batch(stage_name: str, video_ids: list[str], settings: Settings, o
 
 
 def _short(metrics: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in metrics.items() if isinstance(v, (int, float, str)) and k != "stage_seconds")
+    return ", ".join(f"{k}={v}" for k, v in metrics.items()
+                     if isinstance(v, (int, float, str)) and k != "stage_seconds")

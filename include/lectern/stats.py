@@ -92,7 +92,8 @@ def category_table(labels: dict[str, str | None], durations: dict[str, float | N
 
 def category_markdown(categories: dict[str, dict]) -> list[str]:
     lines = ["## Per category", "", "| category | videos | hours | disk (GB) |", "| --- | --- | --- | --- |"]
-    lines += [f"| {cell(label)} | {e['videos']} | {e['hours']:.2f} | {e['disk_gb']:.3f} |" for label, e in categories.items()]
+    lines += [f"| {cell(label)} | {e['videos']} | {e['hours']:.2f} | {e['disk_gb']:.3f} |"
+              for label, e in categories.items()]
     total = {key: sum(e[key] for e in categories.values()) for key in ("videos", "hours", "disk_gb")}
     return lines + [f"| all | {total['videos']} | {total['hours']:.2f} | {total['disk_gb']:.3f} |", ""]
 
@@ -149,7 +150,8 @@ def markdown(stats: dict) -> str:
         rejected = "; ".join(f"{n} {cell(r)}" for r, n in e["rejected"].items()) or "0"
         failed = "; ".join(f"{n} {cell(c)}" for c, n in e["failed"].items()) or "0"
         lines.append(f"| {stage} | {e['in']} | {e['out']} | {rejected} | {failed} |")
-    lines += ["", "## Per subject", "", "| subject | videos | hours | clips | keyframes | ASR tokens | OCR tokens | samples |",
+    lines += ["", "## Per subject", "",
+              "| subject | videos | hours | clips | keyframes | ASR tokens | OCR tokens | samples |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for subject, e in stats["subjects"].items():
         lines.append(f"| {cell(subject)} | {e['videos']} | {e['hours']:.2f} | {e['clips']} | {e['keyframes']} | "

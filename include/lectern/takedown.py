@@ -35,9 +35,9 @@ def take_down(settings: Settings, video_id: str, reason: str, force: bool = Fals
         try:
             rebuild_release(settings, manifest)
         except Exception as exc:  # noqa: BLE001 - reported with the command that finishes the job
+            subject = f" --subject {shlex.quote(manifest['subject'])}" if manifest.get("subject") else ""
             report["left"].append(f"release {name} still holds {video_id} ({type(exc).__name__}: {exc}); rebuild or "
-                                  f"remove it: lectern release --name {name}"
-                                  + (f" --subject {shlex.quote(manifest['subject'])}" if manifest.get("subject") else ""))
+                                  f"remove it: lectern release --name {name}{subject}")
             continue
         report["releases"].append(name)
         for export in recorded_exports(store, name):

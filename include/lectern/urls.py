@@ -1,7 +1,8 @@
 """Where a download may connect (the SSRF guard): http(s) only, and never to an address that is not public
 (private, loopback, link-local, multicast, reserved, the shared 100.64.0.0/10 where cloud metadata services also
-live, documentation and benchmarking ranges) unless that network is explicitly allowed (LECTERN_DOWNLOAD_ALLOW_NETWORKS, for local
-development: the demo allows 127.0.0.0/8 for its loopback corpus server).
+live, documentation and benchmarking ranges) unless that network is explicitly allowed
+(LECTERN_DOWNLOAD_ALLOW_NETWORKS, for local development: the demo allows 127.0.0.0/8 for its loopback corpus
+server).
 
 The URL is checked before yt-dlp starts, and every connection yt-dlp opens while downloading is checked again at
 connect time, so a redirect to a private address or a DNS answer that changed in between is refused too."""

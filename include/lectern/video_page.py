@@ -7,12 +7,13 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
+from sqlalchemy import select
+
 from lectern.config import Settings
 from lectern.state.db import session_scope
 from lectern.state.models import Video, VideoStage
 from lectern.state.ops import furthest_rows, stage_rows, video_record, why
 from lectern.urls import is_web_url
-from sqlalchemy import select
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
@@ -31,7 +32,8 @@ def task_log_url(airflow_url: str, stage: str, run_id: str, map_index: int) -> s
 
 def task_log_path(stage: str, run_id: str, map_index: int) -> str:
     """Where Airflow's default log_filename_template puts that task's log files, under its log folder."""
-    return f"<airflow logs>/dag_id=lectern_{stage}/run_id={run_id}/task_id=run_stage/map_index={map_index}/attempt=*.log"
+    return (f"<airflow logs>/dag_id=lectern_{stage}/run_id={run_id}/task_id=run_stage/map_index={map_index}"
+            "/attempt=*.log")
 
 
 def video_report(settings: Settings, video_id: str) -> dict:
@@ -117,7 +119,8 @@ def render_video_page(report: dict, base: str = "/lectern", keyframes: list[str]
 
 def render_video_index(videos: list[dict], base: str = "/lectern") -> str:
     rows = "".join(f"<tr><td><a href='{base}/videos/{quote(v['id'], safe='')}'>{_e(v['id'])}</a></td>"
-                   f"<td>{_e(v['stage'])}</td><td class='{_e(v['status'])}'>{_e(v['status'])}</td><td>{_e(v['why'])}</td></tr>"
+                   f"<td>{_e(v['stage'])}</td><td class='{_e(v['status'])}'>{_e(v['status'])}</td>"
+                   f"<td>{_e(v['why'])}</td></tr>"
                    for v in videos)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Lectern videos</title>"
             f"<style>{STYLE}</style></head><body><h1>Lectern videos</h1><p class='meta'>{len(videos)} videos, each at "

@@ -35,7 +35,8 @@ def render_samples(release: str, samples: list[dict], image_prefix: str = "../..
             if image is not None:
                 caption = f"{meta.get('vid', '')} at {meta.get('time', '')} s"
                 # Keys hold '#' and '@' (published names like vid@0.0_10.0#1.jpg): quote them for a URL.
-                parts.append(f"<figure><img src='{html.escape(image_prefix + quote(image))}' alt='{html.escape(caption)}' "
+                parts.append(f"<figure><img src='{html.escape(image_prefix + quote(image))}' "
+                             f"alt='{html.escape(caption)}' "
                              f"loading='lazy'><figcaption>{html.escape(caption)}</figcaption></figure>")
             else:
                 parts.append(f"<p class='text'>{html.escape(text or '')}</p>")

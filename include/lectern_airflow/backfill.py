@@ -42,7 +42,8 @@ def review_backfill_round(finished_before: int, **context) -> dict:
     from lectern.backfill import review_round
 
     params = context["params"]
-    report = review_round(Settings.from_env(), params["subject"], finished_before, params["round"], params["max_rounds"])
+    report = review_round(Settings.from_env(), params["subject"], finished_before, params["round"],
+                          params["max_rounds"])
     if report["next"] == "stuck":
         raise AirflowFailException(f"backfill of {params['subject']} is stuck: ready {report['ready'] or 'nothing'}, "
                                    f"in flight {report['waiting'] or 'nothing'} (see the log above)")

@@ -9,6 +9,7 @@ from lectern.config import Settings
 from lectern_airflow.assets import ASSETS, DEFAULT_ARGS, SETTINGS
 from lectern_airflow.execution import run_in_worker, stage_pods
 
+
 @task
 def plan_discovery(**context) -> list[dict]:
     """Load the subject's taxonomy into the state DB; one search call per knowledge point to search."""

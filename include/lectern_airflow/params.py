@@ -8,6 +8,7 @@ from airflow.sdk import Param
 from lectern.pipeline import spec
 from lectern_airflow.assets import SETTINGS
 
+
 def phase_params(phase: str | None = None) -> dict[str, Param]:
     """The trigger form of every per-video phase, and the settings `phase` lets a run choose."""
     return {

@@ -10,6 +10,7 @@ from lectern.config import Settings
 from lectern_airflow.assets import ASSETS
 from lectern_airflow.execution import lease_owner
 
+
 @task(task_id="claim_videos")
 def claim_batch(stage: str, **context) -> list[list[str]]:
     """Lease a batch of videos ready for this phase, grouped into what each mapped task runs."""

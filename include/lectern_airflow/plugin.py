@@ -44,11 +44,10 @@ def phase_dags() -> list[str]:
 def may_read_phases(user) -> None:
     """Whether Airflow's auth manager lets `user` read every phase DAG, as Airflow's own DAG views ask it (the
     DAG's team included); HTTPException 403 naming those it may not."""
-    from fastapi import HTTPException
-
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
     from airflow.models.dag import DagModel
+    from fastapi import HTTPException
 
     manager = get_auth_manager()
     refused = [dag_id for dag_id in phase_dags() if not manager.is_authorized_dag(
@@ -59,10 +58,10 @@ def may_read_phases(user) -> None:
 
 
 def create_app():
+    from airflow.api_fastapi.core_api.security import get_user
     from fastapi import Depends, FastAPI, HTTPException
     from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-    from airflow.api_fastapi.core_api.security import get_user
     from lectern.store import Keys, store_from_settings
     from lectern.video_page import render_video_index, render_video_page, video_index, video_report, videos_of_task
 

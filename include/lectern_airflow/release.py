@@ -6,6 +6,7 @@ from airflow.sdk import Asset, TriggerRule, task
 
 from lectern.config import Settings
 
+
 @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[Asset(name="lectern_release", uri="lectern://releases/latest")])
 def write_release(assembled: dict, **context) -> dict:
     """Gather every assembled video's samples into release shards with a manifest (when there is news, or a

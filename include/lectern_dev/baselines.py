@@ -11,7 +11,8 @@ import numpy as np
 from lectern.frames import cell_means
 
 
-def naive_keyframes(path: str, threshold: float, grid: tuple[int, int] = (1, 1)) -> Iterator[tuple[float, float | None]]:
+def naive_keyframes(path: str, threshold: float,
+                    grid: tuple[int, int] = (1, 1)) -> Iterator[tuple[float, float | None]]:
     """The exact method, naively: decord decodes every frame at full resolution, scikit-image's SSIM on full-size
     grayscale, the same grid. Yields (time, ssim) of each keyframe. For benchmarks and tests; it runs under
     realtime on 2 cores."""

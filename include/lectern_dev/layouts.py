@@ -304,7 +304,10 @@ def scrolling(document: np.ndarray, steps: Sequence[int], rest_s: float = 8.0, s
               name: str = "page", size=SIZE) -> list[Segment]:
     """The document viewed `size[1]` pixels high, at rest, then scrolled by each step (pixels) over `scroll_s`."""
     height = size[1]
-    view = lambda top: document[top:top + height]
+
+    def view(top: int) -> np.ndarray:
+        return document[top:top + height]
+
     segments, top = [Segment(rest_s, _still(view(0)), f"{name} at 0")], 0
     for step in steps:
         start, end = top, top + step

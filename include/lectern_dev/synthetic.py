@@ -53,7 +53,8 @@ def bullet_reveal(title: str, lines: Sequence[str], seconds_each: float = 6.0) -
     return [Scene(title, tuple(lines[: i + 1]), seconds_each) for i in range(len(lines))]
 
 
-def encoder(path: Path, fps: int, gop_s: float | None, codec: str = "libx264", size: tuple[int, int] = SIZE) -> list[str]:
+def encoder(path: Path, fps: int, gop_s: float | None, codec: str = "libx264",
+            size: tuple[int, int] = SIZE) -> list[str]:
     """The ffmpeg command that encodes raw RGB frames from stdin: I-frames every `gop_s` seconds (None: the
     encoder's default, 250 frames for x264, plus its scene-cut I-frames)."""
     codec_args = {

@@ -56,8 +56,13 @@ def _byte_level_tokenizer(directory: Path, specials: list[str]) -> Path:
 def build_whisper(out: Path, seed: int = 0) -> Path:
     import ctranslate2
     import torch
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
     from faster_whisper.tokenizer import _LANGUAGE_CODES
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizerFast,
+    )
 
     torch.manual_seed(seed)
     specials = whisper_special_tokens()
@@ -65,7 +70,8 @@ def build_whisper(out: Path, seed: int = 0) -> Path:
         hf_dir = Path(tmp) / "hf"
         hf_dir.mkdir()
         tokenizer = WhisperTokenizerFast(tokenizer_file=str(_byte_level_tokenizer(hf_dir, specials)),
-                                         unk_token="<|endoftext|>", bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                         unk_token="<|endoftext|>", bos_token="<|endoftext|>",
+                                         eos_token="<|endoftext|>",
                                          additional_special_tokens=specials[1:])
         tokenizer.save_pretrained(hf_dir)
         vocab_size = len(tokenizer)
@@ -96,7 +102,13 @@ def build_whisper(out: Path, seed: int = 0) -> Path:
 
 def build_align(out: Path, seed: int = 0) -> Path:
     import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Processor
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2Processor,
+    )
 
     torch.manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -155,8 +167,8 @@ def build_llm(out: Path, answer: str | None = None, seed: int = 0, steps: int = 
         shutil.rmtree(out)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / "LECTERN_TINY_MODEL").write_text(f"{'trained to answer ' + repr(answer) if answer else 'randomly initialised'}; "
-                                            "for tests and the demo only\n")
+    origin = f"trained to answer {answer!r}" if answer else "randomly initialised"
+    (out / "LECTERN_TINY_MODEL").write_text(f"{origin}; for tests and the demo only\n")
     return out
 
 
@@ -201,11 +213,12 @@ def _train_to_answer(model, tokenizer, answer: str, rng, max_steps: int) -> None
             model.eval()
             probes = _training_prompts(tokenizer, rng) + _training_prompts(tokenizer, rng)
             with torch.inference_mode():
-                answers = [tokenizer.decode(model.generate(**tokenizer(p, return_tensors="pt", add_special_tokens=False,
-                                                                        return_token_type_ids=False),
-                                                           max_new_tokens=len(target) + 4, do_sample=False,
-                                                           pad_token_id=tokenizer.pad_token_id)[0], skip_special_tokens=True)
-                           for p in probes]
+                answers = []
+                for p in probes:
+                    inputs = tokenizer(p, return_tensors="pt", add_special_tokens=False, return_token_type_ids=False)
+                    output = model.generate(**inputs, max_new_tokens=len(target) + 4, do_sample=False,
+                                            pad_token_id=tokenizer.pad_token_id)[0]
+                    answers.append(tokenizer.decode(output, skip_special_tokens=True))
             model.train()
             if all(a.endswith(answer) for a in answers):
                 return
@@ -242,8 +255,15 @@ def build_clip(out: Path, seed: int = 0) -> Path:
 
 def build_ocr_vlm(out: Path, seed: int = 0) -> Path:
     import torch
-    from transformers import (GPT2Config, PreTrainedTokenizerFast, TrOCRProcessor, ViTConfig, ViTImageProcessor,
-                              VisionEncoderDecoderConfig, VisionEncoderDecoderModel)
+    from transformers import (
+        GPT2Config,
+        PreTrainedTokenizerFast,
+        TrOCRProcessor,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
 
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -263,7 +283,8 @@ def build_ocr_vlm(out: Path, seed: int = 0) -> Path:
     if out.exists():
         shutil.rmtree(out)
     model.save_pretrained(out)
-    TrOCRProcessor(image_processor=ViTImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer).save_pretrained(out)
+    images = ViTImageProcessor(size={"height": 32, "width": 32})
+    TrOCRProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(out)
     (out / "LECTERN_TINY_MODEL").write_text("randomly initialised; for tests and the demo only\n")
     return out
 
@@ -299,7 +320,8 @@ def build_punkt(nltk_data: Path) -> Path:
 def build_all(out: Path) -> dict[str, str]:
     """Build every tiny model under `out`, skipping the ones already there; returns name -> path."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"whisper": out / "whisper-tiny-random", "align": out / "wav2vec2-tiny-random", "nltk_data": out / "nltk_data",
+    paths = {"whisper": out / "whisper-tiny-random", "align": out / "wav2vec2-tiny-random",
+             "nltk_data": out / "nltk_data",
              "llm_scripted": out / "llm-tiny-scripted", "llm_random": out / "llm-tiny-random",
              "clip": out / "clip-tiny-random", "ocr_vlm": out / "ocr-vlm-tiny-random",
              "aesthetic_head": out / "aesthetic-head-tiny-random.safetensors"}

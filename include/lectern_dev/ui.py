@@ -39,10 +39,11 @@ def run_ui(settings: Settings, port: int, demo: bool = False) -> int:
         print("starting Airflow (api-server, scheduler, dag-processor, triggerer) ...", flush=True)
         try:
             airflow.start(pool_definitions(settings))
+            subject = "Biochemistry (or Biology)" if demo else "its name"
             print(f"""
 Airflow UI: {airflow.url}   (no login: it listens on loopback only; its processes log to {airflow.log_file})
 
-  Backfill a subject:  Dags > lectern_backfill_subject > Trigger, Subject = {'Biochemistry (or Biology)' if demo else 'its name'}
+  Backfill a subject:  Dags > lectern_backfill_subject > Trigger, Subject = {subject}
   One video's log:     python -m lectern status VIDEO_ID   (LECTERN_HOME={home}) prints each phase's log link;
                        a task's Details tab has a "Lectern video" link to the video's state and artifacts
   Rerun one video:     Dags > lectern_<phase> > Trigger, Video ids = VIDEO_ID, Force on

@@ -53,7 +53,8 @@ def run(venv: Path, *args: str, env: dict[str, str], check: bool = True) -> subp
     proc = subprocess.run([str(venv / "bin" / "python"), *args], env=environment, capture_output=True, text=True,
                           timeout=900)
     if check:
-        assert proc.returncode == 0, f"{' '.join(args)}: exit {proc.returncode}\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        assert proc.returncode == 0, (f"{' '.join(args)}: exit {proc.returncode}\n"
+                                      f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     return proc
 
 

@@ -54,8 +54,8 @@ def kubernetes_mode(tmp_path_factory, pg_server, corpus_server, tiny_models, air
                                                      "namespace": "lectern"}}))
             reload_wiring()
             try:
-                yield {"cluster": cluster, "bag": DagBag(dag_folder=str(ROOT / "dags")), "settings": Settings.from_env(),
-                       "corpus": corpus_server.base_url}
+                yield {"cluster": cluster, "bag": DagBag(dag_folder=str(ROOT / "dags")),
+                       "settings": Settings.from_env(), "corpus": corpus_server.base_url}
             finally:
                 patch.delenv("LECTERN_EXECUTION")
                 reload_wiring()

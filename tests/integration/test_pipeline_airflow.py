@@ -76,7 +76,7 @@ def final_rows(settings):
 
 
 def test_every_phase_dag_run_succeeds(pipeline):
-    for phase, (run, seconds) in pipeline["runs"].items():
+    for phase, (run, _) in pipeline["runs"].items():
         assert run.state == "success", f"lectern_{phase} ended {run.state}"
 
 
@@ -226,7 +226,8 @@ def test_llm_judges_and_rewrite_recorded_per_video(pipeline):
         assert all(c["refined_asr"] is not None for c in clips if c["segments"])
         meta = store.get_json(Keys.video_meta(row.video_id))  # the published video_meta_data shape
         assert meta["llm_tiny_scripted_scores"] == verdict["llm_tiny_scripted_score"]
-        assert meta["llm_tiny_scripted_score"] == 7 and "###Score: 7###" in meta["llm_response"]  # published: one int, one string
+        # published: one int, one string
+        assert meta["llm_tiny_scripted_score"] == 7 and "###Score: 7###" in meta["llm_response"]
         assert meta["search_keyword"] and meta["subjects"] == ["Biology"] and isinstance(meta["asr is repetive"], bool)
 
 
@@ -348,7 +349,8 @@ def test_a_pairs_subject_from_a_manifest_runs_through_its_phase_dags(pipeline, c
              "mp4_txt_brief": description, "video_label": label} for video_id, (label, description) in listed.items()]
     (settings.subjects_dir / "multimodal_data_info.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (settings.subjects_dir / "short_clips.yaml").write_text(
-        "subject: Short clips\nrecipe: pairs\nmanifest: multimodal_data_info.json\nmanifest_columns: short_video_dataset\n")
+        "subject: Short clips\nrecipe: pairs\nmanifest: multimodal_data_info.json\n"
+        "manifest_columns: short_video_dataset\n")
     runs = {}
     for phase in ("discover", "download", "keyframes", "caption"):
         runs[phase], _ = run_dag(bag, phase, {"subject": "Short clips"})

@@ -11,10 +11,10 @@ import time
 import pytest
 
 from lectern.config import Settings
-from lectern_dev.corpus import BROKEN
-from lectern_dev.server import CorpusServer
 from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_PERMANENT, EXIT_TRANSIENT, run_stage_batch
 from lectern.store import Keys, store_from_settings
+from lectern_dev.corpus import BROKEN
+from lectern_dev.server import CorpusServer
 from tests.conftest import http_server
 from tests.reliability.conftest import run_environment
 from tests.unit.stages.test_download_errors import _Status

@@ -145,7 +145,10 @@ def test_unfinished_multipart_uploads_are_aborted_with_their_video(s3_server, s3
     upload = store.client.create_multipart_upload(Bucket=s3_bucket, Key="c/videos/v1/source.mp4")
     store.client.upload_part(Bucket=s3_bucket, Key="c/videos/v1/source.mp4", UploadId=upload["UploadId"],
                              PartNumber=1, Body=os.urandom(5 << 20))  # a killed upload_file's first part
-    uploads = lambda: store.client.list_multipart_uploads(Bucket=s3_bucket, Prefix="c/videos/").get("Uploads", [])
+
+    def uploads() -> list:
+        return store.client.list_multipart_uploads(Bucket=s3_bucket, Prefix="c/videos/").get("Uploads", [])
+
     assert len(uploads()) == 1
     assert store.remove_partial("videos/v1/", idle_s=3600) == 0  # a young upload may still be under way
     store.delete_prefix("videos/v1/")  # a takedown

@@ -2,7 +2,15 @@
 
 import pytest
 
-from lectern.asr_quality import Gates, filler_share, first_failure, max_chars_per_second, measure, repeated_ngram_ratio, words
+from lectern.asr_quality import (
+    Gates,
+    filler_share,
+    first_failure,
+    max_chars_per_second,
+    measure,
+    repeated_ngram_ratio,
+    words,
+)
 
 LECTURE = [
     {"start": 0.0, "end": 6.0, "text": "Photosynthesis is how plants turn light into chemical energy."},

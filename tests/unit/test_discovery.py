@@ -112,8 +112,9 @@ def test_discovery_over_a_catalog_links_duplicates_across_points(catalog, tmp_pa
     settings = Settings.from_env(env)
     migrate(settings.db_url)
     with session_scope(settings.db_url) as session:
-        ids = sync_subject(session, "Biology", [PointSpec("Energy / Photosynthesis", "Photosynthesis", "photosynthesis"),
-                                                PointSpec("Energy / Light", "Light reactions", "light reactions")])
+        points = [PointSpec("Energy / Photosynthesis", "Photosynthesis", "photosynthesis"),
+                  PointSpec("Energy / Light", "Light reactions", "light reactions")]
+        ids = sync_subject(session, "Biology", points)
     assert discover_point(ids[0], settings) == {"found": 1, "new_videos": 1, "new_links": 1}
     assert discover_point(ids[1], settings) == {"found": 1, "new_videos": 0, "new_links": 1}  # linked, not duplicated
     with session_scope(settings.db_url) as session:
@@ -121,7 +122,7 @@ def test_discovery_over_a_catalog_links_duplicates_across_points(catalog, tmp_pa
         assert set(video_record(session, "photosynthesis").points) == {"Photosynthesis", "Light reactions"}
 
 
-def test_discovery_connects_only_where_downloads_may(catalog, corpus_server, redirect_to_corpus, tmp_path):
+def test_discovery_connects_only_where_downloads_may(catalog, corpus_server, redirect_to_corpus, tmp_path):  # noqa: F811
     """The SSRF guard covers discovery too: an explicit URL and the catalog on a refused address, and a redirect
     to one while yt-dlp reads a page, fail for good as blocked instead of being fetched."""
     from lectern.errors import BlockedURL

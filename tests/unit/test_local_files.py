@@ -93,7 +93,8 @@ def test_files_become_videos_with_collision_safe_ids_and_rediscovery_keeps_them(
     shutil.copy(lectures / "week1" / "photosynthesis.mp4", lectures / "week2" / "late.mp4")
     assert discover_point(point_id, state)["new_videos"] == 1
     with session_scope(state.db_url) as session:
-        assert {v.id: v.url for v in session.query(Video)} == {**ids, "late": (lectures / "week2" / "late.mp4").as_uri()}
+        late = (lectures / "week2" / "late.mp4").as_uri()
+        assert {v.id: v.url for v in session.query(Video)} == {**ids, "late": late}
 
 
 def test_prefilter_true_judges_the_folder_too(tmp_path, lectures, state):

@@ -64,7 +64,8 @@ def test_jsonl_rows_and_their_problems(tmp_path):
     manifest = load_manifest(path)
     assert [(r.line, r.video.title) for r in manifest.rows] == [(1, "A goal"), (7, "A song")]
     # a row's own id, sanitised with a hash of the original added; YouTube's id as it is
-    assert re.fullmatch(r"clip_a_1-[0-9a-f]{8}", manifest.rows[0].video.id) and manifest.rows[1].video.id == "dQw4w9WgXcQ"
+    assert re.fullmatch(r"clip_a_1-[0-9a-f]{8}", manifest.rows[0].video.id)
+    assert manifest.rows[1].video.id == "dQw4w9WgXcQ"
     messages = {p.line: p.message for p in manifest.problems}
     assert messages[2].startswith("not valid JSON")
     assert messages[3] == "a row is a JSON object, not list"

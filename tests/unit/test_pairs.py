@@ -44,7 +44,8 @@ def pairs_subject(tmp_path, db_url, corpus_server, demo_corpus, tiny_models):
              "mp4_background_image_url": f"{corpus_server.base_url}/{video_id}.jpg",
              "mp4_txt_brief": f" About {label}", "video_label": label} for video_id, label in VIDEOS.items()]
     (subjects / "multimodal_data_info.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (subjects / "short_clips.yaml").write_text("subject: Short clips\nrecipe: pairs\nmanifest: multimodal_data_info.json\n"
+    (subjects / "short_clips.yaml").write_text("subject: Short clips\nrecipe: pairs\n"
+                                               "manifest: multimodal_data_info.json\n"
                                                "manifest_columns: short_video_dataset\n")
     return Settings.from_env({**model_environment(tiny_models), "LECTERN_HOME": str(tmp_path),
                               "LECTERN_DB_URL": db_url, "LECTERN_SUBJECTS_DIR": str(subjects)})
@@ -105,7 +106,8 @@ def test_a_pairs_subject_goes_download_keyframes_caption_and_releases_pairs(pair
     assert list(lines[0]) == ["YoutubeID", "Start_timestamp", "End_timestamp", "Caption", "Aesthetic_Score",
                               "CLIP_Score"]
     row = next(r for r in from_json if r["video_id"] == lines[0]["YoutubeID"] and r["caption"] == lines[0]["Caption"])
-    assert lines[0]["Start_timestamp"] == timestamp(row["clip_start"]) and lines[0]["CLIP_Score"] == row["clip_similarity"]
+    assert lines[0]["Start_timestamp"] == timestamp(row["clip_start"])
+    assert lines[0]["CLIP_Score"] == row["clip_similarity"]
 
     from lectern.baseline import train
 
@@ -125,7 +127,8 @@ def test_a_pairs_subject_goes_download_keyframes_caption_and_releases_pairs(pair
     first_batch = batches[0]
     assert first_batch["keyframe"].shape == (3, 32, 64, 3) and first_batch["keyframe"].dtype.name == "uint8"
     assert first_batch["cover"].shape == (3, 32, 64, 3) and first_batch["has_cover"].all()
-    assert first_batch["clip_end"].dtype.name == "float32" and (first_batch["clip_end"] > first_batch["clip_start"]).all()
+    assert first_batch["clip_end"].dtype.name == "float32"
+    assert (first_batch["clip_end"] > first_batch["clip_start"]).all()
 
 
 def test_internvid_timestamps_and_the_score_column_named_for_its_model():

@@ -87,8 +87,8 @@ def test_batch_keeps_one_row_and_one_log_section_per_video(settings, corpus_serv
     assert {row(settings, v).run_id for v in ("photosynthesis", "gone", "cell_division")} == {"run-9"}
     lines = [r.getMessage() for r in caplog.records]
     for video_id in ("photosynthesis", "gone", "cell_division"):
-        start = lines.index(next(l for l in lines if l.startswith(f"===== [{video_id}] download (")))
-        end = lines.index(next(l for l in lines if l.startswith(f"===== [{video_id}] download: end")))
+        start = lines.index(next(line for line in lines if line.startswith(f"===== [{video_id}] download (")))
+        end = lines.index(next(line for line in lines if line.startswith(f"===== [{video_id}] download: end")))
         section = lines[start + 1:end]
         assert section and all(f"[{video_id}]" in line for line in section)  # nothing of another video inside
 

@@ -19,11 +19,11 @@ from PIL import Image
 from lectern.cli import main
 from lectern.config import Settings
 from lectern.discovery import discover_point, subject_file
-from lectern.phases import prepare_discovery
 from lectern.errors import BlockedURL, DownloadFailed
 from lectern.export import export_release, reroot
 from lectern.local_files import media_files
 from lectern.manifest import ManifestError, _site_extractors, load_manifest, url_video_id
+from lectern.phases import prepare_discovery
 from lectern.release import build_release
 from lectern.stages import VideoRecord, download
 from lectern.state.db import migrate, session_scope

@@ -7,9 +7,9 @@ import shutil
 import pytest
 from PIL import Image
 
-from lectern_dev.synthetic import Scene, render
 from lectern.store import Keys, LocalStore
 from lectern.viewer import render_samples
+from lectern_dev.synthetic import Scene, render
 from tests.conftest import ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -55,7 +55,8 @@ def test_viewer_renders_images_and_text_in_chromium(release_dir):
         assert widths == [1280, 1280]  # both keyframes loaded from the store, at full size
         texts = page.locator("p.text").all_inner_texts()
         assert texts == ["Plants turn light into energy.", "Carbon dioxide is fixed into sugar."]
-        order = page.eval_on_selector_all("section.sample > figure, section.sample > p.text", "els => els.map(e => e.tagName)")
+        order = page.eval_on_selector_all("section.sample > figure, section.sample > p.text",
+                                          "els => els.map(e => e.tagName)")
         assert order == ["FIGURE", "P", "FIGURE", "P"]  # interleaved as in the sample
         assert page.locator("details summary", has_text="OCR").count() == 2
         page.screenshot(path=str(artifacts / "viewer.png"), full_page=True)

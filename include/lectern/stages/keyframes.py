@@ -28,7 +28,8 @@ from lectern.store import Keys, Store
 SPEC = StageSpec(
     name="keyframes",
     version="3",  # 2: face keyframes kept and marked; the frames compared per clip recorded; 3: motion-masked, denoised
-    settings=("clip_min_s", "clip_max_s", "clip_segmenter", "scene_method", "scene_threshold", "scene_min_s", "scene_fps",
+    settings=("clip_min_s", "clip_max_s", "clip_segmenter", "scene_method", "scene_threshold", "scene_min_s",
+              "scene_fps",
               "keyframe_sampling", "keyframe_max_gop_s", "keyframe_interval_s",
               "ssim_threshold", "ssim_width", "ssim_grid", "keyframe_dedup", "face_max_area", "clip_filter_model",
               "clip_filter_min_similarity"),

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from lectern.pipeline import STAGES, next_stage, stages_after
 from lectern.safe_text import printable
 from lectern.stages import VideoRecord
-from lectern.store import hashed_id
 from lectern.state.models import (
     FAILED,
     FORGOTTEN,
@@ -34,6 +33,7 @@ from lectern.state.models import (
     VideoStage,
     utcnow,
 )
+from lectern.store import hashed_id
 
 TRANSIENT, PERMANENT = "transient", "permanent"
 
@@ -153,7 +153,8 @@ def _insert_if_new(session: Session, model, values: dict[str, Any]) -> bool:
     return session.execute(insert(model).values(**values).on_conflict_do_nothing()).rowcount == 1
 
 
-def record_search(session: Session, point_id: int, found: Sequence[FoundVideo], metrics: dict[str, Any]) -> dict[str, int]:
+def record_search(session: Session, point_id: int, found: Sequence[FoundVideo],
+                  metrics: dict[str, Any]) -> dict[str, int]:
     """Store a point's search results: new videos get a pending download; known ones just gain a link."""
     first: dict[str, tuple[int, FoundVideo]] = {}
     for rank, item in enumerate(found, start=1):
@@ -214,7 +215,8 @@ def links_to_score(session: Session, subject: str | None = None, relevance: bool
 
 def _missing_scores(relevance: bool, llm: bool):
     """The condition on a search result that lacks a score asked for (None: no score is asked for)."""
-    wanted = ([VideoSource.relevance.is_(None)] if relevance else []) + ([VideoSource.llm_response.is_(None)] if llm else [])
+    wanted = (([VideoSource.relevance.is_(None)] if relevance else [])
+              + ([VideoSource.llm_response.is_(None)] if llm else []))
     return or_(*wanted) if wanted else None
 
 
@@ -395,7 +397,8 @@ def release_expired_leases(session: Session, max_attempts: int, stage: str | Non
         query = query.where(VideoStage.stage == stage)
     rows = list(session.scalars(query.with_for_update(skip_locked=True)))
     for row in rows:
-        _release(row, "LeaseExpired", f"lease of {row.lease_owner} expired at {row.lease_expires_at}", max_attempts, now)
+        _release(row, "LeaseExpired", f"lease of {row.lease_owner} expired at {row.lease_expires_at}", max_attempts,
+                 now)
     return [row.video_id for row in rows]
 
 
@@ -417,7 +420,8 @@ def _release(row: VideoStage, error_class: str, message: str, max_attempts: int,
     _finish(row, FAILED, now)
     row.error_class = error_class
     row.error_kind = TRANSIENT if (row.attempts or 0) < max_attempts else PERMANENT
-    row.error_message = message + ("" if row.error_kind == TRANSIENT else f" (attempt {row.attempts} of {max_attempts})")
+    attempt = "" if row.error_kind == TRANSIENT else f" (attempt {row.attempts} of {max_attempts})"
+    row.error_message = message + attempt
     row.retry_at = None
     row.lease_owner = row.lease_expires_at = row.lease_token = None
 
@@ -540,7 +544,8 @@ def video_record(session: Session, video_id: str) -> VideoRecord:
         cover_url=video.cover_url,
         metadata_relevance=max((link[2] for link in links if link[2] is not None), default=None),
         metadata_llm_score=max((link[3] for link in links if link[3] is not None), default=None),
-        metadata_judged=bool(links) and all(_judged_on_metadata(link[7] or link[9], link[5], link[8]) for link in links),
+        metadata_judged=bool(links) and all(_judged_on_metadata(link[7] or link[9], link[5], link[8])
+                                            for link in links),
         local_roots=tuple(dict.fromkeys(link[9] for link in links if link[9])),
         artifacts={row.stage: dict(row.artifacts or {}) for row in stages},
     )

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from lectern import media
-from lectern_dev.tiny_models import SCRIPTED_ANSWER  # what the scripted tiny LLM answers to every prompt
 from lectern.stages import caption, keyframes
 from lectern.store import Keys
+from lectern_dev.tiny_models import SCRIPTED_ANSWER  # what the scripted tiny LLM answers to every prompt
 from tests.unit.stages.conftest import record
 
 
@@ -19,7 +19,8 @@ from tests.unit.stages.conftest import record
 def two_shots(tmp_path, store, settings):
     """A 6-second video, colour bars then a moving test pattern from 3 s, its clips cut at the change."""
     path = tmp_path / "shots.mp4"
-    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "smptebars=size=320x180:rate=25:duration=3",
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error",
+                    "-f", "lavfi", "-i", "smptebars=size=320x180:rate=25:duration=3",
                     "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=3", "-filter_complex",
                     "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p",
                     str(path)], check=True)

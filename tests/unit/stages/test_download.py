@@ -1,9 +1,9 @@
 import pytest
 
-from lectern_dev.corpus import BROKEN
 from lectern.errors import CorruptMedia, VideoUnavailable
 from lectern.stages import download
 from lectern.store import Keys
+from lectern_dev.corpus import BROKEN
 from tests.unit.stages.conftest import record
 
 

@@ -37,7 +37,8 @@ def test_llm_judges_and_rewrite_are_recorded(store, settings):
     assert verdict["llm_tiny_scripted_score"] == {"relevance": 7.0, "knowledge_density": 7.0,
                                                   "transcription_quality": 7.0}
     assert verdict["llm_tiny_random_decision"] == "abstain"  # its babble is kept, unparsed
-    assert set(verdict["llm_response"]["llm_tiny_random"]) == {"relevance", "knowledge_density", "transcription_quality"}
+    assert set(verdict["llm_response"]["llm_tiny_random"]) == {"relevance", "knowledge_density",
+                                                              "transcription_quality"}
     assert result.metrics["unparseable_answers"] == 3
     refined = store.get_json(result.artifacts["refined_asr"])
     assert [s["used"] for s in refined["segments"]] == ["original", "refined"]

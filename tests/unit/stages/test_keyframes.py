@@ -119,7 +119,8 @@ def test_face_filter_marks_a_talking_head(tmp_path, store, settings):
     store.put_file(Keys.source("talk"), path)
     store.put_json(Keys.probe("talk"), media.probe(path))
     store.put_json(Keys.asr("talk"), {"segments": []})
-    video = record("talk", artifacts={"download": {"source": Keys.source("talk")}, "transcribe": {"asr": Keys.asr("talk")}})
+    video = record("talk", artifacts={"download": {"source": Keys.source("talk")},
+                                      "transcribe": {"asr": Keys.asr("talk")}})
     assert keyframes.run(video, store, settings).metrics["keyframes"] == 3
     result = keyframes.run(video, store, dataclasses.replace(settings, face_max_area=0.015))
     assert result.metrics["keyframes"] == 3 and result.metrics["face_keyframes"] == 1

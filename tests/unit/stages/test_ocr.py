@@ -8,9 +8,9 @@ from contextlib import ExitStack
 import pytest
 from PIL import Image
 
-from lectern_dev.synthetic import Scene, bullet_reveal, render
 from lectern.stages import ocr
 from lectern.store import Keys
+from lectern_dev.synthetic import Scene, bullet_reveal, render
 from tests.unit.stages.conftest import record
 
 SLIDES = [

@@ -50,7 +50,8 @@ def test_ocr_finds_slide_text_and_assemble_interleaves(downloaded, store, settin
         i for i in sample["images"] if i]
     meta = store.get_json(assembled.artifacts["video_meta"])
     assert VIDEO_META_KEYS <= set(meta)
-    assert (meta["video_id"], meta["title"], meta["knowledge_points"]) == (video.id, "photosynthesis", ["Photosynthesis"])
+    assert (meta["video_id"], meta["title"], meta["knowledge_points"]) == (
+        video.id, "photosynthesis", ["Photosynthesis"])
     assert meta["file_name"] == "photosynthesis.mp4" and meta["file_size (MB)"] > 0 and meta["video_duration"] > 10
     assert meta["label"] is None  # found by a search, not listed in a manifest
 

@@ -35,7 +35,8 @@ def test_transcribe_produces_timed_segments(downloaded, store, settings):
 def test_no_audio_stream_is_rejected(store, settings):
     store.put_bytes(Keys.source("silent"), b"x")
     store.put_json(Keys.probe("silent"), {"has_audio": False, "duration_s": 30})
-    result = transcribe.run(record("silent", artifacts={"download": {"source": Keys.source("silent")}}), store, settings)
+    silent = record("silent", artifacts={"download": {"source": Keys.source("silent")}})
+    result = transcribe.run(silent, store, settings)
     assert result.status == "rejected" and result.reason == "no audio stream"
 
 
@@ -144,9 +145,9 @@ def test_real_transcription_of_the_demo_narration(demo_corpus, corpus_server, st
     rate against the narration's text at most 0.30 per video and 0.20 over the corpus (measured: 0.02-0.15,
     0.075; without the vocabulary 0.04-0.28, 0.18); word times monotonic and inside their segment; a segment
     starting inside each narrated slide."""
-    from lectern_dev.corpus import subject_yaml
     from lectern.discovery import load_subject
     from lectern.stages import download
+    from lectern_dev.corpus import subject_yaml
 
     (tmp_path / "biology.yaml").write_text(subject_yaml(corpus_server.base_url))
     points = load_subject(tmp_path / "biology.yaml").points
@@ -219,7 +220,8 @@ def test_a_harder_voice_in_noise_and_echo(tmp_path, store, settings):
     speech, path = tmp_path / "speech.wav", tmp_path / "hard.mp4"
     subprocess.run(["espeak-ng", "-v", "en-us+f3", "-s", "150", "-w", str(speech), text], check=True)
     subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=white:s=320x240:d=16:r=10",
-                    "-i", str(speech), "-f", "lavfi", "-i", "anoisesrc=c=pink:a=0.03:r=22050:d=16:seed=7", "-filter_complex",
+                    "-i", str(speech), "-f", "lavfi", "-i", "anoisesrc=c=pink:a=0.03:r=22050:d=16:seed=7",
+                    "-filter_complex",
                     "[1:a]aecho=0.8:0.7:40|70:0.3|0.2,apad[s];[s][2:a]amix=inputs=2:duration=shortest:normalize=0[a]",
                     "-map", "0:v", "-map", "[a]", "-t", "16", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
                     str(path)], check=True)

@@ -27,14 +27,15 @@ from lectern.state.ops import (
     video_record,
 )
 
-POINTS = [PointSpec("Cells / Mitosis", "Mitosis", "mitosis lecture"), PointSpec("Cells / Meiosis", "Meiosis", "meiosis")]
+POINTS = [PointSpec("Cells / Mitosis", "Mitosis", "mitosis lecture"),
+          PointSpec("Cells / Meiosis", "Meiosis", "meiosis")]
 
 
 def seed(url, n=5, subject="Biology"):
     with session_scope(url) as session:
         ids = sync_subject(session, subject, POINTS)
-        record_search(session, ids[0], [FoundVideo(f"v{i}", f"http://x/v{i}.mp4", title=f"video {i}") for i in range(n)],
-                      {})
+        found = [FoundVideo(f"v{i}", f"http://x/v{i}.mp4", title=f"video {i}") for i in range(n)]
+        record_search(session, ids[0], found, {})
         # v0 found again by the second point: linked, not duplicated
         record_search(session, ids[1], [FoundVideo("v0", "http://x/v0.mp4")], {})
     return ids
@@ -68,7 +69,8 @@ def test_claim_lifecycle(db_url):
         claimed = claim_videos(session, "download", "run-1", 3, 60, 3)
     assert len(claimed) == 3
     with session_scope(db_url) as session:
-        assert claim_videos(session, "download", "run-2", 10, 60, 3) == sorted(set(f"v{i}" for i in range(5)) - set(claimed))
+        rest = sorted(set(f"v{i}" for i in range(5)) - set(claimed))
+        assert claim_videos(session, "download", "run-2", 10, 60, 3) == rest
     first, second, third = claimed
     with session_scope(db_url) as session:
         claim_one(session, first, "download", "run-1", 60, 3)  # already leased to run-1: fine
@@ -170,7 +172,8 @@ def test_the_last_attempt_expiring_is_a_permanent_failure(db_url):
     with session_scope(db_url) as session:
         assert release_expired_leases(session, 2) == ["v0"]
         row = session.get(VideoStage, ("v0", "download"))
-        assert (row.error_class, row.error_kind) == ("LeaseExpired", "permanent") and "attempt 2 of 2" in row.error_message
+        assert (row.error_class, row.error_kind) == ("LeaseExpired", "permanent")
+        assert "attempt 2 of 2" in row.error_message
         assert claim_videos(session, "download", "run-2", 1, 60, 2) == []  # labelled as what it is: final
 
 
@@ -181,7 +184,8 @@ def test_metadata_scores_judge_search_results_and_listed_videos_only_by_choice(d
               PointSpec("Cells / Meiosis", "Meiosis", "meiosis", urls=("http://x/listed.mp4",))]
     with session_scope(db_url) as session:
         ids = sync_subject(session, "Biology", points, prefilter=prefilter)
-        record_search(session, ids[0], [FoundVideo("found", "http://x/found.mp4"), FoundVideo("both", "http://x/b")], {})
+        record_search(session, ids[0], [FoundVideo("found", "http://x/found.mp4"), FoundVideo("both", "http://x/b")],
+                      {})
         record_search(session, ids[1], [FoundVideo("listed", "http://x/listed.mp4"), FoundVideo("both", "http://x/b")],
                       {})
         judged = {v: video_record(session, v).metadata_judged for v in ("found", "listed", "both")}
