@@ -13,9 +13,9 @@ from itertools import accumulate
 from typing import Iterable
 
 from lectern.config import Settings
+from lectern.packing import END_OF_VIDEO, clip_level_record, pack, tokenizer_name
+from lectern.packing import sample as packed_sample
 from lectern.pipeline import RECIPES, stage_config, stage_version
-from lectern.stages.assemble import END_OF_VIDEO, clip_level_record, pack, tokenizer_name
-from lectern.stages.assemble import sample as assemble_sample
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED, Video, VideoStage
 from lectern.state.ops import funnel, stage_rows, video_record
@@ -93,7 +93,7 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     runs = [videos] if settings.sample_packing == "release" else ([entries] for entries in videos)
     for group in (g for run in runs for g in pack(run, settings.sample_token_budget, settings.sample_max_images,
                                                       left_out)):
-        sample = assemble_sample(group)
+        sample = packed_sample(group)
         for video_id in {e["vid"] for e in group if e["vid"] != END_OF_VIDEO}:
             samples_per_video[video_id] = samples_per_video.get(video_id, 0) + 1
         images_per_sample.append(sample["image_num"])

@@ -33,6 +33,7 @@ def put_assembled(store, settings, video_id, colour=(200, 10, 10), text=None, si
 
     from PIL import Image
 
+    from lectern import packing
     from lectern.stages import assemble
 
     jpeg = io.BytesIO()
@@ -42,7 +43,7 @@ def put_assembled(store, settings, video_id, colour=(200, 10, 10), text=None, si
               "keyframes": [{"key": key, "time": 0.5, "ssim": None}]}]
     entries = assemble.clip_entries(video_id, clips, {"engine": "tesseract", "texts": {key: ""}}, settings)
     store.put_json(Keys.clip_level(video_id), {"token_num": entries[0]["token_num"],
-                                               "conversations": entries + [assemble.end_of_video(video_id)]})
+                                               "conversations": entries + [packing.end_of_video(video_id)]})
     store.put_json(Keys.video_meta(video_id), {"video_id": video_id, "title": video_id})
     return key
 

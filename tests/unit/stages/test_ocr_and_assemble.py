@@ -3,6 +3,7 @@
 import json
 import re
 
+from lectern import packing
 from lectern.stages import assemble, keyframes, ocr
 from lectern.store import Keys
 from tests.conftest import assert_published_sample
@@ -34,10 +35,10 @@ def test_ocr_finds_slide_text_and_assemble_interleaves(downloaded, store, settin
     samples = [json.loads(line) for line in store.get_bytes(Keys.samples(video.id)).decode().splitlines()]
     assert len(samples) == 1
     sample = samples[0]
-    tokenizer = assemble.tokenizer_name(settings)
+    tokenizer = packing.tokenizer_name(settings)
     assert_published_sample(sample, tokenizer)  # text_num recomputed from the texts with the named tokenizer
     assert sample["image_num"] == len(slides)
-    assert sample["text_num"] == assemble.count_tokens(" ".join(s["narration"] for s in slides), tokenizer) > 20
+    assert sample["text_num"] == packing.count_tokens(" ".join(s["narration"] for s in slides), tokenizer) > 20
     assert sample["metadata"][-1]["end_of_video"] is True
     clip_level = store.get_json(Keys.clip_level(video.id))
     assert clip_level["conversations"][-1] == {"vid": "End of a Video", "clip_path": video.id, "image_tokens": 0,
@@ -66,37 +67,37 @@ def test_samples_respect_the_token_budget():
     entries = [entry("v", i) for i in range(5)]
 
     def images(groups):
-        return [assemble.sample(g)["image_num"] for g in groups]
+        return [packing.sample(g)["image_num"] for g in groups]
 
-    samples = [assemble.sample(g) for g in assemble.pack([entries], 1300)]
+    samples = [packing.sample(g) for g in packing.pack([entries], 1300)]
     assert [s["image_num"] for s in samples] == [2, 2, 1]
     assert all(s["token_num"] <= 1300 for s in samples)
-    assert images(assemble.pack([entries], 10_000, max_images=3)) == [3, 2]
-    assert images(assemble.pack([entries], 10_000)) == [5]
+    assert images(packing.pack([entries], 10_000, max_images=3)) == [3, 2]
+    assert images(packing.pack([entries], 10_000)) == [5]
     big = [entry("v", 0, tokens=5000, images=4), entries[1]]
-    assert images(assemble.pack([big], 1300, max_images=3)) == [4, 1]  # stands alone
+    assert images(packing.pack([big], 1300, max_images=3)) == [4, 1]  # stands alone
 
 
 def test_packing_continues_into_the_next_video_and_records_the_boundary():
     """Two short videos that fit one budget: one sample, the first video's End-of-a-Video record between them."""
     first, second = [entry("a", 0), entry("a", 1)], [entry("b", 0)]
-    [group] = assemble.pack([first, second], 8192)
+    [group] = packing.pack([first, second], 8192)
     assert [c["vid"] for c in group] == ["a", "a", "End of a Video", "b", "End of a Video"]
-    sample = assemble.sample(group)
+    sample = packing.sample(group)
     assert sample["image_num"] == 3 and sample["token_num"] == 1800 and sample["text_num"] == 1800 - 3 * 576
     assert [m.get("end_of_video", False) for m in sample["metadata"]] == [False, False, False, True, False, True]
     # per-video packing: none spans two videos
-    assert [[c["vid"] for c in g] for g in (g for v in (first, second) for g in assemble.pack([v], 8192))] == [
+    assert [[c["vid"] for c in g] for g in (g for v in (first, second) for g in packing.pack([v], 8192))] == [
         ["a", "a", "End of a Video"], ["b", "End of a Video"]]
     # a budget that the first video fills: the second starts a sample of its own, the boundary stays recorded
-    groups = list(assemble.pack([first, second], 1300))
+    groups = list(packing.pack([first, second], 1300))
     assert [[c["vid"] for c in g] for g in groups] == [["a", "a", "End of a Video"], ["b", "End of a Video"]]
 
 
 def test_a_run_of_clips_without_keyframes_is_not_a_sample():
     left_out = {}
     talk = [entry("v", i, tokens=900, images=0) for i in range(2)]
-    groups = list(assemble.pack([talk + [entry("v", 2)]], 1000, left_out=left_out))
+    groups = list(packing.pack([talk + [entry("v", 2)]], 1000, left_out=left_out))
     assert [[c["clip_path"] for c in g if c["vid"] == "v"] for g in groups] == [["v@2"]]
     assert left_out == {"text_only_groups": 2, "text_only_tokens": 1800}
 
@@ -113,9 +114,9 @@ def test_a_clip_with_ocr_but_no_speech_keeps_its_text_position_without_none(sett
     entries = assemble.clip_entries("v", clips, ocr, settings)
     assert [e["ocr_tesseract"] for e in entries] == ["Mitosis", "Mitosis"]  # what OCR read...
     assert [e["ocr_tesseract_deduplicates"] for e in entries] == ["Mitosis", ""]  # ...and what it kept
-    [group] = assemble.pack([entries], 8192)
-    sample = assemble.sample(group)
+    [group] = packing.pack([entries], 8192)
+    sample = packing.sample(group)
     assert sample["texts"] == [None, "", None, "Cells divide."]
     assert sample["text_ocr_list"] == [None, "Mitosis", None, "Cells divide."]
-    assert_published_sample(sample, assemble.tokenizer_name(settings))
+    assert_published_sample(sample, packing.tokenizer_name(settings))
     parse_sample(sample)  # the paper's loader's assertions (images are opened in the export tests)
