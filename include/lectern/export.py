@@ -303,7 +303,7 @@ def _export_release(store: Store, release: str, manifest: dict, root: Path, layo
             yield shard
             progress(f"export {release}: shard {n + 1}/{len(manifest['shards'])}, {len(images)} images")
 
-    def clip_records() -> Iterator[dict]:
+    def clip_level_records() -> Iterator[dict]:
         for key in manifest["clip_level_shards"]:
             for record in _lines(store, key):
                 for clip in record["conversations"]:
@@ -320,7 +320,7 @@ def _export_release(store: Store, release: str, manifest: dict, root: Path, layo
             faces.update(p for clip in record["conversations"] for p in clip.get("face_keyframes", []))
             yield record
 
-    clips = _write_array(root / f"{CLIP_LEVEL}.json", noting_faces(clip_records()))
+    clips = _write_array(root / f"{CLIP_LEVEL}.json", noting_faces(clip_level_records()))
     _write_array(root / VIDEO_META, store.get_json(manifest["video_meta_data"]))
     files += [f"{CLIP_LEVEL}.json", VIDEO_META]
     threshold = (manifest.get("packing") or {}).get("face_max_area")

@@ -66,7 +66,7 @@ def claim(settings: Settings, stage: str, owner: str, subject: str | None = None
     return ids
 
 
-def run_environment(stage: str, params: dict) -> dict[str, str]:
+def trigger_environment(stage: str, params: dict) -> dict[str, str]:
     """The LECTERN_* variables a run's params set for its stage processes (params left empty set nothing)."""
     return {variable: str(params[param]) for param, variable in run_variables(stage).items()
             if params.get(param) not in (None, "")}

@@ -24,7 +24,7 @@ def run_in_worker(label: str, args: list[str], **context) -> int:
 
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from lectern.phases import run_environment
+    from lectern.phases import trigger_environment
     from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_OK, EXIT_TRANSIENT
 
     command = [sys.executable, "-m", "lectern", *args]
@@ -32,7 +32,7 @@ def run_in_worker(label: str, args: list[str], **context) -> int:
     if args[0] == "stage":
         command += ["--lease-owner", lease_owner(context), "--run-id", context["run_id"],
                     "--map-index", str(context["ti"].map_index)]
-        chosen = run_environment(args[1], context["params"])
+        chosen = trigger_environment(args[1], context["params"])
     print(f"[{label}] $ {' '.join([*(f'{k}={v}' for k, v in chosen.items()), *command])}", flush=True)
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           env={**os.environ, **chosen}) as proc:

@@ -22,9 +22,9 @@ def test_cpu_videos_per_task_groups_every_cpu_phase_and_keeps_every_video_once(t
 
 
 def test_a_run_chooses_the_clip_segmenter_of_its_keyframes_processes():
-    from lectern.phases import run_environment
+    from lectern.phases import trigger_environment
 
-    assert run_environment("keyframes", {"clip_segmenter": "scene", "force": True}) == {
+    assert trigger_environment("keyframes", {"clip_segmenter": "scene", "force": True}) == {
         "LECTERN_CLIP_SEGMENTER": "scene"}
-    assert run_environment("keyframes", {"clip_segmenter": None}) == {}
-    assert run_environment("ocr", {"clip_segmenter": "scene"}) == {}  # not a setting of that phase
+    assert trigger_environment("keyframes", {"clip_segmenter": None}) == {}
+    assert trigger_environment("ocr", {"clip_segmenter": "scene"}) == {}  # not a setting of that phase
