@@ -84,8 +84,9 @@ def export_folder(destination: str | Path, force: bool = False) -> Iterator[Path
         yield root
 
 
-def _recorded(root: Path) -> dict:
-    """What the earlier export here recorded (export.json), its file names kept only where they lie inside."""
+def recorded(root: Path) -> dict:
+    """What the export in `root` recorded (export.json; {"files": []} where there is none), its file names kept
+    only where they lie inside."""
     try:
         info = json.loads((root / EXPORT_INFO).read_text())
     except (OSError, ValueError):
@@ -97,18 +98,23 @@ def _recorded(root: Path) -> dict:
 def _images_of(root: Path) -> set[str]:
     """The images an export made before export-images.txt existed recorded in its sample files (export.json names
     them): what a re-export may remove."""
-    info = _recorded(root)
+    info = recorded(root)
     images_root = info.get("images_root")
     found: set[str] = set()
     for name in info["files"]:
         if not images_root or not name.startswith(SAMPLES) or not (root / name).is_file():
             continue
-        with open(root / name, encoding="utf-8") as handle:
-            lines = (json.loads(line) for line in handle if line.strip())
-            samples = json.load(handle) if name.endswith(".json") else lines
-            found.update(path[len(images_root) + 1:] for sample in samples for path in sample.get("images", [])
-                         if isinstance(path, str) and path.startswith(images_root + "/"))
+        found.update(path[len(images_root) + 1:] for sample in _read_values(root / name)
+                     for path in sample.get("images", [])
+                     if isinstance(path, str) and path.startswith(images_root + "/"))
     return {f"{IMAGES}/{path}" for path in found}
+
+
+def _read_values(path: Path) -> list:
+    """An exported file's records: a JSON array, or JSON lines (.jsonl)."""
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return json.loads(path.read_text())
 
 
 def _within(root: Path, name: object) -> bool:
@@ -342,14 +348,13 @@ def _export_release(store: Store, release: str, manifest: dict, root: Path, layo
 def _finish(store: Store, root: Path, info: dict) -> None:
     """Record the export (export.json), after removing the files the earlier one wrote that this one did not, and
     note the folder in the store, where a takedown finds every export of the release (lectern.takedown)."""
-    for name in set(_recorded(root)["files"]) - set(info["files"]):
+    for name in set(recorded(root)["files"]) - set(info["files"]):
         (root / name).unlink(missing_ok=True)
     _write(root / EXPORT_INFO, json.dumps(info, indent=1).encode())
-    key = Keys.exports(info["release"])
-    known = store.get_json(key) if store.exists(key) else []
+    known = recorded_exports(store, info["release"])
     entry = {"host": socket.gethostname(), "folder": str(root), "layout": info["layout"]}
     if entry not in known:
-        store.put_json(key, [*known, entry])
+        store.put_json(Keys.exports(info["release"]), [*known, entry])
 
 
 def recorded_exports(store: Store, release: str) -> list[dict]:
@@ -401,12 +406,9 @@ def reroot(root: str | Path) -> dict:
         path = root / name
         if path.name in INDEX_FILES:
             continue
-        if name.endswith(".jsonl"):
-            values = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        elif name.endswith(".json") and name.startswith(SAMPLES):
-            values = json.loads(path.read_text())
-        else:
+        if not name.endswith(".jsonl") and not (name.endswith(".json") and name.startswith(SAMPLES)):
             continue
+        values = _read_values(path)
         for value in values:
             if "images" in value:
                 value["images"] = [moved(p) for p in value["images"]]

@@ -66,6 +66,7 @@ UNLABELLED = "unlabelled"
 MAX_LABEL = 200  # a label is a knowledge point's name
 MAX_FIELD = 10_000  # characters of any other field (a platform's descriptions stop at 5,000)
 MAX_LINE_BYTES = 1 << 20  # a longer line (a row with a field far over MAX_FIELD) is reported, never read
+TOO_LONG = f"the line is longer than {MAX_LINE_BYTES // 1024} KB (not read)"
 MAX_ARRAY_BYTES = 16 << 20  # a JSON array is parsed whole (~18 times its size in memory); larger: JSON lines
 MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".ts")
 _EXTRA = "\0extra"  # where csv puts the fields of a row longer than the header
@@ -237,15 +238,12 @@ def _json_array(path: Path):
         yield n, record if isinstance(record, dict) else f"a row is a JSON object, not {type(record).__name__}"
 
 
-def _too_long(line: int) -> str:
-    return f"the line is longer than {MAX_LINE_BYTES // 1024} KB (not read)"
-
 
 def _json_records(path: Path):
     """JSON lines."""
     for line, raw in _lines(path):
         if raw is None:
-            yield line, _too_long(line)
+            yield line, TOO_LONG
             continue
         if not raw.strip():
             continue
@@ -276,7 +274,7 @@ def _csv_records(path: Path, delimiter: str, url_column: str = "url"):
         for record in reader:
             while skipped:
                 line = skipped.pop(0)
-                yield line, _too_long(line)
+                yield line, TOO_LONG
             line = reader.line_num
             if record.get(_EXTRA):
                 yield line, f"{len(header) + len(record[_EXTRA])} fields where the header has {len(header)}"
@@ -287,7 +285,7 @@ def _csv_records(path: Path, delimiter: str, url_column: str = "url"):
     except csv.Error as exc:
         raise ManifestError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
     for line in skipped:
-        yield line, _too_long(line)
+        yield line, TOO_LONG
 
 
 def _text(record: dict, name: str) -> str:

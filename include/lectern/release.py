@@ -35,6 +35,9 @@ SHARD_SAMPLES = 1000
 TEXTBOOK = RECIPES["textbook"]  # the stages behind a textbook release (a pairs release: keyframes and caption)
 VIEWER_SAMPLES = 50  # the first samples of a release, in viewer.html
 CLIP_LEVEL = "multimodal_textbook_meta_data"  # the clip-level shards' name, as published
+# A manifest's `packing` -> the setting behind it (and `tokenizer`, the one its tokens were counted with).
+PACKING = {"mode": "sample_packing", "token_budget": "sample_token_budget", "max_images": "sample_max_images",
+           "image_tokens": "image_tokens", "face_max_area": "face_max_area"}
 
 
 def default_release_name() -> str:
@@ -122,9 +125,8 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
         "parquet_shards": parquet_shards,
         "video_meta_data": video_meta,
         "shard_index": index,
-        "packing": {"mode": settings.sample_packing, "token_budget": settings.sample_token_budget,
-                    "max_images": settings.sample_max_images, "image_tokens": settings.image_tokens,
-                    "tokenizer": tokenizer_name(settings), "face_max_area": settings.face_max_area},
+        "packing": {**{name: getattr(settings, field) for name, field in PACKING.items()},
+                    "tokenizer": tokenizer_name(settings)},
         "videos": [{"id": v, "stage_versions": {stage: row.version for stage, row in rows_by_video[v].items()}}
                    for v in video_ids],
         "stats": {"videos": len(video_ids), "samples": total_samples, "images": total_images,
@@ -168,12 +170,9 @@ def rebuild_release(settings: Settings, manifest: dict) -> dict:
         return build_pairs_release(settings, manifest["release"], manifest.get("subject"), only=only,
                                    taken_down=taken_down)
     packing = manifest.get("packing") or {}
-    settings = dataclasses.replace(
-        settings, sample_packing=packing.get("mode", settings.sample_packing),
-        sample_token_budget=packing.get("token_budget", settings.sample_token_budget),
-        sample_max_images=packing.get("max_images", settings.sample_max_images),
-        image_tokens=packing.get("image_tokens", settings.image_tokens),
-        tokenizer=packing.get("tokenizer", settings.tokenizer), face_max_area=packing.get("face_max_area"))
+    recorded = {field: packing[name] for name, field in PACKING.items() if name in packing}
+    settings = dataclasses.replace(settings, **{"face_max_area": None, **recorded},
+                                   tokenizer=packing.get("tokenizer", settings.tokenizer))
     return build_release(settings, manifest["release"], manifest.get("subject"), only=only, taken_down=taken_down)
 
 

@@ -7,13 +7,12 @@ listed with the command that finishes the job."""
 
 from __future__ import annotations
 
-import json
 import shlex
 import socket
 from pathlib import Path
 
 from lectern.config import Settings
-from lectern.export import EXPORT_INFO, INTERNVID, export_internvid, export_release, recorded_exports
+from lectern.export import INTERNVID, export_internvid, export_release, recorded, recorded_exports
 from lectern.release import rebuild_release, releases_holding
 from lectern.state.db import session_scope
 from lectern.state.ops import forget_video
@@ -46,7 +45,7 @@ def take_down(settings: Settings, video_id: str, reason: str, force: bool = Fals
             if export["host"] != here:
                 report["left"].append(f"export {folder} on {export['host']}: run there: {command}")
                 continue
-            if not _export_of(folder, name):
+            if recorded(folder).get("release") != name:
                 continue  # moved, removed, or another release's export since
             try:
                 if layout == INTERNVID:
@@ -60,9 +59,3 @@ def take_down(settings: Settings, video_id: str, reason: str, force: bool = Fals
             report["exports"].append(str(folder))
     return report
 
-
-def _export_of(folder: Path, release: str) -> bool:
-    try:
-        return json.loads((folder / EXPORT_INFO).read_text()).get("release") == release
-    except (OSError, ValueError):
-        return False

@@ -14,6 +14,7 @@ import glob
 import ipaddress
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Iterator, Sequence
 from urllib.parse import urlsplit
@@ -190,8 +191,6 @@ class _CappedPage:
         return ExtractorError(f"{PAGE_MARK}: {getattr(self._response, 'url', 'a page')} {why}", expected=True)
 
     def read(self, amount: int | None = None) -> bytes:
-        import time
-
         self.deadline = self.deadline or time.monotonic() + self.seconds
         timer = threading.Timer(max(self.deadline - time.monotonic(), 0), self._expire)
         timer.start()

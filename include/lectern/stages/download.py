@@ -50,6 +50,11 @@ class OverSizeCap(Exception):
     """The file is larger than LECTERN_MAX_DOWNLOAD_MB: a rejection (by the size filter), not a failure."""
 
 
+def size_cap(settings: Settings) -> tuple[int, OverSizeCap]:
+    """LECTERN_MAX_DOWNLOAD_MB in bytes, and what a file over it raises: one rule for downloads and local files."""
+    return int(settings.max_download_mb * 1024 * 1024), OverSizeCap(f"larger than {settings.max_download_mb:g} MB")
+
+
 class _Messages:
     """yt-dlp's logger: keeps what it says (it reports a skipped oversize file without raising)."""
 
@@ -83,7 +88,7 @@ def fetch(url: str, directory: Path, settings: Settings) -> Path:
     import yt_dlp
 
     check_url(url, settings.download_allow_networks, settings.allow_file_urls)
-    cap = int(settings.max_download_mb * 1024 * 1024)
+    cap, over = size_cap(settings)
     messages = _Messages()
     options = {
         "logger": messages,
@@ -125,7 +130,7 @@ def fetch(url: str, directory: Path, settings: Settings) -> Path:
     files = [p for p in directory.iterdir() if p.name.startswith("source.") and not p.name.endswith(".part")]
     oversize = any("larger than max-filesize" in line for line in messages.lines)
     if oversize or (files and files[0].stat().st_size > cap):
-        raise OverSizeCap(f"larger than {settings.max_download_mb:g} MB")
+        raise over
     if not files:
         raise DownloadFailed(f"yt-dlp wrote no file for {url}")
     return files[0]
@@ -190,8 +195,9 @@ def local_source(video: VideoRecord, settings: Settings) -> Path:
         raise BlockedURL(f"{path}: outside the folders its subject names ({', '.join(video.local_roots)})")
     if not path.is_file():
         raise VideoUnavailable(f"{path}: no such file")
-    if path.stat().st_size > settings.max_download_mb * 1024 * 1024:
-        raise OverSizeCap(f"larger than {settings.max_download_mb:g} MB")
+    cap, over = size_cap(settings)
+    if path.stat().st_size > cap:
+        raise over
     return path
 
 
