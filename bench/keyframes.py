@@ -46,11 +46,11 @@ def clip_of(path: str, truth: dict, seconds: float) -> tuple[str, dict]:
 
 
 def timed_select(path: str, mode: str, interval_s: float = 1.0) -> tuple[list[float], float]:
-    from lectern import frames
+    from lectern.stages.keyframes import decoding, selection
 
     started = time.perf_counter()
-    samples = frames.sample_frames(path, mode, interval_s, WIDTH, THRESHOLD, GRID)
-    found = [k.time for k in frames.select_keyframes(samples, THRESHOLD, GRID)]
+    samples = decoding.sample_frames(path, mode, interval_s, WIDTH, THRESHOLD, GRID)
+    found = [k.time for k in selection.select_keyframes(samples, THRESHOLD, GRID)]
     return found, time.perf_counter() - started
 
 
@@ -116,9 +116,10 @@ ENCODES = (
 def run_stage(path: str, sampling: str = "auto") -> tuple[float, dict, list[float]]:
     """lectern.stages.keyframes.run on a video file (a local store, the embedded defaults, clips every 10 s):
     its wall seconds, metrics and keyframe times."""
-    from lectern import media
     from lectern.config import Settings
-    from lectern.stages import VideoRecord, keyframes
+    from lectern.stage_types import VideoRecord
+    from lectern.stages.download import media
+    from lectern.stages.keyframes import run as keyframes
     from lectern.store import Keys, LocalStore
 
     with tempfile.TemporaryDirectory(prefix="lectern-bench-") as home:
@@ -191,7 +192,7 @@ def encodes_table(rows: list[dict]) -> list[str]:
 # --- layouts -------------------------------------------------------------------------------------------------------
 
 def layouts() -> list[dict]:
-    from lectern import faces, frames
+    from lectern.stages.keyframes import decoding, faces, selection
     from lectern_dev.layouts import LAYOUTS, score_states, write_layout
 
     rows = []
@@ -205,8 +206,8 @@ def layouts() -> list[dict]:
                 print(f"generating {path.name} ...", flush=True)
                 truth_file.write_text(json.dumps(write_layout(path, name, fps=25, gop_s=gop_s)))
             truth = json.loads(truth_file.read_text())
-            mode = frames.choose_sampling(str(path), 2.0)
-            found = frames.select_keyframes(frames.sample_frames(str(path), mode, 1.0, WIDTH, THRESHOLD, GRID),
+            mode = decoding.choose_sampling(str(path), 2.0)
+            found = selection.select_keyframes(decoding.sample_frames(str(path), mode, 1.0, WIDTH, THRESHOLD, GRID),
                                             THRESHOLD, GRID)
             marked = [(k.time, faces.face_area_ratio(k.gray) > 0.04) for k in found]
             row[path_name] = {"mode": mode, "duration": truth["duration"], **score_states(marked, truth)}

@@ -26,7 +26,8 @@ def ocr_rows(keyframes: int = 24) -> list[dict]:
     from PIL import Image
 
     from lectern.config import Settings
-    from lectern.stages import VideoRecord, ocr
+    from lectern.stage_types import VideoRecord
+    from lectern.stages.ocr import run as ocr
     from lectern.store import Keys, LocalStore
     from lectern_dev.synthetic import Scene, render
 

@@ -40,7 +40,8 @@ from common import CACHE, bench_environment, machine, narrated_lecture, run_stag
 from lectern.config import Settings
 from lectern.local_airflow import LocalAirflow, group_processes, processes
 from lectern.phases import pool_definitions, task_groups
-from lectern.pipeline import GPU_STAGES, RECIPES, STAGES
+from lectern.pipeline import GPU_STAGES
+from lectern.recipes import RECIPES, STAGES
 from lectern.state.db import migrate, session_scope
 from lectern.state.ops import stage_rows
 from lectern_dev.server import CorpusServer
@@ -260,7 +261,7 @@ def phase_timings(settings: Settings, video_ids: list[str]) -> dict[str, dict[st
     with session_scope(settings.db_url) as session:
         rows = [r for r in stage_rows(session, video_ids=video_ids) if r.started_at and r.finished_at]
     timings = {}
-    for stage in RECIPES["textbook"]:
+    for stage in RECIPES["textbook"].stages:
         mine = [r for r in rows if r.stage == stage]
         if mine:
             span = max(r.finished_at for r in mine) - min(r.started_at for r in mine)
@@ -302,7 +303,7 @@ def overhead(n: int, seconds: float, cpu_videos_per_task: int = 1, gpu_videos_pe
                     (result["airflow_s"], result["task_instances"],
                      result["airflow_cpu"]) = through_airflow(env, home, video_ids, metadata_url, seed_videos)
                 settings = Settings.from_env(env)
-                result[f"{mode}_outcome"] = statuses(settings, RECIPES["textbook"][-1], video_ids)
+                result[f"{mode}_outcome"] = statuses(settings, RECIPES["textbook"].stages[-1], video_ids)
                 result[f"{mode}_phases"] = phase_timings(settings, video_ids)
                 print(f"{n} videos, {mode}: {result}", flush=True)
             finally:
@@ -344,7 +345,7 @@ def phase_table(results: list[dict]) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         direct_phases, airflow_phases = r.get("direct_phases", {}), r.get("airflow_phases", {})
-        for stage in RECIPES["textbook"]:
+        for stage in RECIPES["textbook"].stages:
             d, a = direct_phases.get(stage), airflow_phases.get(stage)
             if d and a:
                 lines.append(f"| {r['videos']} | {r['cpu_videos_per_task']} | {stage} | {d['span_s']:.0f} "
@@ -385,7 +386,7 @@ def per_video_table(results: list[dict]) -> list[str]:
     """What orchestration costs per video and per phase run, the figures that carry to a cluster: there the stages
     run on other nodes, so Airflow's own CPU is what its nodes need per video, and the added wall per phase run is
     the latency each phase adds (scheduling its run, its claim task, mapping, publishing), not slowed stage work."""
-    phases = len(RECIPES["textbook"])
+    phases = len(RECIPES["textbook"].stages)
     lines = ["| videos | per CPU task | Airflow's own CPU s per video | added wall s per phase run "
              "| added wall s per video |", "| --- | --- | --- | --- | --- |"]
     for r in results:

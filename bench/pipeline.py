@@ -18,12 +18,13 @@ from pathlib import Path
 from common import CACHE, bench_environment, machine, narrated_lecture, run_stage_process, seed, tiny_models
 
 from lectern.config import Settings
-from lectern.pipeline import GPU_STAGES, RECIPES
+from lectern.pipeline import GPU_STAGES
+from lectern.recipes import RECIPES
 from lectern.state.db import session_scope
 from lectern.state.ops import stage_rows
 from lectern_dev.server import CorpusServer
 
-TEXTBOOK = RECIPES["textbook"]  # the lecture pipeline's phases
+TEXTBOOK = RECIPES["textbook"].stages  # the lecture pipeline's phases
 CPU_PHASES = tuple(s for s in TEXTBOOK if s not in GPU_STAGES)  # download, keyframes, ocr, assemble
 WITH_ASR = tuple(s for s in TEXTBOOK if s != "judge")  # the CPU phases and transcribe
 

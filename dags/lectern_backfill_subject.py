@@ -14,7 +14,7 @@ each with its error class; they are finished, not stuck.
 
 from airflow.sdk import chain, dag
 
-from lectern.pipeline import STAGES
+from lectern.recipes import STAGES
 from lectern_airflow import (
     BACKFILL_DAG_ID,
     START,

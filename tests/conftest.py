@@ -198,7 +198,7 @@ def model_environment(models: dict[str, str]) -> dict[str, str]:
 def assert_published_sample(sample: dict, tokenizer: str, image_tokens: int = 576) -> None:
     """The published layout, with each clip's keyframes followed by its text, clips in time order (a sample may
     continue into the next video); `text_num` recomputed from the texts with the release's tokenizer."""
-    from lectern.stages.assemble import count_tokens
+    from lectern.stages.assemble.run import count_tokens
 
     assert set(sample) == SAMPLE_KEYS
     n = len(sample["images"])

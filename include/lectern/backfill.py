@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 
 from lectern.config import Settings
-from lectern.pipeline import STAGES
-from lectern.prefilter import awaited_scores
+from lectern.recipes import STAGES
+from lectern.stages.download.prefilter import awaited_scores
 from lectern.state.db import session_scope
 from lectern.state.ops import Backlog, backlog
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from lectern.config import Settings, configuration_markdown
-from lectern.pipeline import STAGES
+from lectern.recipes import STAGES
 
 
 def _setup_logging(verbose: bool, stream=sys.stdout) -> None:
@@ -198,16 +198,17 @@ def cmd_run(args, settings: Settings) -> int:
 def cmd_taxonomy(args, settings: Settings) -> int:
     from functools import partial
 
-    from lectern import llm, taxonomy
+    from lectern import taxonomy
     from lectern.discovery import TaxonomyError, load_subject, subject_file
+    from lectern.stages.judge import llm
 
     path = Path(args.out) if args.out else subject_file(settings, args.subject)
     try:
         if args.action == "check":
-            spec = load_subject(path, settings.allow_file_urls)
-            subject, manifest = spec.name, spec.manifest
+            definition = load_subject(path, settings.allow_file_urls)
+            subject, manifest = definition.name, definition.manifest
             if manifest is None:
-                print(f"{path}: subject {subject}, {len(spec.points)} knowledge points")
+                print(f"{path}: subject {subject}, {len(definition.points)} knowledge points")
                 return 0
             summary = manifest.summary()
             print(f"{path}: subject {subject}, manifest {manifest.path}: {summary['rows']} rows, {summary['videos']} "

@@ -7,13 +7,18 @@ those fields. No other module reads ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from lectern.urls import parse_networks
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
 def setting(variable: str, default: str, meaning: str, parse: Callable[[str], Any] = str) -> Any:
@@ -522,21 +527,22 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for spec in fields(cls):
-            variable, parse = spec.metadata["variable"], spec.metadata["parse"]
-            text = env.get(variable, spec.metadata["default"])
+        for option in fields(cls):
+            variable, parse = option.metadata["variable"], option.metadata["parse"]
+            text = env.get(variable, option.metadata["default"])
             if variable != "LECTERN_HOME":
                 text = text.replace("{home}", str(values["home"]))
             try:
-                values[spec.name] = parse(text)
+                values[option.name] = parse(text)
             except (ValueError, TypeError) as exc:  # json.loads raises a ValueError subclass
                 raise ValueError(f"{variable}: {exc}") from None
         return cls(**values)
 
 
 # variable -> (default, meaning), in the order of the fields
-VARIABLES: dict[str, tuple[str, str]] = {spec.metadata["variable"]: (spec.metadata["default"], spec.metadata["meaning"])
-                                         for spec in fields(Settings)}
+VARIABLES: dict[str, tuple[str, str]] = {
+    option.metadata["variable"]: (option.metadata["default"], option.metadata["meaning"])
+    for option in fields(Settings)}
 
 
 def configuration_markdown() -> str:

@@ -47,12 +47,20 @@ from lectern.manifest import (
     manifest_columns,
     manifest_path,
 )
-from lectern.pipeline import RECIPES
+from lectern.recipes import RECIPES
+from lectern.stages.download.urls import (
+    BLOCKED_MARK,
+    PAGE_MARK,
+    capped_pages,
+    check_url,
+    fetch_bytes,
+    guarded_connections,
+    is_web_url,
+)
 from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint
 from lectern.state.ops import FoundVideo, PointSpec, links_to_score, record_link_scores, record_search
 from lectern.store import safe_video_id
-from lectern.urls import BLOCKED_MARK, PAGE_MARK, capped_pages, check_url, fetch_bytes, guarded_connections, is_web_url
 
 DEFAULT_QUERY_TEMPLATE = "{point} {course} lecture"
 log = logging.getLogger("lectern")
@@ -84,8 +92,8 @@ class SubjectSpec:
 def load_taxonomy(path: Path) -> tuple[str, list[PointSpec]]:
     """Parse and validate a subject YAML; errors name the file and the offending entry. A manifest subject's
     knowledge points are its manifest's labels."""
-    spec = load_subject(path)
-    return spec.name, spec.points
+    definition = load_subject(path)
+    return definition.name, definition.points
 
 
 def load_subject(path: Path, allow_file_urls: bool = False) -> SubjectSpec:
@@ -369,7 +377,8 @@ def score_metadata(settings: Settings, subject: str | None = None) -> dict[str, 
     """Score every new (video, knowledge point) search result on its metadata, for the pre-download filter:
     the sentence-embedding similarity of title + description to the point and, when LECTERN_METADATA_JUDGE_MODEL
     is set, an LLM's 0-10 score. One model load serves the whole subject; results already scored are skipped."""
-    from lectern import judging, llm, models
+    from lectern import models
+    from lectern.stages.judge import judging, llm
 
     want_relevance, judge_model = settings.metadata_min_relevance > 0, settings.metadata_judge_model
     with session_scope(settings.db_url) as session:

@@ -3,7 +3,7 @@ glob) and a manifest row whose ``url`` is a path. The files are read where they 
 The download stage (lectern.stages.download.local_source) probes and stores them with the same ffprobe checks, error
 classes and per-video state as a download, and reads a file only inside the folders the subject names (its points'
 ``videos_dir``, or the folder of its manifest): a path that leads elsewhere, through a symbolic link or ``..``, is
-refused (lectern.urls.inside).
+refused (urls.inside).
 
 A file's video id is its file name without the extension (``safe_video_id``); a second file of the same name, in
 another folder, gets a short hash of its path added (lectern.state.ops.record_search), so both stay videos."""
@@ -15,9 +15,9 @@ import logging
 import os
 from pathlib import Path
 
+from lectern.stages.download.urls import glob_base, is_glob
 from lectern.state.ops import FoundVideo
 from lectern.store import safe_video_id
-from lectern.urls import glob_base, is_glob
 
 log = logging.getLogger("lectern")
 LOCAL_FILE = "local file"  # the extractor of a found video that is a file read where it is
@@ -35,7 +35,7 @@ def resolve_root(value: str, base: Path) -> str:
 def media_files(root: str) -> list[Path]:
     """The media files of a folder (its sub-folders too, hidden ones left out) or of a glob, sorted; others are
     logged as left out, and so are links that lead outside the folder (or the glob's base folder): the download
-    stage would refuse them (lectern.urls.inside). A folder that does not exist is an error the user sees at
+    stage would refuse them (urls.inside). A folder that does not exist is an error the user sees at
     discovery."""
     if is_glob(root):
         candidates = [Path(p) for p in glob.glob(root, recursive=True)]
@@ -63,7 +63,7 @@ def media_files(root: str) -> list[Path]:
 def found_file(path: Path, video_id: str | None = None, title: str = "", description: str = "",
                cover_url: str | None = None) -> FoundVideo:
     """A local file as a found video. With no title, its title is its file name: unknown metadata, which the
-    pre-download filter never rejects on (lectern.prefilter.known_title)."""
+    pre-download filter never rejects on (lectern.stages.download.prefilter.known_title)."""
     path = path.absolute()
     return FoundVideo(id=video_id or safe_video_id(path.stem), url=path.as_uri(), title=title or path.stem,
                       description=description, extractor=LOCAL_FILE, cover_url=cover_url)

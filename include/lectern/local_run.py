@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lectern.config import Settings
 from lectern.local_airflow import AIRFLOW, REPO, prepare_metadata
-from lectern.pipeline import PHASES, STAGES
+from lectern.recipes import PHASES, STAGES
 
 NOTE = "lectern-run.json"  # the phase a run is in, left behind when it is killed
 LOCK = "lectern-run.lock"
@@ -203,35 +203,35 @@ def run_subject(settings: Settings, subject: str, release: str | None = None, en
     env = env or run_environment(home)
     settings = Settings.from_env(env)
     try:
-        spec = load_subject(subject_file(settings, subject), settings.allow_file_urls)
+        definition = load_subject(subject_file(settings, subject), settings.allow_file_urls)
     except TaxonomyError as exc:
         print(f"run: {exc}", file=sys.stderr)
         return 2
-    release = release or subject_slug(spec.name)
-    log_dir = log_dir or home / "logs" / subject_slug(spec.name)
+    release = release or subject_slug(definition.name)
+    log_dir = log_dir or home / "logs" / subject_slug(definition.name)
     try:
         lock_fd = lock_home(home)
     except HomeBusy as exc:
         print(f"run: {exc}", file=sys.stderr)
         return 2
-    console().print(f"Lectern: subject {spec.name} in {home}; each phase's Airflow log is in {log_dir}")
+    console().print(f"Lectern: subject {definition.name} in {home}; each phase's Airflow log is in {log_dir}")
     try:
         prepare_airflow(settings, env)
-        if not run_phases(settings, spec.name, release, env, log_dir, lock_fd):
+        if not run_phases(settings, definition.name, release, env, log_dir, lock_fd):
             return 1
     except KeyboardInterrupt:
         print(f"run: interrupted; `lectern run {subject!r}` again resumes where it stopped", file=sys.stderr)
         return 130
     finally:
         os.close(lock_fd)
-    print(summary(settings, spec.name))
+    print(summary(settings, definition.name))
     store = store_from_settings(settings)
-    if spec.recipe == "pairs":
-        manifest = build_pairs_release(settings, name=release, subject=spec.name)
+    if definition.recipe == "pairs":
+        manifest = build_pairs_release(settings, name=release, subject=definition.name)
         stats = manifest["stats"]
         exported = export_internvid(store, release, home / "export" / release)
         print(f"\nReleased {stats['pairs']} pairs ({stats['filtered_clips']} clips filtered) from {stats['videos']} "
-              f"of {known_videos(settings, spec.name)} videos in {time.monotonic() - started:.0f}s")
+              f"of {known_videos(settings, definition.name)} videos in {time.monotonic() - started:.0f}s")
         print(f"Pairs:   {manifest['location']}   (stats: stats.md beside it)")
         print(f"Export:  {home / 'export' / release / exported['files'][0]}   (InternVid's columns)")
         return 0
@@ -240,7 +240,7 @@ def run_subject(settings: Settings, subject: str, release: str | None = None, en
         return 1
     stats = store.get_json(Keys.release(release, "manifest.json"))["stats"]
     exported = export_release(store, release, home / "export" / release, progress=lambda line: None)
-    videos = known_videos(settings, spec.name)
+    videos = known_videos(settings, definition.name)
     print()
     print(f"Released {stats['samples']} sample{'s' if stats['samples'] != 1 else ''} ({stats['images']} images, "
           f"{stats['tokens']} tokens) from {stats['videos']} of {videos} videos in {time.monotonic() - started:.0f}s")

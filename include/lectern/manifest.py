@@ -36,9 +36,9 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 from lectern.local_files import LOCAL_FILE, found_file
+from lectern.stages.download.urls import inside, is_web_url
 from lectern.state.ops import FoundVideo
 from lectern.store import safe_video_id
-from lectern.urls import inside, is_web_url
 
 FIELDS = ("url", "cover_url", "description", "label", "id", "title", "duration")
 # The short-video dataset's 31 categories, English -> Chinese, as its README maps them (its labels are the English

@@ -7,8 +7,9 @@ from typing import Sequence
 
 from lectern.config import Settings
 from lectern.discovery import import_manifest, load_subject, subject_file
-from lectern.pipeline import GPU_POOL, GPU_STAGES, STAGES, pool_for, run_variables, stage_version, videos_per_task
-from lectern.prefilter import awaited_scores
+from lectern.pipeline import GPU_POOL, GPU_STAGES, pool_for, run_variables, stage_version, videos_per_task
+from lectern.recipes import STAGES
+from lectern.stages.download.prefilter import awaited_scores
 from lectern.state.db import session_scope
 from lectern.state.ops import (
     claim_videos,
@@ -29,15 +30,16 @@ def prepare_discovery(settings: Settings, subject: str, force: bool = False) -> 
     """Load a subject's taxonomy into the state DB; returns (id, path) of the knowledge points to search. A
     URL-manifest subject's rows are recorded here (every run: new rows are added, known ones left as they are),
     so it has nothing to search."""
-    spec = load_subject(subject_file(settings, subject), settings.allow_file_urls)
+    definition = load_subject(subject_file(settings, subject), settings.allow_file_urls)
     with session_scope(settings.db_url) as session:
-        ids = sync_subject(session, spec.name, spec.points, spec.recipe, spec.prefilter)
-    if spec.manifest is not None:
-        import_manifest(settings, spec.name, spec.manifest, {p.name: i for p, i in zip(spec.points, ids)})
+        ids = sync_subject(session, definition.name, definition.points, definition.recipe, definition.prefilter)
+    if definition.manifest is not None:
+        import_manifest(settings, definition.name, definition.manifest,
+                        {p.name: i for p, i in zip(definition.points, ids)})
         return []
     with session_scope(settings.db_url) as session:
-        todo = points_to_search(session, spec.name, force=force)
-    log.info("subject %s: %d knowledge points, %d to search", spec.name, len(spec.points), len(todo))
+        todo = points_to_search(session, definition.name, force=force)
+    log.info("subject %s: %d knowledge points, %d to search", definition.name, len(definition.points), len(todo))
     return todo
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lectern.config import Settings
-from lectern.pipeline import STAGES
+from lectern.recipes import STAGES
 from lectern.state.models import FAILED, FORGOTTEN, PENDING, REJECTED, SUCCEEDED
 
 FINISHED = (SUCCEEDED, REJECTED, FAILED, FORGOTTEN)

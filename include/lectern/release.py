@@ -15,7 +15,8 @@ from typing import Iterable
 from lectern.config import Settings
 from lectern.packing import END_OF_VIDEO, clip_level_record, pack, tokenizer_name
 from lectern.packing import sample as packed_sample
-from lectern.pipeline import RECIPES, stage_config, stage_version
+from lectern.pipeline import stage_config, stage_version
+from lectern.recipes import RECIPES
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED, Video, VideoStage
 from lectern.state.ops import funnel, stage_rows, video_record
@@ -32,7 +33,7 @@ from lectern.store import Keys, store_from_settings
 from lectern.viewer import render_samples
 
 SHARD_SAMPLES = 1000
-TEXTBOOK = RECIPES["textbook"]  # the stages behind a textbook release (a pairs release: keyframes and caption)
+TEXTBOOK = RECIPES["textbook"].stages  # the stages behind a textbook release (a pairs release: keyframes and caption)
 VIEWER_SAMPLES = 50  # the first samples of a release, in viewer.html
 CLIP_LEVEL = "multimodal_textbook_meta_data"  # the clip-level shards' name, as published
 # A manifest's `packing` -> the setting behind it (and `tokenizer`, the one its tokens were counted with).

@@ -16,7 +16,7 @@ import traceback
 
 from lectern.config import Settings
 from lectern.errors import classify
-from lectern.pipeline import stage_config, stage_module, stage_version
+from lectern.pipeline import stage_config, stage_module, stage_spec, stage_version
 from lectern.safe_text import printable
 from lectern.state.db import session_scope
 from lectern.state.ops import (
@@ -124,7 +124,7 @@ def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | N
 def _run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | None, force: bool,
                run_id: str | None, map_index: int | None) -> int:
     check_video_id(video_id)
-    stage = stage_module(stage_name)
+    stage_module(stage_name)  # an unknown stage is refused before anything is claimed
     owner = owner or default_owner()
     prefix = f"[{video_id}] {stage_name}:"
     try:
@@ -140,18 +140,18 @@ def _run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | 
         return EXIT_NOT_CLAIMABLE
     log.info("%s started (attempt %d, owner %s)", prefix, attempt, owner)
     with Claim(settings, video_id, stage_name, token, prefix) as claim:
-        return _run_claimed(stage, video, FencedStore(store_from_settings(settings), claim.check), settings, owner,
+        return _run_claimed(stage_name, video, FencedStore(store_from_settings(settings), claim.check), settings, owner,
                             token, prefix)
 
 
-def _run_claimed(stage, video, store, settings: Settings, owner: str, token: str, prefix: str) -> int:
+def _run_claimed(stage_name: str, video, store, settings: Settings, owner: str, token: str, prefix: str) -> int:
     """Run the stage under its claim and record the outcome, if the claim still holds."""
-    video_id, stage_name = video.id, stage.SPEC.name
+    video_id = video.id
     started = time.monotonic()
     _remove_leftovers(store, video_id, prefix)
     try:
-        result = stage.run(video, store, settings)
-        undeclared = set(result.artifacts) - set(stage.SPEC.produces)
+        result = stage_module(stage_name).run(video, store, settings)
+        undeclared = set(result.artifacts) - set(stage_spec(stage_name).produces)
         if undeclared:  # what later stages find is what specs say: a stage may not record more
             raise ValueError(f"{stage_name} recorded artifacts its spec does not declare: "
                              f"{', '.join(sorted(undeclared))}")

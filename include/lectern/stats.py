@@ -10,7 +10,8 @@ import re
 from collections import Counter, defaultdict
 from typing import Iterable, Sequence
 
-from lectern.pipeline import GPU_STAGES, STAGES
+from lectern.pipeline import GPU_STAGES
+from lectern.recipes import STAGES
 from lectern.state.models import FAILED, REJECTED, SUCCEEDED, VideoStage
 
 

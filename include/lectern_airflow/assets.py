@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Asset
 
 from lectern.config import Settings
-from lectern.pipeline import PHASES, upstream_phases
+from lectern.recipes import PHASES, upstream_phases
 
 SETTINGS = Settings.from_env()  # environment only: no I/O at parse time
 START = datetime(2025, 1, 1)

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from airflow.sdk import task
 
-from lectern.pipeline import STAGES, pool_for, run_variables, spec, task_timeout_s
+from lectern.pipeline import pool_for, run_variables, stage_spec, task_timeout_s
+from lectern.recipes import STAGES
 from lectern_airflow.assets import SETTINGS
 
 
@@ -64,14 +65,14 @@ def run_videos(stage: str, groups):
     if SETTINGS.execution == "kubernetes":
         return run_in_pods(stage, groups)
     # Airflow retries transient failures (exit 75) as often as the stage's spec says; permanent ones fail at once.
-    return run_in_worker.override(task_id="run_stage", pool=pool_for(stage), retries=spec(stage).retries,
+    return run_in_worker.override(task_id="run_stage", pool=pool_for(stage), retries=stage_spec(stage).retries,
                                   execution_timeout=timedelta(seconds=task_timeout_s(stage, SETTINGS))
                                   ).expand_kwargs(groups.map(stage_call(stage)))
 
 
 def run_in_pods(phase: str, calls):
     """A stage pod per video (or group); its log streams into the mapped task's log (get_logs)."""
-    return stage_pods(phase, "run_stage", pool_for(phase), spec(phase).retries).expand_kwargs(
+    return stage_pods(phase, "run_stage", pool_for(phase), stage_spec(phase).retries).expand_kwargs(
         calls.map(pod_call(phase)))
 
 
@@ -92,11 +93,11 @@ def stage_pods(work: str, task_id: str, pool: str, retries: int, **kwargs):
     from lectern.runner import EXIT_NOT_CLAIMABLE
     from lectern_airflow.pod_operator import StagePodOperator
 
-    spec = pod_settings(work, SETTINGS)
+    pod = pod_settings(work, SETTINGS)
     volumes, mounts = [], []
-    if spec["model_cache_pvc"]:
+    if pod["model_cache_pvc"]:
         volumes = [k8s.V1Volume(name="model-cache", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
-            claim_name=spec["model_cache_pvc"]))]
+            claim_name=pod["model_cache_pvc"]))]
         mounts = [k8s.V1VolumeMount(name="model-cache", mount_path=MODEL_CACHE)]
     options = {"map_index_template": f"{{{{ task.arguments[{VIDEO_IDS_FROM}:] | join(', ') }}}}", **kwargs}
     return StagePodOperator.partial(
@@ -106,19 +107,19 @@ def stage_pods(work: str, task_id: str, pool: str, retries: int, **kwargs):
         # The triggerer watches a running pod: no worker slot is held (the pools count deferred tasks).
         deferrable=True,
         skip_on_exit_code=EXIT_NOT_CLAIMABLE,
-        startup_timeout_seconds=spec["startup_timeout_s"],
-        active_deadline_seconds=spec["timeout_s"],
-        execution_timeout=timedelta(seconds=spec["timeout_s"] + spec["startup_timeout_s"]),
+        startup_timeout_seconds=pod["startup_timeout_s"],
+        active_deadline_seconds=pod["timeout_s"],
+        execution_timeout=timedelta(seconds=pod["timeout_s"] + pod["startup_timeout_s"]),
         name=f"lectern-{work.replace('_', '-')}",
-        namespace=spec["namespace"],
-        image=spec["image"],
-        cmds=spec["cmds"],
-        env_vars={**spec["env"], **run_setting_env(work)},
-        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=spec["env_secret"]))],
-        container_resources=k8s.V1ResourceRequirements(requests=spec["requests"], limits=spec["limits"]),
-        tolerations=[k8s.V1Toleration(**t) for t in spec["tolerations"]],
-        node_selector=spec["node_selector"],
-        pod_template_file=spec["pod_template_file"],
+        namespace=pod["namespace"],
+        image=pod["image"],
+        cmds=pod["cmds"],
+        env_vars={**pod["env"], **run_setting_env(work)},
+        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=pod["env_secret"]))],
+        container_resources=k8s.V1ResourceRequirements(requests=pod["requests"], limits=pod["limits"]),
+        tolerations=[k8s.V1Toleration(**t) for t in pod["tolerations"]],
+        node_selector=pod["node_selector"],
+        pod_template_file=pod["pod_template_file"],
         # every stage pod runs as the worker image's non-root user, without privilege escalation or capabilities
         security_context=k8s.V1PodSecurityContext(run_as_non_root=True, run_as_user=10001, fs_group=10001),
         container_security_context=k8s.V1SecurityContext(allow_privilege_escalation=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param
 
-from lectern.pipeline import spec
+from lectern.pipeline import stage_spec
 from lectern_airflow.assets import SETTINGS
 
 
@@ -33,7 +33,7 @@ def run_setting_params(phase: str | None) -> dict[str, Param]:
         return {}
     return {run.param: Param(getattr(SETTINGS, run.setting), type="string", title=run.title,
                              description=run.description, **({"enum": list(run.choices)} if run.choices else {}))
-            for run in spec(phase).run_settings}
+            for run in stage_spec(phase).run_settings}
 
 
 def discover_params() -> dict[str, Param]:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseOperatorLink
 
 from lectern.config import Settings
-from lectern.pipeline import STAGES
+from lectern.recipes import STAGES
 
 URL_PREFIX = "/lectern"
 

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import numpy as np
 
-from lectern.frames import cell_means
+from lectern.stages.keyframes.ssim import cell_means
 
 
 def naive_keyframes(path: str, threshold: float,

@@ -175,7 +175,7 @@ def build_llm(out: Path, answer: str | None = None, seed: int = 0, steps: int = 
 def _training_prompts(tokenizer, rng) -> list[str]:
     """Chat prompts shaped like Lectern's own (judge criteria, rewrite, metadata and taxonomy prompts, with and
     without a system turn) around random text of 1 to ~1,000 tokens."""
-    from lectern import judging, rewrite
+    from lectern.stages.judge import judging, rewrite
 
     words = [tokenizer.decode([i]) for i in range(300, 20000)]
     prompts = []

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-from lectern.pipeline import PHASES, upstream_phases
+from lectern.recipes import PHASES, upstream_phases
 from tests.conftest import ROOT
 
 

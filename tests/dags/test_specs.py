@@ -7,8 +7,9 @@ import pytest
 
 from lectern.config import Settings
 from lectern.phases import pool_definitions
-from lectern.pipeline import GPU_STAGES, RECIPES, SPECS, STAGES, pool_for, run_variables
+from lectern.pipeline import GPU_STAGES, SPECS, pool_for, run_variables
 from lectern.pods import needs_gpu
+from lectern.recipes import RECIPES, STAGES
 from tests.conftest import ROOT
 
 SETTING_FIELDS = {f.name for f in fields(Settings)}
@@ -22,14 +23,14 @@ def dagbag():
 
 
 def test_every_stage_is_in_a_recipe_and_reads_what_earlier_stages_record():
-    assert set(STAGES) == {stage for recipe in RECIPES.values() for stage in recipe}
+    assert set(STAGES) == {stage for recipe in RECIPES.values() for stage in recipe.stages}
     for name, spec in SPECS.items():
         assert spec.name == name and spec.produces, name
         for stage, artifact in spec.needs:
             assert artifact in SPECS[stage].produces, f"{name} needs {stage}/{artifact}, which {stage} never records"
             for recipe in RECIPES.values():
-                if name in recipe and stage in recipe:
-                    assert recipe.index(stage) < recipe.index(name), f"{name} runs before {stage}"
+                if name in recipe.stages and stage in recipe.stages:
+                    assert recipe.stages.index(stage) < recipe.stages.index(name), f"{name} runs before {stage}"
         assert set(spec.settings) <= SETTING_FIELDS, name
         for run in spec.run_settings:
             assert run.setting in spec.settings, f"{name}: a run may choose {run.setting}, which its version ignores"

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from lectern.config import Settings
-from lectern.pipeline import PHASES, RECIPES
+from lectern.recipes import PHASES, RECIPES
 from lectern.state.db import session_scope
 from lectern.state.ops import furthest_rows, stage_rows
 from lectern.store import Keys, store_from_settings
@@ -285,7 +285,7 @@ def test_rerunning_every_phase_reproduces_the_same_artifacts_and_state(pipeline)
 
     before = snapshot()
     assert all(status == "succeeded" for status, *_ in before[1].values())
-    for stage in RECIPES["textbook"]:
+    for stage in RECIPES["textbook"].stages:
         assert run_stage(stage, video, settings, owner="idempotency-check", force=True) == EXIT_OK, stage
     after = snapshot()
     assert after[1] == before[1]

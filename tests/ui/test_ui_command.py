@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from lectern.local_airflow import free_port
-from lectern.pipeline import PHASES
+from lectern.recipes import PHASES
 from tests.conftest import CACHE
 
 pytestmark = pytest.mark.integration

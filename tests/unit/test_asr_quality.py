@@ -2,7 +2,7 @@
 
 import pytest
 
-from lectern.asr_quality import (
+from lectern.stages.transcribe.asr_quality import (
     Gates,
     filler_share,
     first_failure,

@@ -5,7 +5,7 @@ from datetime import timedelta
 from lectern.backfill import review_round, round_confs, subject_backlog
 from lectern.config import Settings
 from lectern.phases import claim
-from lectern.pipeline import STAGES
+from lectern.recipes import STAGES
 from lectern.state.db import session_scope
 from lectern.state.models import VideoStage, utcnow
 from lectern.state.ops import (

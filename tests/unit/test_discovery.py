@@ -172,7 +172,7 @@ def test_metadata_scored_once_per_search_result(catalog, tmp_path, tiny_models):
     """Relevance of title + description to each point that found a video (real embeddings) and the tiny
     scripted LLM as metadata judge; scored once, kept per link, the best link decides."""
     from lectern.discovery import discover_point, score_metadata
-    from lectern.prefilter import metadata_rejection
+    from lectern.stages.download.prefilter import metadata_rejection
     from lectern.state.db import migrate, session_scope
     from lectern.state.models import VideoSource
     from lectern.state.ops import PointSpec, sync_subject, video_record

@@ -99,7 +99,8 @@ def test_export_refuses_what_it_cannot_write(packed, tmp_path, capsys):
 
 def test_video_meta_data_has_the_published_keys(packed, tmp_path):
     """Through assemble's own code: a video's record with every published key and spelling, beside Lectern's."""
-    from lectern.stages import VideoRecord, assemble
+    from lectern.stage_types import VideoRecord
+    from lectern.stages.assemble import run as assemble
 
     settings, store = packed
     store.put_json(Keys.probe("v1"), {"duration_s": 95.5, "size_bytes": 3 * 1024 * 1024})

@@ -3,7 +3,7 @@ revealed one by one, a repeated slide, a VP9 file, sparse I-frames and a static 
 
 import pytest
 
-from lectern import frames
+from lectern.stages.keyframes import decoding, selection, ssim
 from lectern_dev.baselines import naive_keyframes
 from lectern_dev.synthetic import Scene, bullet_reveal, match_changes, write_static_video, write_video
 from tests.conftest import CACHE
@@ -45,22 +45,22 @@ def videos():
 
 
 def detect(path, mode, dedup=True):
-    samples = frames.sample_frames(path, mode, 1.0, WIDTH)
-    return [k.time for k in frames.select_keyframes(samples, THRESHOLD, GRID, dedup=dedup)]
+    samples = decoding.sample_frames(path, mode, 1.0, WIDTH)
+    return [k.time for k in selection.select_keyframes(samples, THRESHOLD, GRID, dedup=dedup)]
 
 
 def test_a_revealed_bullet_is_a_change_only_for_the_grid(videos):
     path, truth = videos["noisy_lecture"]
-    samples = {s.time: s.gray for s in frames.sample_frames(path, "iframes", 1.0, WIDTH)}
+    samples = {s.time: s.gray for s in decoding.sample_frames(path, "iframes", 1.0, WIDTH)}
     before, after = samples[28.0], samples[30.0]  # "Then it saturates" appears at 30 s
-    assert frames.similarity(before, after) > 0.95  # the global score barely moves...
-    assert frames.similarity(before, after, GRID) < 0.6  # ...the cells it appears in change a lot
-    assert frames.similarity(samples[26.0], samples[28.0], GRID) > 0.97  # noise alone does not
+    assert ssim.similarity(before, after) > 0.95  # the global score barely moves...
+    assert ssim.similarity(before, after, GRID) < 0.6  # ...the cells it appears in change a lot
+    assert ssim.similarity(samples[26.0], samples[28.0], GRID) > 0.97  # noise alone does not
 
 
 def test_fast_path_finds_every_change_in_a_noisy_lecture(videos):
     path, truth = videos["noisy_lecture"]
-    assert frames.choose_sampling(path, max_gop_s=2.5) == "iframes"
+    assert decoding.choose_sampling(path, max_gop_s=2.5) == "iframes"
     found = detect(path, "iframes")
     assert found[0] < 0.1  # the first frame is always a keyframe
     score = match_changes(found[1:], truth["changes"], tolerance=2.0 + 0.1)  # at most one GOP late
@@ -76,8 +76,8 @@ def test_interval_sampling_agrees(videos):
 
 def test_sparse_iframes_are_scanned(videos):
     path, truth = videos["sparse_iframes"]
-    assert frames.iframe_spacing(path) == pytest.approx(10.0, abs=0.1)
-    assert frames.choose_sampling(path, max_gop_s=2.5) == "scan"
+    assert decoding.iframe_spacing(path) == pytest.approx(10.0, abs=0.1)
+    assert decoding.choose_sampling(path, max_gop_s=2.5) == "scan"
     for mode, lag in (("scan", 1.0 + 0.2), ("interval", 1.0 + 0.1)):  # scan samples P-frames: up to 0.16 s later
         found = detect(path, mode)
         assert match_changes(found[1:], truth["changes"], lag)["recall"] == 1.0 and len(found) == 3, mode
@@ -88,7 +88,7 @@ def test_a_single_i_frame_is_read_in_full(tmp_path):
     path = tmp_path / "one-gop.mp4"
     truth = write_video(path, [Scene("One", seconds=3.0), Scene("One", ("and a bullet",), seconds=3.0)], fps=10,
                         gop_s=1000.0, size=(640, 360))
-    assert frames.iframe_spacing(str(path)) is None and frames.choose_sampling(str(path), 2.0) == "interval"
+    assert decoding.iframe_spacing(str(path)) is None and decoding.choose_sampling(str(path), 2.0) == "interval"
     found = detect(str(path), "interval")
     assert len(found) == 2 and match_changes(found[1:], truth["changes"], 1.1)["recall"] == 1.0
 
@@ -97,16 +97,16 @@ def test_scan_reads_only_the_gops_that_change(videos):
     """Of a 10-s-GOP lecture, scan decodes the I-frames and the GOPs in which a slide changes, each only until
     it shows what the next I-frame does; a static video is I-frames only."""
     path, truth = videos["sparse_iframes"]  # 24 s: slides change at 8 and 16 s (a fade)
-    assert [s.time for s in frames.sample_frames(path, "iframes", 0.0, WIDTH)] == [0.0, 8.0, 18.0]  # x264's cut at 8
-    verdicts = list(frames.changing_gops(path, WIDTH, THRESHOLD, GRID))
+    assert [s.time for s in decoding.sample_frames(path, "iframes", 0.0, WIDTH)] == [0.0, 8.0, 18.0]  # x264's cut at 8
+    verdicts = list(decoding.changing_gops(path, WIDTH, THRESHOLD, GRID))
     assert [(v.start, v.changes) for v in verdicts] == [(0.0, True), (8.0, True), (18.0, True)]  # the last always
     assert [v.until[0] for v in verdicts[:2]] == [8.0, 18.0]  # what each GOP comes to
-    times = [s.time for s in frames.sample_frames(path, "scan", 1.0, WIDTH)]
+    times = [s.time for s in decoding.sample_frames(path, "scan", 1.0, WIDTH)]
     assert len(times) == 24 and all(t % 1.0 < 0.2 for t in times)  # one a second, a P-frame at or after it
     static, _ = videos["static"]
-    changing = [v.start for v in frames.changing_gops(static, WIDTH, THRESHOLD, GRID) if v.changes]
+    changing = [v.start for v in decoding.changing_gops(static, WIDTH, THRESHOLD, GRID) if v.changes]
     assert changing == [598.0]  # only the last GOP
-    times = [s.time for s in frames.sample_frames(static, "scan", 1.0, WIDTH)]
+    times = [s.time for s in decoding.sample_frames(static, "scan", 1.0, WIDTH)]
     assert len(times) == 301 and times[:3] == [0.0, 2.0, 4.0]  # every 2 s: the I-frames, nothing between
 
 
@@ -116,7 +116,7 @@ def test_a_scan_stopped_early_leaves_no_reader_running(videos):
     import threading
 
     path, _ = videos["static"]  # 10 minutes: more GOPs than the readers run ahead by
-    samples = frames.sample_frames(path, "scan", 1.0, WIDTH)
+    samples = decoding.sample_frames(path, "scan", 1.0, WIDTH)
     assert [next(samples).time for _ in range(3)] == [0.0, 2.0, 4.0]
     samples.close()
     for thread in threading.enumerate():
@@ -127,7 +127,7 @@ def test_a_scan_stopped_early_leaves_no_reader_running(videos):
 
 def test_vp9_is_read(videos):
     path, truth = videos["vp9"]
-    found = detect(path, frames.choose_sampling(path, max_gop_s=2.5))
+    found = detect(path, decoding.choose_sampling(path, max_gop_s=2.5))
     assert len(found) == 3 and match_changes(found[1:], truth["changes"], 2.1)["recall"] == 1.0
 
 
@@ -149,7 +149,7 @@ def test_slides_that_differ_in_two_digits_are_not_one_slide(tmp_path):
 
 def test_static_ten_minutes_is_one_keyframe(videos):
     path, _ = videos["static"]
-    found = list(frames.select_keyframes(frames.sample_frames(path, "iframes", 1.0, WIDTH), THRESHOLD, GRID))
+    found = list(selection.select_keyframes(decoding.sample_frames(path, "iframes", 1.0, WIDTH), THRESHOLD, GRID))
     assert len(found) == 1 and found[0].image.shape == (720, 1280, 3)
 
 
@@ -167,7 +167,7 @@ def test_unreadable_file_is_corrupt_media(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 1000)
     with pytest.raises(CorruptMedia):
-        list(frames.sample_frames(str(bad), "iframes", 1.0, WIDTH))
+        list(decoding.sample_frames(str(bad), "iframes", 1.0, WIDTH))
 
 
 
@@ -179,7 +179,7 @@ def test_ssim_map_equals_scikit_image():
     a = rng.integers(0, 256, (90, 160), dtype=np.uint8)
     b = np.clip(a.astype(int) + rng.integers(-30, 30, a.shape), 0, 255).astype(np.uint8)
     expected, full = structural_similarity(a, b, data_range=255, full=True)
-    assert np.abs(frames.ssim_map(a, b) - full).max() < 1e-3
-    assert frames.similarity(a, b) == pytest.approx(expected, abs=1e-4)
+    assert np.abs(ssim.ssim_map(a, b) - full).max() < 1e-3
+    assert ssim.similarity(a, b) == pytest.approx(expected, abs=1e-4)
     cells = [full[r * 45:(r + 1) * 45, c * 40:(c + 1) * 40].mean() for r in range(2) for c in range(4)]
-    assert frames.similarity(a, b, (2, 4)) == pytest.approx(min(cells), abs=1e-4)
+    assert ssim.similarity(a, b, (2, 4)) == pytest.approx(min(cells), abs=1e-4)

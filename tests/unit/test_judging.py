@@ -2,7 +2,7 @@
 
 import pytest
 
-from lectern import judging
+from lectern.stages.judge import judging
 
 
 def verdict(name, **answers):

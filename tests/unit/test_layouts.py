@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from lectern import faces, frames
+from lectern.stages.keyframes import decoding, faces, selection, ssim
 from lectern_dev.layouts import LAYOUTS, score_states, write_layout
 from tests.conftest import CACHE
 
@@ -26,7 +26,7 @@ def layout_video(name: str, gop_s: float | None) -> tuple[str, dict]:
 
 
 def keyframes(path: str, mode: str) -> list[tuple[float, bool]]:
-    found = frames.select_keyframes(frames.sample_frames(path, mode, 1.0, WIDTH, THRESHOLD, GRID), THRESHOLD, GRID)
+    found = selection.select_keyframes(decoding.sample_frames(path, mode, 1.0, WIDTH, THRESHOLD, GRID), THRESHOLD, GRID)
     return [(k.time, faces.face_area_ratio(k.gray) > FACE_MAX_AREA) for k in found]
 
 
@@ -34,7 +34,7 @@ def keyframes(path: str, mode: str) -> list[tuple[float, bool]]:
 @pytest.mark.parametrize("name", LAYOUTS)
 def test_every_state_once(name, mode, gop_s):
     path, truth = layout_video(name, gop_s)
-    assert frames.choose_sampling(path, max_gop_s=2.0) == mode
+    assert decoding.choose_sampling(path, max_gop_s=2.0) == mode
     score = score_states(keyframes(path, mode), truth)
     assert score["recall"] >= 0.98 and score["precision"] >= 0.95, score
 
@@ -43,10 +43,10 @@ def test_the_paper_s_global_ssim_and_the_old_rule_miss_slides_under_a_webcam():
     """What the motion mask is for: the plain grid rule (every cell decides, candidates must settle everywhere)
     finds few slide changes under a moving inset."""
     path, truth = layout_video("speaker_inset", 1.0)
-    samples = list(frames.sample_frames(path, "iframes", 1.0, WIDTH))
+    samples = list(decoding.sample_frames(path, "iframes", 1.0, WIDTH))
     changed = 0
     for before, after in zip(samples, samples[1:]):
-        cells = frames.cell_similarity(before.gray, after.gray, GRID)
+        cells = ssim.cell_similarity(before.gray, after.gray, GRID)
         changed += bool((cells < THRESHOLD).any())
     slides = sum(1 for s in truth["states"] if s["kind"] == "slide")
     assert changed > 3 * slides  # the inset changes cells between nearly every pair of samples...

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lectern import llm
+from lectern.stages.judge import llm
 from lectern_dev.tiny_models import SCRIPTED_ANSWER
 
 

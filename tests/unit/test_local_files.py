@@ -14,7 +14,7 @@ from lectern.discovery import TaxonomyError, discover_point, load_subject
 from lectern.errors import BlockedURL, CorruptMedia, VideoUnavailable
 from lectern.local_files import media_files
 from lectern.manifest import load_manifest
-from lectern.stages import download
+from lectern.stages.download import run as download
 from lectern.state.db import migrate, session_scope
 from lectern.state.ops import sync_subject, video_record
 from lectern.store import Keys, LocalStore

@@ -9,7 +9,7 @@ import pytest
 from lectern.config import Settings
 from lectern.export import score_column, timestamp
 from lectern.phases import prepare_discovery
-from lectern.pipeline import RECIPES, next_stage, upstream_phases
+from lectern.recipes import RECIPES, next_stage, upstream_phases
 from lectern.release import build_pairs_release
 from lectern.runner import EXIT_OK, run_stage
 from lectern.state.db import session_scope
@@ -23,7 +23,7 @@ VIDEOS = {"photosynthesis": "Nature", "dna_replication": "Nature", "cell_divisio
 
 
 def test_each_recipe_is_a_chain_of_stages():
-    assert [next_stage(s, "pairs") for s in RECIPES["pairs"]] == ["keyframes", "caption", None]
+    assert [next_stage(s, "pairs") for s in RECIPES["pairs"].stages] == ["keyframes", "caption", None]
     assert next_stage("keyframes") == "ocr" and next_stage("assemble") is None
     assert next_stage("caption", "textbook") is None  # not a textbook stage: nothing follows it there
     assert (upstream_phases("caption"), upstream_phases("ocr"), upstream_phases("download")) == (
@@ -54,7 +54,7 @@ def pairs_subject(tmp_path, db_url, corpus_server, demo_corpus, tiny_models):
 def test_a_pairs_subject_goes_download_keyframes_caption_and_releases_pairs(pairs_subject):
     settings = pairs_subject
     prepare_discovery(settings, "Short clips")
-    for stage in RECIPES["pairs"]:
+    for stage in RECIPES["pairs"].stages:
         for video_id in VIDEOS:
             assert run_stage(stage, video_id, settings, owner="test") == EXIT_OK, (stage, video_id)
     with session_scope(settings.db_url) as session:

@@ -6,8 +6,8 @@ import pytest
 
 from lectern.config import Settings
 from lectern.discovery import _found
-from lectern.prefilter import metadata_rejection
-from lectern.stages import VideoRecord
+from lectern.stage_types import VideoRecord
+from lectern.stages.download.prefilter import metadata_rejection
 
 
 def video(**fields):
@@ -87,8 +87,8 @@ def test_the_resolution_filter_judges_a_known_height_only():
     from dataclasses import replace as replaced
 
     from lectern.config import Settings
-    from lectern.prefilter import height_reason, metadata_rejection
-    from lectern.stages import VideoRecord
+    from lectern.stage_types import VideoRecord
+    from lectern.stages.download.prefilter import height_reason, metadata_rejection
 
     internvid = Settings.from_env({"LECTERN_MIN_HEIGHT": "360", "LECTERN_MAX_HEIGHT": "720"})
     assert [height_reason(h, internvid) for h in (240, 360, 720, 1080, None)] == [

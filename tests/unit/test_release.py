@@ -7,7 +7,7 @@ import pytest
 
 from lectern.cli import main
 from lectern.config import Settings
-from lectern.pipeline import RECIPES, STAGES
+from lectern.recipes import RECIPES, STAGES
 from lectern.release import build_release
 from lectern.state.db import session_scope
 from lectern.state.models import FORGOTTEN, VideoStage
@@ -34,7 +34,7 @@ def put_assembled(store, settings, video_id, colour=(200, 10, 10), text=None, si
     from PIL import Image
 
     from lectern import packing
-    from lectern.stages import assemble
+    from lectern.stages.assemble import run as assemble
 
     jpeg = io.BytesIO()
     Image.new("RGB", size, colour).save(jpeg, "JPEG")
@@ -62,7 +62,7 @@ def corpus(db_url, tmp_path, monkeypatch):
         point = sync_subject(session, "Biology", [PointSpec("Cells", "Cells", "cells")])[0]
         record_search(session, point, [FoundVideo("v1", "http://x/v1"), FoundVideo("v2", "http://x/v2")], {})
     for video_id in ("v1", "v2"):
-        for stage in RECIPES["textbook"]:
+        for stage in RECIPES["textbook"].stages:
             with session_scope(db_url) as session:
                 claim_one(session, video_id, stage, "test", 60, 3)
                 mark_succeeded(session, video_id, stage, "test", {"k": Keys.video(video_id, stage)}, {})
@@ -190,7 +190,7 @@ def test_manifest_records_lineage(corpus):
     settings, _, _ = corpus
     manifest = build_release(settings, name="lineage")
     # results recorded before rows kept their settings (version None here): nothing to explain
-    assert manifest["stage_configs"] == {stage: {} for stage in RECIPES["textbook"]}
+    assert manifest["stage_configs"] == {stage: {} for stage in RECIPES["textbook"].stages}
     with session_scope(settings.db_url) as session:  # as the runner records each result: version and settings
         for row in session.query(VideoStage):
             row.version, row.config = stage_version(row.stage, settings), stage_config(row.stage, settings)
@@ -198,7 +198,8 @@ def test_manifest_records_lineage(corpus):
     assert manifest["stage_configs"]["ocr"] == {stage_version("ocr", settings): stage_config("ocr", settings)}
     [judged] = manifest["stage_configs"]["judge"].values()
     assert judged["judge_models"] == list(settings.judge_models)
-    assert set(manifest["videos"][0]["stage_versions"]) == set(RECIPES["textbook"]) == set(manifest["stage_configs"])
+    released = set(manifest["videos"][0]["stage_versions"])
+    assert released == set(RECIPES["textbook"].stages) == set(manifest["stage_configs"])
 
 
 def test_lineage_is_the_settings_of_the_released_results_not_of_today(corpus):
@@ -308,7 +309,7 @@ def test_stats_equal_counts_recomputed_from_the_state(corpus):
                                              "asr_tokens": 200, "ocr_tokens": 40, "samples": 2}}
     assert stats["cost"]["seconds"]["transcribe"] == 4.0 and stats["cost"]["gpu_seconds"] == 8.0
     assert stats["cost"]["seconds_per_video_hour"]["ocr"] == 8.0
-    assert stats["cost"]["per_video"]["v2"] == dict.fromkeys(RECIPES["textbook"], 2.0)
+    assert stats["cost"]["per_video"]["v2"] == dict.fromkeys(RECIPES["textbook"].stages, 2.0)
     assert "caption" not in stats["funnel"] and "caption" not in stats["cost"]["seconds"]  # not a textbook stage
     assert all(store.exists(key) for key in manifest["stats_files"])
     page = store.get_bytes(manifest["viewer"]).decode()  # the viewer itself is tested in Chromium (test_viewer.py)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lectern import rewrite
+from lectern.stages.judge import rewrite
 
 EMBEDDINGS = "sentence-transformers/all-MiniLM-L6-v2"
 ORIGINAL = "so um photosynthesis is how plants turn light in to chemical energy"

@@ -123,7 +123,8 @@ def test_transient_retries_back_off_exponentially_with_jitter_until_the_last_att
 def test_an_artifact_the_spec_does_not_declare_fails_the_video(settings, corpus_server, monkeypatch):
     """What later stages read is what specs say: a stage that records more fails, permanently, saying what, and
     records nothing of it."""
-    from lectern.stages import StageResult, download
+    from lectern.stage_types import StageResult
+    from lectern.stages.download import run as download
 
     discover(settings.db_url, ("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"))
     monkeypatch.setattr(download, "run", lambda video, store, settings: StageResult.succeeded(

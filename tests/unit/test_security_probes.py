@@ -25,12 +25,13 @@ from lectern.local_files import media_files
 from lectern.manifest import ManifestError, _site_extractors, load_manifest, url_video_id
 from lectern.phases import prepare_discovery
 from lectern.release import build_release
-from lectern.stages import VideoRecord, download
+from lectern.stage_types import VideoRecord
+from lectern.stages.download import run as download
+from lectern.stages.download.urls import check_url, inside
 from lectern.state.db import migrate, session_scope
 from lectern.state.models import Subject, Video, VideoStage
 from lectern.state.ops import video_record
 from lectern.store import Keys, LocalStore
-from lectern.urls import check_url, inside
 from tests.conftest import http_server
 from tests.obelics_loader import load_all
 from tests.unit.test_release import corpus, put_assembled  # noqa: F401  (the fixture)
@@ -376,7 +377,8 @@ def test_escape_sequences_in_a_file_name_reach_neither_status_nor_logs(tmp_path,
 def test_a_video_tagged_rotate_90_is_probed_and_sampled_upright(tmp_path):
     import numpy as np
 
-    from lectern import frames, media
+    from lectern.stages.download import media
+    from lectern.stages.keyframes import decoding
 
     source, rotated = tmp_path / "source.mp4", tmp_path / "phone.mp4"
     # 640x360 stored; the top fifth white, so which way is up can be told
@@ -390,10 +392,10 @@ def test_a_video_tagged_rotate_90_is_probed_and_sampled_upright(tmp_path):
     expected = np.asarray(Image.open(shown).convert("L"), dtype=float)
     info = media.probe(rotated)
     assert (info["width"], info["height"], info["rotation"]) == (360, 640, 90)
-    [frame] = frames.frames_at(str(rotated), [0.5], max_side=640).values()
+    [frame] = decoding.frames_at(str(rotated), [0.5], max_side=640).values()
     assert frame.shape[:2] == expected.shape == (640, 360)
     assert np.abs(frame.mean(axis=2) - expected).mean() < 10
-    sample = next(iter(frames.sample_frames(str(rotated), "interval", 1.0, 90)))
+    sample = next(iter(decoding.sample_frames(str(rotated), "interval", 1.0, 90)))
     assert sample.gray.shape[1] == 90 and sample.gray.shape[0] > 90  # upright: taller than wide
     assert np.abs(sample.rgb().mean(axis=2) - expected).mean() < 10
 

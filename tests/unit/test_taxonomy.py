@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from lectern import llm
 from lectern.discovery import TaxonomyError, load_taxonomy
+from lectern.stages.judge import llm
 from lectern.taxonomy import generate_taxonomy, parse_list, write_taxonomy
 
 

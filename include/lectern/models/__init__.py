@@ -18,8 +18,8 @@ def resolve_bundled(model: str) -> str:
     """A model id's folder in an installed package that ships it, else the id itself."""
     package = BUNDLED.get(model)
     if package and importlib.util.find_spec(package) is not None:
-        spec = importlib.util.find_spec(package)
-        bundled = Path(spec.submodule_search_locations[0]) / "model"
+        found = importlib.util.find_spec(package)
+        bundled = Path(found.submodule_search_locations[0]) / "model"
         if bundled.is_dir():
             return str(bundled)
     return model

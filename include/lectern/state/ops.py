@@ -16,9 +16,9 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import and_, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from lectern.pipeline import STAGES, next_stage, stages_after
+from lectern.recipes import STAGES, next_stage, stages_after
 from lectern.safe_text import printable
-from lectern.stages import VideoRecord
+from lectern.stage_types import VideoRecord
 from lectern.state.models import (
     FAILED,
     FORGOTTEN,

@@ -1,7 +1,7 @@
 import pytest
 
 from lectern.config import Settings
-from lectern.stages import VideoRecord
+from lectern.stage_types import VideoRecord
 from lectern.store import LocalStore
 
 
@@ -27,7 +27,7 @@ def record(video_id, url="", artifacts=None, **fields):
 @pytest.fixture
 def downloaded(corpus_server, store, settings):
     """Download one demo video for real (yt-dlp from the loopback server) and return its record."""
-    from lectern.stages import download
+    from lectern.stages.download import run as download
 
     def make(video_id):
         result = download.run(record(video_id, f"{corpus_server.base_url}/{video_id}.mp4"), store, settings)
@@ -42,7 +42,7 @@ def synthetic_video(tmp_path, store):
     """Put a generated video (ffmpeg lavfi; espeak-ng for speech) into the store, probed like a download."""
     import subprocess
 
-    from lectern import media
+    from lectern.stages.download import media
     from lectern.store import Keys
 
     def make(video_id: str, seconds: float, audio: str) -> VideoRecord:

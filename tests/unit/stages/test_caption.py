@@ -8,8 +8,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from lectern import media
-from lectern.stages import caption, keyframes
+from lectern.stages.caption import run as caption
+from lectern.stages.download import media
+from lectern.stages.keyframes import run as keyframes
 from lectern.store import Keys
 from lectern_dev.tiny_models import SCRIPTED_ANSWER  # what the scripted tiny LLM answers to every prompt
 from tests.unit.stages.conftest import record

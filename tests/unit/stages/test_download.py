@@ -1,7 +1,7 @@
 import pytest
 
 from lectern.errors import CorruptMedia, VideoUnavailable
-from lectern.stages import download
+from lectern.stages.download import run as download
 from lectern.store import Keys
 from lectern_dev.corpus import BROKEN
 from tests.unit.stages.conftest import record
@@ -52,7 +52,7 @@ def test_a_container_without_a_duration_is_measured_not_taken_as_zero(tmp_path, 
     import json
     import subprocess
 
-    from lectern import media
+    from lectern.stages.download import media
 
     path = tmp_path / f"one.{container}"
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-frames:v", "1",
@@ -95,7 +95,7 @@ def test_a_cover_that_cannot_be_had_is_recorded_and_the_video_kept(corpus_server
                                                                     cover, extra, why):
     from dataclasses import replace
 
-    from lectern.stages.download import NoCover, fetch_cover
+    from lectern.stages.download.run import NoCover, fetch_cover
 
     settings = replace(settings, **extra)
     url = f"{corpus_server.base_url}/{cover}"

@@ -7,7 +7,7 @@ import http.server
 import pytest
 
 from lectern.errors import DownloadFailed, VideoUnavailable
-from lectern.stages import download
+from lectern.stages.download import run as download
 from tests.conftest import http_server
 from tests.unit.stages.conftest import record
 

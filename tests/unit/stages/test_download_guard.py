@@ -7,8 +7,8 @@ import pytest
 
 from lectern.config import Settings
 from lectern.errors import BlockedURL
-from lectern.stages import download
-from lectern.urls import check_url, parse_networks
+from lectern.stages.download import run as download
+from lectern.stages.download.urls import check_url, parse_networks
 from tests.conftest import http_server
 from tests.unit.stages.conftest import record
 

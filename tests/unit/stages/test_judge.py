@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from lectern.stages import judge
+from lectern.stages.judge import run as judge
 from lectern.store import Keys
 from tests.unit.stages.conftest import record
 

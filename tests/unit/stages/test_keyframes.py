@@ -3,9 +3,9 @@
 
 import pytest
 
-from lectern import frames
-from lectern.stages import keyframes
-from lectern.stages.keyframes import segment_clips
+from lectern.stages.keyframes import decoding, selection
+from lectern.stages.keyframes import run as keyframes
+from lectern.stages.keyframes.run import segment_clips
 from lectern.store import Keys
 from tests.unit.stages.conftest import record
 
@@ -41,8 +41,8 @@ def test_keyframes_match_slide_changes(demo_corpus, mode, lag):
     directory, truth = demo_corpus
     for video_id, info in truth["videos"].items():
         slides = info["slides"]
-        samples = frames.sample_frames(str(directory / f"{video_id}.mp4"), mode, 1.0, 320)
-        found = list(frames.select_keyframes(samples, 0.95, (8, 12)))
+        samples = decoding.sample_frames(str(directory / f"{video_id}.mp4"), mode, 1.0, 320)
+        found = list(selection.select_keyframes(samples, 0.95, (8, 12)))
         assert len(found) == len(slides), video_id
         for keyframe, slide in zip(found, slides):
             assert slide["start"] <= keyframe.time < slide["start"] + lag  # found within one sampling step
@@ -107,14 +107,15 @@ def test_face_filter_marks_a_talking_head(tmp_path, store, settings):
     the filter marks them (the export writes the variant, tests/unit/test_export.py)."""
     import dataclasses
 
-    from lectern import faces, media
+    from lectern.stages.download import media
+    from lectern.stages.keyframes import faces
     from lectern_dev.synthetic import Scene, write_video
 
     scenes = [Scene("Enzymes", ("Proteins that speed up reactions",)), Scene("", picture=True),
               Scene("Active Site", ("The substrate binds here",))]
     path = tmp_path / "talk.mp4"
     write_video(path, scenes, fps=10, gop_s=1.0)
-    grays = {s.time: s.gray for s in frames.sample_frames(str(path), "iframes", 1.0, 320)}
+    grays = {s.time: s.gray for s in decoding.sample_frames(str(path), "iframes", 1.0, 320)}
     assert faces.face_area_ratio(grays[10.0]) > 0.015 and faces.face_area_ratio(grays[2.0]) == 0.0
     store.put_file(Keys.source("talk"), path)
     store.put_json(Keys.probe("talk"), media.probe(path))

@@ -8,7 +8,7 @@ from contextlib import ExitStack
 import pytest
 from PIL import Image
 
-from lectern.stages import ocr
+from lectern.stages.ocr import run as ocr
 from lectern.store import Keys
 from lectern_dev.synthetic import Scene, bullet_reveal, render
 from tests.unit.stages.conftest import record

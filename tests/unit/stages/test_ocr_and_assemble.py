@@ -4,7 +4,9 @@ import json
 import re
 
 from lectern import packing
-from lectern.stages import assemble, keyframes, ocr
+from lectern.stages.assemble import run as assemble
+from lectern.stages.keyframes import run as keyframes
+from lectern.stages.ocr import run as ocr
 from lectern.store import Keys
 from tests.conftest import assert_published_sample
 from tests.obelics_loader import parse_sample

@@ -7,8 +7,9 @@ import subprocess
 
 import pytest
 
-from lectern import media, scenes
-from lectern.stages import keyframes
+from lectern.stages.download import media
+from lectern.stages.keyframes import run as keyframes
+from lectern.stages.keyframes import scenes
 from lectern.store import Keys
 from tests.unit.stages.conftest import record
 

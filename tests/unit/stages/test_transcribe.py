@@ -7,7 +7,7 @@ import dataclasses
 import jiwer
 import pytest
 
-from lectern.stages import transcribe
+from lectern.stages.transcribe import run as transcribe
 from lectern.store import Keys
 from tests.unit.stages.conftest import record
 
@@ -146,7 +146,7 @@ def test_real_transcription_of_the_demo_narration(demo_corpus, corpus_server, st
     0.075; without the vocabulary 0.04-0.28, 0.18); word times monotonic and inside their segment; a segment
     starting inside each narrated slide."""
     from lectern.discovery import load_subject
-    from lectern.stages import download
+    from lectern.stages.download import run as download
     from lectern_dev.corpus import subject_yaml
 
     (tmp_path / "biology.yaml").write_text(subject_yaml(corpus_server.base_url))
@@ -213,7 +213,7 @@ def test_a_harder_voice_in_noise_and_echo(tmp_path, store, settings):
     it (seeded), a text with no vocabulary prompt to help (measured: 0.06; unseeded noise gave 0.0 to 0.24)."""
     import subprocess
 
-    from lectern import media
+    from lectern.stages.download import media
 
     text = ("The mitochondria is the powerhouse of the cell. It turns glucose and oxygen into energy that the cell "
             "can use. This process is called cellular respiration, and it releases carbon dioxide and water.")
@@ -260,7 +260,8 @@ def test_an_inherited_openmp_thread_limit_does_not_garble_whisper(tmp_path, demo
 def test_ocr_leaves_the_process_environment_as_it_found_it(downloaded, store, settings):
     import os
 
-    from lectern.stages import keyframes, ocr
+    from lectern.stages.keyframes import run as keyframes
+    from lectern.stages.ocr import run as ocr
 
     video = downloaded("photosynthesis")
     store.put_json(Keys.asr(video.id), {"segments": [{"start": 0.5, "end": 23.0, "text": "Plants."}]})

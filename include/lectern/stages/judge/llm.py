@@ -1,6 +1,6 @@
 """Chat LLMs through transformers: batched greedy generation and the ``###Score: N###`` answer format.
 
-Used by the judges (lectern.judging), the transcript rewrite (lectern.rewrite), the metadata judge and taxonomy
+Used by the judges (judging.py), the transcript rewrite (rewrite.py), the metadata judge and taxonomy
 generation. A model is a transformers id (downloaded where a network exists) or a local directory.
 """
 

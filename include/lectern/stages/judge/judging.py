@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from lectern import llm
+from lectern.stages.judge import llm
 
 ACCEPT, REJECT, ABSTAIN = "accept", "reject", "abstain"
 

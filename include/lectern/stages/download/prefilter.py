@@ -16,7 +16,7 @@ import unicodedata
 from urllib.parse import unquote, urlsplit
 
 from lectern.config import Settings
-from lectern.stages import VideoRecord
+from lectern.stage_types import VideoRecord
 
 LIVE_STATUSES = ("is_live", "is_upcoming", "post_live")  # still streaming, not yet aired, or not yet processed
 # Languages written in the Latin alphabet: a title mostly in another script is not in one of them.

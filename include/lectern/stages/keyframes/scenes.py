@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from lectern.errors import CorruptMedia
-from lectern.frames import open_video, scaler, stream_start
+from lectern.stages.keyframes.decoding import open_video, scaler, stream_start
 
 METHODS = ("histogram", "difference")
 THUMB_WIDTH = 64

@@ -1,7 +1,4 @@
-"""download: pre-download filter (lectern.prefilter), yt-dlp download (H.264 <= 720p preferred), ffprobe, store.
-A local file (lectern.local_files) is read where it is instead, then probed and stored the same way. A video with
-a cover image (a manifest's cover_url) gets it fetched too, through the same SSRF guard, size-capped and checked as
-an image; a cover that cannot be had is recorded with why, and the video goes on without it."""
+"""The download stage's work: run(video, store, settings) -> StageResult (what it does: its package's docstring)."""
 
 from __future__ import annotations
 
@@ -10,25 +7,21 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from lectern import media
 from lectern.config import Settings
 from lectern.errors import BlockedURL, CorruptMedia, DownloadFailed, VideoUnavailable
-from lectern.prefilter import duration_reason, height_reason, metadata_rejection
-from lectern.stages import StageResult, StageSpec, VideoRecord
-from lectern.store import Keys, Store, scratch_dir
-from lectern.urls import BLOCKED_MARK, PAGE_MARK, capped_pages, check_url, fetch_bytes, guarded_connections, inside
-
-SPEC = StageSpec(
-    name="download",
-    version="3",  # 2: the size cap, and no audio stream rejects; 3: the cover image and the resolution filter
-    settings=("min_duration_s", "max_duration_s", "min_height", "max_height", "download_format", "allowed_languages",
-              "required_license", "metadata_min_relevance", "metadata_judge_model", "judge_min_score",
-              "max_download_mb", "max_cover_mb"),
-    produces=("source", "probe", "cover"),
-    retries=4,
-    pool="lectern_download",
-    timeout_s=1800,
+from lectern.stage_types import StageResult, VideoRecord
+from lectern.stages.download import media
+from lectern.stages.download.prefilter import duration_reason, height_reason, metadata_rejection
+from lectern.stages.download.urls import (
+    BLOCKED_MARK,
+    PAGE_MARK,
+    capped_pages,
+    check_url,
+    fetch_bytes,
+    guarded_connections,
+    inside,
 )
+from lectern.store import Keys, Store, scratch_dir
 
 # yt-dlp's messages for a rate limit: transient, though YouTube's begins like a removed video's ("Video unavailable.
 # This content isn't available, try again later.").

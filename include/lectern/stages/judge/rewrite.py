@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from lectern import llm, models
+from lectern import models
+from lectern.stages.judge import llm
 
 SYSTEM = "You correct automatic speech recognition transcripts of lectures."
 PROMPT = (

@@ -1,33 +1,13 @@
-"""judge: is this video worth a textbook? Embedding relevance first, then the LLM judges, then the rewrite.
-
-1. Relevance: the best cosine similarity between a knowledge point ("subject: point") and either the video's
-   title + description or its transcript (sentence embeddings); below LECTERN_JUDGE_MIN_RELEVANCE the video is
-   rejected with its score, and no LLM time is spent on it.
-2. LLM judges (LECTERN_JUDGE_MODELS, lectern.judging): relevance, knowledge density and transcription quality,
-   0-10 each, combined by LECTERN_JUDGE_POLICY.
-3. Rewrite (LECTERN_REWRITE_MODEL, lectern.rewrite): refined_asr.json, segment by segment, with a drift guard.
-
-judge.json holds every score and raw answer, named as in the published ``video_meta_data``.
-"""
+"""The judge stage's work: run(video, store, settings) -> StageResult (what it does: its package's docstring)."""
 
 from __future__ import annotations
 
-from lectern import judging, models, rewrite
+from lectern import models
 from lectern.config import Settings
 from lectern.errors import MissingInput
-from lectern.stages import StageResult, StageSpec, VideoRecord
+from lectern.stage_types import StageResult, VideoRecord
+from lectern.stages.judge import judging, rewrite
 from lectern.store import Keys, Store
-
-SPEC = StageSpec(
-    name="judge",
-    version="2",
-    settings=("embedding_model", "judge_min_relevance", "judge_models", "judge_policy", "judge_min_score",
-              "rewrite_model", "rewrite_min_similarity", "rewrite_length_ratio", "llm_max_new_tokens",
-              "llm_max_transcript_chars"),
-    needs=(("transcribe", "asr"),),
-    produces=("judge", "refined_asr"),
-    gpu=True,
-)
 
 MAX_TRANSCRIPT_CHARS = 4000  # for the embedding: all-MiniLM reads 256 tokens anyway
 

@@ -1,13 +1,4 @@
-"""ocr: tesseract on every keyframe, in parallel -> ocr.json (keyframe key -> kept text, and why text was dropped).
-
-Keyframes are read by one tesseract process per core, each over its share of them (their grey copies) from a list
-file (the model loads once per process, not once per keyframe), with one thread each (OMP_THREAD_LIMIT=1: faster on
-small machines than tesseract's own threads). Words below LECTERN_OCR_MIN_CONFIDENCE are dropped (a bullet glyph
-read as "e" at 45, say), as are lone glyphs; then, in time order, a keyframe's text is dropped when it is
-meaningless (fewer than LECTERN_OCR_MIN_CHARS letters or digits, or mostly symbols) or repeats the previous kept
-text (LECTERN_OCR_REPEAT_SIMILARITY, word-level): a revealed bullet adds its line, not the whole slide again.
-With LECTERN_OCR_ENGINE=vlm a vision-language model reads the keyframes instead (batched), with the same filters.
-"""
+"""The ocr stage's work: run(video, store, settings) -> StageResult (what it does: its package's docstring)."""
 
 from __future__ import annotations
 
@@ -22,19 +13,9 @@ from unittest.mock import patch
 
 from lectern.config import Settings
 from lectern.errors import CorruptMedia, MissingInput
-from lectern.stages import StageResult, StageSpec, VideoRecord
+from lectern.stage_types import StageResult, VideoRecord
 from lectern.store import Keys, Store
 from lectern.vlm import describe_images
-
-SPEC = StageSpec(
-    name="ocr",
-    version="4",  # 4: tesseract reads the keyframes' grey copies
-    settings=("ocr_lang", "ocr_engine", "ocr_vlm_model", "ocr_vlm_prompt", "ocr_min_confidence", "ocr_min_chars",
-              "ocr_repeat_similarity"),
-    needs=(("keyframes", "clips"),),
-    produces=("ocr",),
-)
-
 
 # Keyframes per tesseract run: their grey copies (0.9 MB each at 720p) are on disk only for their run.
 IMAGES_PER_RUN = 64

@@ -1,7 +1,4 @@
-"""Frame sampling and SSIM keyframe selection (the paper's Algorithm 1), fast and exact.
-
-Algorithm 1: the first sampled frame is a keyframe and the reference; each later sampled frame whose SSIM with
-the reference is below the threshold becomes a keyframe and the new reference.
+"""Frame sampling for SSIM keyframes, fast and exact.
 
 Sampling (``sample_frames``), all through PyAV (FFmpeg's decoders: H.264, VP9, AV1 alike):
 - ``iframes`` (the fast path): only the stream's key packets reach the decoder, so only its I-frames are decoded,
@@ -16,10 +13,6 @@ Sampling (``sample_frames``), all through PyAV (FFmpeg's decoders: H.264, VP9, A
   the fast paths are measured against.
 A full-resolution RGB image is made only for the frames selected as keyframes.
 
-Selection (``select_keyframes``) holds on recorded lectures: frames are compared denoised (a pointer, a flash or
-an animation's middle is gone in the median of three samples), and cells that move all the time (a speaker's
-webcam, a video playing in a slide, the speaker full screen) do not decide.
-
 The benchmarks compare with the naive exact method (lectern_dev.baselines.naive_keyframes: decord, every frame,
 full-resolution scikit-image SSIM). PyAV does the decoding here instead of decord: it reads every codec (decord
 fails on VP9 with threads and on AV1) and lets a GOP be skipped or read to its I-frame alone, which the fast paths
@@ -28,32 +21,13 @@ need (249x realtime against the naive method's 0.3x, docs/performance.md).
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
 from lectern.errors import CorruptMedia
-
-# Grey levels: keyframes whose 64x36 thumbnails differ less are compared in full (the same slide with noise: 0.01-0.15;
-# another slide, even one changed digit: 0.68 and more).
-DEDUP_THUMB_DIFF = 0.5
-
-
-@dataclass
-class Sample:
-    time: float
-    gray: np.ndarray
-    rgb: Callable[[], np.ndarray]  # the full-resolution frame, made on demand
-
-
-@dataclass
-class Keyframe:
-    time: float
-    image: np.ndarray  # RGB, full resolution
-    ssim: float | None  # with the reference it replaced (None for the first)
-    gray: np.ndarray = field(repr=False, default=None)
+from lectern.stages.keyframes.selection import Sample, denoised_moments
+from lectern.stages.keyframes.ssim import Gray, cell_similarity
 
 
 def open_video(path: str):
@@ -192,7 +166,7 @@ def changing_gops(path: str, width: int, threshold: float, grid: tuple[int, int]
     previous, previous_gray = None, None
     # Over GOPs, slides that change every few I-frames look like motion: only what moves between every pair of
     # I-frames (a webcam, a playing video) is left out.
-    for moment in _moments(_decode(path, "iframes", 0.0, width), threshold, grid, moving_share=1.0):
+    for moment in denoised_moments(_decode(path, "iframes", 0.0, width), threshold, grid, moving_share=1.0):
         gray = Gray(moment.sample.gray)  # as it is, not denoised: a slide shown for one GOP only counts
         if previous is not None:
             changes = bool((cell_similarity(previous_gray, gray, grid) < threshold)[moment.still].any())
@@ -375,287 +349,6 @@ class _Gops:
             for frame in packet.decode():
                 if self.whole or frame.key_frame:
                     yield frame
-
-
-class Gray:
-    """A grayscale frame with the local statistics SSIM needs of it, computed once however often it is compared."""
-
-    __slots__ = ("pixels", "values", "mean", "mean_square", "variance")
-
-    def __init__(self, pixels: np.ndarray):
-        self.pixels = pixels
-        self.values = pixels.astype(np.float32)
-        self.mean = box_mean(self.values, SSIM_WINDOW)
-        self.mean_square = self.mean * self.mean
-        self.variance = _NORM * (box_mean(self.values * self.values, SSIM_WINDOW) - self.mean_square)
-
-
-SSIM_WINDOW = 7  # scikit-image's default
-_NORM = np.float32(SSIM_WINDOW * SSIM_WINDOW / (SSIM_WINDOW * SSIM_WINDOW - 1))  # sample covariance
-_C1, _C2 = np.float32((0.01 * 255) ** 2), np.float32((0.03 * 255) ** 2)
-
-
-def ssim_map(a: np.ndarray | Gray, b: np.ndarray | Gray) -> np.ndarray:
-    """The SSIM map exactly as scikit-image computes it by default (7x7 uniform window, sample covariance,
-    K1 0.01, K2 0.03, data range 255), in float32: equal to it within 1e-3."""
-    a, b = (x if isinstance(x, Gray) else Gray(x) for x in (a, b))
-    both = a.mean * b.mean
-    covariance = _NORM * (box_mean(a.values * b.values, SSIM_WINDOW) - both)
-    return ((2 * both + _C1) * (2 * covariance + _C2)) / (
-        (a.mean_square + b.mean_square + _C1) * (a.variance + b.variance + _C2))
-
-
-def cell_similarity(a: np.ndarray | Gray, b: np.ndarray | Gray, grid: tuple[int, int] = (1, 1)) -> np.ndarray:
-    """SSIM per cell of a rows x columns grid: the mean of the SSIM map over each cell (1x1: over the whole frame
-    less the filter's border, as scikit-image's structural_similarity)."""
-    full = ssim_map(a, b)
-    if grid == (1, 1):
-        pad = (SSIM_WINDOW - 1) // 2
-        return np.array([[full[pad:-pad, pad:-pad].mean()]])
-    return cell_means(full, grid)
-
-
-def similarity(a: np.ndarray | Gray, b: np.ndarray | Gray, grid: tuple[int, int] = (1, 1)) -> float:
-    """SSIM of two grayscale frames: the mean of the SSIM map over the whole frame (grid 1x1, the paper's), or its
-    lowest mean over the cells of a rows x columns grid. The grid makes a local change count (a bullet point
-    revealed on an otherwise unchanged slide: global 0.96, lowest of 8x12 cells 0.42 at 320 px; one digit changed
-    in a title: 0.96 and 0.85) while sensor noise, spread evenly, still scores high everywhere (0.99 global, 0.98
-    lowest cell)."""
-    return float(cell_similarity(a, b, grid).min())
-
-
-def _edges(length: int, parts: int) -> np.ndarray:
-    return np.arange(parts) * length // parts
-
-
-def cell_means(full: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """The mean of an SSIM map over each cell of a rows x columns grid."""
-    rows, cols = grid
-    height, width = full.shape
-    row_edges, col_edges = _edges(height, rows), _edges(width, cols)
-    sums = np.add.reduceat(np.add.reduceat(full, row_edges, axis=0), col_edges, axis=1)
-    counts = np.outer(np.diff(np.append(row_edges, height)), np.diff(np.append(col_edges, width)))
-    return sums / counts
-
-
-def box_mean(image: np.ndarray, window: int) -> np.ndarray:
-    """The mean over a window x window box around each pixel, edges mirrored: scipy.ndimage.uniform_filter's
-    default ('reflect') without importing scipy.ndimage (0.4 s of every keyframes process on this machine). Sums
-    of window shifted slices, in place: exact in float32 for the integer frames, and their squares and products,
-    SSIM filters."""
-    before, after = window // 2, window - 1 - window // 2
-    height, width = image.shape
-    # np.pad(image, ..., mode="symmetric"), written out: np.pad's own bookkeeping was 40% of the filter's time.
-    padded = np.empty((height + window - 1, width + window - 1), image.dtype)
-    padded[before:before + height, before:before + width] = image
-    padded[:before, before:before + width] = image[before - 1::-1]
-    padded[before + height:, before:before + width] = image[height - 1:height - 1 - after:-1]
-    padded[:, :before] = padded[:, 2 * before - 1:before - 1:-1]
-    padded[:, before + width:] = padded[:, before + width - 1:before + width - 1 - after:-1]
-    rows = padded[:height].copy()
-    for i in range(1, window):
-        rows += padded[i:i + height]
-    total = rows[:, :width].copy()
-    for j in range(1, window):
-        total += rows[:, j:j + width]
-    total *= np.float32(1 / (window * window))
-    return total
-
-
-def _thumb(gray: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(gray).resize((64, 36), Image.BILINEAR), dtype=np.float32)
-
-
-def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
-
-
-def _dilate(mask: np.ndarray) -> np.ndarray:
-    """A cell mask grown by one cell in each of the 8 directions."""
-    padded = np.pad(mask, 1)
-    rows, cols = mask.shape
-    return np.logical_or.reduce([padded[i:i + rows, j:j + cols] for i in range(3) for j in range(3)])
-
-
-# A cell is *moving* at a sample when it changed between at least MOVING_SHARE of the consecutive sample pairs
-# within MOTION_WINDOW samples either side: a speaker's webcam, a video playing in a slide, the speaker full screen.
-# A slide change moves a cell once; writing, a scroll or an animation a few times in a row.
-MOTION_WINDOW = 4
-MOVING_SHARE = 0.6
-DEDUP_MEMORY = 256  # keyframes remembered for LECTERN_KEYFRAME_DEDUP: memory stays bounded on long videos
-DEDUP_COMPARED = 4  # of which those with the nearest thumbnails are compared in full
-# A slide shown again matches a kept one in every still cell at least this well (noise alone leaves cells above
-# 0.98): the change threshold would take "Slide 130" for "Slide 150" (their lowest cell: 0.954).
-DEDUP_SSIM = 0.98
-
-
-@dataclass
-class _Moment:
-    """One sample through the selector: its frame, the frame denoised over its neighbours (the pixelwise median of
-    three samples, which removes what is in one place for only one sample: a pointer, a flash, an animation's
-    middle), and which cells are moving there."""
-    sample: Sample
-    denoised: Gray | None = None
-    moved: np.ndarray | None = None  # cells that changed since the previous moment
-    still: np.ndarray | None = None  # cells not moving (dilated by a cell): the ones that decide
-    following: "_Moment | None" = None  # the next sample's moment
-
-
-def select_keyframes(samples: Iterator[Sample], threshold: float, grid: tuple[int, int] = (1, 1),
-                     dedup: bool = True, settle_s: float = 0.5) -> Iterator[Keyframe]:
-    """Algorithm 1 over the samples (each compared with the last keyframe, the first sample a keyframe), made to
-    hold on recorded lectures:
-    - frames are compared denoised: the median of each sample and its neighbours;
-    - only cells that are *still* decide (see MOTION_WINDOW): a webcam inset or a playing video changes all the
-      time and never makes a keyframe, nor hides a slide change around it. A keyframe taken while a cell moved
-      knows nothing of that cell: when it comes to rest, what it shows is taken into the reference, not counted
-      as a change (an inset switched off reveals the same slide);
-    - a changed frame is a *candidate* until a sample at least `settle_s` later confirms it (similar to it): a
-      candidate that keeps changing is replaced (an animation or a scroll yields where it comes to rest), and one
-      that reverts to the reference is dropped;
-    - with `dedup`, a confirmed frame that matches an earlier keyframe (the same slide shown again) becomes the
-      reference without yielding a second image.
-    Decisions run MOTION_WINDOW samples behind the decoder, which is what the motion mask looks ahead over."""
-    decider = _Decider(threshold, grid, dedup, settle_s)
-    for moment in _moments(samples, threshold, grid):
-        yield from decider.step(moment)
-    yield from decider.finish()
-
-
-def _moments(samples: Iterator[Sample], threshold: float, grid: tuple[int, int],
-             moving_share: float = MOVING_SHARE) -> Iterator[_Moment]:
-    """The samples as moments, denoised and with their still cells, in order, MOTION_WINDOW samples behind."""
-    moments: list[_Moment] = []  # a sliding window: those yielded and no longer looked at are dropped
-    window = MOTION_WINDOW
-
-    def denoise(index: int) -> None:
-        # The median of the sample and its two neighbours (at either end of the video, its two nearest).
-        low = max(0, min(index - 1, len(moments) - 3))
-        trio = [moments[k].sample.gray for k in range(low, min(len(moments), low + 3))]
-        moment = moments[index]
-        moment.denoised = Gray(_median3(*trio) if len(trio) == 3 else trio[0])
-        if index > 0:
-            moment.moved = cell_similarity(moments[index - 1].denoised, moment.denoised, grid) < threshold
-
-    def mark_still(index: int) -> None:
-        moved = [m.moved for m in moments[max(1, index - window + 1):index + window + 1] if m.moved is not None]
-        if len(moved) < 3:
-            moments[index].still = np.ones(grid, bool)
-            return
-        moving = np.mean(moved, axis=0) >= moving_share
-        moments[index].still = ~_dilate(moving)
-
-    ended = False
-    iterator = iter(samples)
-    index = 0  # the next moment to yield
-    while True:
-        if not ended:
-            try:
-                moments.append(_Moment(next(iterator)))
-                if len(moments) > 1:
-                    moments[-2].following = moments[-1]
-            except StopIteration:
-                ended = True
-        total = len(moments)
-        # denoise needs the next sample (the first: the next two); marking needs `window` denoised moments ahead.
-        for k in range(max(0, index - 1), total):
-            if moments[k].denoised is None and (total >= max(3, k + 2) or ended):
-                denoise(k)
-        while index < total and (ended or index + window < total) and \
-                all(m.denoised is not None for m in moments[index:min(total, index + window + 1)]):
-            mark_still(index)
-            yield moments[index]
-            index += 1
-        if ended and index >= total:
-            return
-        drop = max(0, index - window - 2)
-        if drop:
-            del moments[:drop]
-            index -= drop
-
-
-class _Decider:
-    """Algorithm 1's decisions over denoised moments whose still cells are known (select_keyframes)."""
-
-    def __init__(self, threshold: float, grid: tuple[int, int], dedup: bool, settle_s: float):
-        self.threshold, self.grid, self.dedup, self.settle_s = threshold, grid, dedup, settle_s
-        self.reference: Gray | None = None
-        self.known: np.ndarray | None = None  # the reference's cells that were still when it was taken
-        self.candidate: tuple[_Moment, float] | None = None
-        # (thumbnail, frame, still cells) of the last DEDUP_MEMORY keyframes; frames as pixels (a Gray is 12x bigger)
-        self.kept: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=DEDUP_MEMORY)
-
-    def step(self, moment: _Moment) -> Iterator[Keyframe]:
-        still = moment.still
-        if self.reference is None:
-            yield from self.adopt(moment, None)
-            return
-        self.rebase(moment)
-        usable = still & self.known
-        if self.candidate is not None:
-            held, score = self.candidate
-            both = usable & held.still
-            agree = cell_similarity(held.denoised, moment.denoised, self.grid) >= self.threshold
-            if both.any() and agree[both].all():
-                if moment.sample.time - held.sample.time >= self.settle_s:
-                    self.candidate = None
-                    yield from self.adopt(held, score)
-                return  # stable, or too soon to call it so
-            self.candidate = None  # still changing: this moment is judged afresh
-        if not usable.any():
-            return  # everything moves (the speaker full screen): nothing to decide on
-        cells = cell_similarity(self.reference, moment.denoised, self.grid)
-        if (cells[usable] < self.threshold).any():
-            self.candidate = (moment, round(float(cells[usable].min()), 4))
-
-    def rebase(self, moment: _Moment) -> None:
-        """Cells the reference was taken without knowing (they moved then) and that are still now take what they
-        show now: an inset switched off, a playing video stopped."""
-        learn = moment.still & ~self.known
-        if not learn.any():
-            return
-        height, width = moment.denoised.pixels.shape
-        rows = np.repeat(learn, np.diff(np.append(_edges(height, self.grid[0]), height)), axis=0)
-        mask = np.repeat(rows, np.diff(np.append(_edges(width, self.grid[1]), width)), axis=1)
-        self.reference = Gray(np.where(mask, moment.denoised.pixels, self.reference.pixels))
-        self.known = self.known | learn
-
-    def adopt(self, moment: _Moment, score: float | None) -> Iterator[Keyframe]:
-        """The moment becomes the reference; its image is a keyframe unless it is one already kept (dedup)."""
-        self.reference, self.known = moment.denoised, moment.still.copy()
-        thumb = _thumb(moment.denoised.pixels)
-        # Only the few keyframes whose thumbnails match best, and nearly, are compared in full: slides of one
-        # template all nearly match at 64 x 36, and a long video keeps hundreds.
-        near = sorted((float(np.abs(thumb - kept[0]).mean()), n) for n, kept in enumerate(self.kept) if self.dedup)
-        for diff, n in near[:DEDUP_COMPARED]:
-            _thumb_kept, kept, kept_still = self.kept[n]
-            both = moment.still & kept_still
-            if diff < DEDUP_THUMB_DIFF and both.any() and (cell_similarity(kept, moment.denoised, self.grid)[both]
-                                                           >= max(self.threshold, DEDUP_SSIM)).all():
-                return
-        self.kept.append((thumb, moment.denoised.pixels, moment.still))
-        sample = self.shown(moment)
-        yield Keyframe(sample.time, sample.rgb(), score, sample.gray)
-
-    def shown(self, moment: _Moment) -> Sample:
-        """The sample whose own image shows what the denoised moment does: the moment's, or where that is an
-        animation's middle (the median already shows where it comes to rest), the next one's."""
-        options = [moment.sample] + ([moment.following.sample] if moment.following else [])
-        if not moment.still.any():
-            return options[0]
-        scores = []
-        for option in options:  # the next one is compared only when the moment's own is not it
-            scores.append(float(cell_similarity(option.gray, moment.denoised, self.grid)[moment.still].min()))
-            if scores[-1] >= self.threshold:
-                return option
-        return options[int(np.argmax(scores))]
-
-    def finish(self) -> Iterator[Keyframe]:
-        if self.candidate is not None:
-            yield from self.adopt(*self.candidate)
-            self.candidate = None
 
 
 def _frame_at(container, stream, start: float, moment: float, key_only: bool = False):

@@ -1,9 +1,4 @@
-"""transcribe: WhisperX (VAD + batched faster-whisper) and wav2vec2 word alignment -> asr.json, then the ASR
-quality gates (lectern.asr_quality): too short, too little speech, loops, impossible speaking rates, filler.
-
-Where alignment fails for a segment (numbers, symbols, a language without an alignment model) the segment
-keeps its own times; the share of segments that could not be aligned is a metric.
-"""
+"""The transcribe stage's work: run(video, store, settings) -> StageResult (what it does: its package's docstring)."""
 
 from __future__ import annotations
 
@@ -14,24 +9,12 @@ from typing import Iterator
 
 import numpy as np
 
-from lectern import asr_quality, models
+from lectern import models
 from lectern.config import Settings
 from lectern.errors import CorruptMedia, MissingInput, PermanentError
-from lectern.stages import StageResult, StageSpec, VideoRecord, without_timings
+from lectern.stage_types import StageResult, VideoRecord, without_timings
+from lectern.stages.transcribe import asr_quality
 from lectern.store import Keys, Store
-
-SPEC = StageSpec(
-    name="transcribe",
-    version="2",  # 2: English-only models (language checked on the transcript), the vocabulary prompt
-    settings=("whisper_model", "asr_compute_type", "asr_language", "vad_onset", "vad_offset", "vad_chunk_s",
-              "asr_window_s", "allowed_languages", "asr_min_language_probability", "asr_min_speech_ratio",
-              "asr_hallucination_checks", "asr_max_repeated_ngrams", "asr_max_chars_per_second",
-              "asr_max_filler_share", "asr_max_new_tokens", "align_model", "min_duration_s", "asr_vocabulary_prompt"),
-    needs=(("download", "source"),),
-    produces=("asr",),
-    gpu=True,
-    timeout_s=7200,
-)
 
 SAMPLE_RATE = 16000
 WINDOW_EDGE_S = 0.5  # a segment ending this close to a window's end was cut by the window

@@ -1,15 +1,4 @@
-"""caption (recipe pairs): InternVid-style video-text pairs from a video's clips (the keyframes stage's clips.json,
-cut at scene changes) -> captions.json.
-
-For each clip, as InternVid built its 234M clip captions: a coarse caption of its middle frame and fine captions of
-LECTERN_CAPTION_FRAMES frames spread over it (LECTERN_CAPTION_MODEL, any image-to-text model through transformers),
-summarised into one clip caption by a language model (LECTERN_CAPTION_SUMMARY_MODEL). Then the clip is scored:
-its caption against its frames in a CLIP-style joint embedding (LECTERN_CAPTION_SCORE_MODEL; the mean cosine over
-the frames), and, with LECTERN_AESTHETIC_HEAD, an aesthetic score of its frames (a LAION-style predictor over the
-same image embeddings). Clips below LECTERN_CAPTION_MIN_SIMILARITY or LECTERN_CAPTION_MIN_AESTHETIC stay in
-captions.json with why, marked not kept; a video none of whose clips is kept is rejected. Models load once per
-process, so a task of several videos (LECTERN_VIDEOS_PER_TASK: a GPU phase) loads them once.
-"""
+"""The caption stage's work: run(video, store, settings) -> StageResult (what it does: its package's docstring)."""
 
 from __future__ import annotations
 
@@ -22,18 +11,8 @@ import numpy as np
 
 from lectern.config import Settings
 from lectern.errors import MissingInput
-from lectern.stages import StageResult, StageSpec, VideoRecord, without_timings
+from lectern.stage_types import StageResult, VideoRecord, without_timings
 from lectern.store import Keys, Store
-
-SPEC = StageSpec(
-    name="caption",
-    version="1",
-    settings=("caption_model", "caption_prompt", "caption_frames", "caption_max_new_tokens", "caption_summary_model",
-              "caption_score_model", "aesthetic_head", "caption_min_similarity", "caption_min_aesthetic"),
-    needs=(("download", "source"), ("keyframes", "clips")),
-    produces=("captions",),
-    gpu=True,
-)
 
 SYSTEM = "You write short, factual captions of video clips."
 
@@ -57,7 +36,8 @@ def clean_caption(text: str) -> str:
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     from PIL import Image
 
-    from lectern import frames, llm
+    from lectern.stages.judge import llm
+    from lectern.stages.keyframes import decoding
     from lectern.vlm import describe_images
 
     clips_key = video.artifact("keyframes", "clips")
@@ -69,7 +49,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     plan = [frame_times(clip["start"], clip["end"], settings.caption_frames) for clip in clips]
     wanted = sorted({t for middle, spread in plan for t in (middle, *spread)})
     with store.local_path(source_key) as path:
-        pictures = frames.frames_at(str(path), wanted)
+        pictures = decoding.frames_at(str(path), wanted)
     images = {t: Image.fromarray(pictures[t]) for t in wanted if t in pictures}
     order = list(images)
     captions = dict(zip(order, describe_images([images[t] for t in order], settings.caption_model,

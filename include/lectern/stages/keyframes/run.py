@@ -1,13 +1,4 @@
-"""keyframes: ASR segments -> clips; SSIM keyframes (lectern.frames: the paper's Algorithm 1, fast path) -> JPEGs
-+ clips.json; then the optional clip-level visual-text filter (lectern.clip_filter).
-
-Frames are sampled from the stream's I-frames where they are dense enough (else by scanning: the I-frames, and
-every frame of the GOPs in which something changes), compared denoised in grayscale at LECTERN_SSIM_WIDTH with grid
-SSIM, leaving out what moves all the time (a webcam inset, a playing video); the reference carries across clip
-boundaries, so a slide that stays on screen through several clips yields one image (in the clip where it
-appeared), and a slide shown again later yields none. Kept frames are stored at full resolution as
-``{vid}@{start}_{end}#{n}.jpg`` as they are found: memory does not grow with their number.
-"""
+"""The keyframes stage's work: run(video, store, settings) -> StageResult (what it does: its package's docstring)."""
 
 from __future__ import annotations
 
@@ -18,27 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lectern import frames
 from lectern.config import Settings
 from lectern.errors import CorruptMedia, MissingInput
-from lectern.faces import face_area_ratio
-from lectern.stages import RunSetting, StageResult, StageSpec, VideoRecord, without_timings
+from lectern.stage_types import StageResult, VideoRecord, without_timings
+from lectern.stages.keyframes import decoding, selection
+from lectern.stages.keyframes.faces import face_area_ratio
 from lectern.store import Keys, Store
-
-SPEC = StageSpec(
-    name="keyframes",
-    version="3",  # 2: face keyframes kept and marked; the frames compared per clip recorded; 3: motion-masked, denoised
-    settings=("clip_min_s", "clip_max_s", "clip_segmenter", "scene_method", "scene_threshold", "scene_min_s",
-              "scene_fps",
-              "keyframe_sampling", "keyframe_max_gop_s", "keyframe_interval_s",
-              "ssim_threshold", "ssim_width", "ssim_grid", "keyframe_dedup", "face_max_area", "clip_filter_model",
-              "clip_filter_min_similarity"),
-    needs=(("download", "source"), ("transcribe", "asr"), ("judge", "refined_asr")),
-    produces=("clips",),
-    run_settings=(RunSetting("clip_segmenter", "clip_segmenter", "Clip segmenter",
-                              "asr: clips close at sentence ends (the paper); scene: clips cut at scene changes "
-                              "(LECTERN_SCENE_* settings).", ("asr", "scene")),),
-)
 
 SENTENCE_END = (".", "!", "?", "。", "！", "？")
 
@@ -75,7 +51,7 @@ def segment_clips(segments: list[dict], duration: float, min_s: float, max_s: fl
 
 
 def scene_clips(segments: list[dict], spans: list[tuple[float, float]]) -> list[Clip]:
-    """Clips cut at scene changes (lectern.scenes): each span a clip, with the ASR segments whose middle falls in
+    """Clips cut at scene changes (scenes.py): each span a clip, with the ASR segments whose middle falls in
     it (a sentence across a cut goes with the scene where most of it is said)."""
     members: list[list[int]] = [[] for _ in spans]
     for i, segment in enumerate(segments):
@@ -92,7 +68,7 @@ def cut_clips(path: str, segments: list[dict] | None, duration: float, settings:
     if settings.clip_segmenter == "asr" and segments is not None:
         return segment_clips(segments, duration, settings.clip_min_s, settings.clip_max_s), {"clip_segmenter": "asr"}
     segments = segments or []
-    from lectern import scenes
+    from lectern.stages.keyframes import scenes
 
     cuts, measured = scenes.scene_cuts(path, settings.scene_method, settings.scene_threshold, settings.scene_min_s,
                                        settings.scene_fps)
@@ -140,16 +116,16 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         per_clip: list[list[dict]] = [[] for _ in clips]
         mode = settings.keyframe_sampling
         if mode == "auto":
-            mode = frames.choose_sampling(str(path), settings.keyframe_max_gop_s)
+            mode = decoding.choose_sampling(str(path), settings.keyframe_max_gop_s)
 
         def counted(samples):
             for sample in samples:
                 sampled_times.append(sample.time)
                 yield sample
 
-        samples = counted(frames.sample_frames(str(path), mode, settings.keyframe_interval_s, settings.ssim_width,
+        samples = counted(decoding.sample_frames(str(path), mode, settings.keyframe_interval_s, settings.ssim_width,
                                                settings.ssim_threshold, settings.ssim_grid))
-        for keyframe in frames.select_keyframes(samples, settings.ssim_threshold, settings.ssim_grid,
+        for keyframe in selection.select_keyframes(samples, settings.ssim_threshold, settings.ssim_grid,
                                                 settings.keyframe_dedup):
             # A keyframe that mostly shows a face stays (as published), marked: a release's export writes the
             # face-filtered variant without it.

@@ -19,14 +19,10 @@ from pathlib import Path
 from typing import Iterator, Sequence
 from urllib.parse import urlsplit
 
+from lectern.config import Network
 from lectern.errors import BlockedURL, DownloadFailed
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 BLOCKED_MARK = "Lectern blocked a connection"  # how a refused connect reads inside yt-dlp's error message
-
-
-def parse_networks(text: str) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
 def address_refusal(address: str, allowed: Sequence[Network]) -> str | None:
