@@ -21,7 +21,7 @@ from common import CACHE, machine, seed, tiny_models
 from lectern.config import Settings
 from lectern.runner import run_stage
 from lectern.state.db import session_scope
-from lectern.state.ops import stage_rows
+from lectern.state.reports import stage_rows
 from lectern_dev.corpus import generate
 from lectern_dev.demo import demo_settings
 from lectern_dev.server import CorpusServer

@@ -130,8 +130,8 @@ def _ffmpeg(*args: str) -> None:
 
 def seed(db_url: str, videos: list[tuple[str, str]]) -> None:
     """(video id, url) pairs, each a pending download, as a search would leave them."""
+    from lectern.state.catalog import FoundVideo, PointSpec, record_search, sync_subject
     from lectern.state.db import migrate, session_scope
-    from lectern.state.ops import FoundVideo, PointSpec, record_search, sync_subject
 
     migrate(db_url)
     with session_scope(db_url) as session:

@@ -43,7 +43,7 @@ from lectern.phases import pool_definitions, task_groups
 from lectern.pipeline import GPU_STAGES
 from lectern.recipes import RECIPES, STAGES
 from lectern.state.db import migrate, session_scope
-from lectern.state.ops import stage_rows
+from lectern.state.reports import stage_rows
 from lectern_dev.server import CorpusServer
 
 ADMIN_URL = os.environ.get("LECTERN_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")

@@ -21,7 +21,7 @@ from lectern.config import Settings
 from lectern.pipeline import GPU_STAGES
 from lectern.recipes import RECIPES
 from lectern.state.db import session_scope
-from lectern.state.ops import stage_rows
+from lectern.state.reports import stage_rows
 from lectern_dev.server import CorpusServer
 
 TEXTBOOK = RECIPES["textbook"].stages  # the lecture pipeline's phases

@@ -14,7 +14,7 @@ from lectern.config import Settings
 from lectern.recipes import STAGES
 from lectern.stages.download.prefilter import awaited_scores
 from lectern.state.db import session_scope
-from lectern.state.ops import Backlog, backlog
+from lectern.state.reports import Backlog, backlog
 
 log = logging.getLogger("lectern")
 

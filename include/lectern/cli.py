@@ -56,7 +56,7 @@ def cmd_discover(args, settings: Settings) -> int:
 
 def cmd_status(args, settings: Settings) -> int:
     from lectern.state.db import session_scope
-    from lectern.state.ops import funnel, stage_rows, why
+    from lectern.state.reports import funnel, stage_rows, why
     from lectern.stats import format_funnel
     from lectern.video_page import task_log_path, task_log_url
 
@@ -233,7 +233,7 @@ def cmd_taxonomy(args, settings: Settings) -> int:
 
 
 def cmd_forget(args, settings: Settings) -> int:
-    from lectern.state.ops import StillRunning
+    from lectern.state.transitions import StillRunning
     from lectern.takedown import take_down
 
     try:

@@ -57,9 +57,9 @@ from lectern.stages.download.urls import (
     guarded_connections,
     is_web_url,
 )
+from lectern.state.catalog import FoundVideo, PointSpec, links_to_score, record_link_scores, record_search
 from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint
-from lectern.state.ops import FoundVideo, PointSpec, links_to_score, record_link_scores, record_search
 from lectern.store import safe_video_id
 
 DEFAULT_QUERY_TEMPLATE = "{point} {course} lecture"

@@ -6,7 +6,7 @@ classes and per-video state as a download, and reads a file only inside the fold
 refused (urls.inside).
 
 A file's video id is its file name without the extension (``safe_video_id``); a second file of the same name, in
-another folder, gets a short hash of its path added (lectern.state.ops.record_search), so both stay videos."""
+another folder, gets a short hash of its path added (lectern.state.catalog.record_search), so both stay videos."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from lectern.stages.download.urls import glob_base, is_glob
-from lectern.state.ops import FoundVideo
+from lectern.state.catalog import FoundVideo
 from lectern.store import safe_video_id
 
 log = logging.getLogger("lectern")

@@ -92,7 +92,7 @@ def lock_home(home: Path) -> int:
 def resume(settings: Settings, home: Path) -> list[str]:
     """After a killed run: the videos its phase had claimed, claimable again now. Returns their ids."""
     from lectern.state.db import session_scope
-    from lectern.state.ops import release_interrupted
+    from lectern.state.transitions import release_interrupted
 
     note = home / NOTE
     if not note.is_file():
@@ -176,7 +176,7 @@ def _interrupt(signum, frame):
 def summary(settings: Settings, subject: str) -> str:
     """The subject's funnel, then each video at the furthest stage it reached and why it stopped there."""
     from lectern.state.db import session_scope
-    from lectern.state.ops import funnel, furthest_rows, why
+    from lectern.state.reports import funnel, furthest_rows, why
     from lectern.stats import format_funnel
 
     with session_scope(settings.db_url) as session:
@@ -252,7 +252,7 @@ def run_subject(settings: Settings, subject: str, release: str | None = None, en
 
 def known_videos(settings: Settings, subject: str) -> int:
     from lectern.state.db import session_scope
-    from lectern.state.ops import funnel
+    from lectern.state.reports import funnel
 
     with session_scope(settings.db_url) as session:
         return sum(funnel(session, subject).get(STAGES[0], {}).values())

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 from lectern.local_files import LOCAL_FILE, found_file
 from lectern.stages.download.urls import inside, is_web_url
-from lectern.state.ops import FoundVideo
+from lectern.state.catalog import FoundVideo
 from lectern.store import safe_video_id
 
 FIELDS = ("url", "cover_url", "description", "label", "id", "title", "duration")

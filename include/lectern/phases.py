@@ -10,18 +10,10 @@ from lectern.discovery import import_manifest, load_subject, subject_file
 from lectern.pipeline import GPU_POOL, GPU_STAGES, pool_for, run_variables, stage_version, videos_per_task
 from lectern.recipes import STAGES
 from lectern.stages.download.prefilter import awaited_scores
+from lectern.state.catalog import points_to_search, sync_subject
 from lectern.state.db import session_scope
-from lectern.state.ops import (
-    claim_videos,
-    funnel,
-    points_to_search,
-    release_expired_leases,
-    reset_for_rerun,
-    reset_stale,
-    stage_rows,
-    sync_subject,
-    why,
-)
+from lectern.state.reports import funnel, stage_rows, why
+from lectern.state.transitions import claim_videos, release_expired_leases, reset_for_rerun, reset_stale
 
 log = logging.getLogger("lectern")
 

@@ -51,7 +51,7 @@ class PhaseWatch:
     def rows(self) -> list[tuple[str, str, str | None]]:
         """(video id, status, why) of the rows this phase claimed (or, for discover, created) so far."""
         from lectern.state.db import session_scope
-        from lectern.state.ops import rows_since, why
+        from lectern.state.reports import rows_since, why
 
         with session_scope(self.settings.db_url) as session:
             if self.stage is None:

@@ -19,7 +19,7 @@ from lectern.pipeline import stage_config, stage_version
 from lectern.recipes import RECIPES
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED, Video, VideoStage
-from lectern.state.ops import funnel, stage_rows, video_record
+from lectern.state.reports import funnel, stage_rows, video_record
 from lectern.stats import (
     category_table,
     cost_table,

@@ -18,8 +18,10 @@ from lectern.config import Settings
 from lectern.errors import classify
 from lectern.pipeline import stage_config, stage_module, stage_spec, stage_version
 from lectern.safe_text import printable
+from lectern.state.catalog import update_video
 from lectern.state.db import session_scope
-from lectern.state.ops import (
+from lectern.state.reports import video_record
+from lectern.state.transitions import (
     LeaseLost,
     NotClaimable,
     check_lease,
@@ -29,8 +31,6 @@ from lectern.state.ops import (
     mark_succeeded,
     renew_lease,
     reset_for_rerun,
-    update_video,
-    video_record,
 )
 from lectern.store import STALE_AFTER_S, FencedStore, Keys, check_video_id, remove_scratch, store_from_settings
 

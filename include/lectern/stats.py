@@ -27,7 +27,7 @@ def reason_kind(reason: str) -> str:
 
 
 def format_funnel(counts: dict[str, dict[str, int]]) -> str:
-    """Videos per stage and status (lectern.state.ops.funnel), as the CLI and the demo print them."""
+    """Videos per stage and status (lectern.state.reports.funnel), as the CLI and the demo print them."""
     statuses = ("pending", "running", "succeeded", "rejected", "failed")
     if any(stage_counts.get("forgotten") for stage_counts in counts.values()):
         statuses += ("forgotten",)  # only once something was taken down

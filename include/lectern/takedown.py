@@ -15,7 +15,7 @@ from lectern.config import Settings
 from lectern.export import INTERNVID, export_internvid, export_release, recorded, recorded_exports
 from lectern.release import rebuild_release, releases_holding
 from lectern.state.db import session_scope
-from lectern.state.ops import forget_video
+from lectern.state.transitions import forget_video
 from lectern.store import Keys, remove_scratch, store_from_settings
 
 

@@ -13,7 +13,7 @@ from lectern.config import Settings
 from lectern.stages.download.urls import is_web_url
 from lectern.state.db import session_scope
 from lectern.state.models import Video, VideoStage
-from lectern.state.ops import furthest_rows, stage_rows, video_record, why
+from lectern.state.reports import furthest_rows, stage_rows, video_record, why
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }

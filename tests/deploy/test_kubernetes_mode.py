@@ -12,7 +12,8 @@ import pytest
 
 from lectern.config import Settings
 from lectern.state.db import session_scope
-from lectern.state.ops import forget_video, stage_rows
+from lectern.state.reports import stage_rows
+from lectern.state.transitions import forget_video
 from tests.conftest import ROOT, model_environment
 from tests.dags.test_pod_specs import reload_wiring
 from tests.deploy.cluster import EmulatedCluster

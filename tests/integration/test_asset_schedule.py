@@ -16,7 +16,7 @@ from lectern.config import Settings
 from lectern.local_airflow import LocalAirflow
 from lectern.phases import pool_definitions
 from lectern.state.db import session_scope
-from lectern.state.ops import stage_rows
+from lectern.state.reports import stage_rows
 from tests.conftest import create_pg_database, drop_pg_database, model_environment
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 from lectern.config import Settings
 from lectern.recipes import PHASES, RECIPES
 from lectern.state.db import session_scope
-from lectern.state.ops import furthest_rows, stage_rows
+from lectern.state.reports import furthest_rows, stage_rows
 from lectern.store import Keys, store_from_settings
 from lectern_dev.corpus import backfill_subject_yaml, subject_yaml
 from tests.conftest import (
@@ -325,7 +325,7 @@ def test_backfill_links_finished_videos_without_redoing_them(backfill, pipeline)
     changed = [key for key, value in backfill["before"].items() if backfill["after"][key] != value]
     assert changed == []  # no row of another subject's video moved: dna_replication was linked, not redone
     with session_scope(pipeline["settings"].db_url) as session:
-        from lectern.state.ops import video_record
+        from lectern.state.reports import video_record
 
         assert set(video_record(session, "dna_replication").subjects) == {"Biology", "Biochemistry"}
     manifest = pipeline["store"].get_json(Keys.release("e2e-biochemistry", "manifest.json"))

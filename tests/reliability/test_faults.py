@@ -20,7 +20,7 @@ from lectern.config import Settings
 from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_OK, run_stage
 from lectern.state.db import session_scope
 from lectern.state.models import VideoStage, utcnow
-from lectern.state.ops import claim_videos
+from lectern.state.transitions import claim_videos
 from lectern.store import STALE_AFTER_S, Keys, store_from_settings
 from tests.conftest import model_environment
 from tests.reliability.conftest import run_environment

@@ -21,7 +21,7 @@ from lectern.config import Settings
 from lectern.local_airflow import LocalAirflow
 from lectern.phases import pool_definitions
 from lectern.state.db import session_scope
-from lectern.state.ops import funnel, furthest_rows, stage_rows
+from lectern.state.reports import funnel, furthest_rows, stage_rows
 from lectern_dev.corpus import subject_yaml
 from tests.conftest import ROOT, create_pg_database, drop_pg_database, model_environment
 

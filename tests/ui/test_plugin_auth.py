@@ -11,8 +11,9 @@ import sys
 import pytest
 
 from lectern.config import Settings
+from lectern.state.catalog import FoundVideo, PointSpec, record_search, sync_subject
 from lectern.state.db import migrate, session_scope
-from lectern.state.ops import FoundVideo, PointSpec, claim_one, mark_succeeded, record_search, sync_subject
+from lectern.state.transitions import claim_one, mark_succeeded
 from lectern.store import Keys, LocalStore
 from tests.conftest import ROOT
 

@@ -6,17 +6,11 @@ from lectern.backfill import review_round, round_confs, subject_backlog
 from lectern.config import Settings
 from lectern.phases import claim
 from lectern.recipes import STAGES
+from lectern.state.catalog import links_to_score, record_link_scores
 from lectern.state.db import session_scope
 from lectern.state.models import VideoStage, utcnow
-from lectern.state.ops import (
-    claim_videos,
-    links_to_score,
-    mark_failed,
-    mark_rejected,
-    mark_succeeded,
-    record_link_scores,
-)
-from tests.unit.state.test_ops import seed
+from lectern.state.transitions import claim_videos, mark_failed, mark_rejected, mark_succeeded
+from tests.unit.state.test_transitions import seed
 
 
 def settings_for(db_url, tmp_path, **env) -> Settings:

@@ -104,8 +104,9 @@ def test_catalog_search_ranks_by_matching_words(catalog, tmp_path):
 
 def test_discovery_over_a_catalog_links_duplicates_across_points(catalog, tmp_path):
     from lectern.discovery import discover_point
+    from lectern.state.catalog import PointSpec, sync_subject
     from lectern.state.db import migrate, session_scope
-    from lectern.state.ops import PointSpec, stage_rows, sync_subject, video_record
+    from lectern.state.reports import stage_rows, video_record
 
     env = {"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog", "LECTERN_SEARCH_CATALOG_URL": catalog,
            **LOOPBACK}
@@ -173,9 +174,10 @@ def test_metadata_scored_once_per_search_result(catalog, tmp_path, tiny_models):
     scripted LLM as metadata judge; scored once, kept per link, the best link decides."""
     from lectern.discovery import discover_point, score_metadata
     from lectern.stages.download.prefilter import metadata_rejection
+    from lectern.state.catalog import PointSpec, sync_subject
     from lectern.state.db import migrate, session_scope
     from lectern.state.models import VideoSource
-    from lectern.state.ops import PointSpec, sync_subject, video_record
+    from lectern.state.reports import video_record
 
     env = {"LECTERN_HOME": str(tmp_path), "LECTERN_SEARCH_BACKEND": "catalog", "LECTERN_SEARCH_CATALOG_URL": catalog,
            "LECTERN_METADATA_JUDGE_MODEL": tiny_models["llm_scripted"], "LECTERN_LLM_MAX_NEW_TOKENS": "24", **LOOPBACK}

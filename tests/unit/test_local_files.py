@@ -15,8 +15,9 @@ from lectern.errors import BlockedURL, CorruptMedia, VideoUnavailable
 from lectern.local_files import media_files
 from lectern.manifest import load_manifest
 from lectern.stages.download import run as download
+from lectern.state.catalog import sync_subject
 from lectern.state.db import migrate, session_scope
-from lectern.state.ops import sync_subject, video_record
+from lectern.state.reports import video_record
 from lectern.store import Keys, LocalStore
 
 

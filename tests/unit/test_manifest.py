@@ -13,7 +13,7 @@ from lectern.phases import prepare_discovery
 from lectern.runner import EXIT_OK, run_stage
 from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint, Video, VideoSource, VideoStage
-from lectern.state.ops import video_record
+from lectern.state.reports import video_record
 from lectern.store import check_video_id
 from tests.unit.test_runner import discover
 

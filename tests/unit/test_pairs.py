@@ -13,7 +13,7 @@ from lectern.recipes import RECIPES, next_stage, upstream_phases
 from lectern.release import build_pairs_release
 from lectern.runner import EXIT_OK, run_stage
 from lectern.state.db import session_scope
-from lectern.state.ops import stage_rows
+from lectern.state.reports import stage_rows
 from lectern.store import Keys, store_from_settings
 from lectern.training import ReleaseDataset
 from tests.conftest import model_environment

@@ -9,20 +9,11 @@ from lectern.cli import main
 from lectern.config import Settings
 from lectern.recipes import RECIPES, STAGES
 from lectern.release import build_release
+from lectern.state.catalog import FoundVideo, PointSpec, record_search, sync_subject
 from lectern.state.db import session_scope
 from lectern.state.models import FORGOTTEN, VideoStage
-from lectern.state.ops import (
-    FoundVideo,
-    PointSpec,
-    claim_one,
-    claim_videos,
-    mark_rejected,
-    mark_succeeded,
-    record_search,
-    reset_for_rerun,
-    stage_rows,
-    sync_subject,
-)
+from lectern.state.reports import stage_rows
+from lectern.state.transitions import claim_one, claim_videos, mark_rejected, mark_succeeded, reset_for_rerun
 from lectern.store import Keys, LocalStore
 
 

@@ -5,9 +5,9 @@ import pytest
 from lectern.config import Settings
 from lectern.pipeline import stage_config, stage_version
 from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT, run_stage
+from lectern.state.catalog import FoundVideo, PointSpec, record_search, sync_subject
 from lectern.state.db import session_scope
 from lectern.state.models import VideoStage
-from lectern.state.ops import FoundVideo, PointSpec, record_search, sync_subject
 
 
 @pytest.fixture

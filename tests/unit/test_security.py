@@ -9,7 +9,7 @@ import sys
 from lectern.config import Settings
 from lectern.phases import outcome
 from lectern.state.db import session_scope
-from lectern.state.ops import stage_rows
+from lectern.state.reports import stage_rows
 from tests.conftest import ROOT
 from tests.unit.test_runner import discover
 

@@ -30,7 +30,7 @@ from lectern.stages.download import run as download
 from lectern.stages.download.urls import check_url, inside
 from lectern.state.db import migrate, session_scope
 from lectern.state.models import Subject, Video, VideoStage
-from lectern.state.ops import video_record
+from lectern.state.reports import video_record
 from lectern.store import Keys, LocalStore
 from tests.conftest import http_server
 from tests.obelics_loader import load_all
@@ -535,7 +535,7 @@ def test_held_script_in_titles_and_text_is_escaped_in_pages_and_the_viewer():
 
 
 def test_held_forgetting_a_video_leaves_one_whose_id_it_begins(db_url, tmp_path, monkeypatch):
-    from lectern.state.ops import FoundVideo, PointSpec, record_search, sync_subject
+    from lectern.state.catalog import FoundVideo, PointSpec, record_search, sync_subject
 
     monkeypatch.setenv("LECTERN_HOME", str(tmp_path))
     monkeypatch.setenv("LECTERN_DB_URL", db_url)

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 
 from lectern.config import Settings
 from lectern.state.db import session_scope
-from lectern.state.ops import claim_one, claim_videos, mark_failed, mark_succeeded
+from lectern.state.transitions import claim_one, claim_videos, mark_failed, mark_succeeded
 from lectern.store import Keys, store_from_settings
-from tests.unit.state.test_ops import seed
+from tests.unit.state.test_transitions import seed
 
 RUN = "manual__2026-11-22T08:00:00+00:00"
 

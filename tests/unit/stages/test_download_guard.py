@@ -5,10 +5,10 @@ import http.server
 
 import pytest
 
-from lectern.config import Settings
+from lectern.config import Settings, parse_networks
 from lectern.errors import BlockedURL
 from lectern.stages.download import run as download
-from lectern.stages.download.urls import check_url, parse_networks
+from lectern.stages.download.urls import check_url
 from tests.conftest import http_server
 from tests.unit.stages.conftest import record
 

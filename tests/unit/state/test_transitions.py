@@ -6,25 +6,20 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import sessionmaker
 
+from lectern.state.catalog import FoundVideo, PointSpec, points_to_search, record_search, sync_subject
 from lectern.state.db import current_revision, engine_for, session_scope
 from lectern.state.models import VideoSource, VideoStage, utcnow
-from lectern.state.ops import (
-    FoundVideo,
+from lectern.state.reports import funnel, video_record
+from lectern.state.transitions import (
     LeaseLost,
     NotClaimable,
-    PointSpec,
     claim_one,
     claim_videos,
-    funnel,
     mark_failed,
     mark_rejected,
     mark_succeeded,
-    points_to_search,
-    record_search,
     release_expired_leases,
     reset_for_rerun,
-    sync_subject,
-    video_record,
 )
 
 POINTS = [PointSpec("Cells / Mitosis", "Mitosis", "mitosis lecture"),
@@ -126,7 +121,7 @@ def test_expired_lease_is_reclaimed_and_the_old_owner_cannot_write(db_url):
 def test_each_claim_has_its_own_token_and_only_the_latest_may_write(db_url):
     """Airflow's retry of a task has the same owner as the try it replaces (dag_id:run_id): the retry's claim must
     fence the earlier try, which may still be running on a lost worker."""
-    from lectern.state.ops import check_lease, renew_lease
+    from lectern.state.transitions import check_lease, renew_lease
 
     seed(db_url, n=1)
     with session_scope(db_url) as session:
@@ -150,7 +145,7 @@ def test_each_claim_has_its_own_token_and_only_the_latest_may_write(db_url):
 
 def test_a_takedown_fences_a_stage_whose_lease_expired(db_url):
     """`forget` takes an expired lease as not running: the hung stage behind it must not write after it."""
-    from lectern.state.ops import check_lease, forget_video
+    from lectern.state.transitions import check_lease, forget_video
 
     seed(db_url, n=1)
     with session_scope(db_url) as session:

@@ -1,0 +1,76 @@
+"""The conditions the state modules share: which rows are ready to claim, which a caller's scope selects, which
+wait on metadata scores, and a video's recipe. Nothing here writes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+from sqlalchemy import and_, false, or_, select
+from sqlalchemy.orm import Session
+
+from lectern.state.models import (
+    FAILED,
+    PENDING,
+    RUNNING,
+    KnowledgePoint,
+    Subject,
+    VideoSource,
+    VideoStage,
+)
+
+TRANSIENT, PERMANENT = "transient", "permanent"  # how a failure's error class is retried
+
+
+def video_recipe(session: Session, video_id: str) -> str:
+    """What the video goes through: video-text pairs when every subject that found it makes pairs, else the
+    textbook (a video found for a textbook subject too is never cut short of it)."""
+    recipes = set(session.scalars(
+        select(Subject.recipe).join(KnowledgePoint, KnowledgePoint.subject_id == Subject.id)
+        .join(VideoSource, VideoSource.point_id == KnowledgePoint.id).where(VideoSource.video_id == video_id)))
+    return "pairs" if recipes == {"pairs"} else "textbook"
+
+
+def subject_filter(subject: str):
+    return VideoStage.video_id.in_(
+        select(VideoSource.video_id).join(KnowledgePoint).join(Subject).where(Subject.name == subject)
+    )
+
+
+def scoped(query, video_ids: Sequence[str] | None, subject: str | None):
+    """`query` limited to the given videos and/or a subject's videos (neither: no limit)."""
+    if video_ids:
+        query = query.where(VideoStage.video_id.in_(list(video_ids)))
+    if subject:
+        query = query.where(subject_filter(subject))
+    return query
+
+
+def ready_to_claim(now: datetime, max_attempts: int):
+    """Rows a claim would take now: pending, leased past expiry, or a transient failure past its backoff."""
+    return or_(
+        VideoStage.status == PENDING,
+        and_(VideoStage.status == RUNNING, VideoStage.lease_expires_at < now),
+        and_(
+            VideoStage.status == FAILED,
+            VideoStage.error_kind == TRANSIENT,
+            VideoStage.attempts < max_attempts,
+            or_(VideoStage.retry_at.is_(None), VideoStage.retry_at <= now),
+        ),
+    )
+
+
+def missing_scores(relevance: bool, llm: bool):
+    """The condition on a search result that lacks a score asked for (None: no score is asked for)."""
+    wanted = (([VideoSource.relevance.is_(None)] if relevance else [])
+              + ([VideoSource.llm_response.is_(None)] if llm else []))
+    return or_(*wanted) if wanted else None
+
+
+def awaiting_scores(relevance: bool, llm: bool):
+    """Download rows of videos with a search result not scored yet: the pre-download filter must not judge them
+    before discovery has scored them (a scheduled download run can fall between a search and its scoring)."""
+    missing = missing_scores(relevance, llm)
+    if missing is None:
+        return false()
+    return and_(VideoStage.stage == "download", VideoStage.video_id.in_(select(VideoSource.video_id).where(missing)))
