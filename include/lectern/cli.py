@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from lectern.config import Settings, configuration_markdown
-from lectern.recipes import STAGES
+from lectern.recipes import RECIPES, STAGES
 
 
 def _setup_logging(verbose: bool, stream=sys.stdout) -> None:
@@ -84,10 +84,9 @@ def cmd_status(args, settings: Settings) -> int:
 
 
 def cmd_release(args, settings: Settings) -> int:
-    from lectern.release import build_pairs_release, build_release
+    from lectern.release import build_for
 
-    build = build_pairs_release if args.kind == "pairs" else build_release
-    manifest = build(settings, name=args.name, subject=args.subject)
+    manifest = build_for(args.kind, settings, name=args.name, subject=args.subject)
     print(json.dumps({k: manifest[k] for k in ("release", "location", "stats")}, indent=1))
     return 0
 
@@ -296,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     release = sub.add_parser("release", help="write a release from every assembled (or captioned) video")
     release.add_argument("--name")
     release.add_argument("--subject")
-    release.add_argument("--kind", choices=["textbook", "pairs"], default="textbook",
+    release.add_argument("--kind", choices=list(RECIPES), default="textbook",
                          help="textbook: the interleaved samples of assembled videos; pairs: the (clip, caption, "
                               "scores) rows of captioned videos")
     release.set_defaults(func=cmd_release)

@@ -195,7 +195,7 @@ def run_subject(settings: Settings, subject: str, release: str | None = None, en
     from lectern.discovery import TaxonomyError, load_subject, subject_file, subject_slug
     from lectern.export import export_internvid, export_release
     from lectern.progress import console
-    from lectern.release import build_pairs_release
+    from lectern.release import build_for
     from lectern.store import Keys, store_from_settings
 
     started = started or time.monotonic()
@@ -227,7 +227,7 @@ def run_subject(settings: Settings, subject: str, release: str | None = None, en
     print(summary(settings, definition.name))
     store = store_from_settings(settings)
     if definition.recipe == "pairs":
-        manifest = build_pairs_release(settings, name=release, subject=definition.name)
+        manifest = build_for(definition.recipe, settings, name=release, subject=definition.name)
         stats = manifest["stats"]
         exported = export_internvid(store, release, home / "export" / release)
         print(f"\nReleased {stats['pairs']} pairs ({stats['filtered_clips']} clips filtered) from {stats['videos']} "

@@ -33,7 +33,7 @@ from lectern.store import Keys, store_from_settings
 from lectern.viewer import render_samples
 
 SHARD_SAMPLES = 1000
-TEXTBOOK = RECIPES["textbook"].stages  # the stages behind a textbook release (a pairs release: keyframes and caption)
+TEXTBOOK, PAIRS = RECIPES["textbook"], RECIPES["pairs"]  # the recipes behind the two kinds of release
 VIEWER_SAMPLES = 50  # the first samples of a release, in viewer.html
 CLIP_LEVEL = "multimodal_textbook_meta_data"  # the clip-level shards' name, as published
 # A manifest's `packing` -> the setting behind it (and `tokenizer`, the one its tokens were counted with).
@@ -58,105 +58,152 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     names those `taken_down` since it was first built."""
     name = name or default_release_name()
     store = store_from_settings(settings)
+    released = _gather(settings, subject, only)
+    writer = _ShardWriter(store, name)
+    left_out: dict = {"text_only_groups": 0, "text_only_tokens": 0}
+    for group in _packed_groups(store, released.video_ids, settings, left_out):
+        writer.add(packed_sample(group), clip_level_record(group))
+    writer.close()
+    manifest = _textbook_manifest(store, name, subject, settings, released, writer, left_out)
+    manifest["diff"] = release_diff(store, name, subject, released.video_ids, settings)
+    if taken_down:
+        manifest["taken_down"] = taken_down
+    manifest["stats_files"] = _textbook_stats(store, name, released, writer, manifest["stats"])
+    manifest["viewer"] = store.put_bytes(Keys.release(name, "viewer.html"),
+                                         render_samples(name, writer.viewer_samples).encode())
+    return _publish(store, name, manifest)
+
+
+@dataclasses.dataclass
+class _Released:
+    """What the state DB says of the videos a textbook release takes: those whose assemble succeeded."""
+    video_ids: list[str]
+    rows_by_video: dict[str, dict[str, VideoStage]]  # video -> stage -> its row
+    counts: dict  # the subject's funnel
+    funnel_rows: dict
+    durations: dict[str, float | None]
+    video_subjects: dict[str, list[str]]
+
+
+def _gather(settings: Settings, subject: str | None, only: set[str] | None) -> _Released:
     with session_scope(settings.db_url) as session:
-        assembled = stage_rows(session, subject=subject, stage="assemble")
+        assembled = stage_rows(session, subject=subject, stage=TEXTBOOK.last)
         video_ids = [r.video_id for r in assembled if r.status == SUCCEEDED and (only is None or r.video_id in only)]
         rows_by_video: dict[str, dict[str, VideoStage]] = {v: {} for v in video_ids}
         for row in stage_rows(session, video_ids=video_ids):
             rows_by_video[row.video_id][row.stage] = row
-        counts = funnel(session, subject)
-        funnel_rows = funnel_table(stage_rows(session, subject=subject), TEXTBOOK)
-        durations = {v: session.get(Video, v).duration_s for v in video_ids}
-        video_subjects = {v: list(video_record(session, v).subjects) for v in video_ids}
-    shards: list[str] = []
-    parquet_shards: list[str] = []
-    clip_level_shards: list[str] = []
-    shard: list[tuple[dict, dict]] = []  # (sample, its clip-level record)
-    samples_per_video: dict[str, int] = {}
-    images_per_sample: list[int] = []
-    tokens_per_sample: list[int] = []
-    viewer_samples: list[dict] = []
-    left_out: dict = {"text_only_groups": 0, "text_only_tokens": 0}
-    shard_sizes: list[int] = []
+        return _Released(video_ids, rows_by_video, funnel(session, subject),
+                         funnel_table(stage_rows(session, subject=subject), TEXTBOOK.stages),
+                         {v: session.get(Video, v).duration_s for v in video_ids},
+                         {v: list(video_record(session, v).subjects) for v in video_ids})
 
-    def jsonl(values) -> bytes:
-        return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in values).encode()
 
-    def flush() -> None:
-        n = len(shards)
-        shards.append(store.put_bytes(Keys.release(name, f"samples-{n:05d}.jsonl"), jsonl(s for s, _ in shard)))
-        clip_level_shards.append(store.put_bytes(Keys.release(name, f"{CLIP_LEVEL}-{n:05d}.jsonl"),
-                                                 jsonl(c for _, c in shard)))
-        parquet_shards.append(store.put_bytes(Keys.release(name, f"parquet/samples-{n:05d}.parquet"),
-                                              parquet_bytes([s for s, _ in shard])))
-        shard_sizes.append(len(shard))
-        shard.clear()
-
+def _packed_groups(store, video_ids: list[str], settings: Settings, left_out: dict):
+    """The released videos' clip-level records packed into sample groups: all videos in one run of clips, as
+    published, or each video a run of its own."""
     videos = (clip_records(store, v) for v in video_ids)
-    # Packed as published, all videos in one run of clips; or each video a run of its own.
     runs = [videos] if settings.sample_packing == "release" else ([entries] for entries in videos)
-    for group in (g for run in runs for g in pack(run, settings.sample_token_budget, settings.sample_max_images,
-                                                      left_out)):
-        sample = packed_sample(group)
-        for video_id in {e["vid"] for e in group if e["vid"] != END_OF_VIDEO}:
-            samples_per_video[video_id] = samples_per_video.get(video_id, 0) + 1
-        images_per_sample.append(sample["image_num"])
-        tokens_per_sample.append(sample["token_num"])
-        if len(viewer_samples) < VIEWER_SAMPLES:
-            viewer_samples.append(sample)
-        shard.append((sample, clip_level_record(group)))
-        if len(shard) >= SHARD_SAMPLES:
-            flush()
-    if shard or not shards:
-        flush()
-    lengths, ranges = shard_index([key.rsplit("/", 1)[1] for key in shards], shard_sizes)
-    index = [store.put_json(Keys.release(name, "length.json"), lengths),
-             store.put_json(Keys.release(name, "shard_id_range.json"), ranges)]
+    for run in runs:
+        yield from pack(run, settings.sample_token_budget, settings.sample_max_images, left_out)
+
+
+class _ShardWriter:
+    """Samples and their clip-level records written SHARD_SAMPLES at a time, as JSONL (both) and Parquet (the
+    samples), with the figures the manifest and stats count on the way."""
+
+    def __init__(self, store, name: str):
+        self.store, self.name = store, name
+        self.shards: list[str] = []
+        self.clip_level_shards: list[str] = []
+        self.parquet_shards: list[str] = []
+        self.sizes: list[int] = []
+        self.pending: list[tuple[dict, dict]] = []  # (sample, its clip-level record)
+        self.samples_per_video: dict[str, int] = {}
+        self.images_per_sample: list[int] = []
+        self.tokens_per_sample: list[int] = []
+        self.viewer_samples: list[dict] = []
+
+    def add(self, sample: dict, clip_level: dict) -> None:
+        for video_id in {e["vid"] for e in clip_level["conversations"] if e["vid"] != END_OF_VIDEO}:
+            self.samples_per_video[video_id] = self.samples_per_video.get(video_id, 0) + 1
+        self.images_per_sample.append(sample["image_num"])
+        self.tokens_per_sample.append(sample["token_num"])
+        if len(self.viewer_samples) < VIEWER_SAMPLES:
+            self.viewer_samples.append(sample)
+        self.pending.append((sample, clip_level))
+        if len(self.pending) >= SHARD_SAMPLES:
+            self._flush()
+
+    def close(self) -> None:
+        """The last shard (an empty one for a release of no sample), then the loader's index of them."""
+        if self.pending or not self.shards:
+            self._flush()
+        lengths, ranges = shard_index([key.rsplit("/", 1)[1] for key in self.shards], self.sizes)
+        self.index = [self.store.put_json(Keys.release(self.name, "length.json"), lengths),
+                      self.store.put_json(Keys.release(self.name, "shard_id_range.json"), ranges)]
+
+    def _flush(self) -> None:
+        n, put, samples = len(self.shards), self.store.put_bytes, [s for s, _ in self.pending]
+        self.shards.append(put(Keys.release(self.name, f"samples-{n:05d}.jsonl"), _jsonl(samples)))
+        self.clip_level_shards.append(put(Keys.release(self.name, f"{CLIP_LEVEL}-{n:05d}.jsonl"),
+                                          _jsonl(c for _, c in self.pending)))
+        self.parquet_shards.append(put(Keys.release(self.name, f"parquet/samples-{n:05d}.parquet"),
+                                       parquet_bytes(samples)))
+        self.sizes.append(len(self.pending))
+        self.pending.clear()
+
+
+def _jsonl(values) -> bytes:
+    return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in values).encode()
+
+
+def _textbook_manifest(store, name: str, subject: str | None, settings: Settings, released: _Released,
+                       writer: _ShardWriter, left_out: dict) -> dict:
+    video_ids = released.video_ids
     video_meta = store.put_bytes(Keys.release(name, "video_meta_data.json"), json.dumps(
         [store.get_json(Keys.video_meta(v)) for v in video_ids], ensure_ascii=False, indent=1).encode())
-    total_samples, total_images, total_tokens = len(images_per_sample), sum(images_per_sample), sum(tokens_per_sample)
-    manifest = {
+    samples, images, tokens = (len(writer.images_per_sample), sum(writer.images_per_sample),
+                               sum(writer.tokens_per_sample))
+    return {
         "release": name,
         "created_at": datetime.now(timezone.utc).isoformat(),
         "subject": subject,
         "store": store.url,
         "images_relative_to": store.url,
-        "shards": shards,
-        "clip_level_shards": clip_level_shards,
-        "parquet_shards": parquet_shards,
+        "shards": writer.shards,
+        "clip_level_shards": writer.clip_level_shards,
+        "parquet_shards": writer.parquet_shards,
         "video_meta_data": video_meta,
-        "shard_index": index,
+        "shard_index": writer.index,
         "packing": {**{name: getattr(settings, field) for name, field in PACKING.items()},
                     "tokenizer": tokenizer_name(settings)},
-        "videos": [{"id": v, "stage_versions": {stage: row.version for stage, row in rows_by_video[v].items()}}
+        "videos": [{"id": v, "stage_versions": {stage: row.version for stage, row in released.rows_by_video[v].items()}}
                    for v in video_ids],
-        "stats": {"videos": len(video_ids), "samples": total_samples, "images": total_images,
-                  "tokens": total_tokens,
-                  "images_per_sample": round(total_images / total_samples, 2) if total_samples else 0.0,
-                  "tokens_per_sample": round(total_tokens / total_samples, 1) if total_samples else 0.0,
+        "stats": {"videos": len(video_ids), "samples": samples, "images": images, "tokens": tokens,
+                  "images_per_sample": round(images / samples, 2) if samples else 0.0,
+                  "tokens_per_sample": round(tokens / samples, 1) if samples else 0.0,
                   "left_out_text_only_groups": left_out["text_only_groups"],
                   "left_out_text_only_tokens": left_out["text_only_tokens"]},
-        "funnel": counts,
+        "funnel": released.counts,
+        "stage_configs": stage_configs((row for rows in released.rows_by_video.values() for row in rows.values()),
+                                       TEXTBOOK.stages, settings),
     }
-    manifest["stage_configs"] = stage_configs((row for rows in rows_by_video.values() for row in rows.values()),
-                                              TEXTBOOK, settings)
-    manifest["diff"] = release_diff(store, name, subject, video_ids, settings)
-    if taken_down:
-        manifest["taken_down"] = taken_down
-    stats = {"release": name, "funnel": funnel_rows,
-             "subjects": subject_table(video_subjects, rows_by_video, durations, samples_per_video),
-             "cost": cost_table(rows_by_video, durations, TEXTBOOK), "samples": manifest["stats"]}
-    manifest["stats_files"] = [
+
+
+def _textbook_stats(store, name: str, released: _Released, writer: _ShardWriter, sample_stats: dict) -> list[str]:
+    """stats.json and stats.md (funnel, subjects, cost, samples) and the two histograms."""
+    stats = {"release": name, "funnel": released.funnel_rows,
+             "subjects": subject_table(released.video_subjects, released.rows_by_video, released.durations,
+                                       writer.samples_per_video),
+             "cost": cost_table(released.rows_by_video, released.durations, TEXTBOOK.stages), "samples": sample_stats}
+    return [
         store.put_json(Keys.release(name, "stats.json"), stats),
         store.put_bytes(Keys.release(name, "stats.md"), markdown(stats).encode()),
         store.put_bytes(Keys.release(name, "images_per_sample.png"),
-                        histogram_png(images_per_sample, "Images per sample", "images")),
+                        histogram_png(writer.images_per_sample, "Images per sample", "images")),
         store.put_bytes(Keys.release(name, "tokens_per_sample.png"),
-                        histogram_png(tokens_per_sample, "Tokens per sample", "tokens")),
+                        histogram_png(writer.tokens_per_sample, "Tokens per sample", "tokens")),
     ]
-    manifest["viewer"] = store.put_bytes(Keys.release(name, "viewer.html"),
-                                         render_samples(name, viewer_samples).encode())
-    return _publish(store, name, manifest)
 
 
 def rebuild_release(settings: Settings, manifest: dict) -> dict:
@@ -167,7 +214,7 @@ def rebuild_release(settings: Settings, manifest: dict) -> dict:
     with session_scope(settings.db_url) as session:
         gone = sorted(v for v in only if (video := session.get(Video, v)) is None or video.forgotten_at)
     taken_down = sorted({*manifest.get("taken_down", []), *gone})
-    if manifest.get("kind") == "pairs":
+    if manifest.get("kind") == PAIRS.release:
         return build_pairs_release(settings, manifest["release"], manifest.get("subject"), only=only,
                                    taken_down=taken_down)
     packing = manifest.get("packing") or {}
@@ -229,7 +276,7 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
     name = name or default_release_name()
     store = store_from_settings(settings)
     with session_scope(settings.db_url) as session:
-        captioned = [r for r in stage_rows(session, subject=subject, stage="caption")
+        captioned = [r for r in stage_rows(session, subject=subject, stage=PAIRS.last)
                      if r.status == SUCCEEDED and (only is None or r.video_id in only)]
         records = {r.video_id: video_record(session, r.video_id) for r in captioned}
         lineage = stage_configs(stage_rows(session, video_ids=list(records)), ("keyframes", "caption"), settings)
@@ -240,8 +287,8 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
     clips_total = 0
     for video_id, video in records.items():
         keyframes = {c["index"]: [f["key"] for f in c["keyframes"]]
-                     for c in store.get_json(video.artifacts["keyframes"]["clips"])["clips"]}
-        for clip in store.get_json(video.artifacts["caption"]["captions"])["clips"]:
+                     for c in store.get_json(video.artifact("keyframes", "clips"))["clips"]}
+        for clip in store.get_json(video.artifact("caption", "captions"))["clips"]:
             clips_total += 1
             if not clip["kept"]:
                 continue
@@ -351,3 +398,12 @@ def release_diff(store, name: str, subject: str | None, video_ids: list[str], se
                              else "no longer assembled")
     return {"previous": previous["release"] if previous else None, "added": sorted(set(video_ids) - before),
             "removed": [{"id": video_id, "why": why[video_id]} for video_id in removed]}
+
+
+# What each recipe's release (lectern.recipes.Recipe.release) is built by.
+BUILDERS = {TEXTBOOK.release: build_release, PAIRS.release: build_pairs_release}
+
+
+def build_for(recipe: str, settings: Settings, name: str | None = None, subject: str | None = None) -> dict:
+    """The release of a subject made by `recipe`: a textbook's samples, or video-text pairs."""
+    return BUILDERS[RECIPES[recipe].release](settings, name=name, subject=subject)

@@ -4,6 +4,8 @@
 import ast
 from pathlib import Path
 
+from lectern.pipeline import SPECS
+
 INCLUDE = Path(__file__).resolve().parents[2] / "include"
 
 
@@ -71,3 +73,40 @@ def test_the_product_needs_neither_the_harness_nor_airflow():
                 assert not at_top, f"{name} imports {module} at module level"
                 lazily.add(name)
     assert lazily <= {"lectern.cli"}
+
+
+def reachable(start: str, edges: dict[str, set[str]]) -> set[str]:
+    """Every module `start` imports, directly or through others, lazy imports included."""
+    seen, todo = set(), [start]
+    while todo:
+        for successor in edges[todo.pop()] - seen:
+            seen.add(successor)
+            todo.append(successor)
+    return seen
+
+
+def test_the_state_layer_knows_no_stage():
+    """lectern.state orders stages by name (lectern.recipes) and shares only data-only types with them
+    (lectern.stage_types): nothing it imports, however indirectly, is a stage's module."""
+    edges = graph()
+    state = [name for name in edges if name == "lectern.state" or name.startswith("lectern.state.")]
+    assert {"lectern.state.transitions", "lectern.state.reports", "lectern.state.catalog"} <= set(state)
+    for name in state:
+        stages = sorted(m for m in reachable(name, edges) if m.startswith("lectern.stages"))
+        assert not stages, f"{name} reaches {stages}"
+
+
+def test_a_stage_runs_code_only_where_it_runs():
+    """The pipeline reads every stage's spec and no stage's code: a DAG file, the CLI's parser or a pod's
+    settings never import WhisperX or PyAV to learn what a stage is. Each stage is a folder with its spec and
+    its run."""
+    edges = graph()
+    stage_folders = {p.name for p in (INCLUDE / "lectern/stages").iterdir() if (p / "__init__.py").exists()}
+    assert stage_folders == set(SPECS)
+    for name in SPECS:
+        assert {f"lectern.stages.{name}.spec", f"lectern.stages.{name}.run"} <= set(edges)
+    for name in ("lectern.pipeline", "lectern.recipes", "lectern.config", "lectern_airflow.assets",
+                 "lectern_airflow.params"):
+        code = sorted(m for m in reachable(name, edges)
+                      if m.startswith("lectern.stages.") and not m.endswith(".spec") and m.count(".") > 2)
+        assert not code, f"{name} reaches stage code: {code}"
