@@ -92,6 +92,8 @@ def _jpeg(frame: np.ndarray) -> bytes:
 
 
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
+    """Cut the video into clips (cut_clips), extract their keyframes (extract_keyframes), document them
+    (clip_documents: clips.json), then filter them against their text (filter_clips, with LECTERN_CLIP_FILTER_MODEL)."""
     source_key = video.artifact("download", "source")
     asr_key = video.artifact("transcribe", "asr")
     if not source_key:
@@ -102,79 +104,101 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     refined = store.get_json(refined_key)["segments"] if refined_key else None
     probe = store.get_json(Keys.probe(video.id))
     started = time.monotonic()
-    # Keys of a previous attempt are overwritten; stale extra ones are removed so a rerun never duplicates.
     stale = set(store.list(Keys.video(video.id, "keyframes/")))
-    written = set()
-    faces = 0
-    sampled_times: list[float] = []  # every frame compared (the clip-level file's `extracted_frames`)
     with store.local_path(source_key) as path:
         if probe["duration_s"] is None:  # probe measured none: no packet with a timestamp, nothing to cut
             raise CorruptMedia(f"{video.id}: no frame with a timestamp (its duration is unknown)")
         clips, segmenting = cut_clips(str(path), asr["segments"] if asr else None, float(probe["duration_s"]),
                                       settings)
-        starts = [clip.start for clip in clips]
-        per_clip: list[list[dict]] = [[] for _ in clips]
-        mode = settings.keyframe_sampling
-        if mode == "auto":
-            mode = decoding.choose_sampling(str(path), settings.keyframe_max_gop_s)
-
-        def counted(samples):
-            for sample in samples:
-                sampled_times.append(sample.time)
-                yield sample
-
-        samples = counted(decoding.sample_frames(str(path), mode, settings.keyframe_interval_s, settings.ssim_width,
-                                               settings.ssim_threshold, settings.ssim_grid))
-        for keyframe in selection.select_keyframes(samples, settings.ssim_threshold, settings.ssim_grid,
-                                                settings.keyframe_dedup):
-            # A keyframe that mostly shows a face stays (as published), marked: a release's export writes the
-            # face-filtered variant without it.
-            face = settings.face_max_area is not None and face_area_ratio(keyframe.gray) > settings.face_max_area
-            faces += face
-            moment, frame, ssim = keyframe.time, keyframe.image, keyframe.ssim
-            c = clip_index(starts, moment)
-            n = len(per_clip[c]) + 1
-            key = store.put_bytes(Keys.keyframe(video.id, clips[c].start, clips[c].end, n), _jpeg(frame))
-            written.add(key)
-            per_clip[c].append({"key": key, "time": round(moment, 3), "ssim": None if ssim is None else round(ssim, 4),
-                                **({"face": True} if face else {})})
+        extracted = extract_keyframes(str(path), clips, video.id, store, settings)
     seconds = time.monotonic() - started
-    times_per_clip: list[list[float]] = [[] for _ in clips]
-    for moment in sampled_times:
-        times_per_clip[clip_index(starts, moment)].append(moment)
-    documents = [
-        {"index": i, "start": round(clip.start, 3), "end": round(clip.end, 3), "segments": clip.segments,
-              "asr": clip.text, "refined_asr": " ".join(refined[j]["text"] for j in clip.segments) if refined else None,
-              "sampled_times": times_per_clip[i],
-              "keyframes": per_clip[i]}
-        for i, clip in enumerate(clips)
-    ]
-    extracted = sum(len(k) for k in per_clip)
+    documents = clip_documents(clips, extracted, refined)
     dropped: set[str] = set()
     if settings.clip_filter_model:
         filter_clips(documents, store, settings)
         dropped = {f["key"] for d in documents for f in d.get("dropped_keyframes", [])}
-    for key in (stale | dropped) - (written - dropped):  # a dropped image is not kept in the store
+    # Keys of a previous attempt are overwritten; stale extra ones are removed so a rerun never duplicates. A
+    # dropped image is not kept in the store.
+    for key in (stale | dropped) - (extracted.written - dropped):
         store.delete_prefix(key)
     duration = float(probe["duration_s"])
-    keyframes = extracted - len(dropped)
+    keyframes = len(extracted.written) - len(dropped)
     metrics = {"clips": len(clips), "keyframes": keyframes, "seconds": round(seconds, 3),
-               "realtime_factor": round(duration / seconds, 1) if seconds else None, "sampling": mode,
-               "frames_compared": len(sampled_times), "ssim_threshold": settings.ssim_threshold,
+               "realtime_factor": round(duration / seconds, 1) if seconds else None, "sampling": extracted.mode,
+               "frames_compared": len(extracted.sampled_times), "ssim_threshold": settings.ssim_threshold,
                "ssim_grid": "x".join(map(str, settings.ssim_grid)), "interval_s": settings.keyframe_interval_s,
                **segmenting}
     if settings.face_max_area is not None:
-        metrics["face_keyframes"] = faces
+        metrics["face_keyframes"] = extracted.faces
     if settings.clip_filter_model:
         metrics.update(clip_filter_dropped_keyframes=len(dropped),
                        clips_text_only=sum(1 for d in documents if d.get("dropped_keyframes")))
     key = store.put_json(Keys.clips(video.id), {"video_id": video.id, "clips": documents,
                                                  "metrics": without_timings(metrics)})
     if keyframes == 0:
-        reason = (f"no keyframes left: the visual-text filter dropped all {extracted}" if extracted
-                  else "no keyframes extracted")
+        reason = (f"no keyframes left: the visual-text filter dropped all {len(extracted.written)}"
+                  if extracted.written else "no keyframes extracted")
         return StageResult.rejected(reason, metrics)
     return StageResult.succeeded({"clips": key}, metrics)
+
+
+@dataclass
+class Extracted:
+    """The keyframes of a video, per clip, as stored: each clip's images in time order, every frame compared,
+    the sampling used, how many mostly show a face, and the keys written."""
+    per_clip: list[list[dict]]
+    sampled_times: list[float]
+    mode: str
+    faces: int
+    written: set[str]
+
+
+def extract_keyframes(path: str, clips: list[Clip], video_id: str, store: Store, settings: Settings) -> Extracted:
+    """SSIM keyframes (Algorithm 1 over the sampled frames) written to the store as JPEGs, each under the clip
+    its time falls in."""
+    mode = settings.keyframe_sampling
+    if mode == "auto":
+        mode = decoding.choose_sampling(path, settings.keyframe_max_gop_s)
+    found = Extracted([[] for _ in clips], [], mode, 0, set())
+    starts = [clip.start for clip in clips]
+
+    def counted(samples):
+        for sample in samples:
+            found.sampled_times.append(sample.time)
+            yield sample
+
+    samples = counted(decoding.sample_frames(path, mode, settings.keyframe_interval_s, settings.ssim_width,
+                                             settings.ssim_threshold, settings.ssim_grid))
+    for keyframe in selection.select_keyframes(samples, settings.ssim_threshold, settings.ssim_grid,
+                                               settings.keyframe_dedup):
+        # A keyframe that mostly shows a face stays (as published), marked: a release's export writes the
+        # face-filtered variant without it.
+        face = settings.face_max_area is not None and face_area_ratio(keyframe.gray) > settings.face_max_area
+        found.faces += face
+        c = clip_index(starts, keyframe.time)
+        n = len(found.per_clip[c]) + 1
+        key = store.put_bytes(Keys.keyframe(video_id, clips[c].start, clips[c].end, n), _jpeg(keyframe.image))
+        found.written.add(key)
+        found.per_clip[c].append({"key": key, "time": round(keyframe.time, 3),
+                                  "ssim": None if keyframe.ssim is None else round(keyframe.ssim, 4),
+                                  **({"face": True} if face else {})})
+    return found
+
+
+def clip_documents(clips: list[Clip], extracted: Extracted, refined: list[dict] | None) -> list[dict]:
+    """clips.json's clips: each one's span, transcript segments and text (refined where the judge rewrote it),
+    the frames compared in it and its keyframes."""
+    starts = [clip.start for clip in clips]
+    times_per_clip: list[list[float]] = [[] for _ in clips]
+    for moment in extracted.sampled_times:
+        times_per_clip[clip_index(starts, moment)].append(moment)
+    return [
+        {"index": i, "start": round(clip.start, 3), "end": round(clip.end, 3), "segments": clip.segments,
+         "asr": clip.text, "refined_asr": " ".join(refined[j]["text"] for j in clip.segments) if refined else None,
+         "sampled_times": times_per_clip[i],
+         "keyframes": extracted.per_clip[i]}
+        for i, clip in enumerate(clips)
+    ]
 
 
 def filter_clips(documents: list[dict], store: Store, settings: Settings) -> None:
