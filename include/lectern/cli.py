@@ -267,7 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lectern", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add_commands in (_pipeline_commands, _release_commands, _upkeep_commands, _local_commands,
+                         _reference_commands):
+        add_commands(sub)
+    return parser
 
+
+def _pipeline_commands(sub) -> None:
+    """Running stages and phases, and reading their state."""
     stage = sub.add_parser("stage", help="run one stage for one video (what a pod runs)")
     stage.add_argument("name", choices=STAGES)
     stage.add_argument("--video-id", required=True, nargs="+", metavar="VIDEO_ID",
@@ -292,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
+
+def _release_commands(sub) -> None:
+    """Releases: building, exporting, training a baseline on one, moving an export."""
     release = sub.add_parser("release", help="write a release from every assembled (or captioned) video")
     release.add_argument("--name")
     release.add_argument("--subject")
@@ -325,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     reroot.add_argument("folder")
     reroot.set_defaults(func=cmd_reroot)
 
+
+def _upkeep_commands(sub) -> None:
+    """Subjects, takedowns, the state DB, the store and the tiny models."""
     taxonomy = sub.add_parser("taxonomy", help="generate a subject's taxonomy with an LLM, or check a subject file "
                                                 "(and its manifest's rows)")
     taxonomy.add_argument("action", choices=["generate", "check"])
@@ -356,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--out")
     models.set_defaults(func=cmd_models)
 
+
+def _local_commands(sub) -> None:
+    """Lectern on this machine: the demo, a subject's run, the UI."""
     demo = sub.add_parser("demo", help="generate the demo corpus and run every phase DAG through Airflow")
     demo.add_argument("--dags-folder")
     demo.set_defaults(func=cmd_demo)
@@ -375,12 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also serve the demo corpus and write its subjects (Biology, and Biochemistry to backfill)")
     ui.set_defaults(func=cmd_ui)
 
+
+def _reference_commands(sub) -> None:
+    """What an operator imports or reads: the pools and every setting."""
     pools = sub.add_parser("pools", help="print Lectern's Airflow pools as JSON for `airflow pools import FILE`")
     pools.set_defaults(func=cmd_pools)
 
     config = sub.add_parser("config", help="every setting, its default and meaning (docs/configuration.md)")
     config.set_defaults(func=cmd_config)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
