@@ -117,27 +117,28 @@ def run_stage(path: str, sampling: str = "auto") -> tuple[float, dict, list[floa
     """lectern.stages.keyframes.run on a video file (a local store, the embedded defaults, clips every 10 s):
     its wall seconds, metrics and keyframe times."""
     from lectern.config import Settings
+    from lectern.pipeline import artifact_key
     from lectern.stage_types import VideoRecord
     from lectern.stages.download import media
     from lectern.stages.keyframes import run as keyframes
-    from lectern.store import Keys, LocalStore
+    from lectern.store import LocalStore
 
     with tempfile.TemporaryDirectory(prefix="lectern-bench-") as home:
         settings = Settings.from_env({"LECTERN_HOME": home, "LECTERN_KEYFRAME_SAMPLING": sampling})
         store = LocalStore(Path(home) / "store")
         probe = media.probe(Path(path))
-        store.put_file(Keys.source("bench"), Path(path))
-        store.put_json(Keys.probe("bench"), probe)
+        store.put_file(artifact_key("download", "source", "bench"), Path(path))
+        store.put_json(artifact_key("download", "probe", "bench"), probe)
         duration = float(probe["duration_s"])
         segments = [{"start": t, "end": t + 9.5, "text": "A sentence."} for t in range(0, int(duration), 10)]
-        store.put_json(Keys.asr("bench"), {"segments": segments})
+        store.put_json(artifact_key("transcribe", "asr", "bench"), {"segments": segments})
         video = VideoRecord(id="bench", url="", title="bench", description="", duration_s=duration,
-                            artifacts={"download": {"source": Keys.source("bench")},
-                                       "transcribe": {"asr": Keys.asr("bench")}})
+                            artifacts={"download": {"source": artifact_key("download", "source", "bench")},
+                                       "transcribe": {"asr": artifact_key("transcribe", "asr", "bench")}})
         started = time.perf_counter()
         result = keyframes.run(video, store, settings)
         seconds = time.perf_counter() - started
-        clips = store.get_json(Keys.clips("bench"))["clips"]
+        clips = store.get_json(artifact_key("keyframes", "clips", "bench"))["clips"]
     return seconds, result.metrics, [f["time"] for c in clips for f in c["keyframes"]]
 
 

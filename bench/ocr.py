@@ -26,6 +26,7 @@ def ocr_rows(keyframes: int = 24) -> list[dict]:
     from PIL import Image
 
     from lectern.config import Settings
+    from lectern.pipeline import artifact_key
     from lectern.stage_types import VideoRecord
     from lectern.stages.ocr import run as ocr
     from lectern.store import Keys, LocalStore
@@ -41,9 +42,9 @@ def ocr_rows(keyframes: int = 24) -> list[dict]:
                                                            "Then it saturates at Vmax", f"Km is {n} millimolar"))
             Image.fromarray(render(scene)).save(buffer, format="JPEG", quality=90)
             frames.append({"key": store.put_bytes(Keys.keyframe("bench", n, n + 1, 1), buffer.getvalue()), "time": n})
-        store.put_json(Keys.clips("bench"), {"clips": [{"keyframes": frames}]})
+        store.put_json(artifact_key("keyframes", "clips", "bench"), {"clips": [{"keyframes": frames}]})
         video = VideoRecord(id="bench", url="", title="bench", description="", duration_s=None,
-                            artifacts={"keyframes": {"clips": Keys.clips("bench")}})
+                            artifacts={"keyframes": {"clips": artifact_key("keyframes", "clips", "bench")}})
         base = Settings.from_env({**os.environ, "LECTERN_HOME": tmp})
         for workers in sorted({1, os.cpu_count() or 1}):
             settings = dataclasses.replace(base, ocr_workers=workers)

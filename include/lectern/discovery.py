@@ -47,7 +47,7 @@ from lectern.manifest import (
     manifest_columns,
     manifest_path,
 )
-from lectern.recipes import RECIPES
+from lectern.recipes import DEFAULT_RECIPE, RECIPES
 from lectern.stages.download.urls import (
     BLOCKED_MARK,
     PAGE_MARK,
@@ -83,7 +83,7 @@ def subject_file(settings: Settings, subject: str) -> Path:
 class SubjectSpec:
     name: str
     points: list[PointSpec]
-    recipe: str = "textbook"  # lectern.config.RECIPES
+    recipe: str = DEFAULT_RECIPE  # a key of lectern.recipes.RECIPES
     manifest: Manifest | None = None  # a URL-manifest corpus's rows, read and validated
     # Whether the metadata relevance filter judges videos listed by hand (None: only search results are judged).
     prefilter: bool | None = None
@@ -107,7 +107,7 @@ def load_subject(path: Path, allow_file_urls: bool = False) -> SubjectSpec:
         raise TaxonomyError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("subject"), str) or not doc["subject"].strip():
         raise TaxonomyError(f"{path}: needs a top-level 'subject: <name>'")
-    recipe = doc.get("recipe", "textbook")
+    recipe = doc.get("recipe", DEFAULT_RECIPE)
     if recipe not in RECIPES:
         raise TaxonomyError(f"{path}: recipe {recipe!r} is not one of {', '.join(RECIPES)}")
     prefilter = doc.get("prefilter")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lectern.config import Settings
 from lectern.local_airflow import AIRFLOW, REPO, prepare_metadata
-from lectern.recipes import PHASES, STAGES
+from lectern.recipes import PHASES, RECIPES, STAGES
 
 NOTE = "lectern-run.json"  # the phase a run is in, left behind when it is killed
 LOCK = "lectern-run.lock"
@@ -226,7 +226,10 @@ def run_subject(settings: Settings, subject: str, release: str | None = None, en
         os.close(lock_fd)
     print(summary(settings, definition.name))
     store = store_from_settings(settings)
-    if definition.recipe == "pairs":
+    kind = RECIPES[definition.recipe].release
+    if kind is None:  # a recipe that releases nothing: its results are in the store
+        return 0
+    if kind == "pairs":
         manifest = build_for(definition.recipe, settings, name=release, subject=definition.name)
         stats = manifest["stats"]
         exported = export_internvid(store, release, home / "export" / release)

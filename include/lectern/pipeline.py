@@ -81,3 +81,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def artifact_key(stage: str, artifact: str, video_id: str, **parts: str) -> str:
+    """Where `stage` records `artifact` for a video (its spec's `produces`, one key rule for all): for code that
+    knows a stage's artifact by name, not from the video's recorded artifacts."""
+    return stage_spec(stage).key(video_id, artifact, **parts)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Recipe:
     stages: tuple[str, ...]
-    release: str  # the release it builds: a key of lectern.release.BUILDERS
+    release: str | None  # what it releases: a key of lectern.release.BUILDERS (None: results stay in the store)
 
     @property
     def last(self) -> str:
@@ -25,19 +25,20 @@ RECIPES: dict[str, Recipe] = {
     "textbook": Recipe(("download", "transcribe", "judge", "keyframes", "ocr", "assemble"), release="textbook"),
     "pairs": Recipe(("download", "keyframes", "caption"), release="pairs"),
 }
+DEFAULT_RECIPE = "textbook"  # a subject's when its YAML names none
 # Every stage once, in recipe order (a stage in several recipes where it first appears): the order stages are
 # listed, counted and run in.
 STAGES: tuple[str, ...] = tuple(dict.fromkeys(stage for recipe in RECIPES.values() for stage in recipe.stages))
 PHASES = ("discover",) + STAGES  # discover is a phase of its own, not a per-video stage
 
 
-def stages_after(stage: str, recipe: str = "textbook") -> tuple[str, ...]:
+def stages_after(stage: str, recipe: str = DEFAULT_RECIPE) -> tuple[str, ...]:
     """The stages after `stage` in `recipe`, in order (none for a stage the recipe does not have)."""
     stages = RECIPES[recipe].stages
     return stages[stages.index(stage) + 1:] if stage in stages else ()
 
 
-def next_stage(stage: str, recipe: str = "textbook") -> str | None:
+def next_stage(stage: str, recipe: str = DEFAULT_RECIPE) -> str | None:
     """The stage after `stage` in `recipe` (None after its last, or for a stage the recipe does not have)."""
     return next(iter(stages_after(stage, recipe)), None)
 

@@ -15,7 +15,7 @@ from typing import Iterable
 from lectern.config import Settings
 from lectern.packing import END_OF_VIDEO, clip_level_record, pack, tokenizer_name
 from lectern.packing import sample as packed_sample
-from lectern.pipeline import stage_config, stage_version
+from lectern.pipeline import artifact_key, stage_config, stage_version
 from lectern.recipes import RECIPES
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED, Video, VideoStage
@@ -161,7 +161,8 @@ def _textbook_manifest(store, name: str, subject: str | None, settings: Settings
                        writer: _ShardWriter, left_out: dict) -> dict:
     video_ids = released.video_ids
     video_meta = store.put_bytes(Keys.release(name, "video_meta_data.json"), json.dumps(
-        [store.get_json(Keys.video_meta(v)) for v in video_ids], ensure_ascii=False, indent=1).encode())
+        [store.get_json(artifact_key("assemble", "video_meta", v)) for v in video_ids], ensure_ascii=False,
+        indent=1).encode())
     samples, images, tokens = (len(writer.images_per_sample), sum(writer.images_per_sample),
                                sum(writer.tokens_per_sample))
     return {
@@ -239,7 +240,8 @@ def shard_index(names: list[str], sizes: list[int]) -> tuple[dict, dict]:
 
 def clip_records(store, video_id: str) -> list[dict]:
     """A video's clip-level records, without its End-of-a-Video marker (packing places it)."""
-    records = [e for e in store.get_json(Keys.clip_level(video_id))["conversations"] if e["vid"] != END_OF_VIDEO]
+    records = [e for e in store.get_json(artifact_key("assemble", "clip_level", video_id))["conversations"]
+               if e["vid"] != END_OF_VIDEO]
     if any("keyframe_ssim_scores" not in e for e in records):
         raise ValueError(f"{video_id}: its clip-level file is from an older assemble version; rerun assemble "
                          "(a phase run with stale_only) before releasing")

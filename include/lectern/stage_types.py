@@ -14,7 +14,9 @@ the runner does that.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
+
+from lectern.store import Keys
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,19 @@ class StageSpec:
     version: str
     settings: tuple[str, ...]
     needs: tuple[tuple[str, str], ...] = ()  # (stage, artifact)
-    produces: tuple[str, ...] = ()
+    produces: Mapping[str, str] = field(default_factory=dict)  # artifact -> its file in the video's folder
     gpu: bool = False
     retries: int = 2
     pool: str | None = None
     timeout_s: int = 3600  # per video: a task of N videos gets N times this
     run_settings: tuple[RunSetting, ...] = ()
+
+    def key(self, video_id: str, artifact: str, **parts: str) -> str:
+        """The store key of one of the artifacts the stage records, by the one rule for every artifact: its file
+        (`produces`, with `parts` filled in: a cover's extension) in the video's folder."""
+        if artifact not in self.produces:
+            raise ValueError(f"{self.name} records no artifact {artifact!r}; it records {', '.join(self.produces)}")
+        return Keys.video(video_id, self.produces[artifact].format(**parts))
 
 
 @dataclass

@@ -82,7 +82,8 @@ class DeleteFailed(OSError):
 
 
 class Keys:
-    """Keys by meaning; stages never build paths by hand."""
+    """Keys by meaning; nothing builds paths by hand. A stage's artifacts follow one rule (StageSpec.key: the file
+    its spec names, in the video's folder); its keyframe images and a release's files have their own."""
 
     @staticmethod
     def video(video_id: str, name: str) -> str:
@@ -95,56 +96,8 @@ class Keys:
         return parts[1] if len(parts) > 2 and parts[0] == "videos" else None
 
     @classmethod
-    def source(cls, video_id: str) -> str:
-        return cls.video(video_id, "source.mp4")
-
-    @classmethod
-    def cover(cls, video_id: str, extension: str) -> str:
-        return cls.video(video_id, f"cover.{extension}")
-
-    @classmethod
-    def probe(cls, video_id: str) -> str:
-        return cls.video(video_id, "probe.json")
-
-    @classmethod
-    def asr(cls, video_id: str) -> str:
-        return cls.video(video_id, "asr.json")
-
-    @classmethod
-    def judge(cls, video_id: str) -> str:
-        return cls.video(video_id, "judge.json")
-
-    @classmethod
-    def refined_asr(cls, video_id: str) -> str:
-        return cls.video(video_id, "refined_asr.json")
-
-    @classmethod
-    def clips(cls, video_id: str) -> str:
-        return cls.video(video_id, "clips.json")
-
-    @classmethod
     def keyframe(cls, video_id: str, start: float, end: float, n: int) -> str:
         return cls.video(video_id, f"keyframes/{video_id}@{start:.1f}_{end:.1f}#{n}.jpg")
-
-    @classmethod
-    def ocr(cls, video_id: str) -> str:
-        return cls.video(video_id, "ocr.json")
-
-    @classmethod
-    def samples(cls, video_id: str) -> str:
-        return cls.video(video_id, "samples.jsonl")
-
-    @classmethod
-    def video_meta(cls, video_id: str) -> str:
-        return cls.video(video_id, "video_meta_data.json")
-
-    @classmethod
-    def clip_level(cls, video_id: str) -> str:
-        return cls.video(video_id, "clips_textbook.json")
-
-    @classmethod
-    def captions(cls, video_id: str) -> str:
-        return cls.video(video_id, "captions.json")
 
     @staticmethod
     def release(release: str, name: str) -> str:

@@ -59,3 +59,14 @@ def test_the_docs_name_every_stage():
     for stage in STAGES:
         assert (ROOT / "dags" / f"lectern_{stage}.py").is_file()
         assert stage in readme, f"the README's phases do not show {stage}"
+
+
+def test_every_artifact_has_a_file_of_its_own():
+    """One key rule for every stage's artifacts (StageSpec.key): the file its spec names, in the video's folder.
+    No two artifacts share a file, and a stage asked for an artifact it does not record says which it records."""
+    files = [file for spec in SPECS.values() for file in spec.produces.values()]
+    assert len(files) == len(set(files))
+    assert SPECS["transcribe"].key("v1", "asr") == "videos/v1/asr.json"
+    assert SPECS["download"].key("v1", "cover", extension="png") == "videos/v1/cover.png"
+    with pytest.raises(ValueError, match="records no artifact 'captions'; it records asr"):
+        SPECS["transcribe"].key("v1", "captions")

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from lectern.config import Settings
+from lectern.pipeline import artifact_key
 from lectern.recipes import PHASES, RECIPES
 from lectern.state.db import session_scope
 from lectern.state.reports import furthest_rows, stage_rows
@@ -93,7 +94,7 @@ def test_every_video_ends_in_a_terminal_state_that_says_why(pipeline, demo_corpu
     off_topic = rows["pasta_recipe"]
     assert (off_topic.stage, off_topic.status) == ("judge", "rejected")
     assert re.fullmatch(r"relevance -?0\.\d\d < 0\.30 \(best point '.+'\)", off_topic.reason)
-    assert pipeline["store"].exists(Keys.asr("pasta_recipe"))
+    assert pipeline["store"].exists(artifact_key("transcribe", "asr", "pasta_recipe"))
     for video_id in set(truth["videos"]) - set(truth["off_topic"]):
         assert (rows[video_id].stage, rows[video_id].status) == ("assemble", "succeeded"), video_id
 
@@ -103,7 +104,7 @@ def test_keyframes_match_the_slides(pipeline, demo_corpus):
     for video_id, info in demo_corpus[1]["videos"].items():
         if video_id in demo_corpus[1]["off_topic"]:
             continue
-        clips = store.get_json(Keys.clips(video_id))["clips"]
+        clips = store.get_json(artifact_key("keyframes", "clips", video_id))["clips"]
         count = sum(len(c["keyframes"]) for c in clips)
         assert abs(count - len(info["slides"])) <= 1, (video_id, count)
         names = store.list(Keys.video(video_id, "keyframes/"))
@@ -120,7 +121,7 @@ def test_every_slide_text_is_found_by_ocr(pipeline, demo_corpus):
     for video_id, info in demo_corpus[1]["videos"].items():
         if video_id in demo_corpus[1]["off_topic"]:
             continue
-        texts = store.get_json(Keys.ocr(video_id))["texts"].values()
+        texts = store.get_json(artifact_key("ocr", "ocr", video_id))["texts"].values()
         for slide in info["slides"]:
             wanted = words(f"{slide['title']} {slide['body']}")
             assert any(wanted <= words(text) for text in texts), (video_id, slide["title"], list(texts))
@@ -134,8 +135,9 @@ def test_release_samples_in_the_published_format(pipeline, demo_corpus):
     samples = [json.loads(line) for key in manifest["shards"] for line in store.get_bytes(key).decode().splitlines()]
     assert len(samples) == manifest["stats"]["samples"] >= 1
     # packed across videos as published: every video's keyframes, in release order, each video's end recorded
-    keyframes = [f["key"] for v in manifest["videos"] for c in store.get_json(Keys.clips(v["id"]))["clips"]
-                 for f in c["keyframes"]]
+    clips = [c for v in manifest["videos"]
+             for c in store.get_json(artifact_key("keyframes", "clips", v["id"]))["clips"]]
+    keyframes = [f["key"] for c in clips for f in c["keyframes"]]
     assert [image for sample in samples for image in sample["images"] if image] == keyframes
     ends = [m["vid"] for sample in samples for m in sample["metadata"] if m.get("end_of_video")]
     assert ends == [v["id"] for v in manifest["videos"]]
@@ -222,9 +224,10 @@ def test_llm_judges_and_rewrite_recorded_per_video(pipeline):
         assert verdict["llm_tiny_random_decision"] == "abstain"
         refined = store.get_json(row.artifacts["refined_asr"])
         assert len(refined["segments"]) == sum(refined["counts"].values()) > 0
-        clips = store.get_json(Keys.clips(row.video_id))["clips"]
+        clips = store.get_json(artifact_key("keyframes", "clips", row.video_id))["clips"]
         assert all(c["refined_asr"] is not None for c in clips if c["segments"])
-        meta = store.get_json(Keys.video_meta(row.video_id))  # the published video_meta_data shape
+        # the published video_meta_data shape
+        meta = store.get_json(artifact_key("assemble", "video_meta", row.video_id))
         assert meta["llm_tiny_scripted_scores"] == verdict["llm_tiny_scripted_score"]
         # published: one int, one string
         assert meta["llm_tiny_scripted_score"] == 7 and "###Score: 7###" in meta["llm_response"]
@@ -261,7 +264,7 @@ def test_a_keyframes_run_chooses_the_scene_segmenter_in_its_trigger_form(pipelin
     assert by_scenes.status == "succeeded" and by_scenes.run_id == run.run_id
     assert by_scenes.metrics["clip_segmenter"] == "scene" and by_scenes.metrics["scene_method"] == "histogram"
     assert by_scenes.version != by_sentences.version  # recorded as other settings: a stale_only run would see it
-    clips = store.get_json(Keys.clips("photosynthesis"))["clips"]
+    clips = store.get_json(artifact_key("keyframes", "clips", "photosynthesis"))["clips"]
     assert len(clips) >= by_scenes.metrics["scene_cuts"] + 1
     # back to the default for the tests after this one
     run, _ = run_dag(bag, "keyframes", {"video_ids": ["photosynthesis"], "force": True, "clip_segmenter": "asr"})
@@ -361,6 +364,7 @@ def test_a_pairs_subject_from_a_manifest_runs_through_its_phase_dags(pipeline, c
         stages = {(r.video_id, r.stage): r.status for r in stage_rows(session, video_ids=list(listed))}
     assert stages == {(v, s): "succeeded" for v in listed for s in ("download", "keyframes", "caption")}
     for video_id in listed:
-        clips = store.get_json(Keys.captions(video_id))["clips"]
+        clips = store.get_json(artifact_key("caption", "captions", video_id))["clips"]
         assert clips and all(c["caption"] and c["clip_similarity"] is not None for c in clips)
-        assert store.exists(Keys.cover(video_id, "jpg"))  # the cover, fetched from loopback into S3
+        # the cover, fetched from loopback into S3
+        assert store.exists(artifact_key("download", "cover", video_id, extension="jpg"))

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from lectern.config import Settings
+from lectern.pipeline import artifact_key
 from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_PERMANENT, EXIT_TRANSIENT, run_stage_batch
 from lectern.store import Keys, store_from_settings
 from lectern_dev.corpus import BROKEN
@@ -80,8 +81,10 @@ def test_each_bad_upload_ends_with_its_reason_and_the_good_one_proceeds(uploads,
         elif status == "failed":
             assert (final.error_class, final.error_kind) == (why, "permanent") and final.error_message, video_id
         if status != "succeeded":
-            assert not store.exists(Keys.source(video_id)), video_id  # nothing half-done left as final
-    assert store.exists(Keys.source("good")) and row(settings, "good", "transcribe").status == "pending"
+            # nothing half-done left as final
+            assert not store.exists(artifact_key("download", "source", video_id)), video_id
+    assert store.exists(artifact_key("download", "source", "good"))
+    assert row(settings, "good", "transcribe").status == "pending"
     assert "169.254.169.254" in row(settings, "redirect_to_private").error_message
     record_fault(f"{len(EXPECTED) - 1} kinds of bad input in one batch with a good video", len(EXPECTED),
                  len(EXPECTED), 0)
@@ -172,5 +175,6 @@ def test_rate_limited_downloads_wait_and_are_never_tombstoned(tmp_path, pg_url, 
     for video_id in ids:
         final = row(settings, video_id)
         assert (final.status, final.error_class, final.attempts) == ("succeeded", None, 3), video_id
-        assert store.list(Keys.video(video_id, "")) == sorted([Keys.probe(video_id), Keys.source(video_id)])
+        assert store.list(Keys.video(video_id, "")) == sorted(
+            [artifact_key("download", "probe", video_id), artifact_key("download", "source", video_id)])
     record_fault("rate limited: a host answering 429 for a while, then serving", len(ids), len(ids), 0)

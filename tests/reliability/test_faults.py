@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from lectern.config import Settings
+from lectern.pipeline import artifact_key
 from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_OK, run_stage
 from lectern.state.db import session_scope
 from lectern.state.models import VideoStage, utcnow
@@ -108,9 +109,12 @@ def test_a_download_killed_mid_video_is_reclaimed_and_finishes_once(pg_url, s3_b
         done = row(settings, video_id)
         assert (done.status, done.attempts) == ("succeeded", 2), video_id
         keys = store.list(Keys.video(video_id, ""))
-        assert sorted(keys) == [Keys.probe(video_id), Keys.source(video_id)], video_id  # once each
+        # once each
+        assert sorted(keys) == [artifact_key("download", "probe", video_id),
+                                artifact_key("download", "source", video_id)], video_id
         original = (demo_corpus[0] / f"{video_id}.mp4").read_bytes()
-        assert hashlib.sha256(store.get_bytes(Keys.source(video_id))).digest() == hashlib.sha256(original).digest()
+        stored = store.get_bytes(artifact_key("download", "source", video_id))
+        assert hashlib.sha256(stored).digest() == hashlib.sha256(original).digest()
         survived += 1
     record_fault("stage killed with SIGKILL mid-download, then reclaimed", len(KILL_AFTER_S), survived, 0)
 
@@ -147,7 +151,7 @@ def test_a_write_killed_mid_file_is_removed_by_the_next_run_and_by_a_takedown(pg
     settings = Settings.from_env(env)
     store = store_from_settings(settings)
     discover(pg_url, (video_id, f"{corpus_server.base_url}/{video_id}.mp4"))
-    partial = _kill_mid_write(tmp_path / "store", Keys.source(video_id), tmp_path)
+    partial = _kill_mid_write(tmp_path / "store", artifact_key("download", "source", video_id), tmp_path)
     assert store.list(Keys.video(video_id, "")) == []  # never visible...
     os.utime(partial, (time.time() - STALE_AFTER_S - 60,) * 2)
     assert run_stage("download", video_id, settings, owner="next-run") == EXIT_OK
@@ -177,7 +181,7 @@ def test_a_stale_owner_resumed_after_its_lease_was_taken_writes_nothing(pg_url, 
     owner_a.send_signal(signal.SIGSTOP)
     time.sleep(2.5)  # A's lease runs out: its heartbeat is frozen with it
     assert run_stage("download", video_id, settings, owner="owner-b") == EXIT_OK
-    stored = tmp_path / "store" / Keys.source(video_id)
+    stored = tmp_path / "store" / artifact_key("download", "source", video_id)
     written_by_b = stored.stat().st_mtime_ns, stored.stat().st_ino
     owner_a.send_signal(signal.SIGCONT)
     output, _ = owner_a.communicate(timeout=120)
@@ -230,6 +234,8 @@ def test_a_transcription_killed_mid_video_is_reclaimed_and_finishes_once(pg_url,
     assert run_stage("transcribe", video_id, settings, owner="rescue-run") == EXIT_OK
     done = row(settings, video_id, "transcribe")
     assert (done.status, done.attempts) == ("succeeded", 2)
-    assert sorted(store.list(Keys.video(video_id, ""))) == sorted([*before, Keys.asr(video_id)])  # stored once
-    assert store.get_json(Keys.asr(video_id))["segments"]
+    # stored once
+    stored = sorted(store.list(Keys.video(video_id, "")))
+    assert stored == sorted([*before, artifact_key("transcribe", "asr", video_id)])
+    assert store.get_json(artifact_key("transcribe", "asr", video_id))["segments"]
     record_fault("stage killed with SIGKILL mid-transcription, then reclaimed", 1, 1, 0)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from lectern.config import Settings
+from lectern.pipeline import artifact_key
 from lectern.runner import EXIT_OK, EXIT_TRANSIENT, run_stage, run_stage_batch
 from lectern.state.db import migrate
 from lectern.store import Keys, store_from_settings
@@ -24,7 +25,7 @@ VIDEOS = ("photosynthesis", "cell_division", "dna_replication")
 
 
 def same_bytes(store, video_id: str, corpus_dir) -> bool:
-    stored = hashlib.sha256(store.get_bytes(Keys.source(video_id))).hexdigest()
+    stored = hashlib.sha256(store.get_bytes(artifact_key("download", "source", video_id))).hexdigest()
     return stored == hashlib.sha256((corpus_dir / f"{video_id}.mp4").read_bytes()).hexdigest()
 
 
@@ -70,8 +71,8 @@ def test_s3_unreachable_then_back(pg_url, s3_server, s3_bucket, corpus_server, d
     done = row(settings, "photosynthesis")
     assert (done.status, done.attempts) == ("succeeded", 2)
     store = store_from_settings(settings)
-    assert sorted(store.list(Keys.video("photosynthesis", ""))) == [Keys.probe("photosynthesis"),
-                                                                   Keys.source("photosynthesis")]
+    assert sorted(store.list(Keys.video("photosynthesis", ""))) == [artifact_key("download", "probe", "photosynthesis"),
+                                                                   artifact_key("download", "source", "photosynthesis")]
     assert same_bytes(store, "photosynthesis", demo_corpus[0])
     record_fault("S3 server unreachable, then back", 1, 1, 0)
 
@@ -105,6 +106,7 @@ def test_state_db_down_longer_than_every_retry(postgres_cluster, slow_server, de
     done = row(settings, video_id)
     assert (done.status, done.attempts) == ("succeeded", 2)
     store = store_from_settings(settings)
-    assert sorted(store.list(Keys.video(video_id, ""))) == [Keys.probe(video_id), Keys.source(video_id)]
+    assert sorted(store.list(Keys.video(video_id, ""))) == [artifact_key("download", "probe", video_id),
+                                                         artifact_key("download", "source", video_id)]
     assert same_bytes(store, video_id, demo_corpus[0])
     record_fault("state DB down longer than every retry, then back", 1, 1, 0)

@@ -11,10 +11,11 @@ import sys
 import pytest
 
 from lectern.config import Settings
+from lectern.pipeline import artifact_key
 from lectern.state.catalog import FoundVideo, PointSpec, record_search, sync_subject
 from lectern.state.db import migrate, session_scope
 from lectern.state.transitions import claim_one, mark_succeeded
-from lectern.store import Keys, LocalStore
+from lectern.store import LocalStore
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -50,7 +51,8 @@ def test_the_plugin_pages_need_a_login_and_read_access_to_the_phase_dags(tmp_pat
         point = sync_subject(session, "Biology", [PointSpec("Cells", "Cells", "cells")])[0]
         record_search(session, point, [FoundVideo("lecture1", "http://x/lecture1.mp4", title="Lecture 1")], {})
         claim_one(session, "lecture1", "download", "test", 60, 3)
-        key = LocalStore(settings.store_url.removeprefix("file://")).put_bytes(Keys.source("lecture1"), VIDEO_BYTES)
+        key = LocalStore(settings.store_url.removeprefix("file://")).put_bytes(
+            artifact_key("download", "source", "lecture1"), VIDEO_BYTES)
         mark_succeeded(session, "lecture1", "download", "test", {"source": key}, {})
     passwords = tmp_path / "passwords.json"
     passwords.write_text(json.dumps({"admin": "secret-admin", "guest": "secret-guest"}))

@@ -11,6 +11,7 @@ from PIL import Image
 
 from lectern.baseline import examples, split, train
 from lectern.config import Settings
+from lectern.pipeline import artifact_key
 from lectern.store import Keys, LocalStore
 from tests.conftest import model_environment
 
@@ -33,8 +34,8 @@ def colour_release(tmp_path, tiny_models):
     for label, colour in COLOURS.items():
         for n in range(10):
             video_id = f"{label.lower()}{n:02d}"
-            cover = store.put_bytes(Keys.cover(video_id, "png"), picture(colour, 1000 + len(rows),
-                                                                         kind="PNG"))
+            cover = store.put_bytes(artifact_key("download", "cover", video_id, extension="png"),
+                                    picture(colour, 1000 + len(rows), kind="PNG"))
             for clip in range(2):
                 frame = store.put_bytes(Keys.keyframe(video_id, clip * 5.0, clip * 5.0 + 5, 1),
                                         picture(colour, n * 10 + clip))

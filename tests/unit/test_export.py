@@ -9,6 +9,7 @@ import pytest
 
 from lectern.cli import main
 from lectern.export import export_release
+from lectern.pipeline import artifact_key
 from lectern.release import build_release
 from lectern.store import Keys
 from tests.conftest import assert_published_sample
@@ -77,9 +78,9 @@ def test_the_face_filtered_variant_leaves_out_face_keyframes(packed, tmp_path):
 
     settings, store = packed
     settings = dataclasses.replace(settings, face_max_area=0.04)
-    record = store.get_json(Keys.clip_level("v2"))
+    record = store.get_json(artifact_key("assemble", "clip_level", "v2"))
     record["conversations"][0]["face_keyframes"] = list(record["conversations"][0]["keyframe_ssim"])  # a talking head
-    store.put_json(Keys.clip_level("v2"), record)
+    store.put_json(artifact_key("assemble", "clip_level", "v2"), record)
     build_release(settings, name="faces")
     info = export_release(store, "faces", tmp_path / "out", progress=lambda line: None)
     assert "multimodal_textbook_face_v1_th0.04.json" in info["files"] and info["face_keyframes"] == 1
@@ -103,17 +104,18 @@ def test_video_meta_data_has_the_published_keys(packed, tmp_path):
     from lectern.stages.assemble import run as assemble
 
     settings, store = packed
-    store.put_json(Keys.probe("v1"), {"duration_s": 95.5, "size_bytes": 3 * 1024 * 1024})
-    store.put_bytes(Keys.source("v1"), b"video")
-    store.put_json(Keys.asr("v1"), {"language": "en", "segments": [{"text": " Cells divide."}],
+    store.put_json(artifact_key("download", "probe", "v1"), {"duration_s": 95.5, "size_bytes": 3 * 1024 * 1024})
+    store.put_bytes(artifact_key("download", "source", "v1"), b"video")
+    store.put_json(artifact_key("transcribe", "asr", "v1"), {"language": "en", "segments": [{"text": " Cells divide."}],
                                     "metrics": {"repeated_ngram_ratio": 0.0}})
-    store.put_json(Keys.judge("v1"), {"relevance": 0.6, "llm_response": {"judge_a": {
+    store.put_json(artifact_key("judge", "judge", "v1"), {"relevance": 0.6, "llm_response": {"judge_a": {
         "relevance": "On topic. ###Score: 8###", "knowledge_density": "Dense. ###Score: 6###"}},
         "judge_a_score": {"relevance": 8.0, "knowledge_density": 6.0}, "judge_a_decision": "accept"})
     video = VideoRecord(id="v1", url="http://x/v1", title="Cells", description="About cells", duration_s=95.0,
                         subjects=("Biology",), points=("Cells",), queries=("cells",),
-                        artifacts={"download": {"source": Keys.source("v1")}, "transcribe": {"asr": Keys.asr("v1")},
-                                   "judge": {"judge": Keys.judge("v1")}})
+                        artifacts={"download": {"source": artifact_key("download", "source", "v1")},
+                                   "transcribe": {"asr": artifact_key("transcribe", "asr", "v1")},
+                                   "judge": {"judge": artifact_key("judge", "judge", "v1")}})
     meta = assemble.video_meta_data(video, store, settings)
     assert VIDEO_META_KEYS <= set(meta)
     assert (meta["file_size (MB)"], meta["file_name"], meta["video_duration"], meta["unique"]) == (

@@ -14,11 +14,12 @@ from lectern.discovery import TaxonomyError, discover_point, load_subject
 from lectern.errors import BlockedURL, CorruptMedia, VideoUnavailable
 from lectern.local_files import media_files
 from lectern.manifest import load_manifest
+from lectern.pipeline import artifact_key
 from lectern.stages.download import run as download
 from lectern.state.catalog import sync_subject
 from lectern.state.db import migrate, session_scope
 from lectern.state.reports import video_record
-from lectern.store import Keys, LocalStore
+from lectern.store import LocalStore
 
 
 @pytest.fixture
@@ -121,7 +122,7 @@ def test_the_download_stage_reads_a_good_file_where_it_is(local_records, tmp_pat
     result = download.run(local_records("photosynthesis"), store, state)
     assert result.status == "succeeded" and result.metrics["has_audio"] and result.metrics["video_codec"] == "h264"
     assert result.metrics["duration_s"] == pytest.approx(24, abs=0.5)
-    assert store.exists(Keys.source("photosynthesis"))
+    assert store.exists(artifact_key("download", "source", "photosynthesis"))
 
 
 def test_a_broken_file_fails_and_an_audio_only_file_is_rejected(local_records, tmp_path, state):

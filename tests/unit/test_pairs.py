@@ -9,6 +9,7 @@ import pytest
 from lectern.config import Settings
 from lectern.export import score_column, timestamp
 from lectern.phases import prepare_discovery
+from lectern.pipeline import artifact_key
 from lectern.recipes import RECIPES, next_stage, upstream_phases
 from lectern.release import build_pairs_release
 from lectern.runner import EXIT_OK, run_stage
@@ -65,7 +66,7 @@ def test_a_pairs_subject_goes_download_keyframes_caption_and_releases_pairs(pair
 
     manifest = build_pairs_release(settings, name="pairs1", subject="Short clips")
     store = store_from_settings(settings)
-    captions = {v: store.get_json(Keys.captions(v))["clips"] for v in VIDEOS}
+    captions = {v: store.get_json(artifact_key("caption", "captions", v))["clips"] for v in VIDEOS}
     kept = sum(c["kept"] for clips in captions.values() for c in clips)
     assert manifest["kind"] == "pairs" and manifest["stats"]["videos"] == 4 and manifest["stats"]["pairs"] == kept > 4
 

@@ -7,6 +7,7 @@ import pytest
 
 from lectern.cli import main
 from lectern.config import Settings
+from lectern.pipeline import artifact_key
 from lectern.recipes import RECIPES, STAGES
 from lectern.release import build_release
 from lectern.state.catalog import FoundVideo, PointSpec, record_search, sync_subject
@@ -33,9 +34,9 @@ def put_assembled(store, settings, video_id, colour=(200, 10, 10), text=None, si
     clips = [{"start": 0.0, "end": 1.0, "asr": text or f"{video_id} text", "sampled_times": [0.0, 0.5],
               "keyframes": [{"key": key, "time": 0.5, "ssim": None}]}]
     entries = assemble.clip_entries(video_id, clips, {"engine": "tesseract", "texts": {key: ""}}, settings)
-    store.put_json(Keys.clip_level(video_id), {"token_num": entries[0]["token_num"],
+    store.put_json(artifact_key("assemble", "clip_level", video_id), {"token_num": entries[0]["token_num"],
                                                "conversations": entries + [packing.end_of_video(video_id)]})
-    store.put_json(Keys.video_meta(video_id), {"video_id": video_id, "title": video_id})
+    store.put_json(artifact_key("assemble", "video_meta", video_id), {"video_id": video_id, "title": video_id})
     return key
 
 

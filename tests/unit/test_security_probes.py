@@ -24,6 +24,7 @@ from lectern.export import export_release, reroot
 from lectern.local_files import media_files
 from lectern.manifest import ManifestError, _site_extractors, load_manifest, url_video_id
 from lectern.phases import prepare_discovery
+from lectern.pipeline import artifact_key
 from lectern.release import build_release
 from lectern.stage_types import VideoRecord
 from lectern.stages.download import run as download
@@ -133,7 +134,7 @@ def test_an_oversized_cover_is_recorded_and_the_video_kept(tmp_path, video_file,
         result = download.run(local_video(folder / "talk.mp4", folder, cover_url=f"{url}/cover.png"), store, settings)
     assert result.status == "succeeded", result.reason
     assert "pixels" in result.metrics["cover_error"] and "cover" not in result.artifacts
-    assert store.exists(Keys.source("talk"))
+    assert store.exists(artifact_key("download", "source", "talk"))
 
 
 # --- 5. export into folders it did not write ----------------------------------------------------------------------
@@ -545,9 +546,9 @@ def test_held_forgetting_a_video_leaves_one_whose_id_it_begins(db_url, tmp_path,
         point = sync_subject(session, "Biology", [PointSpec("Cells", "Cells", "cells")])[0]
         record_search(session, point, [FoundVideo("a", "http://x/a"), FoundVideo("a-b", "http://x/a-b")], {})
     for video_id in ("a", "a-b"):
-        store.put_bytes(Keys.source(video_id), b"video " + video_id.encode())
+        store.put_bytes(artifact_key("download", "source", video_id), b"video " + video_id.encode())
     assert main(["forget", "a"]) == 0
-    assert store.list("videos/") == [Keys.source("a-b")]
+    assert store.list("videos/") == [artifact_key("download", "source", "a-b")]
     with session_scope(db_url) as session:
         assert session.get(Video, "a-b").forgotten_at is None
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from lectern.pipeline import artifact_key
 from lectern.store import Keys, LocalStore, S3Store, check_video_id, open_store
 
 
@@ -15,25 +16,26 @@ def store(request, tmp_path):
 
 
 def test_roundtrip_list_and_delete(store, tmp_path):
-    store.put_json(Keys.asr("vid1"), {"segments": [1, 2]})
+    store.put_json(artifact_key("transcribe", "asr", "vid1"), {"segments": [1, 2]})
     source = tmp_path / "source.bin"
     source.write_bytes(b"\x00" * 3_000_000)
-    store.put_file(Keys.source("vid1"), source)
+    store.put_file(artifact_key("download", "source", "vid1"), source)
     store.put_bytes(Keys.keyframe("vid1", 0, 12.34, 1), b"jpeg")
-    assert store.get_json(Keys.asr("vid1")) == {"segments": [1, 2]}
-    assert store.exists(Keys.source("vid1")) and not store.exists(Keys.ocr("vid1"))
+    assert store.get_json(artifact_key("transcribe", "asr", "vid1")) == {"segments": [1, 2]}
+    assert store.exists(artifact_key("download", "source", "vid1"))
+    assert not store.exists(artifact_key("ocr", "ocr", "vid1"))
     assert store.list("videos/vid1/") == sorted([
         "videos/vid1/asr.json", "videos/vid1/source.mp4", "videos/vid1/keyframes/vid1@0.0_12.3#1.jpg"])
-    with store.local_path(Keys.source("vid1")) as path:
+    with store.local_path(artifact_key("download", "source", "vid1")) as path:
         assert path.stat().st_size == 3_000_000
     assert store.delete_prefix("videos/vid1/") == 3
     assert store.list("videos/") == []
     with pytest.raises(FileNotFoundError):
-        store.get_bytes(Keys.asr("vid1"))
+        store.get_bytes(artifact_key("transcribe", "asr", "vid1"))
 
 
 def test_rewrite_overwrites_instead_of_duplicating(store):
-    key = Keys.samples("vid2")
+    key = artifact_key("assemble", "samples", "vid2")
     store.put_bytes(key, b"first")
     store.put_bytes(key, b"second")
     assert store.get_bytes(key) == b"second"
@@ -48,7 +50,7 @@ def test_local_write_is_atomic(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        store._atomic(Keys.asr("vid3"), failing_write)
+        store._atomic(artifact_key("transcribe", "asr", "vid3"), failing_write)
     assert store.list("") == []  # no partial file visible, no temp left behind
     assert list(tmp_path.rglob("*.tmp")) == []
 
@@ -58,7 +60,7 @@ def test_video_ids_are_sanitised(bad):
     with pytest.raises(ValueError):
         check_video_id(bad)
     with pytest.raises(ValueError):
-        Keys.source(bad)
+        artifact_key("download", "source", bad)
 
 
 def test_local_store_refuses_keys_outside_its_root(tmp_path):

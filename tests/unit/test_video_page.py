@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lectern.config import Settings
+from lectern.pipeline import artifact_key
 from lectern.state.db import session_scope
 from lectern.state.transitions import claim_one, claim_videos, mark_failed, mark_succeeded
 from lectern.store import Keys, store_from_settings
@@ -30,7 +31,7 @@ def app(db_url, tmp_path, monkeypatch, airflow_db):
     settings = Settings.from_env()
     store = store_from_settings(settings)
     seed(db_url, n=2)
-    probe = store.put_json(Keys.probe("v0"), {"duration": 30.0})
+    probe = store.put_json(artifact_key("download", "probe", "v0"), {"duration": 30.0})
     store.put_bytes(Keys.keyframe("v0", 0.0, 10.0, 1), b"\xff\xd8 a jpeg")
     with session_scope(db_url) as session:
         claim_videos(session, "download", "owner", 2, 60, 3)
@@ -115,7 +116,7 @@ def test_files_are_streamed_not_read_whole(app, tmp_path, monkeypatch):
     from lectern.store import LocalStore
 
     data = os.urandom(5 << 20)
-    LocalStore(tmp_path / "store").put_bytes(Keys.source("v0"), data)
+    LocalStore(tmp_path / "store").put_bytes(artifact_key("download", "source", "v0"), data)
 
     def whole(self, key):
         raise AssertionError(f"{key} read whole")

@@ -9,6 +9,7 @@ from typing import Sequence
 from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import Session
 
+from lectern.recipes import DEFAULT_RECIPE, RECIPES
 from lectern.state.models import (
     FAILED,
     PENDING,
@@ -23,12 +24,12 @@ TRANSIENT, PERMANENT = "transient", "permanent"  # how a failure's error class i
 
 
 def video_recipe(session: Session, video_id: str) -> str:
-    """What the video goes through: video-text pairs when every subject that found it makes pairs, else the
-    textbook (a video found for a textbook subject too is never cut short of it)."""
+    """What the video goes through: its subjects' recipe; where subjects that found it differ, the first of theirs
+    in lectern.recipes.RECIPES (a video found for a textbook subject too is never cut short of it)."""
     recipes = set(session.scalars(
         select(Subject.recipe).join(KnowledgePoint, KnowledgePoint.subject_id == Subject.id)
         .join(VideoSource, VideoSource.point_id == KnowledgePoint.id).where(VideoSource.video_id == video_id)))
-    return "pairs" if recipes == {"pairs"} else "textbook"
+    return next((name for name in RECIPES if name in recipes), DEFAULT_RECIPE)
 
 
 def subject_filter(subject: str):

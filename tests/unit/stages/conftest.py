@@ -1,6 +1,7 @@
 import pytest
 
 from lectern.config import Settings
+from lectern.pipeline import artifact_key
 from lectern.stage_types import VideoRecord
 from lectern.store import LocalStore
 
@@ -43,7 +44,6 @@ def synthetic_video(tmp_path, store):
     import subprocess
 
     from lectern.stages.download import media
-    from lectern.store import Keys
 
     def make(video_id: str, seconds: float, audio: str) -> VideoRecord:
         path = tmp_path / f"{video_id}.mp4"
@@ -58,8 +58,8 @@ def synthetic_video(tmp_path, store):
             inputs = video
         subprocess.run(["ffmpeg", "-y", "-loglevel", "error", *inputs, "-t", str(seconds), "-c:v", "libx264",
                         "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)], check=True)
-        store.put_file(Keys.source(video_id), path)
-        store.put_json(Keys.probe(video_id), media.probe(path))
-        return record(video_id, artifacts={"download": {"source": Keys.source(video_id)}})
+        store.put_file(artifact_key("download", "source", video_id), path)
+        store.put_json(artifact_key("download", "probe", video_id), media.probe(path))
+        return record(video_id, artifacts={"download": {"source": artifact_key("download", "source", video_id)}})
 
     return make

@@ -8,10 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 
+from lectern.pipeline import artifact_key
 from lectern.stages.caption import run as caption
 from lectern.stages.download import media
 from lectern.stages.keyframes import run as keyframes
-from lectern.store import Keys
 from lectern_dev.tiny_models import SCRIPTED_ANSWER  # what the scripted tiny LLM answers to every prompt
 from tests.unit.stages.conftest import record
 
@@ -25,9 +25,9 @@ def two_shots(tmp_path, store, settings):
                     "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=3", "-filter_complex",
                     "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p",
                     str(path)], check=True)
-    store.put_file(Keys.source("shots"), path)
-    store.put_json(Keys.probe("shots"), media.probe(path))
-    video = record("shots", artifacts={"download": {"source": Keys.source("shots")}})
+    store.put_file(artifact_key("download", "source", "shots"), path)
+    store.put_json(artifact_key("download", "probe", "shots"), media.probe(path))
+    video = record("shots", artifacts={"download": {"source": artifact_key("download", "source", "shots")}})
     cut = keyframes.run(video, store, settings)  # no transcript: cut at scene changes whatever the segmenter
     assert cut.status == "succeeded" and cut.metrics["clip_segmenter"] == "scene"
     video.artifacts["keyframes"] = cut.artifacts
@@ -37,7 +37,7 @@ def two_shots(tmp_path, store, settings):
 def test_clips_are_captioned_summarised_and_scored(two_shots, store, settings):
     result = caption.run(two_shots, store, settings)
     assert result.status == "succeeded", result.reason
-    assert result.artifacts["captions"] == Keys.captions("shots")
+    assert result.artifacts["captions"] == artifact_key("caption", "captions", "shots")
     clips = store.get_json(result.artifacts["captions"])["clips"]
     assert [(c["start"], c["end"]) for c in clips] == [(0.0, 3.0), (3.0, 6.0)]
     for clip in clips:
@@ -70,7 +70,7 @@ def test_score_filters_drop_clips_with_why_and_reject_a_video_with_none_left(two
     top = max(c["aesthetic"] for c in scored)
     rejected = caption.run(two_shots, store, dataclasses.replace(settings, caption_min_aesthetic=top + 1))
     assert rejected.status == "rejected" and rejected.reason.startswith("no clip passed the caption filters: aesthetic")
-    assert store.exists(Keys.captions("shots"))  # what was filtered, and why, stays readable
+    assert store.exists(artifact_key("caption", "captions", "shots"))  # what was filtered, and why, stays readable
 
 
 def test_the_aesthetic_head_applies_its_linear_layers_in_order(tmp_path, tiny_models):

@@ -1,8 +1,8 @@
 import pytest
 
 from lectern.errors import CorruptMedia, VideoUnavailable
+from lectern.pipeline import artifact_key
 from lectern.stages.download import run as download
-from lectern.store import Keys
 from lectern_dev.corpus import BROKEN
 from tests.unit.stages.conftest import record
 
@@ -13,8 +13,8 @@ def test_downloads_and_probes_over_http(corpus_server, store, settings):
     assert result.metrics["video_codec"] == "h264" and result.metrics["has_audio"]
     assert result.metrics["duration_s"] == pytest.approx(24, abs=0.5)
     assert result.video_updates["duration_s"] == result.metrics["duration_s"]
-    assert store.exists(Keys.source("photosynthesis"))
-    assert store.get_json(Keys.probe("photosynthesis"))["height"] == 720
+    assert store.exists(artifact_key("download", "source", "photosynthesis"))
+    assert store.get_json(artifact_key("download", "probe", "photosynthesis"))["height"] == 720
 
 
 def test_a_truncated_upload_is_corrupt_media(corpus_server, store, settings):
@@ -114,4 +114,4 @@ def test_the_resolution_filter_applies_to_the_probed_height_after_download(corpu
     result = download.run(record("photosynthesis", f"{corpus_server.base_url}/photosynthesis.mp4"), store,
                           replace(settings, min_height=1080))
     assert result.status == "rejected" and result.reason == "probe filter: height 720p < 1080p"
-    assert not store.exists(Keys.source("photosynthesis"))
+    assert not store.exists(artifact_key("download", "source", "photosynthesis"))

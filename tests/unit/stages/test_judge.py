@@ -5,8 +5,8 @@ import dataclasses
 
 import pytest
 
+from lectern.pipeline import artifact_key
 from lectern.stages.judge import run as judge
-from lectern.store import Keys
 from tests.unit.stages.conftest import record
 
 SEGMENTS = [{"start": 0.0, "end": 5.0, "text": "Photosynthesis turns light into chemical energy."},
@@ -14,15 +14,16 @@ SEGMENTS = [{"start": 0.0, "end": 5.0, "text": "Photosynthesis turns light into 
 
 
 def transcribed(store, title, segments=SEGMENTS):
-    store.put_json(Keys.asr(title), {"segments": segments})
-    return record(title, title=title, points=("Photosynthesis",), artifacts={"transcribe": {"asr": Keys.asr(title)}})
+    store.put_json(artifact_key("transcribe", "asr", title), {"segments": segments})
+    return record(title, title=title, points=("Photosynthesis",),
+                  artifacts={"transcribe": {"asr": artifact_key("transcribe", "asr", title)}})
 
 
 @pytest.mark.parametrize("title,expected", [("photosynthesis", "succeeded"), ("pasta_recipe", "rejected")])
 def test_judge_scores_relevance(store, settings, title, expected):
     result = judge.run(transcribed(store, title, [{"start": 0, "end": 1, "text": "zq xv"}]), store, settings)
     assert result.status == expected
-    verdict = store.get_json(Keys.judge(title))
+    verdict = store.get_json(artifact_key("judge", "judge", title))
     assert verdict["scores"]["Biology: Photosynthesis"]
     if expected == "rejected":
         assert result.reason.startswith("relevance ") and "< 0.30" in result.reason

@@ -3,6 +3,7 @@
 
 import pytest
 
+from lectern.pipeline import artifact_key
 from lectern.stages.keyframes import decoding, selection
 from lectern.stages.keyframes import run as keyframes
 from lectern.stages.keyframes.run import segment_clips
@@ -52,8 +53,8 @@ def test_stage_writes_named_jpegs_and_clips(downloaded, store, settings, demo_co
     video = downloaded("cell_division")
     slides = demo_corpus[1]["videos"]["cell_division"]["slides"]
     asr = {"segments": [seg(s["start"] + 0.5, s["start"] + 5, s["narration"]) for s in slides]}
-    store.put_json(Keys.asr("cell_division"), asr)
-    video.artifacts["transcribe"] = {"asr": Keys.asr("cell_division")}
+    store.put_json(artifact_key("transcribe", "asr", "cell_division"), asr)
+    video.artifacts["transcribe"] = {"asr": artifact_key("transcribe", "asr", "cell_division")}
     result = keyframes.run(video, store, settings)
     assert result.status == "succeeded"
     document = store.get_json(result.artifacts["clips"])
@@ -76,9 +77,9 @@ def test_visual_text_filter_keeps_text_and_drops_images(downloaded, store, setti
 
     video = downloaded("cell_division")
     slides = demo_corpus[1]["videos"]["cell_division"]["slides"]
-    store.put_json(Keys.asr("cell_division"),
+    store.put_json(artifact_key("transcribe", "asr", "cell_division"),
                    {"segments": [seg(s["start"] + 0.5, s["start"] + 5, s["narration"]) for s in slides]})
-    video.artifacts["transcribe"] = {"asr": Keys.asr("cell_division")}
+    video.artifacts["transcribe"] = {"asr": artifact_key("transcribe", "asr", "cell_division")}
     keep = dataclasses.replace(settings, clip_filter_model=tiny_models["clip"], clip_filter_min_similarity=-1.0)
     result = keyframes.run(video, store, keep)
     clips = store.get_json(result.artifacts["clips"])["clips"]
@@ -117,15 +118,15 @@ def test_face_filter_marks_a_talking_head(tmp_path, store, settings):
     write_video(path, scenes, fps=10, gop_s=1.0)
     grays = {s.time: s.gray for s in decoding.sample_frames(str(path), "iframes", 1.0, 320)}
     assert faces.face_area_ratio(grays[10.0]) > 0.015 and faces.face_area_ratio(grays[2.0]) == 0.0
-    store.put_file(Keys.source("talk"), path)
-    store.put_json(Keys.probe("talk"), media.probe(path))
-    store.put_json(Keys.asr("talk"), {"segments": []})
-    video = record("talk", artifacts={"download": {"source": Keys.source("talk")},
-                                      "transcribe": {"asr": Keys.asr("talk")}})
+    store.put_file(artifact_key("download", "source", "talk"), path)
+    store.put_json(artifact_key("download", "probe", "talk"), media.probe(path))
+    store.put_json(artifact_key("transcribe", "asr", "talk"), {"segments": []})
+    video = record("talk", artifacts={"download": {"source": artifact_key("download", "source", "talk")},
+                                      "transcribe": {"asr": artifact_key("transcribe", "asr", "talk")}})
     assert keyframes.run(video, store, settings).metrics["keyframes"] == 3
     result = keyframes.run(video, store, dataclasses.replace(settings, face_max_area=0.015))
     assert result.metrics["keyframes"] == 3 and result.metrics["face_keyframes"] == 1
     assert len(store.list(Keys.video("talk", "keyframes/"))) == 3
-    marked = [(f["time"], f.get("face", False)) for c in store.get_json(Keys.clips("talk"))["clips"]
-              for f in c["keyframes"]]
+    clips = store.get_json(artifact_key("keyframes", "clips", "talk"))["clips"]
+    marked = [(f["time"], f.get("face", False)) for c in clips for f in c["keyframes"]]
     assert [face for _, face in marked] == [False, True, False] and 8.0 <= marked[1][0] < 16.0

@@ -8,6 +8,7 @@ from contextlib import ExitStack
 import pytest
 from PIL import Image
 
+from lectern.pipeline import artifact_key
 from lectern.stages.ocr import run as ocr
 from lectern.store import Keys
 from lectern_dev.synthetic import Scene, bullet_reveal, render
@@ -33,8 +34,8 @@ def keyframed(store):
         Image.fromarray(render(scene)).save(buffer, format="JPEG", quality=90)
         keys.append(store.put_bytes(Keys.keyframe("slides", n * 10.0, n * 10.0 + 10, 1), buffer.getvalue()))
     clips = {"clips": [{"keyframes": [{"key": key, "time": n * 10.0}]} for n, key in enumerate(keys)]}
-    store.put_json(Keys.clips("slides"), clips)
-    return record("slides", artifacts={"keyframes": {"clips": Keys.clips("slides")}}), keys
+    store.put_json(artifact_key("keyframes", "clips", "slides"), clips)
+    return record("slides", artifacts={"keyframes": {"clips": artifact_key("keyframes", "clips", "slides")}}), keys
 
 
 def test_word_accuracy_and_filters(keyframed, store, settings):

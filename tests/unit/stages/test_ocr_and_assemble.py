@@ -4,10 +4,10 @@ import json
 import re
 
 from lectern import packing
+from lectern.pipeline import artifact_key
 from lectern.stages.assemble import run as assemble
 from lectern.stages.keyframes import run as keyframes
 from lectern.stages.ocr import run as ocr
-from lectern.store import Keys
 from tests.conftest import assert_published_sample
 from tests.obelics_loader import parse_sample
 from tests.published import VIDEO_META_KEYS, assert_published_clip
@@ -21,8 +21,8 @@ def test_ocr_finds_slide_text_and_assemble_interleaves(downloaded, store, settin
     video = downloaded("photosynthesis")
     slides = demo_corpus[1]["videos"]["photosynthesis"]["slides"]
     segments = [{"start": s["start"] + 0.5, "end": s["start"] + 5, "text": s["narration"]} for s in slides]
-    store.put_json(Keys.asr(video.id), {"segments": segments})
-    video.artifacts["transcribe"] = {"asr": Keys.asr(video.id)}
+    store.put_json(artifact_key("transcribe", "asr", video.id), {"segments": segments})
+    video.artifacts["transcribe"] = {"asr": artifact_key("transcribe", "asr", video.id)}
     video.artifacts["keyframes"] = keyframes.run(video, store, settings).artifacts
 
     result = ocr.run(video, store, settings)
@@ -34,7 +34,8 @@ def test_ocr_finds_slide_text_and_assemble_interleaves(downloaded, store, settin
     video.artifacts["ocr"] = result.artifacts
     assembled = assemble.run(video, store, settings)
     assert assembled.status == "succeeded"
-    samples = [json.loads(line) for line in store.get_bytes(Keys.samples(video.id)).decode().splitlines()]
+    samples = [json.loads(line)
+               for line in store.get_bytes(artifact_key("assemble", "samples", video.id)).decode().splitlines()]
     assert len(samples) == 1
     sample = samples[0]
     tokenizer = packing.tokenizer_name(settings)
@@ -42,7 +43,7 @@ def test_ocr_finds_slide_text_and_assemble_interleaves(downloaded, store, settin
     assert sample["image_num"] == len(slides)
     assert sample["text_num"] == packing.count_tokens(" ".join(s["narration"] for s in slides), tokenizer) > 20
     assert sample["metadata"][-1]["end_of_video"] is True
-    clip_level = store.get_json(Keys.clip_level(video.id))
+    clip_level = store.get_json(artifact_key("assemble", "clip_level", video.id))
     assert clip_level["conversations"][-1] == {"vid": "End of a Video", "clip_path": video.id, "image_tokens": 0,
                                                "token_num": 0}
     for clip in clip_level["conversations"][:-1]:

@@ -7,10 +7,10 @@ import subprocess
 
 import pytest
 
+from lectern.pipeline import artifact_key
 from lectern.stages.download import media
 from lectern.stages.keyframes import run as keyframes
 from lectern.stages.keyframes import scenes
-from lectern.store import Keys
 from tests.unit.stages.conftest import record
 
 SIZE = "size=320x180:rate=25"
@@ -69,13 +69,13 @@ def test_spans_cover_the_video_and_split_long_scenes():
 
 
 def test_keyframes_stage_cuts_clips_at_scene_changes(four_shots, store, settings):
-    store.put_file(Keys.source("shots"), four_shots)
-    store.put_json(Keys.probe("shots"), media.probe(four_shots))
+    store.put_file(artifact_key("download", "source", "shots"), four_shots)
+    store.put_json(artifact_key("download", "probe", "shots"), media.probe(four_shots))
     segments = [{"start": 0.5, "end": 2.0, "text": "A pattern."}, {"start": 2.5, "end": 4.5, "text": "Then bars."},
                 {"start": 5.5, "end": 8.0, "text": "A fractal zooms in."}]  # the second is mostly said after 3 s
-    store.put_json(Keys.asr("shots"), {"segments": segments})
-    video = record("shots", artifacts={"download": {"source": Keys.source("shots")},
-                                       "transcribe": {"asr": Keys.asr("shots")}})
+    store.put_json(artifact_key("transcribe", "asr", "shots"), {"segments": segments})
+    video = record("shots", artifacts={"download": {"source": artifact_key("download", "source", "shots")},
+                                       "transcribe": {"asr": artifact_key("transcribe", "asr", "shots")}})
     scene = dataclasses.replace(settings, clip_segmenter="scene", scene_method="histogram", clip_max_s=20.0)
     result = keyframes.run(video, store, scene)
     assert result.status == "succeeded"

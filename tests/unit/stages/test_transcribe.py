@@ -7,8 +7,8 @@ import dataclasses
 import jiwer
 import pytest
 
+from lectern.pipeline import artifact_key
 from lectern.stages.transcribe import run as transcribe
-from lectern.store import Keys
 from tests.unit.stages.conftest import record
 
 
@@ -16,7 +16,7 @@ def test_transcribe_produces_timed_segments(downloaded, store, settings):
     video = downloaded("photosynthesis")
     result = transcribe.run(video, store, settings)
     assert result.status == "succeeded"
-    asr = store.get_json(Keys.asr("photosynthesis"))
+    asr = store.get_json(artifact_key("transcribe", "asr", "photosynthesis"))
     assert asr["language"] == "en" and asr["model"] == settings.whisper_model
     assert asr["segments"]
     previous_end = 0.0
@@ -33,9 +33,9 @@ def test_transcribe_produces_timed_segments(downloaded, store, settings):
 
 
 def test_no_audio_stream_is_rejected(store, settings):
-    store.put_bytes(Keys.source("silent"), b"x")
-    store.put_json(Keys.probe("silent"), {"has_audio": False, "duration_s": 30})
-    silent = record("silent", artifacts={"download": {"source": Keys.source("silent")}})
+    store.put_bytes(artifact_key("download", "source", "silent"), b"x")
+    store.put_json(artifact_key("download", "probe", "silent"), {"has_audio": False, "duration_s": 30})
+    silent = record("silent", artifacts={"download": {"source": artifact_key("download", "source", "silent")}})
     result = transcribe.run(silent, store, settings)
     assert result.status == "rejected" and result.reason == "no audio stream"
 
@@ -185,9 +185,9 @@ def test_windows_meet_at_speech_boundaries(downloaded, store, settings):
 
     video = downloaded("photosynthesis")
     whole = transcribe.run(video, store, settings)
-    whole_segments = store.get_json(Keys.asr(video.id))["segments"]
+    whole_segments = store.get_json(artifact_key("transcribe", "asr", video.id))["segments"]
     windowed = transcribe.run(video, store, dataclasses.replace(settings, asr_window_s=7.0))
-    windowed_segments = store.get_json(Keys.asr(video.id))["segments"]
+    windowed_segments = store.get_json(artifact_key("transcribe", "asr", video.id))["segments"]
     assert whole.status == windowed.status == "succeeded"
     assert len(windowed_segments) == len(whole_segments) == 3
     for a, b in zip(whole_segments, windowed_segments):
@@ -225,9 +225,10 @@ def test_a_harder_voice_in_noise_and_echo(tmp_path, store, settings):
                     "[1:a]aecho=0.8:0.7:40|70:0.3|0.2,apad[s];[s][2:a]amix=inputs=2:duration=shortest:normalize=0[a]",
                     "-map", "0:v", "-map", "[a]", "-t", "16", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
                     str(path)], check=True)
-    store.put_file(Keys.source("hard"), path)
-    store.put_json(Keys.probe("hard"), media.probe(path))
-    video = record("hard", points=(), subjects=(), artifacts={"download": {"source": Keys.source("hard")}})
+    store.put_file(artifact_key("download", "source", "hard"), path)
+    store.put_json(artifact_key("download", "probe", "hard"), media.probe(path))
+    video = record("hard", points=(), subjects=(),
+                   artifacts={"download": {"source": artifact_key("download", "source", "hard")}})
     result = transcribe.run(video, store, settings)
     assert result.status == "succeeded", result.reason
     asr = store.get_json(result.artifacts["asr"])
@@ -264,8 +265,9 @@ def test_ocr_leaves_the_process_environment_as_it_found_it(downloaded, store, se
     from lectern.stages.ocr import run as ocr
 
     video = downloaded("photosynthesis")
-    store.put_json(Keys.asr(video.id), {"segments": [{"start": 0.5, "end": 23.0, "text": "Plants."}]})
-    video.artifacts["transcribe"] = {"asr": Keys.asr(video.id)}
+    store.put_json(artifact_key("transcribe", "asr", video.id),
+                   {"segments": [{"start": 0.5, "end": 23.0, "text": "Plants."}]})
+    video.artifacts["transcribe"] = {"asr": artifact_key("transcribe", "asr", video.id)}
     video.artifacts["keyframes"] = keyframes.run(video, store, settings).artifacts
     before = os.environ.get("OMP_THREAD_LIMIT")
     assert ocr.run(video, store, settings).status == "succeeded"

@@ -7,8 +7,9 @@ import json
 from lectern.config import Settings
 from lectern.errors import MissingInput
 from lectern.packing import count_tokens, end_of_video, neutral, pack, sample, tokenizer_name
+from lectern.pipeline import artifact_key
 from lectern.stage_types import StageResult, VideoRecord
-from lectern.store import Keys, Store
+from lectern.store import Store
 
 
 def clip_entries(video_id: str, clips: list[dict], ocr: dict, settings: Settings) -> list[dict]:
@@ -81,7 +82,8 @@ def video_meta_data(video: VideoRecord, store: Store, settings: Settings) -> dic
     asr = store.get_json(asr_key) if asr_key else {}
     judge_key = video.artifact("judge", "judge")
     verdict = store.get_json(judge_key) if judge_key else {}
-    probe = store.get_json(Keys.probe(video.id)) if store.exists(Keys.probe(video.id)) else {}
+    probe_key = artifact_key("download", "probe", video.id)
+    probe = store.get_json(probe_key) if store.exists(probe_key) else {}
     source = video.artifact("download", "source")
     repeated = (asr.get("metrics") or {}).get("repeated_ngram_ratio")
     transcript = " ".join(s["text"].strip() for s in asr.get("segments", []))
@@ -115,12 +117,12 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     left_out: dict = {}
     samples = [sample(group) for group in pack([entries], settings.sample_token_budget, settings.sample_max_images,
                                                 left_out)]
-    samples_key = store.put_bytes(Keys.samples(video.id),
+    samples_key = store.put_bytes(artifact_key("assemble", "samples", video.id),
                                   "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples).encode())
     clip_level = {"token_num": sum(e["token_num"] for e in entries),
                   "conversations": entries + [end_of_video(video.id)]}
-    clip_key = store.put_json(Keys.clip_level(video.id), clip_level)
-    meta_key = store.put_json(Keys.video_meta(video.id), video_meta_data(video, store, settings))
+    clip_key = store.put_json(artifact_key("assemble", "clip_level", video.id), clip_level)
+    meta_key = store.put_json(artifact_key("assemble", "video_meta", video.id), video_meta_data(video, store, settings))
     metrics = {"samples": len(samples), "clips": len(entries), "images": sum(s["image_num"] for s in samples),
                "tokens": clip_level["token_num"],
                "asr_tokens": sum(e["asr_token_num"] for e in entries),

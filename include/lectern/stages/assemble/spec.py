@@ -8,7 +8,8 @@ SPEC = StageSpec(
     # loader's image token neutralised in text
     version="4",
     settings=("tokenizer", "embedding_model", "image_tokens", "sample_token_budget", "sample_max_images"),
-    needs=(("download", "source"), ("transcribe", "asr"), ("judge", "judge"), ("keyframes", "clips"), ("ocr", "ocr")),
-    produces=("samples", "clip_level", "video_meta"),
+    needs=(("download", "source"), ("download", "probe"), ("transcribe", "asr"), ("judge", "judge"),
+           ("keyframes", "clips"), ("ocr", "ocr")),
+    produces={"samples": "samples.jsonl", "clip_level": "clips_textbook.json", "video_meta": "video_meta_data.json"},
     timeout_s=900,
 )

@@ -11,8 +11,9 @@ import numpy as np
 
 from lectern.config import Settings
 from lectern.errors import MissingInput
+from lectern.pipeline import artifact_key
 from lectern.stage_types import StageResult, VideoRecord, without_timings
-from lectern.store import Keys, Store
+from lectern.store import Store
 
 SYSTEM = "You write short, factual captions of video clips."
 
@@ -81,7 +82,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     metrics = {"clips": len(documents), "clips_kept": kept, "frames_captioned": len(images),
                "mean_clip_similarity": round(float(np.mean(scored)), 4) if scored else None,
                "seconds": round(seconds, 3)}
-    key = store.put_json(Keys.captions(video.id), {"video_id": video.id, "clips": documents,
+    key = store.put_json(artifact_key("caption", "captions", video.id), {"video_id": video.id, "clips": documents,
                                                     "metrics": without_timings(metrics)})
     if not kept:
         reasons = sorted({d["filtered"] for d in documents if d["filtered"]})

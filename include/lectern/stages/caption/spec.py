@@ -8,6 +8,6 @@ SPEC = StageSpec(
     settings=("caption_model", "caption_prompt", "caption_frames", "caption_max_new_tokens", "caption_summary_model",
               "caption_score_model", "aesthetic_head", "caption_min_similarity", "caption_min_aesthetic"),
     needs=(("download", "source"), ("keyframes", "clips")),
-    produces=("captions",),
+    produces={"captions": "captions.json"},
     gpu=True,
 )

@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 from lectern.config import Settings
 from lectern.errors import BlockedURL, CorruptMedia, DownloadFailed, VideoUnavailable
+from lectern.pipeline import artifact_key
 from lectern.stage_types import StageResult, VideoRecord
 from lectern.stages.download import media
 from lectern.stages.download.prefilter import duration_reason, height_reason, metadata_rejection
@@ -21,7 +22,7 @@ from lectern.stages.download.urls import (
     guarded_connections,
     inside,
 )
-from lectern.store import Keys, Store, scratch_dir
+from lectern.store import Store, scratch_dir
 
 # yt-dlp's messages for a rate limit: transient, though YouTube's begins like a removed video's ("Video unavailable.
 # This content isn't available, try again later.").
@@ -215,12 +216,12 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         reason = duration_reason(info["duration_s"], settings) or height_reason(info["height"], settings)
         if reason:
             return StageResult.rejected(f"probe filter: {reason}", metrics, duration_s=info["duration_s"])
-        artifacts = {"source": store.put_file(Keys.source(video.id), path),
-                     "probe": store.put_json(Keys.probe(video.id), info)}
+        artifacts = {"source": store.put_file(artifact_key("download", "source", video.id), path),
+                     "probe": store.put_json(artifact_key("download", "probe", video.id), info)}
     if video.cover_url:
         try:
             data, extension = fetch_cover(video.cover_url, settings)
-            artifacts["cover"] = store.put_bytes(Keys.cover(video.id, extension), data)
+            artifacts["cover"] = store.put_bytes(artifact_key("download", "cover", video.id, extension=extension), data)
             metrics["cover_bytes"] = len(data)
         except NoCover as exc:
             metrics["cover_error"] = str(exc)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from lectern import models
 from lectern.config import Settings
 from lectern.errors import MissingInput
+from lectern.pipeline import artifact_key
 from lectern.stage_types import StageResult, VideoRecord
 from lectern.stages.judge import judging, rewrite
-from lectern.store import Keys, Store
+from lectern.store import Store
 
 MAX_TRANSCRIPT_CHARS = 4000  # for the embedding: all-MiniLM reads 256 tokens anyway
 
@@ -39,7 +40,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
                "scores": scores, "best_point": best_point, "relevance": best}
     metrics = {"relevance": best, "best_point": best_point}
     if best < settings.judge_min_relevance:
-        key = store.put_json(Keys.judge(video.id), {**verdict, "decision": "rejected by relevance"})
+        key = store.put_json(artifact_key("judge", "judge", video.id), {**verdict, "decision": "rejected by relevance"})
         return StageResult.rejected(
             f"relevance {best:.2f} < {settings.judge_min_relevance:.2f} (best point {best_point!r})", metrics,
             artifacts={"judge": key})
@@ -53,7 +54,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     metrics.update({f"{v.field}_decision": v.decision for v in verdicts})
     metrics["unparseable_answers"] = sum(s is None for v in verdicts for s in v.scores.values())
     if drop:
-        key = store.put_json(Keys.judge(video.id), {**verdict, "decision": "rejected by LLM judges"})
+        key = store.put_json(artifact_key("judge", "judge", video.id),
+                             {**verdict, "decision": "rejected by LLM judges"})
         return StageResult.rejected(drop, metrics, artifacts={"judge": key})
 
     artifacts = {}
@@ -62,9 +64,9 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
             asr["segments"], settings.rewrite_model, embedding_model=settings.embedding_model,
             length_ratio=settings.rewrite_length_ratio, min_similarity=settings.rewrite_min_similarity,
             device=settings.llm_device, batch_size=settings.llm_batch_size)
-        artifacts["refined_asr"] = store.put_json(Keys.refined_asr(video.id), {
+        artifacts["refined_asr"] = store.put_json(artifact_key("judge", "refined_asr", video.id), {
             "model": settings.rewrite_model, "min_similarity": settings.rewrite_min_similarity,
             "length_ratio": list(settings.rewrite_length_ratio), "counts": counts, "segments": segments})
         metrics.update(rewrite_used=counts[rewrite.REFINED], rewrite_kept_original=counts[rewrite.ORIGINAL])
-    artifacts["judge"] = store.put_json(Keys.judge(video.id), {**verdict, "decision": "accepted"})
+    artifacts["judge"] = store.put_json(artifact_key("judge", "judge", video.id), {**verdict, "decision": "accepted"})
     return StageResult.succeeded(artifacts, metrics)

@@ -9,6 +9,6 @@ SPEC = StageSpec(
               "rewrite_model", "rewrite_min_similarity", "rewrite_length_ratio", "llm_max_new_tokens",
               "llm_max_transcript_chars"),
     needs=(("transcribe", "asr"),),
-    produces=("judge", "refined_asr"),
+    produces={"judge": "judge.json", "refined_asr": "refined_asr.json"},
     gpu=True,
 )

@@ -11,6 +11,7 @@ import numpy as np
 
 from lectern.config import Settings
 from lectern.errors import CorruptMedia, MissingInput
+from lectern.pipeline import artifact_key
 from lectern.stage_types import StageResult, VideoRecord, without_timings
 from lectern.stages.keyframes import decoding, selection
 from lectern.stages.keyframes.faces import face_area_ratio
@@ -102,7 +103,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     asr = store.get_json(asr_key) if asr_key else None
     refined_key = video.artifact("judge", "refined_asr")
     refined = store.get_json(refined_key)["segments"] if refined_key else None
-    probe = store.get_json(Keys.probe(video.id))
+    probe = store.get_json(artifact_key("download", "probe", video.id))
     started = time.monotonic()
     stale = set(store.list(Keys.video(video.id, "keyframes/")))
     with store.local_path(source_key) as path:
@@ -133,7 +134,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     if settings.clip_filter_model:
         metrics.update(clip_filter_dropped_keyframes=len(dropped),
                        clips_text_only=sum(1 for d in documents if d.get("dropped_keyframes")))
-    key = store.put_json(Keys.clips(video.id), {"video_id": video.id, "clips": documents,
+    key = store.put_json(artifact_key("keyframes", "clips", video.id), {"video_id": video.id, "clips": documents,
                                                  "metrics": without_timings(metrics)})
     if keyframes == 0:
         reason = (f"no keyframes left: the visual-text filter dropped all {len(extracted.written)}"

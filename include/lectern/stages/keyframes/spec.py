@@ -10,8 +10,8 @@ SPEC = StageSpec(
               "keyframe_sampling", "keyframe_max_gop_s", "keyframe_interval_s",
               "ssim_threshold", "ssim_width", "ssim_grid", "keyframe_dedup", "face_max_area", "clip_filter_model",
               "clip_filter_min_similarity"),
-    needs=(("download", "source"), ("transcribe", "asr"), ("judge", "refined_asr")),
-    produces=("clips",),
+    needs=(("download", "source"), ("download", "probe"), ("transcribe", "asr"), ("judge", "refined_asr")),
+    produces={"clips": "clips.json"},
     run_settings=(RunSetting("clip_segmenter", "clip_segmenter", "Clip segmenter",
                               "asr: clips close at sentence ends (the paper); scene: clips cut at scene changes "
                               "(LECTERN_SCENE_* settings).", ("asr", "scene")),),

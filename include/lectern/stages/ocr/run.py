@@ -13,8 +13,9 @@ from unittest.mock import patch
 
 from lectern.config import Settings
 from lectern.errors import CorruptMedia, MissingInput
+from lectern.pipeline import artifact_key
 from lectern.stage_types import StageResult, VideoRecord
-from lectern.store import Keys, Store
+from lectern.store import Store
 from lectern.vlm import describe_images
 
 # Keyframes per tesseract run: their grey copies (0.9 MB each at 720p) are on disk only for their run.
@@ -136,7 +137,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         details[key] = {"raw": text, "confidence": confidence, **({"dropped": dropped} if dropped else {})}
         if not dropped:
             previous = text
-    key = store.put_json(Keys.ocr(video.id), {
+    key = store.put_json(artifact_key("ocr", "ocr", video.id), {
         "video_id": video.id, "engine": settings.ocr_engine,
         **({"model": settings.ocr_vlm_model} if settings.ocr_engine == "vlm" else
            {"lang": settings.ocr_lang, "min_confidence": settings.ocr_min_confidence}),

@@ -8,5 +8,5 @@ SPEC = StageSpec(
     settings=("ocr_lang", "ocr_engine", "ocr_vlm_model", "ocr_vlm_prompt", "ocr_min_confidence", "ocr_min_chars",
               "ocr_repeat_similarity"),
     needs=(("keyframes", "clips"),),
-    produces=("ocr",),
+    produces={"ocr": "ocr.json"},
 )

@@ -12,9 +12,10 @@ import numpy as np
 from lectern import models
 from lectern.config import Settings
 from lectern.errors import CorruptMedia, MissingInput, PermanentError
+from lectern.pipeline import artifact_key
 from lectern.stage_types import StageResult, VideoRecord, without_timings
 from lectern.stages.transcribe import asr_quality
-from lectern.store import Keys, Store
+from lectern.store import Store
 
 SAMPLE_RATE = 16000
 WINDOW_EDGE_S = 0.5  # a segment ending this close to a window's end was cut by the window
@@ -151,7 +152,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     source_key = video.artifact("download", "source")
     if not source_key or not store.exists(source_key):
         raise MissingInput(f"{video.id}: no downloaded source in the store")
-    probe = store.get_json(Keys.probe(video.id))
+    probe = store.get_json(artifact_key("download", "probe", video.id))
     if not probe.get("has_audio"):
         return StageResult.rejected("no audio stream", {"duration_s": probe.get("duration_s")})
 
@@ -203,7 +204,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
                               "probability": detected[1] if detected else None},
            "initial_prompt": prompt, "segments": segments, "metrics": without_timings(metrics)}
     # Written for rejected videos too: the transcript is the evidence for the rejection.
-    key = store.put_json(Keys.asr(video.id), asr)
+    key = store.put_json(artifact_key("transcribe", "asr", video.id), asr)
     reason = asr_quality.first_failure(metrics, gates(settings))
     if reason:
         return StageResult.rejected(reason, metrics, artifacts={"asr": key}, language=language)

@@ -9,8 +9,8 @@ SPEC = StageSpec(
               "asr_window_s", "allowed_languages", "asr_min_language_probability", "asr_min_speech_ratio",
               "asr_hallucination_checks", "asr_max_repeated_ngrams", "asr_max_chars_per_second",
               "asr_max_filler_share", "asr_max_new_tokens", "align_model", "min_duration_s", "asr_vocabulary_prompt"),
-    needs=(("download", "source"),),
-    produces=("asr",),
+    needs=(("download", "source"), ("download", "probe")),
+    produces={"asr": "asr.json"},
     gpu=True,
     timeout_s=7200,
 )
