@@ -39,7 +39,7 @@ from common import CACHE, bench_environment, machine, narrated_lecture, run_stag
 
 from lectern.config import Settings
 from lectern.local_airflow import LocalAirflow, group_processes, processes
-from lectern.phases import pool_definitions, task_groups
+from lectern.phase_tasks import pool_definitions, task_groups
 from lectern.pipeline import GPU_STAGES
 from lectern.recipes import RECIPES, STAGES
 from lectern.state.db import migrate, session_scope

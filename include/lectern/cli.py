@@ -32,7 +32,7 @@ def cmd_stage(args, settings: Settings) -> int:
 
 def cmd_discover(args, settings: Settings) -> int:
     from lectern.discovery import discover_point, score_metadata
-    from lectern.phases import prepare_discovery
+    from lectern.phase_tasks import prepare_discovery
 
     log = logging.getLogger("lectern")
     if args.score_only:
@@ -252,7 +252,7 @@ def cmd_forget(args, settings: Settings) -> int:
 
 
 def cmd_pools(args, settings: Settings) -> int:
-    from lectern.phases import pool_definitions
+    from lectern.phase_tasks import pool_definitions
 
     print(json.dumps(pool_definitions(settings), indent=1))
     return 0

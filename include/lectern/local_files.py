@@ -1,6 +1,6 @@
 """Local video files as a source: a knowledge point's ``videos_dir:`` (a folder, read with its sub-folders, or a
 glob) and a manifest row whose ``url`` is a path. The files are read where they are: no HTTP server, no yt-dlp.
-The download stage (lectern.stages.download.local_source) probes and stores them with the same ffprobe checks, error
+The download stage (lectern.stages.download.run.local_source) probes and stores them with the same ffprobe checks, error
 classes and per-video state as a download, and reads a file only inside the folders the subject names (its points'
 ``videos_dir``, or the folder of its manifest): a path that leads elsewhere, through a symbolic link or ``..``, is
 refused (urls.inside).

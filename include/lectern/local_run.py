@@ -65,7 +65,7 @@ def saved_settings(home: Path) -> dict[str, str]:
 def prepare_airflow(settings: Settings, env: dict[str, str]) -> None:
     """Both state DBs migrated (Lectern's and Airflow's), Lectern's pools created (a scheduler runs no task of a
     pool that does not exist; `dags test` ignores pools, a later `lectern ui` does not)."""
-    from lectern.phases import pool_definitions
+    from lectern.phase_tasks import pool_definitions
     from lectern.state.db import migrate
 
     migrate(settings.db_url)

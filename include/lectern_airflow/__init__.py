@@ -22,7 +22,7 @@ from lectern_airflow.backfill import (
 from lectern_airflow.discover import plan_discovery, plan_scoring, publish_discovery, score_results
 from lectern_airflow.execution import pod_call, run_in_worker, run_videos
 from lectern_airflow.params import backfill_params, discover_params, phase_params, release_params
-from lectern_airflow.phase import claim_batch, publish
+from lectern_airflow.phase_group import claim_batch, publish
 from lectern_airflow.release import write_release
 
 __all__ = ["ASSETS", "BACKFILL_DAG_ID", "DEFAULT_ARGS", "SETTINGS", "START", "TAGS",

@@ -13,7 +13,7 @@ from lectern_airflow.execution import run_in_worker, stage_pods
 @task
 def plan_discovery(**context) -> list[dict]:
     """Load the subject's taxonomy into the state DB; one search call per knowledge point to search."""
-    from lectern.phases import prepare_discovery
+    from lectern.phase_tasks import prepare_discovery
 
     params = context["params"]
     points = prepare_discovery(Settings.from_env(), params["subject"], force=bool(params.get("force")))
@@ -47,6 +47,6 @@ def score_results(plan):
 
 @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[ASSETS["discover"]])
 def publish_discovery(**context) -> dict:
-    from lectern.phases import discovery_outcome
+    from lectern.phase_tasks import discovery_outcome
 
     return discovery_outcome(Settings.from_env(), context["params"]["subject"])

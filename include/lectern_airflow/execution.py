@@ -25,7 +25,7 @@ def run_in_worker(label: str, args: list[str], **context) -> int:
 
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from lectern.phases import trigger_environment
+    from lectern.phase_tasks import trigger_environment
     from lectern.runner import EXIT_NOT_CLAIMABLE, EXIT_OK, EXIT_TRANSIENT
 
     command = [sys.executable, "-m", "lectern", *args]

@@ -1,6 +1,6 @@
 """The naive exact keyframe method the benchmarks (bench/keyframes.py) and the frame tests compare Lectern's fast
 paths with: decord decodes every frame, scikit-image computes SSIM at full size. A development tool: decord is a
-test requirement, not the product's (lectern.frames decodes with PyAV)."""
+test requirement, not the product's (lectern.stages.keyframes.decoding decodes with PyAV)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from lectern.config import Settings
 def run_ui(settings: Settings, port: int, demo: bool = False) -> int:
     from lectern.local_airflow import LocalAirflow
     from lectern.local_run import run_environment
-    from lectern.phases import pool_definitions
+    from lectern.phase_tasks import pool_definitions
     from lectern.state.db import migrate
 
     home = settings.home

@@ -14,7 +14,7 @@ def reload_wiring() -> None:
     other."""
     import lectern_airflow
 
-    for part in ("assets", "params", "execution", "phase", "discover", "release", "backfill"):
+    for part in ("assets", "params", "execution", "phase_group", "discover", "release", "backfill"):
         importlib.reload(importlib.import_module(f"lectern_airflow.{part}"))
     importlib.reload(lectern_airflow)
 

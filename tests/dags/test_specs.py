@@ -6,7 +6,7 @@ from dataclasses import fields
 import pytest
 
 from lectern.config import Settings
-from lectern.phases import pool_definitions
+from lectern.phase_tasks import pool_definitions
 from lectern.pipeline import GPU_STAGES, SPECS, pool_for, run_variables
 from lectern.pods import needs_gpu
 from lectern.recipes import RECIPES, STAGES

@@ -14,7 +14,7 @@ import pytest
 
 from lectern.config import Settings
 from lectern.local_airflow import LocalAirflow
-from lectern.phases import pool_definitions
+from lectern.phase_tasks import pool_definitions
 from lectern.state.db import session_scope
 from lectern.state.reports import stage_rows
 from tests.conftest import create_pg_database, drop_pg_database, model_environment

@@ -19,7 +19,7 @@ import pytest
 
 from lectern.config import Settings
 from lectern.local_airflow import LocalAirflow
-from lectern.phases import pool_definitions
+from lectern.phase_tasks import pool_definitions
 from lectern.state.db import session_scope
 from lectern.state.reports import funnel, furthest_rows, stage_rows
 from lectern_dev.corpus import subject_yaml

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from lectern.backfill import review_round, round_confs, subject_backlog
 from lectern.config import Settings
-from lectern.phases import claim
+from lectern.phase_tasks import claim
 from lectern.recipes import STAGES
 from lectern.state.catalog import links_to_score, record_link_scores
 from lectern.state.db import session_scope

@@ -9,7 +9,7 @@ import pytest
 from lectern.config import Settings
 from lectern.discovery import TaxonomyError, load_subject
 from lectern.manifest import ManifestError, load_manifest, url_video_id
-from lectern.phases import prepare_discovery
+from lectern.phase_tasks import prepare_discovery
 from lectern.runner import EXIT_OK, run_stage
 from lectern.state.db import session_scope
 from lectern.state.models import KnowledgePoint, Video, VideoSource, VideoStage

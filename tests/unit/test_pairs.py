@@ -8,7 +8,7 @@ import pytest
 
 from lectern.config import Settings
 from lectern.export import score_column, timestamp
-from lectern.phases import prepare_discovery
+from lectern.phase_tasks import prepare_discovery
 from lectern.pipeline import artifact_key
 from lectern.recipes import RECIPES, next_stage, upstream_phases
 from lectern.release import build_pairs_release

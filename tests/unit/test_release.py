@@ -118,7 +118,7 @@ def test_stale_only_reruns_what_the_changed_settings_affect(corpus):
     and OCR's new result makes assemble pending again (nothing upstream moves)."""
     import dataclasses
 
-    from lectern.phases import claim
+    from lectern.phase_tasks import claim
     from lectern.pipeline import stage_version
 
     settings, _, _ = corpus
@@ -143,7 +143,7 @@ def test_stale_only_reruns_what_the_changed_settings_affect(corpus):
 def test_a_rerun_that_now_rejects_takes_the_video_out_of_the_next_release(corpus):
     """judge is forced again for v1 and now rejects it: v1's later stages (keyframes, ocr, assemble: computed
     from the old verdict) must not stay succeeded, or the next release would still include it."""
-    from lectern.phases import claim
+    from lectern.phase_tasks import claim
 
     settings, _, _ = corpus
     assert [v["id"] for v in build_release(settings, name="before")["videos"]] == ["v1", "v2"]
@@ -159,7 +159,7 @@ def test_a_rerun_that_now_rejects_takes_the_video_out_of_the_next_release(corpus
 def test_a_stale_keyframes_rerun_leaves_nothing_pointing_at_the_keyframes_it_replaces(corpus):
     import dataclasses
 
-    from lectern.phases import claim
+    from lectern.phase_tasks import claim
     from lectern.pipeline import stage_version
 
     settings, _, _ = corpus

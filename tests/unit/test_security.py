@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from lectern.config import Settings
-from lectern.phases import outcome
+from lectern.phase_tasks import outcome
 from lectern.state.db import session_scope
 from lectern.state.reports import stage_rows
 from tests.conftest import ROOT

@@ -23,7 +23,7 @@ from lectern.errors import BlockedURL, DownloadFailed
 from lectern.export import export_release, reroot
 from lectern.local_files import media_files
 from lectern.manifest import ManifestError, _site_extractors, load_manifest, url_video_id
-from lectern.phases import prepare_discovery
+from lectern.phase_tasks import prepare_discovery
 from lectern.pipeline import artifact_key
 from lectern.release import build_release
 from lectern.stage_types import VideoRecord

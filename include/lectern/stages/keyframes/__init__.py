@@ -1,5 +1,5 @@
-"""keyframes: ASR segments -> clips; SSIM keyframes (lectern.frames: the paper's Algorithm 1, fast path) -> JPEGs
-+ clips.json; then the optional clip-level visual-text filter (lectern.clip_filter).
+"""keyframes: ASR segments -> clips; SSIM keyframes (decoding.py, selection.py: the paper's Algorithm 1, fast path)
+-> JPEGs + clips.json; then the optional clip-level visual-text filter (lectern.clip_filter).
 
 Frames are sampled from the stream's I-frames where they are dense enough (else by scanning: the I-frames, and
 every frame of the GOPs in which something changes), compared denoised in grayscale at LECTERN_SSIM_WIDTH with grid

@@ -14,7 +14,7 @@ from lectern_airflow.execution import lease_owner
 @task(task_id="claim_videos")
 def claim_batch(stage: str, **context) -> list[list[str]]:
     """Lease a batch of videos ready for this phase, grouped into what each mapped task runs."""
-    from lectern.phases import claim, task_groups
+    from lectern.phase_tasks import claim, task_groups
 
     params = context["params"]
     settings = Settings.from_env()
@@ -27,7 +27,7 @@ def claim_batch(stage: str, **context) -> list[list[str]]:
 @task(trigger_rule=TriggerRule.ALL_DONE)
 def summarize(stage: str, groups: list[list[str]]) -> dict:
     """How every claimed video ended this phase (succeeded / rejected / failed, and why)."""
-    from lectern.phases import outcome
+    from lectern.phase_tasks import outcome
 
     return outcome(Settings.from_env(), stage, [video_id for group in groups for video_id in group])
 

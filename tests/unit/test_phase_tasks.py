@@ -1,5 +1,5 @@
 from lectern.config import Settings
-from lectern.phases import task_groups
+from lectern.phase_tasks import task_groups
 
 VIDEOS = [f"v{i}" for i in range(7)]
 
@@ -22,7 +22,7 @@ def test_cpu_videos_per_task_groups_every_cpu_phase_and_keeps_every_video_once(t
 
 
 def test_a_run_chooses_the_clip_segmenter_of_its_keyframes_processes():
-    from lectern.phases import trigger_environment
+    from lectern.phase_tasks import trigger_environment
 
     assert trigger_environment("keyframes", {"clip_segmenter": "scene", "force": True}) == {
         "LECTERN_CLIP_SEGMENTER": "scene"}
