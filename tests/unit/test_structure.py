@@ -110,3 +110,19 @@ def test_a_stage_runs_code_only_where_it_runs():
         code = sorted(m for m in reachable(name, edges)
                       if m.startswith("lectern.stages.") and not m.endswith(".spec") and m.count(".") > 2)
         assert not code, f"{name} reaches stage code: {code}"
+
+
+def test_only_transitions_write_a_status():
+    """A video-stage's status is assigned (row.status = ..., VideoStage(status=...)) in lectern.state.transitions
+    alone: the catalog opens a new video's first stage through it."""
+    writers = set()
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            assigned = [t for t in getattr(node, "targets", []) if isinstance(t, (ast.Attribute, ast.Tuple))]
+            fields = [e for t in assigned for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
+            if any(isinstance(f, ast.Attribute) and f.attr == "status" for f in fields):
+                writers.add(name)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "VideoStage" and \
+                    any(k.arg == "status" for k in node.keywords):
+                writers.add(name)
+    assert writers == {"lectern.state.transitions"}
