@@ -2,8 +2,9 @@
 ### Lectern: Assemble
 
 Interleaves each clip's keyframes, OCR and ASR (in time order) into samples in the published Multimodal
-Textbook format, concatenated up to the token budget, per video; then writes a release: sharded JSONL under
-`releases/{name}/` with a manifest (videos, stage versions, counts, funnel).
+Textbook format, concatenated up to the token budget, per video; then, when the run names a release, writes it:
+sharded JSONL under `releases/{name}/` with a manifest (videos, stage versions, counts, funnel). A backfill
+releases its subject when its backlog is drained.
 """
 
 from airflow.sdk import dag

@@ -9,7 +9,8 @@ for it, so finished work is never redone.
 A round that leaves videos ready or in flight, having finished something, continues as a new run of this DAG
 (*Round* + 1). A round that finished nothing, or the last of *Most rounds*, fails the `review_round` task with
 what is stuck: the videos still ready or in flight per phase. Videos that failed for good are listed there too,
-each with its error class; they are finished, not stuck.
+each with its error class; they are finished, not stuck. A round that drains the backlog writes the subject's
+release (*Release name*, or a UTC timestamp).
 """
 
 from airflow.sdk import chain, dag
@@ -22,6 +23,7 @@ from lectern_airflow import (
     backfill_params,
     continue_backfill,
     next_round,
+    release_drained,
     review_backfill_round,
     start_round,
     trigger_phase,
@@ -35,6 +37,7 @@ def lectern_backfill_subject():
     phases = [trigger_phase(phase, plan[phase]) for phase in ("discover", *STAGES)]
     review = review_backfill_round(plan["finished_before"])
     chain(plan, *phases, review)
+    release_drained(review)
     next_round(continue_backfill(review))
 
 

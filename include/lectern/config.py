@@ -476,6 +476,10 @@ class Settings:
         "How a release packs clips into samples: release (consecutive clips of the release's videos up to the budget, "
         "a sample may continue into the next video, as published) or video (each video's own samples; none spans two "
         "videos).", _one_of("release", "video"))
+    keep_releases: int = setting(
+        "LECTERN_KEEP_RELEASES", "0",
+        "After a release is written, the newest this many releases of its subject are kept and older ones removed "
+        "(a release an export was made of is always kept: a takedown rebuilds it). 0: every release is kept.", _int)
     # --- Airflow pools and Kubernetes pods
     gpu_pool_slots: int = setting(
         "LECTERN_GPU_POOL_SLOTS", "1",

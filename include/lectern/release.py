@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from datetime import datetime, timezone
 from itertools import accumulate
 from typing import Iterable
@@ -19,7 +20,7 @@ from lectern.pipeline import artifact_key, stage_config, stage_version
 from lectern.recipes import RECIPES
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED, Video, VideoStage
-from lectern.state.reports import funnel, stage_rows, video_record
+from lectern.state.reports import funnel, stage_rows, subject_recipe, video_record
 from lectern.stats import (
     category_table,
     cost_table,
@@ -32,6 +33,7 @@ from lectern.stats import (
 from lectern.store import Keys, store_from_settings
 from lectern.viewer import render_samples
 
+log = logging.getLogger("lectern")
 SHARD_SAMPLES = 1000
 TEXTBOOK, PAIRS = RECIPES["textbook"], RECIPES["pairs"]  # the recipes behind the two kinds of release
 VIEWER_SAMPLES = 50  # the first samples of a release, in viewer.html
@@ -342,6 +344,25 @@ def _publish(store, name: str, manifest: dict) -> dict:
     return manifest
 
 
+def prune_releases(store, subject: str | None, keep: int) -> list[str]:
+    """Remove the subject's releases older than its newest `keep` (LECTERN_KEEP_RELEASES; 0 keeps all), except
+    those an export was made of (a takedown rebuilds and re-exports them). Returns the names removed."""
+    if keep <= 0:
+        return []
+    manifests = [store.get_json(key) for key in store.list("releases/") if key.endswith("/manifest.json")]
+    own = sorted((m for m in manifests if m.get("subject") == subject), key=lambda m: m["created_at"], reverse=True)
+    removed = []
+    for manifest in own[keep:]:
+        name = manifest["release"]
+        if store.exists(Keys.exports(name)):
+            continue
+        manifest_key = Keys.release(name, "manifest.json")
+        store.delete_keys([manifest_key])  # first: a reader that finds a manifest finds every file it names
+        store.delete_keys(store.list(Keys.release(name, "")))
+        removed.append(name)
+    return removed
+
+
 def pairs_parquet_bytes(rows: list[dict]) -> bytes:
     import pyarrow as pa
 
@@ -407,5 +428,18 @@ BUILDERS = {TEXTBOOK.release: build_release, PAIRS.release: build_pairs_release}
 
 
 def build_for(recipe: str, settings: Settings, name: str | None = None, subject: str | None = None) -> dict:
-    """The release of a subject made by `recipe`: a textbook's samples, or video-text pairs."""
-    return BUILDERS[RECIPES[recipe].release](settings, name=name, subject=subject)
+    """The release a user asked for, of a subject made by `recipe`: a textbook's samples, or video-text pairs. Older
+    releases of the subject beyond LECTERN_KEEP_RELEASES are removed after it."""
+    manifest = BUILDERS[RECIPES[recipe].release](settings, name=name, subject=subject)
+    removed = prune_releases(store_from_settings(settings), subject, settings.keep_releases)
+    if removed:
+        log.info("removed %d older release(s) of %s (LECTERN_KEEP_RELEASES=%d): %s", len(removed),
+                 subject or "every subject", settings.keep_releases, ", ".join(removed))
+    return manifest
+
+
+def release_subject(settings: Settings, subject: str, name: str | None = None) -> dict | None:
+    """The subject's release by its recipe (None for a recipe that releases nothing)."""
+    with session_scope(settings.db_url) as session:
+        recipe = subject_recipe(session, subject)
+    return build_for(recipe, settings, name=name, subject=subject) if RECIPES[recipe].release else None

@@ -23,10 +23,10 @@ from lectern_airflow.discover import plan_discovery, plan_scoring, publish_disco
 from lectern_airflow.execution import pod_call, run_in_worker, run_videos
 from lectern_airflow.params import backfill_params, discover_params, phase_params, release_params
 from lectern_airflow.phase_group import claim_batch, publish
-from lectern_airflow.release import write_release
+from lectern_airflow.release import release_drained, write_release
 
 __all__ = ["ASSETS", "BACKFILL_DAG_ID", "DEFAULT_ARGS", "SETTINGS", "START", "TAGS",
            "backfill_params", "claim_batch", "continue_backfill", "dag_args", "discover_params", "next_round",
            "phase_params", "phase_schedule", "plan_discovery", "plan_scoring", "pod_call", "publish",
-           "publish_discovery", "release_params", "review_backfill_round", "run_in_worker", "run_videos",
-           "score_results", "start_round", "trigger_phase", "write_release"]
+           "publish_discovery", "release_drained", "release_params", "review_backfill_round", "run_in_worker",
+           "run_videos", "score_results", "start_round", "trigger_phase", "write_release"]

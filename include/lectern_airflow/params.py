@@ -49,7 +49,8 @@ def release_params() -> dict[str, Param]:
     return {
         **phase_params(),
         "release": Param(None, type=["null", "string"], pattern="^[A-Za-z0-9_-]{1,64}$", title="Release name",
-                         description="Name of the release written after assembling (empty: a UTC timestamp)."),
+                         description="Write a release of this name after assembling (empty: none; a backfill "
+                                     "releases its subject when its backlog is drained)."),
     }
 
 
@@ -64,4 +65,6 @@ def backfill_params() -> dict[str, Param]:
                             description="Stop (and report what is left) after this many rounds."),
         "round": Param(1, type="integer", minimum=1, title="Round",
                        description="Which round this run is; the backfill sets it when it continues itself."),
+        "release": Param(None, type=["null", "string"], pattern="^[A-Za-z0-9_-]{1,64}$", title="Release name",
+                         description="The release written once the backlog is drained (empty: a UTC timestamp)."),
     }

@@ -22,6 +22,7 @@ from lectern.local_airflow import LocalAirflow
 from lectern.phase_tasks import pool_definitions
 from lectern.state.db import session_scope
 from lectern.state.reports import funnel, furthest_rows, stage_rows
+from lectern.store import store_from_settings
 from lectern_dev.corpus import subject_yaml
 from tests.conftest import ROOT, create_pg_database, drop_pg_database, model_environment
 
@@ -138,6 +139,11 @@ def test_a_subject_backfill_triggered_from_the_ui_drains_it(airflow, page, demo_
     assert counts["assemble"] == {"succeeded": len(set(truth["videos"]) - set(truth["off_topic"]))}
     assert (final["mitosis_broken"].status, final["mitosis_broken"].error_class) == ("failed", "CorruptMedia")
     assert (final["pasta_recipe"].stage, final["pasta_recipe"].status) == ("judge", "rejected")  # listed by hand
+    # one release, the drained backfill's, and none per assemble batch
+    assert states["release_drained"] == "success"
+    store = store_from_settings(settings_of(airflow))
+    manifests = [store.get_json(key) for key in store.list("releases/") if key.endswith("/manifest.json")]
+    assert [(m["subject"], m["stats"]["videos"]) for m in manifests] == [("Biology", counts["assemble"]["succeeded"])]
 
 
 def test_one_videos_log_for_one_phase_found_from_status_and_read_in_the_ui(airflow, page):

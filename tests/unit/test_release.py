@@ -325,3 +325,26 @@ def test_status_links_each_phase_log(corpus, capsys):
             "/tasks/run_stage/mapped/3") in out
     assert "dag_id=lectern_ocr/run_id=manual__2026-11-22T05:23:24.393600+00:00/task_id=run_stage/map_index=3/" in out
     assert out.count("log: ") == 1  # only the stages a DAG run ran
+
+
+def test_old_releases_beyond_the_retention_are_removed_but_exported_ones_kept(corpus, tmp_path):
+    """LECTERN_KEEP_RELEASES: a release the user asks for (release_subject, build_for) removes the subject's older
+    releases beyond the newest N; one an export was made of stays (a takedown rebuilds it); 0 keeps every one."""
+    import dataclasses
+
+    from lectern.export import export_release
+    from lectern.release import release_subject
+
+    settings, store, _ = corpus
+    names = ["r1", "r2", "r3", "r4"]
+    for name in names[:2]:
+        release_subject(settings, "Biology", name)
+    export_release(store, "r1", tmp_path / "exported", progress=lambda line: None)
+    assert sorted({key.split("/")[1] for key in store.list("releases/")}) == ["r1", "r2"]  # 0: every one kept
+    keep_two = dataclasses.replace(settings, keep_releases=2)
+    for name in names[2:]:
+        manifest = release_subject(keep_two, "Biology", name)
+    assert manifest["release"] == "r4" and manifest["stats"]["videos"] == 2
+    # r2 went (older than the newest two); r1 is older still but was exported
+    assert sorted({key.split("/")[1] for key in store.list("releases/")}) == ["r1", "r3", "r4"]
+    assert store.exists(Keys.release("r1", "manifest.json")) and not store.list(Keys.release("r2", ""))

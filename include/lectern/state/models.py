@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -108,7 +108,9 @@ class VideoSource(Base):
 
     __tablename__ = "video_sources"
     video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
-    point_id: Mapped[int] = mapped_column(ForeignKey("knowledge_points.id", ondelete="CASCADE"), primary_key=True)
+    # indexed on its own too: a subject's videos are found from its points
+    point_id: Mapped[int] = mapped_column(ForeignKey("knowledge_points.id", ondelete="CASCADE"), primary_key=True,
+                                          index=True)
     rank: Mapped[int] = mapped_column(Integer)
     # Scored once per search at discovery, for the pre-download filter (None: not scored).
     relevance: Mapped[float | None] = mapped_column(Float, nullable=True)  # title + description vs the point
@@ -122,6 +124,7 @@ class VideoStage(Base):
     """One row per (video, stage): where that video stands in that stage, and why."""
 
     __tablename__ = "video_stages"
+    __table_args__ = (Index("ix_video_stages_stage_status", "stage", "status"),)  # what a claim looks for
     video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
     stage: Mapped[str] = mapped_column(SafeString(32), primary_key=True)
     status: Mapped[str] = mapped_column(SafeString(16), default=PENDING, index=True)
@@ -131,7 +134,7 @@ class VideoStage(Base):
     # Each claim's own token: a run that lost its lease (expired, or taken by a retry of the same task) no
     # longer holds it, so its late writes and its result are refused.
     lease_token: Mapped[str | None] = mapped_column(SafeString(32), nullable=True)
-    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     error_class: Mapped[str | None] = mapped_column(SafeString(200), nullable=True)
     error_kind: Mapped[str | None] = mapped_column(SafeString(16), nullable=True)  # transient | permanent
     error_message: Mapped[str | None] = mapped_column(Message, nullable=True)
@@ -143,7 +146,7 @@ class VideoStage(Base):
     config: Mapped[dict[str, Any] | None] = mapped_column(SafeJSON, nullable=True)
     run_id: Mapped[str | None] = mapped_column(SafeString(250), nullable=True)
     map_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
