@@ -69,6 +69,13 @@ def pack(videos: Iterable[list[dict]], budget: int, max_images: int | None = Non
         yield group
 
 
+def position(vid: str, clip: str, time: float | None = None, ssim: float | None = None, start: float | None = None,
+             end: float | None = None) -> dict:
+    """A sample position's metadata, one schema for all (a keyframe's time and SSIM, a text's span; None where it
+    has none), so that Arrow, and with it `datasets`, reads a release's JSONL as it is."""
+    return {"vid": vid, "clip": clip, "time": time, "ssim": ssim, "start": start, "end": end, "end_of_video": False}
+
+
 def sample(group: list[dict]) -> dict:
     """One sample in the published layout from a group of clip records; the last position of a video carries
     ``"end_of_video": true`` in its metadata."""
@@ -82,13 +89,12 @@ def sample(group: list[dict]) -> dict:
             images.append(key)
             texts.append(None)
             text_ocr.append(None)
-            metadata.append({"vid": entry["vid"], "clip": entry["clip_path"], "time": moment, "ssim": ssim})
+            metadata.append(position(entry["vid"], entry["clip_path"], time=moment, ssim=ssim))
         if entry["text"] or entry["ocr"]:  # neutral again: clip records assembled before version 4 may be packed
             images.append(None)
             texts.append(neutral(entry["text"]))
             text_ocr.append(neutral("\n".join(t for t in (entry["ocr"], entry["text"]) if t)))
-            metadata.append({"vid": entry["vid"], "clip": entry["clip_path"], "start": entry["start"],
-                             "end": entry["end"]})
+            metadata.append(position(entry["vid"], entry["clip_path"], start=entry["start"], end=entry["end"]))
     clips = [e for e in group if e["vid"] != END_OF_VIDEO]
     return {
         "images": images, "texts": texts, "text_ocr_list": text_ocr, "metadata": metadata,

@@ -73,6 +73,7 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     manifest["stats_files"] = _textbook_stats(store, name, released, writer, manifest["stats"])
     manifest["viewer"] = store.put_bytes(Keys.release(name, "viewer.html"),
                                          render_samples(name, writer.viewer_samples).encode())
+    manifest["card"] = store.put_bytes(Keys.release(name, "README.md"), dataset_card(manifest, "samples"))
     return _publish(store, name, manifest)
 
 
@@ -329,7 +330,30 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
     stats = {"release": name, "pairs": manifest["stats"], "categories": categories}
     manifest["stats_files"] = [store.put_json(Keys.release(name, "stats.json"), stats),
                                store.put_bytes(Keys.release(name, "stats.md"), pairs_markdown(stats).encode())]
+    manifest["card"] = store.put_bytes(Keys.release(name, "README.md"), dataset_card(manifest, "pairs"))
     return _publish(store, name, manifest)
+
+
+def dataset_card(manifest: dict, shards: str) -> bytes:
+    """The release folder's README.md, a Hugging Face dataset card whose `configs` name its JSONL shards, so that
+    ``datasets.load_dataset(<the folder>)`` reads them. (A card's configs share one format: the Parquet copies
+    load with ``load_dataset("parquet", data_dir=<the folder>/parquet)``.)"""
+    kind = manifest.get("kind", "textbook")
+    stats = ", ".join(f"{value} {key}" for key, value in manifest["stats"].items() if isinstance(value, int))
+    return f"""---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: "{shards}-*.jsonl"
+---
+# Lectern release {manifest["release"]}
+
+A {kind} release made by Lectern{f" for {manifest['subject']}" if manifest.get("subject") else ""}: {stats}.
+`manifest.json` beside this card records its lineage (each stage's version and settings), its packing and its
+diff against the previous release; image paths are relative to `{manifest["images_relative_to"]}`. The same rows
+as Parquet: `load_dataset("parquet", data_dir="<this folder>/parquet")`.
+""".encode()
 
 
 def _publish(store, name: str, manifest: dict) -> dict:

@@ -229,6 +229,33 @@ def test_parquet_shards_load_with_datasets(corpus, tmp_path):
         assert (row["image_num"], row["token_num"]) == (sample["image_num"], sample["token_num"])
 
 
+def test_the_release_folder_loads_with_datasets_as_it_is(corpus, tmp_path):
+    """`load_dataset(<release folder>)` reads the JSONL samples through the folder's dataset card (and its
+    `parquet` config the Parquet shards): every position's metadata has one schema, so Arrow reads image and text
+    positions, and a video's end, in one list."""
+    import datasets
+
+    settings, store, _ = corpus
+    manifest = build_release(dataclasses_replace(settings, sample_packing="release"), name="hf")
+    folder = tmp_path / "store" / "releases" / "hf"
+    assert (folder / "README.md").read_text().startswith("---\nconfigs:")
+    cache = str(tmp_path / "hf-cache")
+    loaded = datasets.load_dataset(str(folder), split="train", cache_dir=cache)
+    jsonl = [json.loads(line) for key in manifest["shards"] for line in store.get_bytes(key).decode().splitlines()]
+    assert len(loaded) == len(jsonl) == manifest["stats"]["samples"] == 1  # both videos packed in one sample
+    assert loaded[0]["images"] == jsonl[0]["images"] and loaded[0]["metadata"] == jsonl[0]["metadata"]
+    assert [m["end_of_video"] for m in loaded[0]["metadata"]] == [False, True, False, True]
+    assert {m["time"] is None for m in loaded[0]["metadata"][1::2]} == {True}  # text positions have no time
+    parquet = datasets.load_dataset("parquet", data_dir=str(folder / "parquet"), split="train", cache_dir=cache)
+    assert parquet["images"] == loaded["images"]
+
+
+def dataclasses_replace(settings, **changes):
+    import dataclasses
+
+    return dataclasses.replace(settings, **changes)
+
+
 def test_rebuilding_a_release_under_its_name_leaves_no_shard_of_the_old_build(corpus, tmp_path, monkeypatch):
     """Two shards, then a takedown and a rebuild under the same name with one shard: a `parquet/*` glob (what
     users load) must read the new build only, the taken-down video's sample not among them."""

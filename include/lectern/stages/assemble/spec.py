@@ -5,8 +5,8 @@ from lectern.stage_types import StageSpec
 SPEC = StageSpec(
     name="assemble",
     # 3: fields in their published meaning (text_num, keyframe_ssim, extracted_frames, video meta keys); 4: the
-    # loader's image token neutralised in text
-    version="4",
+    # loader's image token neutralised in text; 5: one metadata schema at every sample position
+    version="5",
     settings=("tokenizer", "embedding_model", "image_tokens", "sample_token_budget", "sample_max_images"),
     needs=(("download", "source"), ("download", "probe"), ("transcribe", "asr"), ("judge", "judge"),
            ("keyframes", "clips"), ("ocr", "ocr")),
