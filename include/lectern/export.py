@@ -22,6 +22,9 @@ the home folder, and a second export into a folder while one is writing there.
 
 Image paths are absolute (the loader joins them to a folder of its own, which an absolute path overrides).
 
+``--layout webdataset`` writes WebDataset tar shards instead (``{release}-NNNNN.tar``): each sample as
+``{key}.json`` with its keyframes beside it as ``{key}.{n}.jpg`` (n: the image's position in the sample).
+
 A pairs release exports in InternVid's column layout instead (``--layout internvid``): ``internvid.jsonl``, one
 clip a line, ``{"YoutubeID", "Start_timestamp", "End_timestamp", "Caption", "Aesthetic_Score", "<Model>_Score"}``
 with timestamps as ``HH:MM:SS.mmm``; the similarity column is named for the model that scored it (``UMT_Score``
@@ -45,7 +48,8 @@ IMAGES = "dataset_images_interval_7"
 SAMPLES = "multimodal_textbook"
 VIDEO_META = "video_meta_data/video_meta_data1.json"
 EXPORT_INFO = "export.json"
-LAYOUTS = ("json", "shards")  # of a textbook release; a pairs release exports as INTERNVID
+WEBDATASET = "webdataset"
+LAYOUTS = ("json", "shards", WEBDATASET)  # of a textbook release; a pairs release exports as INTERNVID
 INTERNVID = "internvid"
 INTERNVID_FILE = "internvid.jsonl"
 INDEX_FILES = ("length.json", "shard_id_range.json")
@@ -284,7 +288,52 @@ def export_release(store: Store, release: str, destination: str | Path, layout: 
         raise ValueError(f"release {release!r} is a {manifest['kind']} release: it exports with --layout "
                          f"{INTERNVID}")
     with export_folder(destination, force) as root:
+        if layout == WEBDATASET:
+            return _export_webdataset(store, release, manifest, root, progress)
         return _export_release(store, release, manifest, root, layout, progress)
+
+
+def _export_webdataset(store: Store, release: str, manifest: dict, root: Path, progress) -> dict:
+    """WebDataset tar shards, one per release shard, as OBELICS, MINT-1T and video2dataset ship: each sample is
+    ``{key}.json`` (the sample, each image position naming its member, ``{n}.jpg``) and ``{key}.{n}.jpg`` for the
+    image at position n. Nothing outside the tars refers to a path: the folder moves as it is."""
+    files, images, total = [], 0, 0
+    for n, shard_key in enumerate(manifest["shards"]):
+        name = f"{release}-{n:05d}.tar"
+        with _AtomicTar(root / name) as tar:
+            for sample in _lines(store, shard_key):
+                key = f"{release}_{total:09d}"
+                total += 1
+                members = [f"{i}.jpg" if image else None for i, image in enumerate(sample["images"])]
+                for image, member in zip(sample["images"], members):
+                    if image:
+                        _add_member(tar, f"{key}.{member}", store.get_bytes(image))
+                        images += 1
+                _add_member(tar, f"{key}.json", json.dumps({**sample, "images": members}, ensure_ascii=False).encode())
+        files.append(name)
+        progress(f"export {release}: shard {n + 1}/{len(manifest['shards'])}, {images} images")
+    info = {"release": release, "store": store.url, "layout": WEBDATASET, "samples": total, "images": images,
+            "packing": manifest.get("packing"), "files": files}
+    _finish(store, root, info)
+    return info
+
+
+class _AtomicTar(_AtomicFile):
+    def __enter__(self):
+        import tarfile
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = tarfile.open(self.temporary, "w", format=tarfile.PAX_FORMAT)
+        return self.handle
+
+
+def _add_member(tar, name: str, data: bytes) -> None:
+    import io
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o644  # mtime 0: the same release exports to the same bytes
+    tar.addfile(info, io.BytesIO(data))
 
 
 def _export_release(store: Store, release: str, manifest: dict, root: Path, layout: str, progress) -> dict:

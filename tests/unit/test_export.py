@@ -139,3 +139,33 @@ def test_exporting_again_refreshes_the_folder_and_drops_a_forgotten_video(packed
     assert text == "<image> v1 text" and images[0].getpixel((32, 18))[2] > 150  # the new image, not the old
     assert sorted(p.name for p in (tmp_path / "out" / "dataset_images_interval_7").rglob("*.jpg")) == [
         "v1@0.0_1.0#1.jpg"]
+
+
+def test_the_webdataset_layout_reads_with_webdataset(packed, tmp_path, capsys):
+    """`--layout webdataset`: tar shards that the webdataset package reads as samples, each its JSON and its
+    keyframes as JPEG members decoded to pictures, equal to the store's images; a second export writes the same
+    bytes."""
+    import hashlib
+    import io
+
+    import webdataset
+    from PIL import Image
+
+    settings, store = packed
+    manifest = build_release(settings, name="wds")
+    folder = tmp_path / "wds"
+    assert main(["export", "wds", str(folder), "--layout", "webdataset"]) == 0
+    assert "exported 1 samples and 2 images" in capsys.readouterr().out
+    [sample] = [json.loads(line) for key in manifest["shards"] for line in store.get_bytes(key).decode().splitlines()]
+    read = list(webdataset.WebDataset(str(folder / "wds-00000.tar"), shardshuffle=False).decode("pil"))
+    assert len(read) == 1 and read[0]["__key__"] == "wds_000000000"
+    record = read[0]["json"]
+    assert record["texts"] == sample["texts"] and record["metadata"] == sample["metadata"]
+    assert record["images"] == ["0.jpg", None, "2.jpg", None]
+    for n, key in ((0, sample["images"][0]), (2, sample["images"][2])):
+        picture = read[0][f"{n}.jpg"]
+        assert picture.size == Image.open(io.BytesIO(store.get_bytes(key))).size == (64, 36)
+    first = hashlib.sha256((folder / "wds-00000.tar").read_bytes()).hexdigest()
+    assert main(["export", "wds", str(folder), "--layout", "webdataset"]) == 0
+    assert hashlib.sha256((folder / "wds-00000.tar").read_bytes()).hexdigest() == first
+    assert json.loads((folder / "export.json").read_text())["files"] == ["wds-00000.tar"]
