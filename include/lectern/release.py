@@ -13,13 +13,16 @@ from datetime import datetime, timezone
 from itertools import accumulate
 from typing import Iterable
 
+from sqlalchemy import select
+
 from lectern.config import Settings
 from lectern.packing import END_OF_VIDEO, clip_level_record, pack, tokenizer_name
 from lectern.packing import sample as packed_sample
 from lectern.pipeline import artifact_key, stage_config, stage_version
 from lectern.recipes import RECIPES
 from lectern.state.db import session_scope
-from lectern.state.models import SUCCEEDED, Video, VideoStage
+from lectern.state.models import SUCCEEDED, KnowledgePoint, Subject, Video, VideoSource, VideoStage
+from lectern.state.queries import scoped
 from lectern.state.reports import funnel, stage_rows, subject_recipe, video_record
 from lectern.stats import (
     category_table,
@@ -89,16 +92,31 @@ class _Released:
 
 
 def _gather(settings: Settings, subject: str | None, only: set[str] | None) -> _Released:
+    """One pass over the subject's stage rows, and one query each for durations and subjects: no query per video,
+    and no list of video ids bound into a query (SQLite takes at most 32,766 of them)."""
     with session_scope(settings.db_url) as session:
-        assembled = stage_rows(session, subject=subject, stage=TEXTBOOK.last)
-        video_ids = [r.video_id for r in assembled if r.status == SUCCEEDED and (only is None or r.video_id in only)]
-        rows_by_video: dict[str, dict[str, VideoStage]] = {v: {} for v in video_ids}
-        for row in stage_rows(session, video_ids=video_ids):
-            rows_by_video[row.video_id][row.stage] = row
-        return _Released(video_ids, rows_by_video, funnel(session, subject),
-                         funnel_table(stage_rows(session, subject=subject), TEXTBOOK.stages),
-                         {v: session.get(Video, v).duration_s for v in video_ids},
-                         {v: list(video_record(session, v).subjects) for v in video_ids})
+        rows = stage_rows(session, subject=subject)
+        by_video: dict[str, dict[str, VideoStage]] = {}
+        for row in rows:
+            by_video.setdefault(row.video_id, {})[row.stage] = row
+        video_ids = [v for v, stages in by_video.items()
+                     if (last := stages.get(TEXTBOOK.last)) is not None and last.status == SUCCEEDED
+                     and (only is None or v in only)]
+        released = set(video_ids)
+        durations = {v: d for v, d in session.execute(scoped(
+            select(Video.id, Video.duration_s).join(VideoStage, VideoStage.video_id == Video.id)
+            .where(VideoStage.stage == TEXTBOOK.last), None, subject)) if v in released}
+        subjects: dict[str, dict[str, None]] = {v: {} for v in video_ids}
+        links = (select(VideoSource.video_id, Subject.name)
+                 .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
+                 .join(Subject, KnowledgePoint.subject_id == Subject.id)
+                 .order_by(VideoSource.video_id, VideoSource.rank))
+        for video_id, name in session.execute(links):
+            if video_id in released:
+                subjects[video_id][name] = None
+        return _Released(video_ids, {v: by_video[v] for v in video_ids}, funnel(session, subject),
+                         funnel_table(rows, TEXTBOOK.stages), durations,
+                         {v: list(names) for v, names in subjects.items()})
 
 
 def _packed_groups(store, video_ids: list[str], settings: Settings, left_out: dict):

@@ -276,7 +276,7 @@ def test_rebuilding_a_release_under_its_name_leaves_no_shard_of_the_old_build(co
     assert [json.loads(m)[0]["vid"] for m in loaded["metadata"]] == ["v1"]
     named = {key for field in ("shards", "clip_level_shards", "parquet_shards", "stats_files", "shard_index")
              for key in second[field]}
-    named |= {second["viewer"], second["video_meta_data"], Keys.release("weekly", "manifest.json")}
+    named |= {second["viewer"], second["video_meta_data"], second["card"], Keys.release("weekly", "manifest.json")}
     assert set(store.list(Keys.release("weekly", ""))) == named  # the manifest names every file there
 
 
