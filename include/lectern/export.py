@@ -38,6 +38,7 @@ import fcntl
 import json
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -56,6 +57,7 @@ INDEX_FILES = ("length.json", "shard_id_range.json")
 IMAGE_FIELDS = ("keyframe_ssim", "ocr_image", "face_keyframes")  # a clip-level record's image paths
 IMAGE_LIST = "export-images.txt"
 LOCK = ".export.lock"
+EXPORT_THREADS = 8  # images copied out at once: S3 round trips (or local links) overlap
 
 
 class ExportRefused(ValueError):
@@ -337,24 +339,35 @@ def _add_member(tar, name: str, data: bytes) -> None:
 
 
 def _export_release(store: Store, release: str, manifest: dict, root: Path, layout: str, progress) -> dict:
+    with ThreadPoolExecutor(EXPORT_THREADS, thread_name_prefix="lectern-export") as pool:
+        return _export_images_and_records(store, release, manifest, root, layout, progress, pool)
+
+
+def _export_images_and_records(store: Store, release: str, manifest: dict, root: Path, layout: str, progress,
+                               pool: ThreadPoolExecutor) -> dict:
     images_root = root / IMAGES
     images: set[str] = set()
     journal = _ImageJournal(root)
 
-    def local(key: str) -> str:
-        path = images_root / image_name(key)
-        if str(path) not in images:
+    def copy_new(keys: list[str]) -> None:
+        """The images not yet copied out, EXPORT_THREADS at a time (hard links from a local store)."""
+        fresh = [k for k in dict.fromkeys(keys) if str(images_root / image_name(k)) not in images]
+        for key in fresh:
             journal.add(f"{IMAGES}/{image_name(key)}")
-            _write(path, store.get_bytes(key))
-            images.add(str(path))
-        return str(path)
+        list(pool.map(lambda key: store.copy_out(key, images_root / image_name(key)), fresh))
+        images.update(str(images_root / image_name(k)) for k in fresh)
+
+    def local(key: str) -> str:
+        copy_new([key])
+        return str(images_root / image_name(key))
 
     def shards() -> Iterator[list[dict]]:
-        """The sample shards, their image paths local (the images copied out on first sight)."""
+        """The sample shards, their image paths local (each shard's images copied out before it is written)."""
         for n, key in enumerate(manifest["shards"]):
             shard = _lines(store, key)
+            copy_new([k for sample in shard for k in sample["images"] if k])
             for sample in shard:
-                sample["images"] = [local(k) if k else None for k in sample["images"]]
+                sample["images"] = [str(images_root / image_name(k)) if k else None for k in sample["images"]]
             yield shard
             progress(f"export {release}: shard {n + 1}/{len(manifest['shards'])}, {len(images)} images")
 

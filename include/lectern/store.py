@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,6 +147,10 @@ class Store:
     def local_path(self, key: str) -> Iterator[Path]:  # pragma: no cover - overridden
         yield Path()
 
+    def copy_out(self, key: str, path: Path) -> None:
+        """The object written to a file outside the store, whole or not at all (an export's image)."""
+        _replace_with(path, lambda temporary: temporary.write_bytes(self.get_bytes(key)))
+
     def put_json(self, key: str, value: Any) -> str:
         return self.put_bytes(key, json.dumps(value, ensure_ascii=False, indent=1).encode())
 
@@ -235,6 +240,19 @@ class LocalStore(Store):
         if not path.is_file():
             raise FileNotFoundError(key)
         yield path
+
+    def copy_out(self, key: str, path: Path) -> None:
+        """A hard link where the file system allows it (no bytes copied; the store replaces, never rewrites, a
+        file, so the link keeps what it was exported with), else a copy."""
+        source = self._path(key)
+
+        def link_or_copy(temporary: Path) -> None:
+            try:
+                os.link(source, temporary)
+            except OSError:  # another file system, or links not allowed
+                shutil.copyfile(source, temporary)
+
+        _replace_with(path, link_or_copy)
 
 
 class S3Store(Store):
@@ -342,13 +360,31 @@ class S3Store(Store):
         folder = scratch_dir(video_id, "fetch") if video_id else tempfile.TemporaryDirectory(prefix="lectern-")
         with folder as tmp:
             path = Path(tmp) / Path(key).name
-            try:
-                self.client.download_file(self.bucket, self._key(key), str(path))
-            except Exception as exc:  # botocore raises ClientError 404 here
-                if "404" in str(exc) or "Not Found" in str(exc):
-                    raise FileNotFoundError(key) from exc
-                raise
+            self._download(key, path)
             yield path
+
+    def copy_out(self, key: str, path: Path) -> None:
+        _replace_with(path, lambda temporary: self._download(key, temporary))
+
+    def _download(self, key: str, path: Path) -> None:
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(path))
+        except Exception as exc:  # botocore raises ClientError 404 here
+            if "404" in str(exc) or "Not Found" in str(exc):
+                raise FileNotFoundError(key) from exc
+            raise
+
+
+def _replace_with(path: Path, write) -> None:
+    """`write(temporary)` beside `path`, then renamed over it: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 class FencedStore(Store):

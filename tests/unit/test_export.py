@@ -58,6 +58,9 @@ def test_the_export_passes_the_papers_loader_and_follows_a_move(packed, tmp_path
     sample = ObelicsCorpus(str(folder / data)).sample(0)
     assert set(sample) == SAMPLE_KEYS
     assert sample["images"][0] == str(folder / "dataset_images_interval_7" / "v1" / "v1@0.0_1.0#1.jpg")
+    # from a local store on the same file system, an image is a hard link to the store's file: no bytes copied
+    exported = (folder / "dataset_images_interval_7" / "v1" / "v1@0.0_1.0#1.jpg").stat()
+    assert exported.st_ino == (tmp_path / "store" / Keys.keyframe("v1", 0.0, 1.0, 1)).stat().st_ino
     assert_clip_level_file(json.loads((folder / "multimodal_textbook_meta_data.json").read_text()), [sample])
     meta = json.loads((folder / "video_meta_data" / "video_meta_data1.json").read_text())
     assert [m["video_id"] for m in meta] == ["v1", "v2"]

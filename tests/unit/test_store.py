@@ -73,3 +73,19 @@ def test_open_store_by_url(tmp_path):
     assert isinstance(open_store(f"file://{tmp_path}"), LocalStore)
     with pytest.raises(ValueError):
         open_store("ftp://host/x")
+
+
+def test_copy_out_writes_the_object_whole_outside_the_store(store, tmp_path):
+    """An export's image: written beside its place and renamed over it (nothing half-written is left), on both
+    backends; a second copy replaces the first."""
+    key = Keys.keyframe("vid1", 0, 1, 1)
+    store.put_bytes(key, b"jpeg-one")
+    target = tmp_path / "out" / "vid1" / "a.jpg"
+    store.copy_out(key, target)
+    store.put_bytes(key, b"jpeg-two")
+    store.copy_out(key, target)
+    assert target.read_bytes() == b"jpeg-two"
+    assert [p.name for p in target.parent.iterdir()] == ["a.jpg"]
+    with pytest.raises(FileNotFoundError):
+        store.copy_out(Keys.keyframe("vid1", 0, 1, 9), tmp_path / "out" / "missing.jpg")
+    assert not (tmp_path / "out" / "missing.jpg").exists() and [p.name for p in target.parent.iterdir()] == ["a.jpg"]
