@@ -1,0 +1,230 @@
+"""Lectern at the paper's scale: claim, release, export and status over fabricated homes of N assembled videos, on
+SQLite and on Postgres; seconds, peak RSS and output size per N, the growth exponent, and an extrapolation to the
+paper's 75K videos.
+
+    .venv/bin/python bench/scale.py                           # N = 1000, 4000, 16000 on both databases
+    .venv/bin/python bench/scale.py --sizes 1000,4000 --databases sqlite --out bench/results/scale.md
+
+A home is made with the project's own functions, as a run would leave it: `sync_subject` and `record_search` find
+N videos, `claim_videos` and `mark_succeeded` take each through download .. ocr (a fabricated clips.json, ocr.json
+and probe beside them), and the real assemble stage (`lectern.stages.assemble.run.run`) packs each one's
+KEYFRAMES keyframes (small JPEGs, the same bytes) and their text into samples. Then, each in its own process (its
+peak RSS its own): a claim of 100 (timed in-process, on the stage's N pending rows), `lectern release`,
+`lectern export --layout shards` and `lectern status --subject`. Not in `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, machine, run_measured
+
+SUBJECT = "Scale"
+PAPER_VIDEOS = 75_000
+CLIPS = 30  # per video: 3 keyframes each, 90 keyframes and about 8 samples a video
+KEYFRAMES_PER_CLIP = 3
+PG_ADMIN_URL = os.environ.get("LECTERN_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def database(kind: str, home: Path) -> tuple[str, str | None]:
+    """(SQLAlchemy URL, the Postgres database to drop afterwards)."""
+    if kind == "sqlite":
+        return f"sqlite:///{home / 'state.db'}", None
+    import uuid
+
+    import psycopg2
+
+    name = f"lectern_scale_{uuid.uuid4().hex[:8]}"
+    connection = psycopg2.connect(PG_ADMIN_URL)
+    connection.autocommit = True
+    connection.cursor().execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    return f"postgresql+psycopg2://{PG_ADMIN_URL.split('://', 1)[1].rsplit('/', 1)[0]}/{name}", name
+
+
+def drop(name: str | None) -> None:
+    if name:
+        import psycopg2
+
+        from lectern.state.db import engine_for
+
+        engine_for.cache_clear()
+        connection = psycopg2.connect(PG_ADMIN_URL)
+        connection.autocommit = True
+        connection.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.close()
+
+
+def jpeg() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 36), (200, 10, 10)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def fabricate(settings, n: int) -> float:
+    """N assembled videos; returns the seconds a claim of 100 took on N pending assemble rows."""
+    from lectern.pipeline import artifact_key
+    from lectern.recipes import RECIPES
+    from lectern.stages.assemble import run as assemble
+    from lectern.state.catalog import FoundVideo, PointSpec, record_search, sync_subject
+    from lectern.state.db import migrate, session_scope
+    from lectern.state.reports import video_record
+    from lectern.state.transitions import claim_videos, mark_succeeded
+    from lectern.store import Keys, store_from_settings
+
+    migrate(settings.db_url)
+    store = store_from_settings(settings)
+    picture = jpeg()
+    ids = [f"v{i:06d}" for i in range(n)]
+    with session_scope(settings.db_url) as session:
+        [point] = sync_subject(session, SUBJECT, [PointSpec("Cells", "Cells", "cells")])
+    for begin in range(0, n, 1000):
+        with session_scope(settings.db_url) as session:
+            record_search(session, point, [FoundVideo(v, f"http://example.org/{v}", f"Lecture {v}", "Cells")
+                                           for v in ids[begin:begin + 1000]], {})
+
+    def artifacts_of(stage: str, video_id: str) -> dict[str, str]:
+        if stage == "download":
+            probe = store.put_json(artifact_key("download", "probe", video_id), {"duration_s": 600.0,
+                                                                                  "size_bytes": 50_000_000})
+            return {"source": artifact_key("download", "source", video_id), "probe": probe}
+        if stage == "keyframes":
+            clips = []
+            for c in range(CLIPS):
+                start, end = c * 20.0, c * 20.0 + 20
+                frames = [{"key": store.put_bytes(Keys.keyframe(video_id, start, end, k + 1), picture),
+                           "time": start + 5 * k, "ssim": None if c == k == 0 else 0.5}
+                          for k in range(KEYFRAMES_PER_CLIP)]
+                clips.append({"index": c, "start": start, "end": end, "asr": f"Clip {c} of {video_id}: cells divide "
+                              "and grow, and their membranes keep what is inside apart.", "sampled_times": [start],
+                              "keyframes": frames})
+            return {"clips": store.put_json(artifact_key("keyframes", "clips", video_id), {"clips": clips})}
+        if stage == "ocr":
+            keys = [f["key"] for c in store.get_json(artifact_key("keyframes", "clips", video_id))["clips"]
+                    for f in c["keyframes"]]
+            return {"ocr": store.put_json(artifact_key("ocr", "ocr", video_id),
+                                          {"engine": "tesseract", "texts": {k: "Cell membrane" for k in keys}})}
+        return {}
+
+    claim_seconds = 0.0
+    for stage in RECIPES["textbook"].stages:
+        held: list[str] = []
+        if stage == "assemble":  # the claim timed: 100 of N pending rows, for the subject
+            with session_scope(settings.db_url) as session:
+                started = time.perf_counter()
+                held = claim_videos(session, stage, "bench", 100, 3600, 3, subject=SUBJECT)
+                claim_seconds = time.perf_counter() - started
+        while True:
+            with session_scope(settings.db_url) as session:
+                batch = held + claim_videos(session, stage, "bench", 500, 3600, 3, subject=SUBJECT)
+            held = []
+            if not batch:
+                break
+            with session_scope(settings.db_url) as session:
+                for video_id in batch:
+                    if stage == "assemble":
+                        result = assemble.run(video_record(session, video_id), store, settings)
+                        made, metrics = result.artifacts, result.metrics
+                    else:
+                        made, metrics = artifacts_of(stage, video_id), {}
+                    mark_succeeded(session, video_id, stage, "bench", made, metrics)
+    return claim_seconds
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def measure(kind: str, n: int, work: Path) -> dict:
+    from common import tiny_models
+
+    from lectern.config import Settings
+    from lectern_dev.demo import demo_settings
+
+    home = work / f"{kind}-{n}"
+    home.mkdir(parents=True)
+    db_url, pg_name = database(kind, home)
+    env = {**os.environ, **demo_settings(tiny_models()), "LECTERN_HOME": str(home), "LECTERN_DB_URL": db_url,
+           "LECTERN_STORE_URL": f"file://{home / 'store'}", "PYTHONPATH": f"{ROOT / 'include'}"}
+    settings = Settings.from_env(env)
+    try:
+        started = time.monotonic()
+        claim = fabricate(settings, n)
+        made = time.monotonic() - started
+        lectern = [sys.executable, "-m", "lectern"]
+        release = run_measured([*lectern, "release", "--name", "scale", "--subject", SUBJECT], env)
+        assert release.exit_code == 0, release.stdout[-2000:]
+        export = run_measured([*lectern, "export", "scale", str(home / "export"), "--layout", "shards"], env)
+        assert export.exit_code == 0, export.stdout[-2000:]
+        status = run_measured([*lectern, "status", "--subject", SUBJECT], env)
+        assert status.exit_code == 0, status.stdout[-2000:]
+        manifest = json.loads((home / "store/releases/scale/manifest.json").read_text())
+        return {"db": kind, "videos": n, "fabricate_s": round(made, 1), "claim100_ms": round(claim * 1000, 1),
+                "release_s": round(release.seconds, 1), "release_rss_mib": round(release.peak_rss_mib),
+                "samples": manifest["stats"]["samples"], "release_mib": round(folder_bytes(
+                    home / "store/releases/scale") / 2**20, 1),
+                "export_s": round(export.seconds, 1), "export_rss_mib": round(export.peak_rss_mib),
+                "export_mib": round(folder_bytes(home / "export") / 2**20, 1),
+                "status_s": round(status.seconds, 1), "status_rss_mib": round(status.peak_rss_mib)}
+    finally:
+        drop(pg_name)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def exponent(rows: list[dict], field: str) -> float | None:
+    """The growth exponent k of field ~ N^k between the two largest N."""
+    if len(rows) < 2 or not rows[-2][field] or not rows[-1][field]:
+        return None
+    return math.log(rows[-1][field] / rows[-2][field]) / math.log(rows[-1]["videos"] / rows[-2]["videos"])
+
+
+def report(results: list[dict]) -> str:
+    columns = ["db", "videos", "fabricate_s", "claim100_ms", "release_s", "release_rss_mib", "samples",
+               "release_mib", "export_s", "export_rss_mib", "export_mib", "status_s", "status_rss_mib"]
+    lines = [f"# Scale benchmark (bench/scale.py)\n\n{time.strftime('%Y-%m-%d')}, {machine()}; "
+             f"{CLIPS * KEYFRAMES_PER_CLIP} keyframes a video.\n",
+             "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in results]
+    lines += ["\n| db | field | growth exponent (two largest N) | extrapolated to 75K videos |",
+              "| --- | --- | --- | --- |"]
+    for kind in dict.fromkeys(r["db"] for r in results):
+        rows = [r for r in results if r["db"] == kind]
+        for field in ("release_s", "export_s", "status_s", "claim100_ms", "release_rss_mib", "export_rss_mib"):
+            k = exponent(rows, field)
+            if k is not None:
+                projected = rows[-1][field] * (PAPER_VIDEOS / rows[-1]["videos"]) ** k
+                lines.append(f"| {kind} | {field} | {k:.2f} | {projected:,.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,4000,16000")
+    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--out", help="also write the table here (bench/results/scale.md)")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="lectern-scale-") as work:
+        for kind in args.databases.split(","):
+            for n in (int(s) for s in args.sizes.split(",")):
+                results.append(measure(kind, n, Path(work)))
+                print(json.dumps(results[-1]), flush=True)
+    text = report(results)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
