@@ -32,36 +32,23 @@ SUBJECT = "Scale"
 PAPER_VIDEOS = 75_000
 CLIPS = 30  # per video: 3 keyframes each, 90 keyframes and about 8 samples a video
 KEYFRAMES_PER_CLIP = 3
-PG_ADMIN_URL = os.environ.get("LECTERN_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def database(kind: str, home: Path) -> tuple[str, str | None]:
     """(SQLAlchemy URL, the Postgres database to drop afterwards)."""
     if kind == "sqlite":
         return f"sqlite:///{home / 'state.db'}", None
-    import uuid
+    from lectern_dev.postgres import create_pg_database
 
-    import psycopg2
-
-    name = f"lectern_scale_{uuid.uuid4().hex[:8]}"
-    connection = psycopg2.connect(PG_ADMIN_URL)
-    connection.autocommit = True
-    connection.cursor().execute(f'CREATE DATABASE "{name}"')
-    connection.close()
-    return f"postgresql+psycopg2://{PG_ADMIN_URL.split('://', 1)[1].rsplit('/', 1)[0]}/{name}", name
+    name, url = create_pg_database(migrated=False, prefix="lectern_scale")
+    return url, name
 
 
 def drop(name: str | None) -> None:
     if name:
-        import psycopg2
+        from lectern_dev.postgres import drop_pg_database
 
-        from lectern.state.db import engine_for
-
-        engine_for.cache_clear()
-        connection = psycopg2.connect(PG_ADMIN_URL)
-        connection.autocommit = True
-        connection.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.close()
+        drop_pg_database(name)
 
 
 def jpeg() -> bytes:

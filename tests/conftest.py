@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+# create_pg_database and drop_pg_database are imported from here by the tests (bench/ uses them too)
+from lectern_dev.postgres import PG_ADMIN_URL, admin_connection, create_pg_database, drop_pg_database  # noqa: F401
 from tests.published import SAMPLE_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,49 +26,16 @@ os.environ.update({
     "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
 })
-PG_ADMIN_URL = os.environ.get("LECTERN_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _admin_connection():
-    import psycopg2
-
-    connection = psycopg2.connect(PG_ADMIN_URL)
-    connection.autocommit = True
-    return connection
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     """The real Postgres on 127.0.0.1:5432; a missing server is an error, never a skip."""
     try:
-        _admin_connection().close()
+        admin_connection().close()
     except Exception as exc:  # pragma: no cover - environment problem
         pytest.fail(f"Postgres is not reachable at {PG_ADMIN_URL}: {exc} (.ci/run starts it)")
     return PG_ADMIN_URL
-
-
-def create_pg_database(migrated: bool = True) -> tuple[str, str]:
-    """A fresh database on the real Postgres: (name, SQLAlchemy URL)."""
-    from lectern.state.db import migrate
-
-    name = f"lectern_test_{uuid.uuid4().hex[:10]}"
-    connection = _admin_connection()
-    connection.cursor().execute(f'CREATE DATABASE "{name}"')
-    connection.close()
-    server = PG_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
-    url = f"postgresql+psycopg2://{server}/{name}"
-    if migrated:
-        migrate(url)
-    return name, url
-
-
-def drop_pg_database(name: str) -> None:
-    from lectern.state.db import engine_for
-
-    engine_for.cache_clear()  # pooled connections would keep the database busy
-    connection = _admin_connection()
-    connection.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    connection.close()
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Iterator
 
 from lectern.release import CLIP_LEVEL, shard_index
-from lectern.store import Keys, Store
+from lectern.store import Keys, Store, replace_atomically
 
 IMAGES = "dataset_images_interval_7"
 SAMPLES = "multimodal_textbook"
@@ -183,10 +183,7 @@ class _AtomicFile:
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    replace_atomically(path, lambda temporary: temporary.write_bytes(data))
 
 
 def _write_array(path: Path, values) -> int:

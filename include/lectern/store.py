@@ -149,7 +149,7 @@ class Store:
 
     def copy_out(self, key: str, path: Path) -> None:
         """The object written to a file outside the store, whole or not at all (an export's image)."""
-        _replace_with(path, lambda temporary: temporary.write_bytes(self.get_bytes(key)))
+        replace_atomically(path, lambda temporary: temporary.write_bytes(self.get_bytes(key)))
 
     def put_json(self, key: str, value: Any) -> str:
         return self.put_bytes(key, json.dumps(value, ensure_ascii=False, indent=1).encode())
@@ -252,7 +252,7 @@ class LocalStore(Store):
             except OSError:  # another file system, or links not allowed
                 shutil.copyfile(source, temporary)
 
-        _replace_with(path, link_or_copy)
+        replace_atomically(path, link_or_copy)
 
 
 class S3Store(Store):
@@ -364,7 +364,7 @@ class S3Store(Store):
             yield path
 
     def copy_out(self, key: str, path: Path) -> None:
-        _replace_with(path, lambda temporary: self._download(key, temporary))
+        replace_atomically(path, lambda temporary: self._download(key, temporary))
 
     def _download(self, key: str, path: Path) -> None:
         try:
@@ -375,7 +375,7 @@ class S3Store(Store):
             raise
 
 
-def _replace_with(path: Path, write) -> None:
+def replace_atomically(path: Path, write) -> None:
     """`write(temporary)` beside `path`, then renamed over it: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")

@@ -233,10 +233,12 @@ def test_the_release_folder_loads_with_datasets_as_it_is(corpus, tmp_path):
     """`load_dataset(<release folder>)` reads the JSONL samples through the folder's dataset card (and its
     `parquet` config the Parquet shards): every position's metadata has one schema, so Arrow reads image and text
     positions, and a video's end, in one list."""
+    import dataclasses
+
     import datasets
 
     settings, store, _ = corpus
-    manifest = build_release(dataclasses_replace(settings, sample_packing="release"), name="hf")
+    manifest = build_release(dataclasses.replace(settings, sample_packing="release"), name="hf")
     folder = tmp_path / "store" / "releases" / "hf"
     assert (folder / "README.md").read_text().startswith("---\nconfigs:")
     cache = str(tmp_path / "hf-cache")
@@ -248,12 +250,6 @@ def test_the_release_folder_loads_with_datasets_as_it_is(corpus, tmp_path):
     assert {m["time"] is None for m in loaded[0]["metadata"][1::2]} == {True}  # text positions have no time
     parquet = datasets.load_dataset("parquet", data_dir=str(folder / "parquet"), split="train", cache_dir=cache)
     assert parquet["images"] == loaded["images"]
-
-
-def dataclasses_replace(settings, **changes):
-    import dataclasses
-
-    return dataclasses.replace(settings, **changes)
 
 
 def test_rebuilding_a_release_under_its_name_leaves_no_shard_of_the_old_build(corpus, tmp_path, monkeypatch):
