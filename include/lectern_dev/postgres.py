@@ -19,11 +19,13 @@ def admin_connection():
 
 def create_pg_database(migrated: bool = True, prefix: str = "lectern_test") -> tuple[str, str]:
     """A fresh database: (name, SQLAlchemy URL), migrated to the newest schema unless `migrated` is False."""
+    from psycopg2 import sql
+
     from lectern.state.db import migrate
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     connection = admin_connection()
-    connection.cursor().execute(f'CREATE DATABASE "{name}"')
+    connection.cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     connection.close()
     server = PG_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
     url = f"postgresql+psycopg2://{server}/{name}"
@@ -33,9 +35,11 @@ def create_pg_database(migrated: bool = True, prefix: str = "lectern_test") -> t
 
 
 def drop_pg_database(name: str) -> None:
+    from psycopg2 import sql
+
     from lectern.state.db import engine_for
 
     engine_for.cache_clear()  # pooled connections would keep the database busy
     connection = admin_connection()
-    connection.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    connection.cursor().execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     connection.close()
