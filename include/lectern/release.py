@@ -9,17 +9,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import tempfile
 from datetime import datetime, timezone
-from itertools import accumulate
+from itertools import accumulate, groupby
+from operator import attrgetter
+from pathlib import Path
 from typing import Iterable
 
 from sqlalchemy import select
 
+from lectern.arrays import write_array
 from lectern.config import Settings
 from lectern.packing import END_OF_VIDEO, clip_level_record, pack, tokenizer_name
 from lectern.packing import sample as packed_sample
 from lectern.pipeline import artifact_key, stage_config, stage_version
-from lectern.recipes import RECIPES
+from lectern.recipes import RECIPES, STAGES
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED, KnowledgePoint, Subject, Video, VideoSource, VideoStage
 from lectern.state.queries import scoped
@@ -82,41 +86,72 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
 
 @dataclasses.dataclass
 class _Released:
-    """What the state DB says of the videos a textbook release takes: those whose assemble succeeded."""
+    """What the state DB says of the videos a textbook release takes (those whose assemble succeeded), in a few
+    small values per video: no ORM row outlives the pass over them."""
     video_ids: list[str]
-    rows_by_video: dict[str, dict[str, VideoStage]]  # video -> stage -> its row
+    versions: dict[str, dict[str, str | None]]  # video -> stage -> the version of its result
+    seconds: dict[str, dict[str, float | None]]  # video -> stage -> seconds
+    assembled: dict[str, dict]  # video -> its assemble metrics
+    lineage: dict  # stage -> version -> settings
     counts: dict  # the subject's funnel
     funnel_rows: dict
     durations: dict[str, float | None]
     video_subjects: dict[str, list[str]]
 
 
+GATHER_BATCH = 5000  # rows fetched at a time in a release's pass over the state DB
+
+
 def _gather(settings: Settings, subject: str | None, only: set[str] | None) -> _Released:
-    """One pass over the subject's stage rows, and one query each for durations and subjects: no query per video,
-    and no list of video ids bound into a query (SQLite takes at most 32,766 of them)."""
+    """One pass over the subject's stage rows in video order (columns, not ORM rows, fetched GATHER_BATCH at a
+    time), and one query each for assemble metrics, durations and subjects, limited to the released videos by a
+    join: no query per video, and no list of video ids bound into a query (SQLite takes at most 32,766)."""
+    last = TEXTBOOK.last
+    assembled = (VideoStage.stage == last) & (VideoStage.status == SUCCEEDED)
+
+    wanted = (lambda v: True) if only is None else only.__contains__
     with session_scope(settings.db_url) as session:
-        rows = stage_rows(session, subject=subject)
-        by_video: dict[str, dict[str, VideoStage]] = {}
-        for row in rows:
-            by_video.setdefault(row.video_id, {})[row.stage] = row
-        video_ids = [v for v, stages in by_video.items()
-                     if (last := stages.get(TEXTBOOK.last)) is not None and last.status == SUCCEEDED
-                     and (only is None or v in only)]
-        released = set(video_ids)
+        columns = scoped(select(VideoStage.video_id, VideoStage.stage, VideoStage.status, VideoStage.version,
+                                VideoStage.seconds, VideoStage.reason, VideoStage.error_class), None, subject)
+        rows = session.execute(columns.order_by(VideoStage.video_id).execution_options(yield_per=GATHER_BATCH))
+        versions: dict[str, dict] = {}
+        seconds: dict[str, dict] = {}
+
+        def noting_released(rows):
+            for video_id, group in groupby(rows, key=attrgetter("video_id")):
+                group = list(group)
+                yield from group
+                if wanted(video_id) and any(r.stage == last and r.status == SUCCEEDED for r in group):
+                    versions[video_id] = {r.stage: r.version for r in sorted(group, key=_stage_order)}
+                    seconds[video_id] = {r.stage: r.seconds for r in sorted(group, key=_stage_order)}
+
+        funnel_rows = funnel_table(noting_released(rows), TEXTBOOK.stages)
+        video_ids = sorted(versions)
+        metrics = {v: {k: m.get(k, 0) for k in ASSEMBLE_COUNTS} for v, m in session.execute(
+            scoped(select(VideoStage.video_id, VideoStage.metrics).where(assembled), None, subject)) if v in versions}
         durations = {v: d for v, d in session.execute(scoped(
-            select(Video.id, Video.duration_s).join(VideoStage, VideoStage.video_id == Video.id)
-            .where(VideoStage.stage == TEXTBOOK.last), None, subject)) if v in released}
+            select(Video.id, Video.duration_s).join(VideoStage, VideoStage.video_id == Video.id).where(assembled),
+            None, subject)) if v in versions}
         subjects: dict[str, dict[str, None]] = {v: {} for v in video_ids}
-        links = (select(VideoSource.video_id, Subject.name)
-                 .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
-                 .join(Subject, KnowledgePoint.subject_id == Subject.id)
-                 .order_by(VideoSource.video_id, VideoSource.rank))
+        links = scoped(select(VideoSource.video_id, Subject.name)
+                       .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
+                       .join(Subject, KnowledgePoint.subject_id == Subject.id)
+                       .join(VideoStage, VideoStage.video_id == VideoSource.video_id).where(assembled)
+                       .order_by(VideoSource.video_id, VideoSource.rank), None, subject)
         for video_id, name in session.execute(links):
-            if video_id in released:
+            if video_id in subjects:
                 subjects[video_id][name] = None
-        return _Released(video_ids, {v: by_video[v] for v in video_ids}, funnel(session, subject),
-                         funnel_table(rows, TEXTBOOK.stages), durations,
-                         {v: list(names) for v, names in subjects.items()})
+        lineage = stage_configs(session, {(stage, version) for stages in versions.values()
+                                          for stage, version in stages.items()}, TEXTBOOK.stages, settings)
+        return _Released(video_ids, versions, seconds, metrics, lineage, funnel(session, subject), funnel_rows,
+                         durations, {v: list(names) for v, names in subjects.items()})
+
+
+ASSEMBLE_COUNTS = ("clips", "images", "asr_tokens", "ocr_tokens")  # the assemble metrics a release's stats sum
+
+
+def _stage_order(row) -> int:
+    return STAGES.index(row.stage) if row.stage in STAGES else len(STAGES)
 
 
 def _packed_groups(store, video_ids: list[str], settings: Settings, left_out: dict):
@@ -174,6 +209,15 @@ class _ShardWriter:
         self.pending.clear()
 
 
+def put_array(store, key: str, values: Iterable) -> str:
+    """A JSON array written to the store through a file, one value a line (lectern.arrays): never whole in memory."""
+    with tempfile.TemporaryDirectory(prefix="lectern-release-") as scratch:
+        path = Path(scratch) / "array.json"
+        with open(path, "w", encoding="utf-8") as handle:
+            write_array(handle, values)
+        return store.put_file(key, path)
+
+
 def _jsonl(values) -> bytes:
     return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in values).encode()
 
@@ -181,9 +225,8 @@ def _jsonl(values) -> bytes:
 def _textbook_manifest(store, name: str, subject: str | None, settings: Settings, released: _Released,
                        writer: _ShardWriter, left_out: dict) -> dict:
     video_ids = released.video_ids
-    video_meta = store.put_bytes(Keys.release(name, "video_meta_data.json"), json.dumps(
-        [store.get_json(artifact_key("assemble", "video_meta", v)) for v in video_ids], ensure_ascii=False,
-        indent=1).encode())
+    video_meta = put_array(store, Keys.release(name, "video_meta_data.json"),
+                           (store.get_json(artifact_key("assemble", "video_meta", v)) for v in video_ids))
     samples, images, tokens = (len(writer.images_per_sample), sum(writer.images_per_sample),
                                sum(writer.tokens_per_sample))
     return {
@@ -199,25 +242,23 @@ def _textbook_manifest(store, name: str, subject: str | None, settings: Settings
         "shard_index": writer.index,
         "packing": {**{name: getattr(settings, field) for name, field in PACKING.items()},
                     "tokenizer": tokenizer_name(settings)},
-        "videos": [{"id": v, "stage_versions": {stage: row.version for stage, row in released.rows_by_video[v].items()}}
-                   for v in video_ids],
+        "videos": [{"id": v, "stage_versions": released.versions[v]} for v in video_ids],
         "stats": {"videos": len(video_ids), "samples": samples, "images": images, "tokens": tokens,
                   "images_per_sample": round(images / samples, 2) if samples else 0.0,
                   "tokens_per_sample": round(tokens / samples, 1) if samples else 0.0,
                   "left_out_text_only_groups": left_out["text_only_groups"],
                   "left_out_text_only_tokens": left_out["text_only_tokens"]},
         "funnel": released.counts,
-        "stage_configs": stage_configs((row for rows in released.rows_by_video.values() for row in rows.values()),
-                                       TEXTBOOK.stages, settings),
+        "stage_configs": released.lineage,
     }
 
 
 def _textbook_stats(store, name: str, released: _Released, writer: _ShardWriter, sample_stats: dict) -> list[str]:
     """stats.json and stats.md (funnel, subjects, cost, samples) and the two histograms."""
     stats = {"release": name, "funnel": released.funnel_rows,
-             "subjects": subject_table(released.video_subjects, released.rows_by_video, released.durations,
+             "subjects": subject_table(released.video_subjects, released.assembled, released.durations,
                                        writer.samples_per_video),
-             "cost": cost_table(released.rows_by_video, released.durations, TEXTBOOK.stages), "samples": sample_stats}
+             "cost": cost_table(released.seconds, released.durations, TEXTBOOK.stages), "samples": sample_stats}
     return [
         store.put_json(Keys.release(name, "stats.json"), stats),
         store.put_bytes(Keys.release(name, "stats.md"), markdown(stats).encode()),
@@ -269,19 +310,19 @@ def clip_records(store, video_id: str) -> list[dict]:
     return records
 
 
-def stage_configs(rows: Iterable[VideoStage], stages, settings: Settings) -> dict:
+def stage_configs(session, versions: Iterable[tuple[str, str | None]], stages, settings: Settings) -> dict:
     """Lineage: per stage, the settings behind each version the released results carry (stage -> version ->
-    settings), from the results' own rows. A result recorded before rows kept their settings has them where its
-    version is the current one (the hash says they are equal), else None: not known."""
+    settings), from a row of that version that recorded them. A result recorded before rows kept their settings
+    has them where its version is the current one (the hash says they are equal), else None: not known."""
     configs: dict[str, dict] = {stage: {} for stage in stages}
-    current = {stage: stage_version(stage, settings) for stage in stages}
-    for row in rows:
-        if row.stage not in configs or row.version is None or row.version in configs[row.stage]:
+    for stage, version in sorted(set(versions), key=lambda pair: (pair[0], pair[1] or "")):
+        if stage not in configs or version is None:
             continue
-        config = row.config
-        if config is None and row.version == current[row.stage]:
-            config = stage_config(row.stage, settings)
-        configs[row.stage][row.version] = config
+        config = session.scalar(select(VideoStage.config).where(
+            VideoStage.stage == stage, VideoStage.version == version, VideoStage.config.is_not(None)).limit(1))
+        if config is None and version == stage_version(stage, settings):
+            config = stage_config(stage, settings)
+        configs[stage][version] = config
     return configs
 
 
@@ -302,7 +343,8 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
         captioned = [r for r in stage_rows(session, subject=subject, stage=PAIRS.last)
                      if r.status == SUCCEEDED and (only is None or r.video_id in only)]
         records = {r.video_id: video_record(session, r.video_id) for r in captioned}
-        lineage = stage_configs(stage_rows(session, video_ids=list(records)), ("keyframes", "caption"), settings)
+        lineage = stage_configs(session, ((r.stage, r.version) for r in stage_rows(session, video_ids=list(records))),
+                                ("keyframes", "caption"), settings)
         counts = funnel(session, subject)
         sizes = {r.video_id: (r.metrics or {}).get("size_bytes")
                  for r in stage_rows(session, video_ids=list(records), stage="download")}

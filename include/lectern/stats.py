@@ -57,13 +57,14 @@ def funnel_table(rows: Iterable[VideoStage], stages: Sequence[str] = STAGES) -> 
     return {stage: {**e, "rejected": dict(e["rejected"]), "failed": dict(e["failed"])} for stage, e in table.items()}
 
 
-def subject_table(video_subjects: dict[str, list[str]], rows_by_video: dict[str, dict[str, VideoStage]],
+def subject_table(video_subjects: dict[str, list[str]], assembled: dict[str, dict],
                   durations: dict[str, float | None], samples_per_video: dict[str, int]) -> dict[str, dict]:
-    """Per subject, over the released videos: videos, hours, clips, keyframes, ASR and OCR tokens, samples."""
+    """Per subject, over the released videos: videos, hours, clips, keyframes, ASR and OCR tokens, samples
+    (`assembled`: each video's assemble metrics)."""
     table: dict[str, dict] = defaultdict(lambda: {"videos": 0, "hours": 0.0, "clips": 0, "keyframes": 0,
                                                   "asr_tokens": 0, "ocr_tokens": 0, "samples": 0})
     for video_id, subjects in video_subjects.items():
-        assemble = rows_by_video[video_id]["assemble"].metrics or {}
+        assemble = assembled.get(video_id) or {}
         for subject in subjects:
             entry = table[subject]
             entry["videos"] += 1
@@ -108,21 +109,20 @@ def pairs_markdown(stats: dict) -> str:
     return "\n".join(lines + category_markdown(stats["categories"]))
 
 
-def cost_table(rows_by_video: dict[str, dict[str, VideoStage]], durations: dict[str, float | None],
+def cost_table(seconds_by_video: dict[str, dict[str, float | None]], durations: dict[str, float | None],
                stages: Sequence[str] = STAGES) -> dict:
-    """Seconds per stage of `stages` (GPU stages apart) over the released videos: in all, per video-hour and per
-    video."""
-    hours = sum((durations.get(v) or 0.0) for v in rows_by_video) / 3600
-    per_stage = {stage: round(sum((rows.get(stage).seconds or 0.0) if rows.get(stage) else 0.0
-                                  for rows in rows_by_video.values()), 3) for stage in stages}
+    """Seconds per stage of `stages` (GPU stages apart) over the released videos (video -> stage -> seconds): in
+    all, per video-hour and per video."""
+    hours = sum((durations.get(v) or 0.0) for v in seconds_by_video) / 3600
+    per_stage = {stage: round(sum(seconds.get(stage) or 0.0 for seconds in seconds_by_video.values()), 3)
+                 for stage in stages}
     return {
         "video_hours": round(hours, 4),
         "seconds": per_stage,
         "gpu_seconds": round(sum(per_stage[s] for s in stages if s in GPU_STAGES), 3),
         "cpu_seconds": round(sum(per_stage[s] for s in stages if s not in GPU_STAGES), 3),
         "seconds_per_video_hour": {s: round(v / hours, 1) if hours else None for s, v in per_stage.items()},
-        "per_video": {video_id: {stage: row.seconds for stage, row in rows.items()}
-                      for video_id, rows in sorted(rows_by_video.items())},
+        "per_video": dict(sorted(seconds_by_video.items())),
     }
 
 

@@ -124,7 +124,8 @@ class VideoStage(Base):
     """One row per (video, stage): where that video stands in that stage, and why."""
 
     __tablename__ = "video_stages"
-    __table_args__ = (Index("ix_video_stages_stage_status", "stage", "status"),)  # what a claim looks for
+    # A claim's rows in the order it takes them (lectern.state.transitions.claim_videos)
+    __table_args__ = (Index("ix_video_stages_claim", "stage", "status", "created_at", "video_id"),)
     video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
     stage: Mapped[str] = mapped_column(SafeString(32), primary_key=True)
     status: Mapped[str] = mapped_column(SafeString(16), default=PENDING, index=True)
@@ -146,7 +147,7 @@ class VideoStage(Base):
     config: Mapped[dict[str, Any] | None] = mapped_column(SafeJSON, nullable=True)
     run_id: Mapped[str | None] = mapped_column(SafeString(250), nullable=True)
     map_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)

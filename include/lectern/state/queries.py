@@ -26,10 +26,24 @@ TRANSIENT, PERMANENT = "transient", "permanent"  # how a failure's error class i
 def video_recipe(session: Session, video_id: str) -> str:
     """What the video goes through: its subjects' recipe; where subjects that found it differ, the first of theirs
     in lectern.recipes.RECIPES (a video found for a textbook subject too is never cut short of it)."""
-    recipes = set(session.scalars(
-        select(Subject.recipe).join(KnowledgePoint, KnowledgePoint.subject_id == Subject.id)
-        .join(VideoSource, VideoSource.point_id == KnowledgePoint.id).where(VideoSource.video_id == video_id)))
-    return next((name for name in RECIPES if name in recipes), DEFAULT_RECIPE)
+    return video_recipes(session, [video_id])[video_id]
+
+
+IN_LIST = 500  # video ids bound into one query at most (SQLite takes 32,766 parameters)
+
+
+def video_recipes(session: Session, video_ids: Sequence[str]) -> dict[str, str]:
+    """video_recipe of each video, IN_LIST videos a query."""
+    found: dict[str, set[str]] = {}
+    for begin in range(0, len(video_ids), IN_LIST):
+        for video_id, recipe in session.execute(
+                select(VideoSource.video_id, Subject.recipe)
+                .join(KnowledgePoint, VideoSource.point_id == KnowledgePoint.id)
+                .join(Subject, KnowledgePoint.subject_id == Subject.id)
+                .where(VideoSource.video_id.in_(video_ids[begin:begin + IN_LIST]))):
+            found.setdefault(video_id, set()).add(recipe)
+    return {video_id: next((name for name in RECIPES if name in found.get(video_id, ())), DEFAULT_RECIPE)
+            for video_id in video_ids}
 
 
 def subject_filter(subject: str):
@@ -47,9 +61,10 @@ def scoped(query, video_ids: Sequence[str] | None, subject: str | None):
     return query
 
 
-def ready_to_claim(now: datetime, max_attempts: int):
-    """Rows a claim would take now: pending, leased past expiry, or a transient failure past its backoff."""
-    return or_(
+def claimable_kinds(now: datetime, max_attempts: int) -> list:
+    """What a claim may take now, one condition per status: pending; leased past expiry; a transient failure past
+    its backoff. Each fixes the status, so the claim index hands its rows in created order."""
+    return [
         VideoStage.status == PENDING,
         and_(VideoStage.status == RUNNING, VideoStage.lease_expires_at < now),
         and_(
@@ -58,7 +73,12 @@ def ready_to_claim(now: datetime, max_attempts: int):
             VideoStage.attempts < max_attempts,
             or_(VideoStage.retry_at.is_(None), VideoStage.retry_at <= now),
         ),
-    )
+    ]
+
+
+def ready_to_claim(now: datetime, max_attempts: int):
+    """Rows a claim would take now: pending, leased past expiry, or a transient failure past its backoff."""
+    return or_(*claimable_kinds(now, max_attempts))
 
 
 def missing_scores(relevance: bool, llm: bool):

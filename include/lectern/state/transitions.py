@@ -28,7 +28,17 @@ from lectern.state.models import (
     VideoStage,
     utcnow,
 )
-from lectern.state.queries import PERMANENT, TRANSIENT, awaiting_scores, ready_to_claim, scoped, video_recipe
+from lectern.state.queries import (
+    IN_LIST,
+    PERMANENT,
+    TRANSIENT,
+    awaiting_scores,
+    claimable_kinds,
+    ready_to_claim,
+    scoped,
+    video_recipe,
+    video_recipes,
+)
 
 
 class NotClaimable(Exception):
@@ -74,10 +84,15 @@ def _invalidate_after(session: Session, rows: Sequence[VideoStage]) -> None:
     next succeeded run of this stage opens the next one again), so a release leaves the video out until it is
     through again, no later stage reads what the rerun replaces, and a later stage still running loses its
     lease (its writes are refused). Their artifacts stay in the store until their own reruns overwrite them."""
+    recipes = video_recipes(session, [row.video_id for row in rows])
+    by_later: dict[tuple[str, ...], list[str]] = {}
     for row in rows:
-        later = stages_after(row.stage, video_recipe(session, row.video_id))
+        later = tuple(stages_after(row.stage, recipes[row.video_id]))
         if later:
-            session.execute(delete(VideoStage).where(VideoStage.video_id == row.video_id,
+            by_later.setdefault(later, []).append(row.video_id)
+    for later, video_ids in by_later.items():
+        for begin in range(0, len(video_ids), IN_LIST):
+            session.execute(delete(VideoStage).where(VideoStage.video_id.in_(video_ids[begin:begin + IN_LIST]),
                                                      VideoStage.stage.in_(later), VideoStage.status != FORGOTTEN))
 
 
@@ -107,12 +122,17 @@ def claim_videos(session: Session, stage: str, owner: str, limit: int, lease_sec
     """Lease up to `limit` ready videos of `stage` to `owner`; concurrent claimers never get the same one.
     `await_scores` (relevance, LLM): downloads wait until discovery has scored their search results."""
     now = utcnow()
-    query = scoped(select(VideoStage).where(_claimable(stage, now, max_attempts), ~awaiting_scores(*await_scores)),
-                    video_ids, subject)
-    query = query.order_by(VideoStage.created_at, VideoStage.video_id).limit(limit)
-    # Postgres: SKIP LOCKED lets concurrent claimers pass each other's rows. SQLite ignores it and
-    # serialises writers instead.
-    rows = list(session.scalars(query.with_for_update(skip_locked=True)))
+    # One query per kind of claimable row (pending, lease expired, retry due), each ordered by the claim index and
+    # limited, then the first `limit` of them all: a claim reads about `limit` rows whatever the table holds (one
+    # query with the three ORed would sort every candidate). Postgres: SKIP LOCKED lets concurrent claimers pass
+    # each other's rows. SQLite ignores it and serialises writers instead.
+    rows: list[VideoStage] = []
+    for kind in claimable_kinds(now, max_attempts):
+        query = scoped(select(VideoStage).where(VideoStage.stage == stage, kind, ~awaiting_scores(*await_scores)),
+                       video_ids, subject)
+        query = query.order_by(VideoStage.created_at, VideoStage.video_id).limit(limit)
+        rows += session.scalars(query.with_for_update(skip_locked=True))
+    rows = sorted(rows, key=lambda row: (_aware(row.created_at), row.video_id))[:limit]
     for row in rows:
         _lease(row, owner, now, lease_seconds)
     session.flush()

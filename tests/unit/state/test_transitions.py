@@ -37,7 +37,7 @@ def seed(url, n=5, subject="Biology"):
 
 
 def test_schema_comes_from_alembic(db_url):
-    assert current_revision(db_url) == "0012"
+    assert current_revision(db_url) == "0013"
 
 
 def test_discovery_dedups_and_links(db_url):
