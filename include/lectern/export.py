@@ -38,10 +38,12 @@ import fcntl
 import json
 import os
 import socket
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
+from lectern.arrays import ArrayWriter, read_values, write_array
 from lectern.release import CLIP_LEVEL, shard_index
 from lectern.store import Keys, Store, replace_atomically
 
@@ -110,17 +112,10 @@ def _images_of(root: Path) -> set[str]:
     for name in info["files"]:
         if not images_root or not name.startswith(SAMPLES) or not (root / name).is_file():
             continue
-        found.update(path[len(images_root) + 1:] for sample in _read_values(root / name)
+        found.update(path[len(images_root) + 1:] for sample in read_values(root / name)
                      for path in sample.get("images", [])
                      if isinstance(path, str) and path.startswith(images_root + "/"))
     return {f"{IMAGES}/{path}" for path in found}
-
-
-def _read_values(path: Path) -> list:
-    """An exported file's records: a JSON array, or JSON lines (.jsonl)."""
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return json.loads(path.read_text())
 
 
 def _within(root: Path, name: object) -> bool:
@@ -129,30 +124,48 @@ def _within(root: Path, name: object) -> bool:
 
 class _ImageJournal:
     """export-images.txt: every image an export wrote here and no export removed yet. Images are added as they are
-    written (so a killed export's are known too); `finish` removes the recorded ones this export did not write."""
+    written (so a killed export's are known too); `finish` removes the recorded ones this export did not write.
+    Both sets live in a temporary SQLite file, not in memory: an export of the paper's 6.5M keyframes holds them."""
 
     def __init__(self, root: Path):
         self.root, self.path = root, root / IMAGE_LIST
-        self.before = set(self.path.read_text().splitlines()) if self.path.exists() else _images_of(root)
+        self.sets = sqlite3.connect("")  # "": a private database on disk, deleted when closed
+        self.sets.executescript("CREATE TABLE before (name TEXT PRIMARY KEY) WITHOUT ROWID;"
+                                "CREATE TABLE written (name TEXT PRIMARY KEY) WITHOUT ROWID;")
+        before = _text_lines(self.path) if self.path.exists() else _images_of(root)
+        self.sets.executemany("INSERT OR IGNORE INTO before VALUES (?)", ((name,) for name in before))
         self.handle = open(self.path, "a", encoding="utf-8")
-        self.written: set[str] = set()
 
-    def add(self, relative: str) -> None:
-        if relative not in self.before and relative not in self.written:
-            self.handle.write(relative + "\n")
-            self.handle.flush()
-        self.written.add(relative)
+    def add(self, names: Iterable[str]) -> None:
+        """Images about to be written (relative names)."""
+        for name in names:
+            new = self.sets.execute("INSERT OR IGNORE INTO written VALUES (?)", (name,)).rowcount
+            if new and self.sets.execute("SELECT 1 FROM before WHERE name = ?", (name,)).fetchone() is None:
+                self.handle.write(name + "\n")
+        self.handle.flush()
+
+    @property
+    def count(self) -> int:
+        return self.sets.execute("SELECT count(*) FROM written").fetchone()[0]
 
     def finish(self) -> int:
         self.handle.close()
-        stale = [name for name in self.before - self.written if _within(self.root, name)]
-        for name in stale:
-            (self.root / name).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):  # the video's folder, once empty
-                (self.root / name).parent.rmdir()
+        stale = 0
+        for (name,) in self.sets.execute("SELECT name FROM before WHERE name NOT IN (SELECT name FROM written)"):
+            if _within(self.root, name):
+                (self.root / name).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # the video's folder, once empty
+                    (self.root / name).parent.rmdir()
+                stale += 1
         with _AtomicFile(self.path) as handle:
-            handle.writelines(name + "\n" for name in sorted(self.written))
-        return len(stale)
+            handle.writelines(name + "\n" for (name,) in self.sets.execute("SELECT name FROM written ORDER BY name"))
+        self.sets.close()
+        return stale
+
+
+def _text_lines(path: Path) -> Iterator[str]:
+    with open(path, encoding="utf-8") as handle:
+        yield from (line.rstrip("\n") for line in handle if line.strip())
 
 
 def image_name(key: str) -> str:
@@ -187,15 +200,9 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _write_array(path: Path, values) -> int:
-    """A JSON array, one value a line, streamed; returns how many values."""
-    count = 0
+    """A JSON array, one value a line (lectern.arrays), streamed; returns how many values."""
     with _AtomicFile(path) as handle:
-        handle.write("[")
-        for value in values:
-            handle.write(("\n" if not count else ",\n") + json.dumps(value, ensure_ascii=False))
-            count += 1
-        handle.write("\n]\n")
-    return count
+        return write_array(handle, values)
 
 
 def _write_jsonl(path: Path, values) -> int:
@@ -342,64 +349,68 @@ def _export_release(store: Store, release: str, manifest: dict, root: Path, layo
 
 def _export_images_and_records(store: Store, release: str, manifest: dict, root: Path, layout: str, progress,
                                pool: ThreadPoolExecutor) -> dict:
+    """One pass over the release's shards, each sample shard with its clip-level shard (line for line): their
+    images copied out, then the samples, their clip-level records and (with a face filter) the samples without
+    face keyframes written on, each shard dropped before the next is read."""
     images_root = root / IMAGES
-    images: set[str] = set()
     journal = _ImageJournal(root)
-
-    def copy_new(keys: list[str]) -> None:
-        """The images not yet copied out, EXPORT_THREADS at a time (hard links from a local store)."""
-        fresh = [k for k in dict.fromkeys(keys) if str(images_root / image_name(k)) not in images]
-        for key in fresh:
-            journal.add(f"{IMAGES}/{image_name(key)}")
-        list(pool.map(lambda key: store.copy_out(key, images_root / image_name(key)), fresh))
-        images.update(str(images_root / image_name(k)) for k in fresh)
+    threshold = (manifest.get("packing") or {}).get("face_max_area")
+    face_file = f"{SAMPLES}_face_v1_th{threshold:g}.json" if threshold is not None else None
+    faces = 0
 
     def local(key: str) -> str:
-        copy_new([key])
         return str(images_root / image_name(key))
 
-    def shards() -> Iterator[list[dict]]:
-        """The sample shards, their image paths local (each shard's images copied out before it is written)."""
-        for n, key in enumerate(manifest["shards"]):
-            shard = _lines(store, key)
-            copy_new([k for sample in shard for k in sample["images"] if k])
-            for sample in shard:
-                sample["images"] = [str(images_root / image_name(k)) if k else None for k in sample["images"]]
-            yield shard
-            progress(f"export {release}: shard {n + 1}/{len(manifest['shards'])}, {len(images)} images")
-
-    def clip_level_records() -> Iterator[dict]:
-        for key in manifest["clip_level_shards"]:
-            for record in _lines(store, key):
-                for clip in record["conversations"]:
-                    for field in IMAGE_FIELDS:
-                        if field in clip:
-                            clip[field] = [local(k) for k in clip[field]]
-                yield record
-
-    files = write_samples(root, shards(), layout)
-    faces: set[str] = set()
-
-    def noting_faces(records: Iterator[dict]) -> Iterator[dict]:
+    def copied(samples: list[dict], records: list[dict]) -> None:
+        """The shard's images copied out, EXPORT_THREADS at a time (hard links from a local store), and its paths
+        made local."""
+        keys = list(dict.fromkeys([k for sample in samples for k in sample["images"] if k]
+                                  + [k for record in records for clip in record["conversations"]
+                                     for field in IMAGE_FIELDS for k in clip.get(field, [])]))
+        journal.add(f"{IMAGES}/{image_name(key)}" for key in keys)
+        list(pool.map(lambda key: store.copy_out(key, images_root / image_name(key)), keys))
+        for sample in samples:
+            sample["images"] = [local(k) if k else None for k in sample["images"]]
         for record in records:
-            faces.update(p for clip in record["conversations"] for p in clip.get("face_keyframes", []))
-            yield record
+            for clip in record["conversations"]:
+                for field in IMAGE_FIELDS:
+                    if field in clip:
+                        clip[field] = [local(k) for k in clip[field]]
 
-    clips = _write_array(root / f"{CLIP_LEVEL}.json", noting_faces(clip_level_records()))
-    _write_array(root / VIDEO_META, store.get_json(manifest["video_meta_data"]))
-    files += [f"{CLIP_LEVEL}.json", VIDEO_META]
-    threshold = (manifest.get("packing") or {}).get("face_max_area")
-    if threshold is not None:
-        name = f"{SAMPLES}_face_v1_th{threshold:g}.json"
-        _write_array(root / name, (kept for shard in shards() for kept in (without_images(s, faces) for s in shard)
-                                   if kept["image_num"]))
-        files.append(name)
+    with contextlib.ExitStack() as files_open:
+        clip_level = files_open.enter_context(ArrayWriter(files_open.enter_context(
+            _AtomicFile(root / f"{CLIP_LEVEL}.json"))))
+        without_faces = (files_open.enter_context(ArrayWriter(files_open.enter_context(_AtomicFile(root / face_file))))
+                         if face_file else None)
+
+        def shards() -> Iterator[list[dict]]:
+            nonlocal faces
+            shard_pairs = zip(manifest["shards"], manifest["clip_level_shards"], strict=True)
+            for n, (samples_key, records_key) in enumerate(shard_pairs):
+                samples, records = _lines(store, samples_key), _lines(store, records_key)
+                copied(samples, records)
+                for record in records:
+                    clip_level.add(record)
+                if without_faces is not None:
+                    dropped = {p for record in records for clip in record["conversations"]
+                               for p in clip.get("face_keyframes", [])}
+                    faces += len(dropped)
+                    for sample in samples:
+                        if (kept := without_images(sample, dropped))["image_num"]:
+                            without_faces.add(kept)
+                yield samples
+                progress(f"export {release}: shard {n + 1}/{len(manifest['shards'])}, {journal.count} images")
+
+        files = write_samples(root, shards(), layout)
+    store.copy_out(manifest["video_meta_data"], root / VIDEO_META)  # one value a line already (lectern.arrays)
+    files += [f"{CLIP_LEVEL}.json", VIDEO_META, *([face_file] if face_file else [])]
+    images = journal.count
     removed = journal.finish()
     if removed:
         progress(f"export {release}: {removed} images an earlier export wrote, no longer in the release, removed")
     info = {"release": release, "store": store.url, "layout": layout, "images_root": str(images_root),
-            "samples": manifest["stats"]["samples"], "images": len(images), "clip_level_records": clips,
-            "face_keyframes": len(faces), "packing": manifest.get("packing"), "files": files}
+            "samples": manifest["stats"]["samples"], "images": images, "clip_level_records": clip_level.count,
+            "face_keyframes": faces, "packing": manifest.get("packing"), "files": files}
     _finish(store, root, info)
     return info
 
@@ -458,6 +469,15 @@ def reroot(root: str | Path) -> dict:
     def moved(path):
         return new + path[len(old):] if isinstance(path, str) and path.startswith(old + "/") else path
 
+    def moved_record(value: dict) -> dict:
+        if "images" in value:
+            value["images"] = [moved(p) for p in value["images"]]
+        for clip in value.get("conversations", []):
+            for field in IMAGE_FIELDS:
+                if field in clip:
+                    clip[field] = [moved(p) for p in clip[field]]
+        return value
+
     for name in info["files"]:
         if not _within(root, name):
             raise ValueError(f"{root / EXPORT_INFO} names {name!r}, which is not inside {root}: nothing rewritten")
@@ -467,15 +487,7 @@ def reroot(root: str | Path) -> dict:
             continue
         if not name.endswith(".jsonl") and not (name.endswith(".json") and name.startswith(SAMPLES)):
             continue
-        values = _read_values(path)
-        for value in values:
-            if "images" in value:
-                value["images"] = [moved(p) for p in value["images"]]
-            for clip in value.get("conversations", []):
-                for field in IMAGE_FIELDS:
-                    if field in clip:
-                        clip[field] = [moved(p) for p in clip[field]]
-        (_write_jsonl if name.endswith(".jsonl") else _write_array)(path, values)
+        (_write_jsonl if name.endswith(".jsonl") else _write_array)(path, map(moved_record, read_values(path)))
     info["images_root"] = new
     _write(root / EXPORT_INFO, json.dumps(info, indent=1).encode())
     return info

@@ -172,3 +172,50 @@ def test_the_webdataset_layout_reads_with_webdataset(packed, tmp_path, capsys):
     assert main(["export", "wds", str(folder), "--layout", "webdataset"]) == 0
     assert hashlib.sha256((folder / "wds-00000.tar").read_bytes()).hexdigest() == first
     assert json.loads((folder / "export.json").read_text())["files"] == ["wds-00000.tar"]
+
+
+def test_an_export_goes_through_the_release_a_shard_at_a_time(corpus, tmp_path, monkeypatch):  # noqa: F811
+    """A release of several shards (one sample each): each sample shard is exported with its clip-level shard,
+    line for line, into the same files a one-shard release gives, the face variant included."""
+    import dataclasses
+
+    import lectern.release
+
+    settings, store, _ = corpus  # packed per video: two samples
+    settings = dataclasses.replace(settings, face_max_area=0.04)
+    record = store.get_json(artifact_key("assemble", "clip_level", "v2"))
+    record["conversations"][0]["face_keyframes"] = list(record["conversations"][0]["keyframe_ssim"])
+    store.put_json(artifact_key("assemble", "clip_level", "v2"), record)
+    build_release(settings, name="whole")
+    monkeypatch.setattr(lectern.release, "SHARD_SAMPLES", 1)
+    manifest = build_release(settings, name="sharded")
+    assert len(manifest["shards"]) == len(manifest["clip_level_shards"]) == 2
+    exported = {}
+    for name in ("whole", "sharded"):
+        info = export_release(store, name, tmp_path / name, progress=lambda line: None)
+        assert (info["images"], info["clip_level_records"], info["face_keyframes"]) == (2, 2, 1)
+        exported[name] = {file: (tmp_path / name / file).read_text().replace(str(tmp_path / name), "ROOT")
+                          for file in info["files"]}
+    assert exported["sharded"] == exported["whole"]
+    [(images, text)] = load_all(str(tmp_path / "sharded" / "multimodal_textbook_face_v1_th0.04.json"))
+    assert (len(images), text) == (1, "<image> v1 text")
+    assert (tmp_path / "sharded" / "export-images.txt").read_text().split() == [
+        "dataset_images_interval_7/v1/v1@0.0_1.0#1.jpg", "dataset_images_interval_7/v2/v2@0.0_1.0#1.jpg"]
+
+
+def test_arrays_are_read_a_value_at_a_time(tmp_path):
+    """lectern.arrays: an array as Lectern writes it is read a line at a time (a broken value further on is not
+    read before the first is handed over); one laid out otherwise is read whole."""
+    from lectern.arrays import read_array, write_array
+
+    path = tmp_path / "values.json"
+    with open(path, "w") as handle:
+        assert write_array(handle, [{"a": "x\ny"}, [1, 2], None]) == 3
+    assert json.loads(path.read_text()) == list(read_array(path)) == [{"a": "x\ny"}, [1, 2], None]
+    path.write_text(path.read_text().replace("[1, 2]", "[1, 2"))
+    values = read_array(path)
+    assert next(values) == {"a": "x\ny"}
+    with pytest.raises(json.JSONDecodeError):
+        next(values)
+    path.write_text(json.dumps([{"a": 1}, {"b": 2}], indent=2))
+    assert list(read_array(path)) == [{"a": 1}, {"b": 2}]

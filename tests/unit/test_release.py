@@ -298,10 +298,15 @@ def test_a_release_is_a_pytorch_dataset_with_its_images_opened(corpus):
     assert arrays["images"][0][0].shape == (9, 16, 3) and arrays["images"][0][1] is None
 
 
-def test_stats_equal_counts_recomputed_from_the_state(corpus):
-    """The release's stats against counts made here from the state DB, after a rejection and a failure."""
+@pytest.mark.parametrize("batch", [None, 1])
+def test_stats_equal_counts_recomputed_from_the_state(corpus, batch, monkeypatch):
+    """The release's stats against counts made here from the state DB, after a rejection and a failure; the same
+    when its pass over the state fetches the rows one at a time (a video's rows then span fetches)."""
+    import lectern.release
     from lectern.state.models import Video, VideoStage
 
+    if batch:
+        monkeypatch.setattr(lectern.release, "GATHER_BATCH", batch)
     settings, store, point = corpus
     with session_scope(settings.db_url) as session:
         record_search(session, point, [FoundVideo("v3", "http://x/v3"), FoundVideo("v4", "http://x/v4")], {})

@@ -188,6 +188,54 @@ def test_metadata_scores_judge_search_results_and_listed_videos_only_by_choice(d
     assert judged == {"found": searched, "listed": listed, "both": searched and listed}
 
 
+def test_a_claim_takes_the_oldest_rows_of_every_kind_together(db_url):
+    """Pending rows, an expired lease and a retry that is due are claimed in one order (when each row opened),
+    `limit` at most, whichever kind they are."""
+    seed(db_url, n=6)
+    opened = utcnow() - timedelta(hours=1)
+    with session_scope(db_url) as session:
+        for n, row in enumerate(session.scalars(select(VideoStage).order_by(VideoStage.video_id))):
+            row.created_at = opened + timedelta(minutes=n)  # v0 oldest .. v5 newest
+    with session_scope(db_url) as session:
+        assert claim_videos(session, "download", "r1", 2, 60, 3, video_ids=["v3", "v5"]) == ["v3", "v5"]
+        assert mark_failed(session, "v3", "download", "r1", "DownloadFailed", "503", True, 3, 0) is True
+        session.get(VideoStage, ("v5", "download")).lease_expires_at = utcnow() - timedelta(seconds=1)
+        assert claim_videos(session, "download", "r1", 1, 60, 3, video_ids=["v4"]) == ["v4"]  # leased, not due
+    with session_scope(db_url) as session:  # pending v0-v2, retry due v3, expired v5; v4 is held
+        assert claim_videos(session, "download", "r2", 4, 60, 3) == ["v0", "v1", "v2", "v3"]
+        assert claim_videos(session, "download", "r2", 4, 60, 3) == ["v5"]
+
+
+def test_a_claim_reads_its_rows_in_the_order_of_the_claim_index(sqlite_url):
+    """The claim's query walks the (stage, status, created_at, video_id) index in order and sorts nothing: it reads
+    about `limit` rows, however many wait (a sort would read them all)."""
+    from lectern.state.queries import claimable_kinds, scoped
+
+    seed(sqlite_url, n=3)
+    with session_scope(sqlite_url) as session:
+        for kind in claimable_kinds(utcnow(), 3):
+            query = scoped(select(VideoStage).where(VideoStage.stage == "download", kind), None, "Biology")
+            query = query.order_by(VideoStage.created_at, VideoStage.video_id).limit(100)
+            sql = str(query.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
+            plan = " | ".join(row[-1] for row in session.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+            assert "ix_video_stages_claim" in plan and "TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+def test_a_rerun_of_many_videos_drops_their_later_stages_in_batches(db_url, monkeypatch):
+    import lectern.state.transitions as transitions
+
+    monkeypatch.setattr(transitions, "IN_LIST", 2)  # five videos: three batches
+    seed(db_url, n=5)
+    with session_scope(db_url) as session:
+        for video_id in claim_videos(session, "download", "r", 5, 60, 3):
+            mark_succeeded(session, video_id, "download", "r", {}, {})
+        claim_videos(session, "transcribe", "r", 5, 60, 3)
+    with session_scope(db_url) as session:
+        assert reset_for_rerun(session, "download", subject="Biology") == 5
+    with session_scope(db_url) as session:
+        assert funnel(session)["download"] == {"pending": 5} and funnel(session)["transcribe"] == {}
+
+
 def test_subject_filter(db_url):
     seed(db_url, n=2)
     with session_scope(db_url) as session:
