@@ -315,9 +315,10 @@ def _release_commands(sub) -> None:
                                            "in InternVid's columns")
     export.add_argument("release")
     export.add_argument("destination")
-    export.add_argument("--layout", choices=["json", "shards", "webdataset", "internvid"], default="json",
+    export.add_argument("--layout", choices=["json", "shards", "webdataset", "parquet", "internvid"], default="json",
                         help="json: one multimodal_textbook.json array; shards: JSONL shards with length.json and "
                              "shard_id_range.json; webdataset: tar shards of each sample's JSON and its JPEGs; "
+                             "parquet: Parquet shards with each image's bytes inside and a dataset card; "
                              "internvid: a pairs release in InternVid's columns")
     export.add_argument("--force", action="store_true",
                         help="write into a folder that holds files of no earlier export (none of them is removed)")

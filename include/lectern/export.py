@@ -24,6 +24,9 @@ Image paths are absolute (the loader joins them to a folder of its own, which an
 
 ``--layout webdataset`` writes WebDataset tar shards instead (``{release}-NNNNN.tar``): each sample as
 ``{key}.json`` with its keyframes beside it as ``{key}.{n}.jpg`` (n: the image's position in the sample).
+``--layout parquet`` writes Parquet shards with each image's bytes inside (``{release}-NNNNN.parquet``) and a
+dataset card: one folder that moves as it is, which ``datasets.load_dataset(<folder>)`` reads with the images
+decoded.
 
 A pairs release exports in InternVid's column layout instead (``--layout internvid``): ``internvid.jsonl``, one
 clip a line, ``{"YoutubeID", "Start_timestamp", "End_timestamp", "Caption", "Aesthetic_Score", "<Model>_Score"}``
@@ -40,11 +43,12 @@ import os
 import socket
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from lectern.arrays import ArrayWriter, read_values, write_array
-from lectern.release import CLIP_LEVEL, shard_index
+from lectern.release import CLIP_LEVEL, dataset_card, shard_index
 from lectern.store import Keys, Store, replace_atomically
 
 IMAGES = "dataset_images_interval_7"
@@ -52,7 +56,8 @@ SAMPLES = "multimodal_textbook"
 VIDEO_META = "video_meta_data/video_meta_data1.json"
 EXPORT_INFO = "export.json"
 WEBDATASET = "webdataset"
-LAYOUTS = ("json", "shards", WEBDATASET)  # of a textbook release; a pairs release exports as INTERNVID
+PARQUET = "parquet"
+LAYOUTS = ("json", "shards", WEBDATASET, PARQUET)  # of a textbook release; a pairs release exports as INTERNVID
 INTERNVID = "internvid"
 INTERNVID_FILE = "internvid.jsonl"
 INDEX_FILES = ("length.json", "shard_id_range.json")
@@ -60,6 +65,17 @@ IMAGE_FIELDS = ("keyframe_ssim", "ocr_image", "face_keyframes")  # a clip-level 
 IMAGE_LIST = "export-images.txt"
 LOCK = ".export.lock"
 EXPORT_THREADS = 8  # images copied out at once: S3 round trips (or local links) overlap
+ROW_GROUP_SAMPLES = 100  # samples a Parquet row group holds: their images' bytes are in memory together
+# The Parquet layout's columns as Hugging Face `datasets` features (kept in the file's schema metadata): `images`
+# decode to pictures.
+PARQUET_FEATURES = {
+    "images": {"feature": {"_type": "Image"}, "_type": "Sequence"},
+    **{name: {"feature": {"dtype": "string", "_type": "Value"}, "_type": "Sequence"}
+       for name in ("texts", "text_ocr_list")},
+    "metadata": {"dtype": "string", "_type": "Value"},
+    **{name: {"dtype": dtype, "_type": "Value"}
+       for name, dtype in (("image_num", "int32"), ("text_num", "int32"), ("token_num", "int64"))},
+}
 
 
 class ExportRefused(ValueError):
@@ -294,12 +310,15 @@ def export_release(store: Store, release: str, destination: str | Path, layout: 
         raise ValueError(f"release {release!r} is a {manifest['kind']} release: it exports with --layout "
                          f"{INTERNVID}")
     with export_folder(destination, force) as root:
-        if layout == WEBDATASET:
-            return _export_webdataset(store, release, manifest, root, progress)
+        if layout in (WEBDATASET, PARQUET):
+            with ThreadPoolExecutor(EXPORT_THREADS, thread_name_prefix="lectern-export") as pool:
+                export = _export_webdataset if layout == WEBDATASET else _export_parquet
+                return export(store, release, manifest, root, progress, pool)
         return _export_release(store, release, manifest, root, layout, progress)
 
 
-def _export_webdataset(store: Store, release: str, manifest: dict, root: Path, progress) -> dict:
+def _export_webdataset(store: Store, release: str, manifest: dict, root: Path, progress,
+                       pool: ThreadPoolExecutor) -> dict:
     """WebDataset tar shards, one per release shard, as OBELICS, MINT-1T and video2dataset ship: each sample is
     ``{key}.json`` (the sample, each image position naming its member, ``{n}.jpg``) and ``{key}.{n}.jpg`` for the
     image at position n. Nothing outside the tars refers to a path: the folder moves as it is."""
@@ -311,15 +330,61 @@ def _export_webdataset(store: Store, release: str, manifest: dict, root: Path, p
                 key = f"{release}_{total:09d}"
                 total += 1
                 members = [f"{i}.jpg" if image else None for i, image in enumerate(sample["images"])]
-                for image, member in zip(sample["images"], members):
-                    if image:
-                        _add_member(tar, f"{key}.{member}", store.get_bytes(image))
-                        images += 1
+                for member, data in zip([m for m in members if m], pool.map(store.get_bytes, filter(None,
+                                                                                                   sample["images"]))):
+                    _add_member(tar, f"{key}.{member}", data)
+                    images += 1
                 _add_member(tar, f"{key}.json", json.dumps({**sample, "images": members}, ensure_ascii=False).encode())
         files.append(name)
         progress(f"export {release}: shard {n + 1}/{len(manifest['shards'])}, {images} images")
     info = {"release": release, "store": store.url, "layout": WEBDATASET, "samples": total, "images": images,
             "packing": manifest.get("packing"), "files": files}
+    _finish(store, root, info)
+    return info
+
+
+def _export_parquet(store: Store, release: str, manifest: dict, root: Path, progress,
+                    pool: ThreadPoolExecutor) -> dict:
+    """Parquet shards, one per release shard, each image as {bytes, path} (Hugging Face's Image) in the `images`
+    column, written ROW_GROUP_SAMPLES samples a row group; and a dataset card naming them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lectern.release import samples_table
+
+    image_type = pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+    features = {b"huggingface": json.dumps({"info": {"features": PARQUET_FEATURES}}).encode()}
+    files, images, total = [], 0, 0
+
+    def row_groups(shard: list[dict]) -> Iterator:
+        nonlocal images
+        for begin in range(0, max(len(shard), 1), ROW_GROUP_SAMPLES):
+            samples = shard[begin:begin + ROW_GROUP_SAMPLES]
+            keys = [k for sample in samples for k in sample["images"] if k]
+            data = dict(zip(keys, pool.map(store.get_bytes, keys)))
+            column = pa.array([[{"bytes": data[k], "path": image_name(k)} if k else None for k in sample["images"]]
+                               for sample in samples], image_type)
+            images += len(keys)
+            yield samples_table(samples, column).replace_schema_metadata(features)
+
+    def write_shard(path: Path, *, shard: list[dict]) -> None:
+        with contextlib.ExitStack() as closing:
+            writer = None
+            for table in row_groups(shard):
+                writer = writer or closing.enter_context(pq.ParquetWriter(path, table.schema))
+                writer.write_table(table)
+
+    for n, shard_key in enumerate(manifest["shards"]):
+        files.append(f"{release}-{n:05d}.parquet")
+        shard = _lines(store, shard_key)
+        replace_atomically(root / files[-1], partial(write_shard, shard=shard))
+        total += len(shard)
+        progress(f"export {release}: shard {n + 1}/{len(manifest['shards'])}, {images} images")
+    _write(root / "README.md", dataset_card(manifest, f"{release}-*.parquet", (
+        "Each sample's images are inside its row, as Hugging Face Image values (bytes and a path): this folder "
+        f"moves as it is. Exported from {manifest['store']} by `lectern export --layout parquet`.")))
+    info = {"release": release, "store": store.url, "layout": PARQUET, "samples": total, "images": images,
+            "packing": manifest.get("packing"), "files": [*files, "README.md"]}
     _finish(store, root, info)
     return info
 

@@ -80,7 +80,7 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     manifest["stats_files"] = _textbook_stats(store, name, released, writer, manifest["stats"])
     manifest["viewer"] = store.put_bytes(Keys.release(name, "viewer.html"),
                                          render_samples(name, writer.viewer_samples).encode())
-    manifest["card"] = store.put_bytes(Keys.release(name, "README.md"), dataset_card(manifest, "samples"))
+    manifest["card"] = store.put_bytes(Keys.release(name, "README.md"), dataset_card(manifest, "samples-*.jsonl"))
     return _publish(store, name, manifest)
 
 
@@ -390,29 +390,32 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
     stats = {"release": name, "pairs": manifest["stats"], "categories": categories}
     manifest["stats_files"] = [store.put_json(Keys.release(name, "stats.json"), stats),
                                store.put_bytes(Keys.release(name, "stats.md"), pairs_markdown(stats).encode())]
-    manifest["card"] = store.put_bytes(Keys.release(name, "README.md"), dataset_card(manifest, "pairs"))
+    manifest["card"] = store.put_bytes(Keys.release(name, "README.md"), dataset_card(manifest, "pairs-*.jsonl"))
     return _publish(store, name, manifest)
 
 
-def dataset_card(manifest: dict, shards: str) -> bytes:
-    """The release folder's README.md, a Hugging Face dataset card whose `configs` name its JSONL shards, so that
-    ``datasets.load_dataset(<the folder>)`` reads them. (A card's configs share one format: the Parquet copies
-    load with ``load_dataset("parquet", data_dir=<the folder>/parquet)``.)"""
+def dataset_card(manifest: dict, data_files: str, about: str | None = None) -> bytes:
+    """A folder's README.md, a Hugging Face dataset card whose `configs` name its shards (`data_files`, a glob), so
+    that ``datasets.load_dataset(<the folder>)`` reads them. A release's folder: its JSONL shards (a card's configs
+    share one format: the Parquet copies load with ``load_dataset("parquet", data_dir=<the folder>/parquet)``)."""
     kind = manifest.get("kind", "textbook")
     stats = ", ".join(f"{value} {key}" for key, value in manifest["stats"].items() if isinstance(value, int))
+    about = about or (
+        "`manifest.json` beside this card records its lineage (each stage's version and settings), its packing and "
+        "its\ndiff against the previous release; image paths are relative to "
+        f"`{manifest['images_relative_to']}`. The same rows\nas Parquet: "
+        '`load_dataset("parquet", data_dir="<this folder>/parquet")`.')
     return f"""---
 configs:
 - config_name: default
   data_files:
   - split: train
-    path: "{shards}-*.jsonl"
+    path: "{data_files}"
 ---
 # Lectern release {manifest["release"]}
 
 A {kind} release made by Lectern{f" for {manifest['subject']}" if manifest.get("subject") else ""}: {stats}.
-`manifest.json` beside this card records its lineage (each stage's version and settings), its packing and its
-diff against the previous release; image paths are relative to `{manifest["images_relative_to"]}`. The same rows
-as Parquet: `load_dataset("parquet", data_dir="<this folder>/parquet")`.
+{about}
 """.encode()
 
 
@@ -458,13 +461,18 @@ def pairs_parquet_bytes(rows: list[dict]) -> bytes:
 
 
 def parquet_bytes(samples: list[dict]) -> bytes:
-    """Samples as one Parquet file that `datasets.load_dataset("parquet", ...)` reads; `metadata` is JSON text,
-    since its entries differ between image and text positions."""
+    """Samples as one Parquet file that `datasets.load_dataset("parquet", ...)` reads."""
+    return _parquet(samples_table(samples))
+
+
+def samples_table(samples: list[dict], images=None):
+    """Samples as an Arrow table: `images` their store keys, or the Arrow column given (lectern.export's Parquet
+    layout puts each image's bytes there); `metadata` as JSON text."""
     import pyarrow as pa
 
     strings = pa.list_(pa.string())
-    table = pa.table({
-        "images": pa.array([s["images"] for s in samples], strings),
+    return pa.table({
+        "images": images if images is not None else pa.array([s["images"] for s in samples], strings),
         "texts": pa.array([s["texts"] for s in samples], strings),
         "text_ocr_list": pa.array([s["text_ocr_list"] for s in samples], strings),
         "metadata": pa.array([json.dumps(s["metadata"], ensure_ascii=False) for s in samples], pa.string()),
@@ -472,7 +480,6 @@ def parquet_bytes(samples: list[dict]) -> bytes:
         "text_num": pa.array([s["text_num"] for s in samples], pa.int32()),
         "token_num": pa.array([s["token_num"] for s in samples], pa.int64()),
     })
-    return _parquet(table)
 
 
 def _parquet(table) -> bytes:

@@ -219,3 +219,35 @@ def test_arrays_are_read_a_value_at_a_time(tmp_path):
         next(values)
     path.write_text(json.dumps([{"a": 1}, {"b": 2}], indent=2))
     assert list(read_array(path)) == [{"a": 1}, {"b": 2}]
+
+
+def test_the_parquet_layout_carries_its_images_and_loads_with_datasets(corpus, tmp_path, monkeypatch,  # noqa: F811
+                                                                         capsys):
+    """`--layout parquet`: shards with each image's bytes inside and a dataset card; `datasets.load_dataset(folder)`
+    reads the samples with their pictures decoded, equal to the store's, after the folder moved and the store is
+    gone. Row groups of one sample: a shard is written a few samples at a time."""
+
+    import datasets
+
+    import lectern.export
+    import lectern.release
+
+    monkeypatch.setattr(lectern.export, "ROW_GROUP_SAMPLES", 1)
+    monkeypatch.setattr(lectern.release, "SHARD_SAMPLES", 1)
+    settings, store, _ = corpus  # packed per video: two samples, two shards
+    put_assembled(store, settings, "v2", colour=(10, 10, 200), size=(48, 40))
+    manifest = build_release(settings, name="pq")
+    folder = tmp_path / "pq"
+    assert main(["export", "pq", str(folder), "--layout", "parquet"]) == 0
+    assert "exported 2 samples and 2 images" in capsys.readouterr().out
+    samples = [json.loads(line) for key in manifest["shards"] for line in store.get_bytes(key).decode().splitlines()]
+    moved = tmp_path / "moved"
+    shutil.move(folder, moved)
+    shutil.rmtree(tmp_path / "store")
+    loaded = datasets.load_dataset(str(moved), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert len(loaded) == 2 and [row["texts"] for row in loaded] == [s["texts"] for s in samples]
+    assert [json.loads(row["metadata"]) for row in loaded] == [s["metadata"] for s in samples]
+    pictures = [[p for p in row["images"] if p is not None] for row in loaded]
+    assert [[(p.size, p.getpixel((20, 18))[2] > 150) for p in row] for row in pictures] == [
+        [((64, 36), False)], [((48, 40), True)]]  # v1's red keyframe, v2's blue one
+    assert [row["images"][1] for row in loaded] == [None, None]  # a text position holds no image
