@@ -10,7 +10,13 @@ N videos, `claim_videos` and `mark_succeeded` take each through download .. ocr 
 and probe beside them), and the real assemble stage (`lectern.stages.assemble.run.run`) packs each one's
 KEYFRAMES keyframes (small JPEGs, the same bytes) and their text into samples. Then, each in its own process (its
 peak RSS its own): a claim of 100 (timed in-process, on the stage's N pending rows), `lectern release`,
-`lectern export --layout shards` and `lectern status --subject`. Not in `make test`.
+`lectern export --layout shards` and `lectern status --subject`.
+
+The claim is timed again at the paper's scale (--claim-videos, 77,000 found): `record_search` finds them (each a
+pending download), then their rows of the later stages are bulk-inserted as a run would have left them (download ..
+ocr succeeded, assemble pending: 6 rows a video, 462K in all), with no ANALYZE after (a claim right after a batch
+sees the planner's stale statistics). It times a claim of 100 with and without the subject (median of 5), and a
+forced rerun of 1,000 videos' ocr (their assemble rows dropped). Not in `make test`.
 """
 
 from __future__ import annotations
@@ -169,6 +175,63 @@ def measure(kind: str, n: int, work: Path) -> dict:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def claim_at_scale(kind: str, n: int, work: Path) -> dict:
+    """A claim of 100 and a rerun of 1,000 over N videos' 7N stage rows (the docstring says how they are made)."""
+    from statistics import median
+
+    from sqlalchemy import insert, update
+
+    from lectern.recipes import RECIPES
+    from lectern.state.catalog import FoundVideo, PointSpec, record_search, sync_subject
+    from lectern.state.db import migrate, session_scope
+    from lectern.state.models import PENDING, SUCCEEDED, VideoStage
+    from lectern.state.transitions import claim_videos, reset_for_rerun
+
+    home = work / f"claim-{kind}-{n}"
+    home.mkdir(parents=True)
+    url, pg_name = database(kind, home)
+    try:
+        migrate(url)
+        started = time.monotonic()
+        with session_scope(url) as session:
+            [point] = sync_subject(session, SUBJECT, [PointSpec("Cells", "Cells", "cells")])
+        ids = [f"v{i:06d}" for i in range(n)]
+        for begin in range(0, n, 2000):
+            with session_scope(url) as session:
+                record_search(session, point, [FoundVideo(v, f"http://example.org/{v}", f"Lecture {v}", "Cells")
+                                               for v in ids[begin:begin + 2000]], {})
+        stages = RECIPES["textbook"].stages
+        with session_scope(url) as session:
+            session.execute(update(VideoStage).values(status=SUCCEEDED))
+            for stage in stages[1:]:
+                status = PENDING if stage == stages[-1] else SUCCEEDED
+                for begin in range(0, n, 10_000):
+                    session.execute(insert(VideoStage), [
+                        {"video_id": v, "stage": stage, "status": status, "attempts": 0, "metrics": {},
+                         "artifacts": {}} for v in ids[begin:begin + 10_000]])
+        made = time.monotonic() - started
+
+        def claim_ms(subject: str | None) -> float:
+            with session_scope(url) as session:
+                began = time.perf_counter()
+                assert len(claim_videos(session, stages[-1], "bench", 100, 3600, 3, subject=subject)) == 100
+                return (time.perf_counter() - began) * 1000
+
+        claim_ms(SUBJECT)  # the connection and the statement's compilation, once
+        with_subject = median(claim_ms(SUBJECT) for _ in range(5))
+        without = median(claim_ms(None) for _ in range(5))
+        with session_scope(url) as session:
+            began = time.perf_counter()
+            assert reset_for_rerun(session, "ocr", video_ids=ids[-1000:]) == 1000
+        rerun = time.perf_counter() - began
+        return {"db": kind, "videos": n, "stage_rows": n * len(stages), "fabricate_s": round(made, 1),
+                "claim100_subject_ms": round(with_subject, 1), "claim100_ms": round(without, 1),
+                "rerun1000_s": round(rerun, 2)}
+    finally:
+        drop(pg_name)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def exponent(rows: list[dict], field: str) -> float | None:
     """The growth exponent k of field ~ N^k between the two largest N."""
     if len(rows) < 2 or not rows[-2][field] or not rows[-1][field]:
@@ -176,7 +239,7 @@ def exponent(rows: list[dict], field: str) -> float | None:
     return math.log(rows[-1][field] / rows[-2][field]) / math.log(rows[-1]["videos"] / rows[-2]["videos"])
 
 
-def report(results: list[dict]) -> str:
+def report(results: list[dict], claims: list[dict]) -> str:
     columns = ["db", "videos", "fabricate_s", "claim100_ms", "release_s", "release_rss_mib", "samples",
                "release_mib", "export_s", "export_rss_mib", "export_mib", "status_s", "status_rss_mib"]
     lines = [f"# Scale benchmark (bench/scale.py)\n\n{time.strftime('%Y-%m-%d')}, {machine()}; "
@@ -192,6 +255,11 @@ def report(results: list[dict]) -> str:
             if k is not None:
                 projected = rows[-1][field] * (PAPER_VIDEOS / rows[-1]["videos"]) ** k
                 lines.append(f"| {kind} | {field} | {k:.2f} | {projected:,.0f} |")
+    if claims:
+        columns = list(claims[0])
+        lines += ["\nAt the paper's scale (stage rows bulk-inserted, statistics stale):\n",
+                  "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+        lines += ["| " + " | ".join(str(c[column]) for column in columns) + " |" for c in claims]
     return "\n".join(lines) + "\n"
 
 
@@ -199,15 +267,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,4000,16000")
     parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--claim-videos", type=int, default=77_000, help="the claim at scale (0: not measured)")
     parser.add_argument("--out", help="also write the table here (bench/results/scale.md)")
     args = parser.parse_args()
-    results = []
+    results, claims = [], []
     with tempfile.TemporaryDirectory(prefix="lectern-scale-") as work:
         for kind in args.databases.split(","):
-            for n in (int(s) for s in args.sizes.split(",")):
+            if args.claim_videos:
+                claims.append(claim_at_scale(kind, args.claim_videos, Path(work)))
+                print(json.dumps(claims[-1]), flush=True)
+            for n in (int(s) for s in args.sizes.split(",") if s):
                 results.append(measure(kind, n, Path(work)))
                 print(json.dumps(results[-1]), flush=True)
-    text = report(results)
+    text = report(results, claims)
     print(text)
     if args.out:
         Path(args.out).write_text(text)
