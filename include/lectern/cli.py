@@ -55,19 +55,20 @@ def cmd_discover(args, settings: Settings) -> int:
 
 
 def cmd_status(args, settings: Settings) -> int:
+    from lectern.arrays import write_array
     from lectern.state.db import session_scope
-    from lectern.state.reports import funnel, stage_rows, why
+    from lectern.state.reports import funnel, iter_stage_rows, why
     from lectern.stats import format_funnel
     from lectern.video_page import task_log_path, task_log_url
 
-    with session_scope(settings.db_url) as session:
-        rows = stage_rows(session, video_ids=args.video_ids or None, subject=args.subject)
+    with session_scope(settings.db_url) as session:  # rows streamed: a subject may hold the paper's 460K
+        rows = iter_stage_rows(session, video_ids=args.video_ids or None, subject=args.subject)
         if args.json:
-            print(json.dumps([{
+            write_array(sys.stdout, ({
                 "video_id": r.video_id, "stage": r.stage, "status": r.status, "attempts": r.attempts,
                 "reason": r.reason, "error_class": r.error_class, "error_message": r.error_message,
                 "artifacts": r.artifacts, "metrics": r.metrics, "run_id": r.run_id, "map_index": r.map_index,
-            } for r in rows], indent=1, default=str))
+            } for r in rows))
             return 0
         if not args.video_ids:
             print(format_funnel(funnel(session, args.subject)))

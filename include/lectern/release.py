@@ -27,7 +27,7 @@ from lectern.recipes import RECIPES, STAGES
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED, KnowledgePoint, Subject, Video, VideoSource, VideoStage
 from lectern.state.queries import scoped
-from lectern.state.reports import funnel, stage_rows, subject_recipe, video_record
+from lectern.state.reports import funnel, iter_stage_rows, stage_rows, subject_recipe, video_record
 from lectern.stats import (
     category_table,
     cost_table,
@@ -343,11 +343,14 @@ def build_pairs_release(settings: Settings, name: str | None = None, subject: st
         captioned = [r for r in stage_rows(session, subject=subject, stage=PAIRS.last)
                      if r.status == SUCCEEDED and (only is None or r.video_id in only)]
         records = {r.video_id: video_record(session, r.video_id) for r in captioned}
-        lineage = stage_configs(session, ((r.stage, r.version) for r in stage_rows(session, video_ids=list(records))),
-                                ("keyframes", "caption"), settings)
+        versions, sizes = set(), {}  # of the released videos, from the subject's rows (no list of ids bound)
+        for row in iter_stage_rows(session, subject=subject):
+            if row.video_id in records:
+                versions.add((row.stage, row.version))
+                if row.stage == "download":
+                    sizes[row.video_id] = (row.metrics or {}).get("size_bytes")
+        lineage = stage_configs(session, versions, ("keyframes", "caption"), settings)
         counts = funnel(session, subject)
-        sizes = {r.video_id: (r.metrics or {}).get("size_bytes")
-                 for r in stage_rows(session, video_ids=list(records), stage="download")}
     rows: list[dict] = []
     clips_total = 0
     for video_id, video in records.items():

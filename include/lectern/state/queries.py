@@ -47,17 +47,27 @@ def video_recipes(session: Session, video_ids: Sequence[str]) -> dict[str, str]:
 
 
 def subject_filter(subject: str):
+    """The rows of the subject's videos, its videos listed once: for a query that reads them all."""
     return VideoStage.video_id.in_(
         select(VideoSource.video_id).join(KnowledgePoint).join(Subject).where(Subject.name == subject)
     )
 
 
-def scoped(query, video_ids: Sequence[str] | None, subject: str | None):
-    """`query` limited to the given videos and/or a subject's videos (neither: no limit)."""
+def subject_row_by_row(subject: str):
+    """The rows of the subject's videos, each row looked up on its own (a correlated EXISTS): for a query that
+    reads a few rows in index order, as a claim does (SQLite would list the subject's 77K videos first, every
+    time)."""
+    return (select(VideoSource.video_id).join(KnowledgePoint).join(Subject)
+            .where(VideoSource.video_id == VideoStage.video_id, Subject.name == subject).exists())
+
+
+def scoped(query, video_ids: Sequence[str] | None, subject: str | None, row_by_row: bool = False):
+    """`query` limited to the given videos and/or a subject's videos (neither: no limit); `row_by_row`: the
+    subject's test made per row (subject_row_by_row)."""
     if video_ids:
         query = query.where(VideoStage.video_id.in_(list(video_ids)))
     if subject:
-        query = query.where(subject_filter(subject))
+        query = query.where(subject_row_by_row(subject) if row_by_row else subject_filter(subject))
     return query
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
+from itertools import groupby
+from operator import attrgetter
+from typing import Iterable, Iterator
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -88,6 +90,16 @@ def subject_recipe(session: Session, subject: str) -> str:
 
 def stage_rows(session: Session, video_ids: Iterable[str] | None = None, subject: str | None = None,
                stage: str | None = None) -> list[VideoStage]:
+    """The rows, each video's in stage order, videos in id order (Python's, whatever the database collates by)."""
+    return sorted(iter_stage_rows(session, video_ids, subject, stage), key=attrgetter("video_id"))
+
+
+STREAM_BATCH = 2000  # rows fetched at a time by iter_stage_rows
+
+
+def iter_stage_rows(session: Session, video_ids: Iterable[str] | None = None, subject: str | None = None,
+                    stage: str | None = None) -> Iterator[VideoStage]:
+    """stage_rows, STREAM_BATCH rows fetched at a time: a subject of the paper's 460K rows is never in memory."""
     query = select(VideoStage)
     if video_ids is not None:
         query = query.where(VideoStage.video_id.in_(list(video_ids)))
@@ -96,7 +108,9 @@ def stage_rows(session: Session, video_ids: Iterable[str] | None = None, subject
     if stage:
         query = query.where(VideoStage.stage == stage)
     order = {name: i for i, name in enumerate(STAGES)}
-    return sorted(session.scalars(query), key=lambda r: (r.video_id, order.get(r.stage, 99)))
+    rows = session.scalars(query.order_by(VideoStage.video_id).execution_options(yield_per=STREAM_BATCH))
+    for _, group in groupby(rows, key=attrgetter("video_id")):
+        yield from sorted(group, key=lambda r: order.get(r.stage, 99))
 
 
 @dataclass(frozen=True)

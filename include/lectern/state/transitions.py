@@ -129,7 +129,7 @@ def claim_videos(session: Session, stage: str, owner: str, limit: int, lease_sec
     rows: list[VideoStage] = []
     for kind in claimable_kinds(now, max_attempts):
         query = scoped(select(VideoStage).where(VideoStage.stage == stage, kind, ~awaiting_scores(*await_scores)),
-                       video_ids, subject)
+                       video_ids, subject, row_by_row=True)
         query = query.order_by(VideoStage.created_at, VideoStage.video_id).limit(limit)
         rows += session.scalars(query.with_for_update(skip_locked=True))
     rows = sorted(rows, key=lambda row: (_aware(row.created_at), row.video_id))[:limit]

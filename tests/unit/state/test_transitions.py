@@ -207,18 +207,21 @@ def test_a_claim_takes_the_oldest_rows_of_every_kind_together(db_url):
 
 
 def test_a_claim_reads_its_rows_in_the_order_of_the_claim_index(sqlite_url):
-    """The claim's query walks the (stage, status, created_at, video_id) index in order and sorts nothing: it reads
-    about `limit` rows, however many wait (a sort would read them all)."""
+    """The claim's query walks the (stage, status, created_at, video_id) index in order, sorts nothing and tests
+    each row's subject on its own: it reads about `limit` rows, however many wait (a sort, or a list of the
+    subject's videos, would read them all)."""
     from lectern.state.queries import claimable_kinds, scoped
 
     seed(sqlite_url, n=3)
     with session_scope(sqlite_url) as session:
         for kind in claimable_kinds(utcnow(), 3):
-            query = scoped(select(VideoStage).where(VideoStage.stage == "download", kind), None, "Biology")
+            query = scoped(select(VideoStage).where(VideoStage.stage == "download", kind), None, "Biology",
+                           row_by_row=True)
             query = query.order_by(VideoStage.created_at, VideoStage.video_id).limit(100)
             sql = str(query.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
             plan = " | ".join(row[-1] for row in session.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
             assert "ix_video_stages_claim" in plan and "TEMP B-TREE FOR ORDER BY" not in plan, plan
+            assert "LIST SUBQUERY" not in plan, plan  # the subject's videos are not listed first
 
 
 def test_a_rerun_of_many_videos_drops_their_later_stages_in_batches(db_url, monkeypatch):
