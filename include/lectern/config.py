@@ -275,6 +275,15 @@ class Settings:
     asr_max_filler_share: float = setting(
         "LECTERN_ASR_MAX_FILLER_SHARE", "0.50",
         'Largest share of segments that are only stock phrases ("thank you for watching").', _float)
+    asr_max_compression_ratio: float = setting(
+        "LECTERN_ASR_MAX_COMPRESSION_RATIO", "2.4",
+        "A segment whose text compresses (gzip) more than this, or that repeats a short unit six times, loops: it is "
+        "decoded again without the prompt at a higher temperature, and dropped if it still loops (Whisper's own "
+        "limit).", _float)
+    asr_max_dropped_loops: float = setting(
+        "LECTERN_ASR_MAX_DROPPED_LOOPS", "0.20",
+        "Transcribe rejects a video when more than this share of its segments still looped when decoded again.",
+        _float)
     align_model: str | None = setting(
         "LECTERN_ALIGN_MODEL", "",
         "wav2vec2 alignment model id or local path (empty: WhisperX's default for the language).", _optional())

@@ -97,6 +97,7 @@ class _Released:
     funnel_rows: dict
     durations: dict[str, float | None]
     video_subjects: dict[str, list[str]]
+    asr_loops: dict[str, int]  # ASR_LOOP_COUNTS, summed
 
 
 GATHER_BATCH = 5000  # rows fetched at a time in a release's pass over the state DB
@@ -129,6 +130,12 @@ def _gather(settings: Settings, subject: str | None, only: set[str] | None) -> _
         video_ids = sorted(versions)
         metrics = {v: {k: m.get(k, 0) for k in ASSEMBLE_COUNTS} for v, m in session.execute(
             scoped(select(VideoStage.video_id, VideoStage.metrics).where(assembled), None, subject)) if v in versions}
+        loops = dict.fromkeys(ASR_LOOP_COUNTS, 0)
+        for video_id, transcribed in session.execute(scoped(select(VideoStage.video_id, VideoStage.metrics).where(
+                VideoStage.stage == "transcribe"), None, subject)):
+            if video_id in versions:
+                for key in ASR_LOOP_COUNTS:
+                    loops[key] += (transcribed or {}).get(key, 0)
         durations = {v: d for v, d in session.execute(scoped(
             select(Video.id, Video.duration_s).join(VideoStage, VideoStage.video_id == Video.id).where(assembled),
             None, subject)) if v in versions}
@@ -144,10 +151,12 @@ def _gather(settings: Settings, subject: str | None, only: set[str] | None) -> _
         lineage = stage_configs(session, {(stage, version) for stages in versions.values()
                                           for stage, version in stages.items()}, TEXTBOOK.stages, settings)
         return _Released(video_ids, versions, seconds, metrics, lineage, funnel(session, subject), funnel_rows,
-                         durations, {v: list(names) for v, names in subjects.items()})
+                         durations, {v: list(names) for v, names in subjects.items()}, loops)
 
 
 ASSEMBLE_COUNTS = ("clips", "images", "asr_tokens", "ocr_tokens")  # the assemble metrics a release's stats sum
+# What transcribe's loop guard did to the released videos' segments, summed (lectern.stages.transcribe.run.LoopGuard)
+ASR_LOOP_COUNTS = ("segments_decoded", "segments_redone_looping", "segments_dropped_looping")
 
 
 def _stage_order(row) -> int:
@@ -258,7 +267,8 @@ def _textbook_stats(store, name: str, released: _Released, writer: _ShardWriter,
     stats = {"release": name, "funnel": released.funnel_rows,
              "subjects": subject_table(released.video_subjects, released.assembled, released.durations,
                                        writer.samples_per_video),
-             "cost": cost_table(released.seconds, released.durations, TEXTBOOK.stages), "samples": sample_stats}
+             "cost": cost_table(released.seconds, released.durations, TEXTBOOK.stages), "samples": sample_stats,
+             "asr": released.asr_loops}
     return [
         store.put_json(Keys.release(name, "stats.json"), stats),
         store.put_bytes(Keys.release(name, "stats.md"), markdown(stats).encode()),

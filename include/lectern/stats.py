@@ -163,5 +163,10 @@ def markdown(stats: dict) -> str:
               "| --- | --- | --- |"]
     for stage, seconds in cost["seconds"].items():
         lines.append(f"| {stage} | {seconds} | {cost['seconds_per_video_hour'][stage]} |")
+    asr = stats.get("asr") or {}
+    if asr:
+        lines += ["", f"ASR: {asr.get('segments_decoded', 0)} segments decoded; "
+                  f"{asr.get('segments_redone_looping', 0)} looped and were decoded again, "
+                  f"{asr.get('segments_dropped_looping', 0)} still looped and were dropped."]
     lines += ["", "![images per sample](images_per_sample.png) ![tokens per sample](tokens_per_sample.png)", ""]
     return "\n".join(lines)

@@ -320,6 +320,8 @@ def test_stats_equal_counts_recomputed_from_the_state(corpus, batch, monkeypatch
             row.metrics = {"clips": 3, "images": 4, "asr_tokens": 100, "ocr_tokens": 20}
             for stage_row in session.query(VideoStage).filter_by(video_id=video_id):
                 stage_row.seconds = 2.0
+            session.get(VideoStage, (video_id, "transcribe")).metrics = {
+                "segments_decoded": 10, "segments_redone_looping": 2, "segments_dropped_looping": 1}
     manifest = build_release(settings, name="stats", subject="Biology")
     stats = store.get_json(Keys.release("stats", "stats.json"))
     assert stats["funnel"]["download"] == {"in": 4, "out": 2, "rejected": {"metadata filter: duration Ns < Ns": 1},
@@ -331,13 +333,15 @@ def test_stats_equal_counts_recomputed_from_the_state(corpus, batch, monkeypatch
     assert stats["cost"]["seconds_per_video_hour"]["ocr"] == 8.0
     assert stats["cost"]["per_video"]["v2"] == dict.fromkeys(RECIPES["textbook"].stages, 2.0)
     assert "caption" not in stats["funnel"] and "caption" not in stats["cost"]["seconds"]  # not a textbook stage
+    assert stats["asr"] == {"segments_decoded": 20, "segments_redone_looping": 4, "segments_dropped_looping": 2}
     assert all(store.exists(key) for key in manifest["stats_files"])
     page = store.get_bytes(manifest["viewer"]).decode()  # the viewer itself is tested in Chromium (test_viewer.py)
     assert page.count("<section class='sample'") == 2 and "v1 text" in page
     png = store.get_bytes(Keys.release("stats", "images_per_sample.png"))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| download | 4 | 2 | 1 metadata filter: duration Ns &lt; Ns | 1 CorruptMedia |" in store.get_bytes(
-        Keys.release("stats", "stats.md")).decode()
+    markdown = store.get_bytes(Keys.release("stats", "stats.md")).decode()
+    assert "| download | 4 | 2 | 1 metadata filter: duration Ns &lt; Ns | 1 CorruptMedia |" in markdown
+    assert "4 looped and were decoded again, 2 still looped and were dropped" in markdown
 
 
 def test_status_links_each_phase_log(corpus, capsys):

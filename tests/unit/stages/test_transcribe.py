@@ -272,3 +272,65 @@ def test_ocr_leaves_the_process_environment_as_it_found_it(downloaded, store, se
     before = os.environ.get("OMP_THREAD_LIMIT")
     assert ocr.run(video, store, settings).status == "succeeded"
     assert os.environ.get("OMP_THREAD_LIMIT") == before
+
+
+@pytest.mark.parametrize("temperatures", [transcribe.REDO_TEMPERATURES, (0.0,)])
+def test_a_real_whisper_loop_is_decoded_again_or_dropped(tmp_path, store, settings, temperatures, monkeypatch):
+    """Two espeak-ng voices talking over each other: tiny.en through WhisperX's batched path loops on them ("I've
+    come to you, I've come to you, ..."; gzip ratio about 17). The stage decodes that segment again without the
+    prompt at a higher temperature, and drops what still loops: no segment it keeps loops, and asr.json counts
+    what was redone and dropped. Decoded again at temperature 0 only, the loop comes back and is dropped."""
+    import subprocess
+    import zlib
+
+    import whisperx
+
+    from lectern import models
+    from lectern.stages.download import media
+    from lectern.stages.transcribe import asr_quality
+
+    voices = [("en-gb+f3", "190", "F F F F F. C C W A M. The formula is C6H12O6 plus 6 O2 gives 6 CO2 plus 6 H2O. "
+                                  "Internal V V V V."),
+              ("en-us+m3", "160", "Mitochondria are the powerhouse of the cell. The inner membrane folds into "
+                                  "cristae. ATP synthase turns like a motor and makes ATP from ADP and phosphate.")]
+    for n, (voice, rate, text) in enumerate(voices):
+        subprocess.run(["espeak-ng", "-v", voice, "-s", rate, "-w", str(tmp_path / f"{n}.wav"), text], check=True)
+    path = tmp_path / "overlap.mp4"
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=white:s=320x240:d=12:r=10",
+                    "-i", str(tmp_path / "0.wav"), "-i", str(tmp_path / "1.wav"), "-filter_complex",
+                    "[1:a][2:a]amix=inputs=2:duration=longest:normalize=0,aresample=16000[a]", "-map", "0:v",
+                    "-map", "[a]", "-t", "12", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
+                   check=True)
+    pipeline = models.asr_pipeline(settings.whisper_model, "cpu", settings.asr_compute_type, "en", None,
+                                   vad_chunk_s=settings.vad_chunk_s)
+    raw = pipeline.transcribe(whisperx.load_audio(str(path)), batch_size=16, language="en",
+                              chunk_size=int(settings.vad_chunk_s))["segments"]
+    assert any(asr_quality.compression_ratio(s["text"]) > 2.4 for s in raw), raw  # a real loop goes in
+
+    store.put_file(artifact_key("download", "source", "overlap"), path)
+    store.put_json(artifact_key("download", "probe", "overlap"), media.probe(path))
+    video = record("overlap", points=(), subjects=(),  # no prompt: the loop above is the one the stage meets
+                   artifacts={"download": {"source": artifact_key("download", "source", "overlap")}})
+    monkeypatch.setattr(transcribe, "REDO_TEMPERATURES", temperatures)
+    result = transcribe.run(video, store, settings)
+    asr = store.get_json(result.artifacts["asr"])
+    print("kept:", [s["text"] for s in asr["segments"]], result.metrics, result.reason)
+    assert result.metrics["segments_redone_looping"] >= 1
+    if temperatures == (0.0,):  # decoded again as the batch decoded it: it loops again, and goes
+        assert result.metrics["segments_dropped_looping"] >= 1
+    assert result.metrics["segments_decoded"] == len(asr["segments"]) + result.metrics["segments_dropped_looping"]
+    for segment in asr["segments"]:
+        data = segment["text"].encode()
+        assert len(data) / len(zlib.compress(data)) <= 2.4 and asr_quality.character_loop(segment["text"]) is None
+    assert asr["metrics"]["segments_redone_looping"] == result.metrics["segments_redone_looping"]
+
+
+def test_loops_are_recognised_by_compression_and_by_a_repeated_unit():
+    from lectern.stages.transcribe import asr_quality
+
+    assert asr_quality.loops("C.C.W.A.M." + "F." * 60, 2.4)  # compresses ~5x
+    assert asr_quality.character_loop("the word internal VVVVVV was said") == "VVVVVV"
+    assert asr_quality.character_loop("it's it's it's it's it's it's fine") == "it's it's it's it's it's it's "
+    for speech in ("Cells divide by mitosis, and each daughter cell gets one copy.", "Wait...... and then",
+                   "A million is 1,000,000.", ""):
+        assert not asr_quality.loops(speech, 2.4), speech

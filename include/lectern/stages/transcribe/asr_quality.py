@@ -9,6 +9,7 @@ speech in a language outside the allowed set is not wanted.
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -18,6 +19,29 @@ FILLER_PHRASES = (
     "thank you", "thanks",
 )
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+# A unit of one to eight characters six times or more in a row ("F.F.F.F.F.F.", "VVVVVV", "it's it's ..."): a
+# loop inside one "word" or a few, which the word n-gram share of a whole transcript does not see.
+_CHARACTER_LOOP = re.compile(r"(\S.{0,7}?)\1{5,}")
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's own loop measure: the text's bytes over their zlib-compressed bytes (above 2.4, Whisper decodes
+    the window again)."""
+    data = text.encode()
+    return round(len(data) / len(zlib.compress(data)), 3) if data else 0.0
+
+
+def character_loop(text: str) -> str | None:
+    """The first run of a unit repeated six times or more that holds a letter or digit, or None."""
+    for match in _CHARACTER_LOOP.finditer(text):
+        if any(c.isalnum() for c in match.group(1)):
+            return match.group(0)
+    return None
+
+
+def loops(text: str, max_compression_ratio: float) -> bool:
+    """A segment Whisper looped on: compressible past the limit, or a character-level loop."""
+    return compression_ratio(text) > max_compression_ratio or character_loop(text) is not None
 
 
 @dataclass(frozen=True)
@@ -28,6 +52,7 @@ class Gates:
     ngram: int = 3
     max_chars_per_second: float = 40.0
     max_filler_share: float = 0.5
+    max_dropped_loops: float = 0.2  # largest share of segments dropped as loops (loop_guard)
     hallucination_checks: bool = True
     allowed_languages: tuple[str, ...] = ()  # empty: any language
     min_language_probability: float = 0.5  # an uncertain guess rejects nothing
@@ -114,4 +139,8 @@ def first_failure(metrics: dict, gates: Gates) -> str | None:
                 f"> {gates.max_chars_per_second:.0f}")
     if metrics["filler_share"] > gates.max_filler_share:
         return f"hallucination: filler phrases in {metrics['filler_share']:.0%} of segments"
+    looped, decoded = metrics.get("segments_dropped_looping", 0), metrics.get("segments_decoded", 0)
+    if decoded and looped / decoded > gates.max_dropped_loops:
+        return (f"repetition: {looped} of {decoded} segments still looped when decoded again "
+                f"({looped / decoded:.0%} > {gates.max_dropped_loops:.0%})")
     return None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import time
 from contextlib import closing
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -20,6 +21,48 @@ from lectern.store import Store
 SAMPLE_RATE = 16000
 WINDOW_EDGE_S = 0.5  # a segment ending this close to a window's end was cut by the window
 LANGUAGE_WINDOW_S = 30.0  # Whisper guesses the language from one 30 s window
+REDO_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # a looping segment's second decoding: Whisper's fallback, above 0
+
+
+@dataclass
+class LoopGuard:
+    """Whisper's own fallback, which WhisperX's batched decoding drops: a segment that loops
+    (asr_quality.loops) is decoded again on its own by Whisper's sequential decoder, without the initial prompt and
+    at REDO_TEMPERATURES with the compression-ratio check; one that still loops is dropped. Counts what it did."""
+
+    pipeline: Any
+    language: str
+    max_compression_ratio: float
+    decoded: int = 0
+    redone: int = 0
+    dropped: int = 0
+
+    def __call__(self, segments: list[dict], audio: np.ndarray) -> list[dict]:
+        kept = []
+        for segment in segments:
+            self.decoded += 1
+            if not asr_quality.loops(segment["text"], self.max_compression_ratio):
+                kept.append(segment)
+                continue
+            self.redone += 1
+            text = self.decode_again(audio[int(segment["start"] * SAMPLE_RATE):int(segment["end"] * SAMPLE_RATE)])
+            if text and not asr_quality.loops(text, self.max_compression_ratio):
+                kept.append({**segment, "text": text})
+            else:
+                self.dropped += 1
+        return kept
+
+    def decode_again(self, audio: np.ndarray) -> str:
+        found, _ = self.pipeline.model.transcribe(
+            audio, language=self.language, temperature=REDO_TEMPERATURES, initial_prompt=None,
+            compression_ratio_threshold=self.max_compression_ratio, condition_on_previous_text=False,
+            vad_filter=False, without_timestamps=True)
+        return " ".join(part.text.strip() for part in found).strip()
+
+    @property
+    def metrics(self) -> dict:
+        return {"segments_decoded": self.decoded, "segments_redone_looping": self.redone,
+                "segments_dropped_looping": self.dropped}
 
 
 def align_segments(segments: list[dict], audio, language: str, settings: Settings) -> tuple[list[dict], str | None]:
@@ -74,22 +117,24 @@ def vocabulary_prompt(video: VideoRecord) -> str | None:
     return ", ".join(words) + "." if words else None
 
 
-def transcribe_windows(pipeline, path, language: str, settings: Settings,
-                       prompt: str | None = None) -> tuple[list[dict], float, str | None]:
+def transcribe_windows(pipeline, path, language: str, settings: Settings, prompt: str | None = None,
+                       guard: LoopGuard | None = None) -> tuple[list[dict], float, str | None]:
     """Transcribe and align window by window. A segment running into a window's end was cut mid-speech: it is
     dropped and its audio carried into the next window, so windows meet at VAD boundaries. `prompt` is Whisper's
-    initial prompt for every window (the pipeline is shared: it is set for this video only)."""
+    initial prompt for every window (the pipeline is shared: it is set for this video only); `guard` decodes
+    looping segments again (LoopGuard)."""
     from dataclasses import replace
 
     options = pipeline.options
     pipeline.options = replace(options, initial_prompt=prompt)
     try:
-        return _transcribe_windows(pipeline, path, language, settings)
+        return _transcribe_windows(pipeline, path, language, settings, guard or (lambda found, audio: found))
     finally:
         pipeline.options = options
 
 
-def _transcribe_windows(pipeline, path, language: str, settings: Settings) -> tuple[list[dict], float, str | None]:
+def _transcribe_windows(pipeline, path, language: str, settings: Settings,
+                        guard) -> tuple[list[dict], float, str | None]:
     segments: list[dict] = []
     carry, carry_start, position, align_error = np.zeros(0, np.float32), 0.0, 0.0, None
     for window, is_last in audio_windows(path, settings.asr_window_s):
@@ -105,6 +150,7 @@ def _transcribe_windows(pipeline, path, language: str, settings: Settings) -> tu
         if not is_last and found and found[-1]["end"] >= length - WINDOW_EDGE_S and found[-1]["start"] > 1.0:
             cut = found.pop()
             carry, carry_start = audio[int(cut["start"] * SAMPLE_RATE):], start + cut["start"]
+        found = guard(found, audio)
         if found:
             aligned, error = align_segments(found, audio, language, settings)
             align_error = align_error or error
@@ -137,7 +183,8 @@ def gates(settings: Settings) -> asr_quality.Gates:
     return asr_quality.Gates(
         min_duration_s=settings.min_duration_s, min_speech_ratio=settings.asr_min_speech_ratio,
         max_repeated_ngrams=settings.asr_max_repeated_ngrams, max_chars_per_second=settings.asr_max_chars_per_second,
-        max_filler_share=settings.asr_max_filler_share, hallucination_checks=settings.asr_hallucination_checks,
+        max_filler_share=settings.asr_max_filler_share, max_dropped_loops=settings.asr_max_dropped_loops,
+        hallucination_checks=settings.asr_hallucination_checks,
         allowed_languages=settings.allowed_languages,
         min_language_probability=settings.asr_min_language_probability,
     )
@@ -177,7 +224,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
             detected = detect_language(pipeline, first[0]) if first else None
             language_check = "speech" if detected else None
         language = "en" if english_only else settings.asr_language or (detected[0] if detected else "en")
-        segments, duration, align_error = transcribe_windows(pipeline, path, language, settings, prompt)
+        guard = LoopGuard(pipeline, language, settings.asr_max_compression_ratio)
+        segments, duration, align_error = transcribe_windows(pipeline, path, language, settings, prompt, guard)
     if english_only and settings.allowed_languages:
         detected = asr_quality.text_language(" ".join(s["text"] for s in segments))
         language_check = "transcript" if detected else None
@@ -190,6 +238,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     metrics = {
         **asr_quality.measure(segments, duration, speech),
         "segments": len(segments),
+        **guard.metrics,
         "words": sum(len(s["text"].split()) for s in segments),
         "language": language, "english_only_model": english_only, "language_check": language_check,
         **({"detected_language": detected[0], "language_probability": detected[1]} if detected else {}),
