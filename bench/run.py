@@ -141,6 +141,8 @@ def main() -> None:
         elif section == "ocr":
             results[section] = ocr.ocr_rows(24)
             details += ["### OCR (24 keyframes of 1280x720)", "", *ocr.table(results[section])]
+            details += ["", "### OCR engines (each layout's keyframes, word recall against the slides' text)", "",
+                        *ocr.engine_table(ocr.engine_rows())]
         elif section == "asr":
             results[section] = asr.measure(4)
             details += ["### ASR (tiny.en on the CPU, the 4 demo videos)", "", *asr.table(results[section])]

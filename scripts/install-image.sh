@@ -58,6 +58,8 @@ models() {
   # Whisper's vocabulary files) without dependencies. torchaudio's native libraries are built for another torch
   # and fail to load; its Python part works without them, and WhisperX never calls into them.
   install --no-deps whisperx==3.8.6 openai-whisper==20250625 torchaudio==2.11.0
+  # RapidOCR asks for the GUI build of OpenCV (libGL): its dependencies are in requirements-ml.txt, headless
+  install --no-deps rapidocr-onnxruntime==1.4.4
   uninstall torchcodec torchvision 2>/dev/null || true
   rm -f "$("$python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"/torchaudio/lib/*.so
 }

@@ -408,8 +408,9 @@ class Settings:
     ocr_lang: str = setting("LECTERN_OCR_LANG", "eng", "Tesseract language(s).")
     ocr_engine: str = setting(
         "LECTERN_OCR_ENGINE", "tesseract",
-        "tesseract, or vlm: a vision-language model through transformers (LECTERN_OCR_VLM_MODEL).",
-        _one_of("tesseract", "vlm"))
+        "tesseract; rapidocr: PP-OCRv4 detection and recognition through ONNX Runtime (the rapidocr-onnxruntime "
+        "package ships the models); or vlm: a vision-language model through transformers (LECTERN_OCR_VLM_MODEL).",
+        _one_of("tesseract", "rapidocr", "vlm"))
     ocr_vlm_model: str = setting(
         "LECTERN_OCR_VLM_MODEL", "stepfun-ai/GOT-OCR-2.0-hf",
         "OCR model of the vlm engine (AutoModelForImageTextToText id or path).")
@@ -423,7 +424,7 @@ class Settings:
         _int)
     ocr_min_confidence: float = setting(
         "LECTERN_OCR_MIN_CONFIDENCE", "60",
-        "Words tesseract is less confident of (0-100) are dropped.", _float)
+        "Words tesseract (or lines RapidOCR) is less confident of (0-100) are dropped.", _float)
     ocr_min_chars: int = setting(
         "LECTERN_OCR_MIN_CHARS", "8",
         "A keyframe's OCR text with fewer letters or digits is dropped as meaningless.", _int)

@@ -1,4 +1,4 @@
-"""Tesseract on rendered 720p slides (through JPEG, as keyframes are stored): word accuracy against the known
+"""Tesseract and RapidOCR on rendered 720p slides (through JPEG, as keyframes are stored): word accuracy against the known
 text, the confidence, meaningless-text and repeat filters, and what a bullet reveal leaves."""
 
 import io
@@ -38,9 +38,12 @@ def keyframed(store):
     return record("slides", artifacts={"keyframes": {"clips": artifact_key("keyframes", "clips", "slides")}}), keys
 
 
-def test_word_accuracy_and_filters(keyframed, store, settings):
+@pytest.mark.parametrize("engine", ["tesseract", "rapidocr"])
+def test_word_accuracy_and_filters(keyframed, store, settings, engine):
+    import dataclasses
+
     video, keys = keyframed
-    result = ocr.run(video, store, settings)
+    result = ocr.run(video, store, dataclasses.replace(settings, ocr_engine=engine))
     document = store.get_json(result.artifacts["ocr"])
     raw = [document["details"][k]["raw"] for k in keys]
     # Word accuracy of the raw reading over every slide with text (bullet glyphs excluded by the confidence filter).
@@ -96,11 +99,14 @@ def test_images_are_read_as_grey_copies_a_run_at_a_time(keyframed, store, monkey
     assert not list((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.parametrize("engine", ["tesseract", "rapidocr"])
 @pytest.mark.parametrize("damage", [lambda data: b"not an image", lambda data: data[:len(data) // 3]],
                          ids=["random bytes", "truncated"])
-def test_an_unreadable_keyframe_fails_the_video_as_corrupt_media(keyframed, store, settings, damage):
+def test_an_unreadable_keyframe_fails_the_video_as_corrupt_media(keyframed, store, settings, damage, engine):
     """A keyframe the image decoder cannot read fails OCR permanently, saying which keyframe (the runner records
     the class and message in the video's state row)."""
+    import dataclasses
+
     from lectern.errors import CorruptMedia, classify
 
     video, keys = keyframed
@@ -108,5 +114,5 @@ def test_an_unreadable_keyframe_fails_the_video_as_corrupt_media(keyframed, stor
         data = path.read_bytes()
     store.put_bytes(keys[2], damage(data))
     with pytest.raises(CorruptMedia, match=r"keyframe .*\.jpg is not a readable image") as failure:
-        ocr.run(video, store, settings)
+        ocr.run(video, store, dataclasses.replace(settings, ocr_engine=engine))
     assert classify(failure.value) == ("CorruptMedia", False)

@@ -6,5 +6,6 @@ small machines than tesseract's own threads). Words below LECTERN_OCR_MIN_CONFID
 read as "e" at 45, say), as are lone glyphs; then, in time order, a keyframe's text is dropped when it is
 meaningless (fewer than LECTERN_OCR_MIN_CHARS letters or digits, or mostly symbols) or repeats the previous kept
 text (LECTERN_OCR_REPEAT_SIMILARITY, word-level): a revealed bullet adds its line, not the whole slide again.
-With LECTERN_OCR_ENGINE=vlm a vision-language model reads the keyframes instead (batched), with the same filters.
+With LECTERN_OCR_ENGINE=rapidocr, RapidOCR's PP-OCRv4 models (ONNX, shipped in its wheel) read them instead, and
+with LECTERN_OCR_ENGINE=vlm a vision-language model (batched), each with the same filters.
 """

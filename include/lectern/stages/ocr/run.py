@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from difflib import SequenceMatcher
+from functools import lru_cache
 from pathlib import Path
 from unittest.mock import patch
 
@@ -36,6 +38,33 @@ def read_images(paths: list[str], lang: str, min_confidence: float) -> list[tupl
             listing.write_text("".join(f"{copy}\n" for copy in grey_copies(run, directory)))
             data = pytesseract.image_to_data(str(listing), lang=lang, output_type=pytesseract.Output.DICT)
         found += confident_lines(data, len(run), min_confidence)
+    return found
+
+
+BULLET = re.compile(r"^[\s•·▪●◦■□►▶‣⁃∙*-]+")  # a bullet RapidOCR reads into its line (tesseract's is a lone glyph)
+
+
+@lru_cache(maxsize=1)
+def _rapidocr():
+    from rapidocr_onnxruntime import RapidOCR
+
+    return RapidOCR()
+
+
+def read_images_rapidocr(paths: list[str], min_confidence: float) -> list[tuple[str, float | None]]:
+    """For each image: RapidOCR's lines (PP-OCRv4 detection, then recognition of each line; top to bottom) at
+    least `min_confidence` (0-100) sure, and their mean confidence."""
+    engine = _rapidocr()
+    found = []
+    for path in paths:
+        try:
+            lines, _ = engine(path)
+        except Exception as exc:  # an unreadable file: OpenCV hands back None, which RapidOCR trips over
+            raise CorruptMedia(f"keyframe {Path(path).name} is not a readable image: {exc}") from exc
+        kept = [(BULLET.sub("", text), 100 * float(score)) for _, text, score in lines or []
+                if 100 * float(score) >= min_confidence]
+        found.append(("\n".join(text for text, _ in kept),
+                      round(sum(score for _, score in kept) / len(kept), 1) if kept else None))
     return found
 
 
@@ -92,9 +121,14 @@ def similarity(a: str, b: str) -> float:
 
 
 def novel_lines(text: str, previous: str) -> str:
-    """The lines of `text` that the previous keyframe's text did not have."""
-    seen = {line.strip().lower() for line in previous.splitlines()}
-    return "\n".join(line for line in text.splitlines() if line.strip().lower() not in seen)
+    """The lines of `text` that the previous keyframe's text did not have (compared by their words: "·Sugar" is
+    "· Sugar")."""
+    seen = {_line_words(line) for line in previous.splitlines()}
+    return "\n".join(line for line in text.splitlines() if _line_words(line) not in seen)
+
+
+def _line_words(line: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"[^\W_]+", line.lower()))
 
 
 def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
@@ -110,6 +144,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
             answers = describe_images(paths, settings.ocr_vlm_model, settings.ocr_vlm_prompt, settings.llm_device,
                                       settings.llm_batch_size)
             raw = {key: (text, None) for key, text in zip(keys, answers)}
+        elif settings.ocr_engine == "rapidocr":  # ONNX Runtime uses every core itself
+            raw = dict(zip(keys, read_images_rapidocr(paths, settings.ocr_min_confidence)))
         else:
             # one tesseract process per worker, each over every n-th keyframe (neighbours cost alike)
             workers = max(1, min(settings.ocr_workers or os.cpu_count() or 1, len(keys)))
@@ -140,6 +176,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     key = store.put_json(artifact_key("ocr", "ocr", video.id), {
         "video_id": video.id, "engine": settings.ocr_engine,
         **({"model": settings.ocr_vlm_model} if settings.ocr_engine == "vlm" else
+           {"min_confidence": settings.ocr_min_confidence} if settings.ocr_engine == "rapidocr" else
            {"lang": settings.ocr_lang, "min_confidence": settings.ocr_min_confidence}),
         "texts": texts, "details": details})
     metrics = {"keyframes": len(texts), "with_text": sum(1 for t in texts.values() if t),
