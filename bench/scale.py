@@ -15,8 +15,8 @@ peak RSS its own): a claim of 100 (timed in-process, on the stage's N pending ro
 The claim is timed again at the paper's scale (--claim-videos, 77,000 found): `record_search` finds them (each a
 pending download), then their rows of the later stages are bulk-inserted as a run would have left them (download ..
 ocr succeeded, assemble pending: 6 rows a video, 462K in all), with no ANALYZE after (a claim right after a batch
-sees the planner's stale statistics). It times a claim of 100 with and without the subject (median of 5), and a
-forced rerun of 1,000 videos' ocr (their assemble rows dropped). Not in `make test`.
+sees the planner's stale statistics). It times a claim of 100 with and without the subject (median of 5), `lectern
+status --subject`, and a forced rerun of 1,000 videos' ocr (their assemble rows dropped). Not in `make test`.
 """
 
 from __future__ import annotations
@@ -220,12 +220,17 @@ def claim_at_scale(kind: str, n: int, work: Path) -> dict:
         claim_ms(SUBJECT)  # the connection and the statement's compilation, once
         with_subject = median(claim_ms(SUBJECT) for _ in range(5))
         without = median(claim_ms(None) for _ in range(5))
+        env = {**os.environ, "LECTERN_HOME": str(home), "LECTERN_DB_URL": url,
+               "LECTERN_STORE_URL": f"file://{home / 'store'}", "PYTHONPATH": f"{ROOT / 'include'}"}
+        status = run_measured([sys.executable, "-m", "lectern", "status", "--subject", SUBJECT], env)
+        assert status.exit_code == 0, status.stdout[-2000:]
         with session_scope(url) as session:
             began = time.perf_counter()
             assert reset_for_rerun(session, "ocr", video_ids=ids[-1000:]) == 1000
         rerun = time.perf_counter() - began
         return {"db": kind, "videos": n, "stage_rows": n * len(stages), "fabricate_s": round(made, 1),
                 "claim100_subject_ms": round(with_subject, 1), "claim100_ms": round(without, 1),
+                "status_s": round(status.seconds, 1), "status_rss_mib": round(status.peak_rss_mib),
                 "rerun1000_s": round(rerun, 2)}
     finally:
         drop(pg_name)

@@ -54,34 +54,50 @@ def cmd_discover(args, settings: Settings) -> int:
     return 0
 
 
+STATUS_LISTED = 200  # rows `lectern status` lists under the funnel without ids or --all
+
+
 def cmd_status(args, settings: Settings) -> int:
     from lectern.arrays import write_array
     from lectern.state.db import session_scope
-    from lectern.state.reports import funnel, iter_stage_rows, why
+    from lectern.state.reports import funnel, iter_stage_rows, needing_attention
     from lectern.stats import format_funnel
-    from lectern.video_page import task_log_path, task_log_url
 
     with session_scope(settings.db_url) as session:  # rows streamed: a subject may hold the paper's 460K
-        rows = iter_stage_rows(session, video_ids=args.video_ids or None, subject=args.subject)
         if args.json:
             write_array(sys.stdout, ({
                 "video_id": r.video_id, "stage": r.stage, "status": r.status, "attempts": r.attempts,
                 "reason": r.reason, "error_class": r.error_class, "error_message": r.error_message,
                 "artifacts": r.artifacts, "metrics": r.metrics, "run_id": r.run_id, "map_index": r.map_index,
-            } for r in rows))
+            } for r in iter_stage_rows(session, video_ids=args.video_ids or None, subject=args.subject)))
             return 0
-        if not args.video_ids:
-            print(format_funnel(funnel(session, args.subject)))
-            print()
+        if args.video_ids or args.all:
+            for row in iter_stage_rows(session, video_ids=args.video_ids or None, subject=args.subject):
+                _print_row(row, settings, logs=bool(args.video_ids))
+            return 0
+        # The funnel, then what needs a look (failed, rejected, in flight), STATUS_LISTED rows at most: a subject of
+        # the paper's 75K videos answers in about a second.
+        print(format_funnel(funnel(session, args.subject)))
+        print()
+        rows, more = needing_attention(session, args.subject, STATUS_LISTED)
         for row in rows:
-            reason = why(row)
-            where = f" run={row.run_id} map_index={row.map_index}" if row.run_id else ""
-            print(f"{row.video_id:<24} {row.stage:<11} {row.status:<10} attempts={row.attempts}{where}"
-                  + (f"  {reason}" if reason else ""))
-            if args.video_ids and row.run_id and row.map_index is not None:
-                print(f"{'':<24} log: {task_log_url(settings.airflow_url, row.stage, row.run_id, row.map_index)}")
-                print(f"{'':<24}      {task_log_path(row.stage, row.run_id, row.map_index)}")
+            _print_row(row, settings, logs=False)
+        if more:
+            print(f"... and {more} more failed, rejected or running rows (--all lists every row; --json too)")
     return 0
+
+
+def _print_row(row, settings: Settings, logs: bool) -> None:
+    from lectern.state.reports import why
+    from lectern.video_page import task_log_path, task_log_url
+
+    reason = why(row)
+    where = f" run={row.run_id} map_index={row.map_index}" if row.run_id else ""
+    print(f"{row.video_id:<24} {row.stage:<11} {row.status:<10} attempts={row.attempts}{where}"
+          + (f"  {reason}" if reason else ""))
+    if logs and row.run_id and row.map_index is not None:
+        print(f"{'':<24} log: {task_log_url(settings.airflow_url, row.stage, row.run_id, row.map_index)}")
+        print(f"{'':<24}      {task_log_path(row.stage, row.run_id, row.map_index)}")
 
 
 def cmd_release(args, settings: Settings) -> int:
@@ -294,10 +310,12 @@ def _pipeline_commands(sub) -> None:
                           help="only score found videos' metadata (relevance, LLM metadata judge); no search")
     discover.set_defaults(func=cmd_discover)
 
-    status = sub.add_parser("status", help="per-video, per-stage state")
+    status = sub.add_parser("status", help="the funnel and the rows that need a look (failed, rejected, running); "
+                                           "with ids, their every row and log links")
     status.add_argument("video_ids", nargs="*")
     status.add_argument("--subject")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--all", action="store_true", help="every row, not only those that need a look")
+    status.add_argument("--json", action="store_true", help="every row as JSON")
     status.set_defaults(func=cmd_status)
 
 

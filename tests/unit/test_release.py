@@ -113,6 +113,29 @@ def test_status_shows_forgotten_videos(corpus, capsys):
     assert header.split()[-1] == "forgotten" and download.split()[-1] == "1"
 
 
+def test_status_lists_what_needs_a_look_under_the_funnel(corpus, capsys, monkeypatch):
+    """Without ids: the funnel, then the failed, rejected and running rows only (STATUS_LISTED at most, saying how
+    many more); --all lists every row."""
+    import lectern.cli
+
+    settings, _, _ = corpus
+    with session_scope(settings.db_url) as session:
+        for video_id, stage, status, reason, error in (("v1", "ocr", "failed", None, "CorruptMedia"),
+                                                       ("v2", "judge", "rejected", "off topic", None)):
+            row = session.get(VideoStage, (video_id, stage))
+            row.status, row.reason, row.error_class, row.error_message = status, reason, error, error and "bad"
+    assert main(["status", "--subject", "Biology"]) == 0
+    listed = capsys.readouterr().out.split("\n\n", 1)[1].splitlines()
+    assert [line.split()[:3] for line in listed] == [["v1", "ocr", "failed"], ["v2", "judge", "rejected"]]
+    assert "CorruptMedia: bad" in listed[0] and "off topic" in listed[1]
+    monkeypatch.setattr(lectern.cli, "STATUS_LISTED", 1)
+    assert main(["status"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("... and 1 more failed, rejected or running rows (--all lists "
+                                                     "every row; --json too)")
+    assert main(["status", "--all"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2 * len(RECIPES["textbook"].stages)
+
+
 def test_stale_only_reruns_what_the_changed_settings_affect(corpus):
     """Results recorded with the current settings' versions; then the OCR settings change: only OCR is stale,
     and OCR's new result makes assemble pending again (nothing upstream moves)."""

@@ -18,6 +18,7 @@ from lectern.safe_text import printable
 from lectern.stage_types import VideoRecord
 from lectern.state.models import (
     FAILED,
+    REJECTED,
     RUNNING,
     SUCCEEDED,
     KnowledgePoint,
@@ -111,6 +112,14 @@ def iter_stage_rows(session: Session, video_ids: Iterable[str] | None = None, su
     rows = session.scalars(query.order_by(VideoStage.video_id).execution_options(yield_per=STREAM_BATCH))
     for _, group in groupby(rows, key=attrgetter("video_id")):
         yield from sorted(group, key=lambda r: order.get(r.stage, 99))
+
+
+def needing_attention(session: Session, subject: str | None, limit: int) -> tuple[list[VideoStage], int]:
+    """The rows that need a look (failed, rejected, running), by video: the first `limit`, and how many more."""
+    wanted = scoped(select(VideoStage).where(VideoStage.status.in_([FAILED, REJECTED, RUNNING])), None, subject)
+    rows = list(session.scalars(wanted.order_by(VideoStage.video_id, VideoStage.stage).limit(limit)))
+    total = session.scalar(select(func.count()).select_from(wanted.subquery())) if len(rows) == limit else len(rows)
+    return rows, total - len(rows)
 
 
 @dataclass(frozen=True)
