@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
@@ -245,6 +245,10 @@ class LocalStore(Store):
         """A hard link where the file system allows it (no bytes copied; the store replaces, never rewrites, a
         file, so the link keeps what it was exported with), else a copy."""
         source = self._path(key)
+        with suppress(OSError):  # not there yet (the usual case): linked straight into place, whole
+            os.link(source, path)
+            return
+        # there already (an export again), its folder missing, another file system: beside it, then renamed
 
         def link_or_copy(temporary: Path) -> None:
             try:
