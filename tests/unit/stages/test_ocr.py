@@ -1,5 +1,5 @@
-"""Tesseract and RapidOCR on rendered 720p slides (through JPEG, as keyframes are stored): word accuracy against the known
-text, the confidence, meaningless-text and repeat filters, and what a bullet reveal leaves."""
+"""Tesseract and RapidOCR on rendered 720p slides (through JPEG, as keyframes are stored): word accuracy against the
+known text, the confidence, meaningless-text and repeat filters, and what a bullet reveal leaves."""
 
 import io
 import re
