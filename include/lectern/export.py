@@ -309,12 +309,13 @@ def export_release(store: Store, release: str, destination: str | Path, layout: 
     if manifest.get("kind", "textbook") != "textbook":
         raise ValueError(f"release {release!r} is a {manifest['kind']} release: it exports with --layout "
                          f"{INTERNVID}")
-    with export_folder(destination, force) as root:
-        if layout in (WEBDATASET, PARQUET):
-            with ThreadPoolExecutor(EXPORT_THREADS, thread_name_prefix="lectern-export") as pool:
-                export = _export_webdataset if layout == WEBDATASET else _export_parquet
-                return export(store, release, manifest, root, progress, pool)
-        return _export_release(store, release, manifest, root, layout, progress)
+    with export_folder(destination, force) as root, \
+            ThreadPoolExecutor(EXPORT_THREADS, thread_name_prefix="lectern-export") as pool:
+        if layout == WEBDATASET:
+            return _export_webdataset(store, release, manifest, root, progress, pool)
+        if layout == PARQUET:
+            return _export_parquet(store, release, manifest, root, progress, pool)
+        return _export_release(store, release, manifest, root, layout, progress, pool)
 
 
 def _export_webdataset(store: Store, release: str, manifest: dict, root: Path, progress,
@@ -407,13 +408,8 @@ def _add_member(tar, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _export_release(store: Store, release: str, manifest: dict, root: Path, layout: str, progress) -> dict:
-    with ThreadPoolExecutor(EXPORT_THREADS, thread_name_prefix="lectern-export") as pool:
-        return _export_images_and_records(store, release, manifest, root, layout, progress, pool)
-
-
-def _export_images_and_records(store: Store, release: str, manifest: dict, root: Path, layout: str, progress,
-                               pool: ThreadPoolExecutor) -> dict:
+def _export_release(store: Store, release: str, manifest: dict, root: Path, layout: str, progress,
+                    pool: ThreadPoolExecutor) -> dict:
     """One pass over the release's shards, each sample shard with its clip-level shard (line for line): their
     images copied out, then the samples, their clip-level records and (with a face filter) the samples without
     face keyframes written on, each shard dropped before the next is read."""
@@ -427,20 +423,18 @@ def _export_images_and_records(store: Store, release: str, manifest: dict, root:
         return str(images_root / image_name(key))
 
     def copied(samples: list[dict], records: list[dict]) -> None:
-        """The shard's images copied out, EXPORT_THREADS at a time (hard links from a local store), and its paths
-        made local."""
-        keys = list(dict.fromkeys([k for sample in samples for k in sample["images"] if k]
-                                  + [k for record in records for clip in record["conversations"]
-                                     for field in IMAGE_FIELDS for k in clip.get(field, [])]))
+        """The shard's paths made local, and its images copied out, EXPORT_THREADS at a time (hard links from a
+        local store)."""
+        keys: dict[str, None] = {}
+
+        def noted(key: str) -> str:
+            keys[key] = None
+            return local(key)
+
+        for value in (*samples, *records):
+            _rewrite_images(value, noted)
         journal.add(f"{IMAGES}/{image_name(key)}" for key in keys)
         list(pool.map(lambda key: store.copy_out(key, images_root / image_name(key)), keys))
-        for sample in samples:
-            sample["images"] = [local(k) if k else None for k in sample["images"]]
-        for record in records:
-            for clip in record["conversations"]:
-                for field in IMAGE_FIELDS:
-                    if field in clip:
-                        clip[field] = [local(k) for k in clip[field]]
 
     with contextlib.ExitStack() as files_open:
         clip_level = files_open.enter_context(ArrayWriter(files_open.enter_context(
@@ -478,6 +472,18 @@ def _export_images_and_records(store: Store, release: str, manifest: dict, root:
             "face_keyframes": faces, "packing": manifest.get("packing"), "files": files}
     _finish(store, root, info)
     return info
+
+
+def _rewrite_images(value: dict, change) -> dict:
+    """A sample's or a clip-level record's image paths, each passed through `change` (a sample's text positions,
+    None, kept as they are)."""
+    if "images" in value:
+        value["images"] = [change(p) if p else p for p in value["images"]]
+    for clip in value.get("conversations", []):
+        for field in IMAGE_FIELDS:
+            if field in clip:
+                clip[field] = [change(p) for p in clip[field]]
+    return value
 
 
 def _finish(store: Store, root: Path, info: dict) -> None:
@@ -534,15 +540,6 @@ def reroot(root: str | Path) -> dict:
     def moved(path):
         return new + path[len(old):] if isinstance(path, str) and path.startswith(old + "/") else path
 
-    def moved_record(value: dict) -> dict:
-        if "images" in value:
-            value["images"] = [moved(p) for p in value["images"]]
-        for clip in value.get("conversations", []):
-            for field in IMAGE_FIELDS:
-                if field in clip:
-                    clip[field] = [moved(p) for p in clip[field]]
-        return value
-
     for name in info["files"]:
         if not _within(root, name):
             raise ValueError(f"{root / EXPORT_INFO} names {name!r}, which is not inside {root}: nothing rewritten")
@@ -552,7 +549,8 @@ def reroot(root: str | Path) -> dict:
             continue
         if not name.endswith(".jsonl") and not (name.endswith(".json") and name.startswith(SAMPLES)):
             continue
-        (_write_jsonl if name.endswith(".jsonl") else _write_array)(path, map(moved_record, read_values(path)))
+        (_write_jsonl if name.endswith(".jsonl") else _write_array)(
+            path, (_rewrite_images(value, moved) for value in read_values(path)))
     info["images_root"] = new
     _write(root / EXPORT_INFO, json.dumps(info, indent=1).encode())
     return info

@@ -23,11 +23,18 @@ from lectern.config import Settings
 from lectern.packing import END_OF_VIDEO, clip_level_record, pack, tokenizer_name
 from lectern.packing import sample as packed_sample
 from lectern.pipeline import artifact_key, stage_config, stage_version
-from lectern.recipes import RECIPES, STAGES
+from lectern.recipes import RECIPES
 from lectern.state.db import session_scope
 from lectern.state.models import SUCCEEDED, KnowledgePoint, Subject, Video, VideoSource, VideoStage
 from lectern.state.queries import scoped
-from lectern.state.reports import funnel, iter_stage_rows, stage_rows, subject_recipe, video_record
+from lectern.state.reports import (
+    funnel,
+    in_stage_order,
+    iter_stage_rows,
+    stage_rows,
+    subject_recipe,
+    video_record,
+)
 from lectern.stats import (
     category_table,
     cost_table,
@@ -120,22 +127,26 @@ def _gather(settings: Settings, subject: str | None, only: set[str] | None) -> _
 
         def noting_released(rows):
             for video_id, group in groupby(rows, key=attrgetter("video_id")):
-                group = list(group)
+                group = in_stage_order(group)
                 yield from group
                 if wanted(video_id) and any(r.stage == last and r.status == SUCCEEDED for r in group):
-                    versions[video_id] = {r.stage: r.version for r in sorted(group, key=_stage_order)}
-                    seconds[video_id] = {r.stage: r.seconds for r in sorted(group, key=_stage_order)}
+                    versions[video_id] = {r.stage: r.version for r in group}
+                    seconds[video_id] = {r.stage: r.seconds for r in group}
 
         funnel_rows = funnel_table(noting_released(rows), TEXTBOOK.stages)
         video_ids = sorted(versions)
-        metrics = {v: {k: m.get(k, 0) for k in ASSEMBLE_COUNTS} for v, m in session.execute(
-            scoped(select(VideoStage.video_id, VideoStage.metrics).where(assembled), None, subject)) if v in versions}
+        metrics: dict[str, dict] = {}  # what the stats sum: assemble's counts, transcribe's loop guard's
         loops = dict.fromkeys(ASR_LOOP_COUNTS, 0)
-        for video_id, transcribed in session.execute(scoped(select(VideoStage.video_id, VideoStage.metrics).where(
-                VideoStage.stage == "transcribe"), None, subject)):
-            if video_id in versions:
+        for video_id, stage, measured in session.execute(scoped(
+                select(VideoStage.video_id, VideoStage.stage, VideoStage.metrics)
+                .where(VideoStage.stage.in_([last, "transcribe"])), None, subject)):
+            if video_id not in versions:
+                continue
+            if stage == last:
+                metrics[video_id] = {k: (measured or {}).get(k, 0) for k in ASSEMBLE_COUNTS}
+            else:
                 for key in ASR_LOOP_COUNTS:
-                    loops[key] += (transcribed or {}).get(key, 0)
+                    loops[key] += (measured or {}).get(key, 0)
         durations = {v: d for v, d in session.execute(scoped(
             select(Video.id, Video.duration_s).join(VideoStage, VideoStage.video_id == Video.id).where(assembled),
             None, subject)) if v in versions}
@@ -157,10 +168,6 @@ def _gather(settings: Settings, subject: str | None, only: set[str] | None) -> _
 ASSEMBLE_COUNTS = ("clips", "images", "asr_tokens", "ocr_tokens")  # the assemble metrics a release's stats sum
 # What transcribe's loop guard did to the released videos' segments, summed (lectern.stages.transcribe.run.LoopGuard)
 ASR_LOOP_COUNTS = ("segments_decoded", "segments_redone_looping", "segments_dropped_looping")
-
-
-def _stage_order(row) -> int:
-    return STAGES.index(row.stage) if row.stage in STAGES else len(STAGES)
 
 
 def _packed_groups(store, video_ids: list[str], settings: Settings, left_out: dict):

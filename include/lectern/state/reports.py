@@ -108,10 +108,17 @@ def iter_stage_rows(session: Session, video_ids: Iterable[str] | None = None, su
         query = query.where(subject_filter(subject))
     if stage:
         query = query.where(VideoStage.stage == stage)
-    order = {name: i for i, name in enumerate(STAGES)}
     rows = session.scalars(query.order_by(VideoStage.video_id).execution_options(yield_per=STREAM_BATCH))
     for _, group in groupby(rows, key=attrgetter("video_id")):
-        yield from sorted(group, key=lambda r: order.get(r.stage, 99))
+        yield from in_stage_order(group)
+
+
+_STAGE_ORDER = {name: i for i, name in enumerate(STAGES)}
+
+
+def in_stage_order(rows: Iterable) -> list:
+    """Rows (anything with a `stage`) in pipeline order; a stage no recipe knows last."""
+    return sorted(rows, key=lambda row: _STAGE_ORDER.get(row.stage, len(STAGES)))
 
 
 def needing_attention(session: Session, subject: str | None, limit: int) -> tuple[list[VideoStage], int]:

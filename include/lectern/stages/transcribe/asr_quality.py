@@ -52,7 +52,7 @@ class Gates:
     ngram: int = 3
     max_chars_per_second: float = 40.0
     max_filler_share: float = 0.5
-    max_dropped_loops: float = 0.2  # largest share of segments dropped as loops (loop_guard)
+    max_dropped_loops: float = 0.2  # largest share of segments dropped as loops (transcribe.run.LoopGuard)
     hallucination_checks: bool = True
     allowed_languages: tuple[str, ...] = ()  # empty: any language
     min_language_probability: float = 0.5  # an uncertain guess rejects nothing
