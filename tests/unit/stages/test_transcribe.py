@@ -334,3 +334,13 @@ def test_loops_are_recognised_by_compression_and_by_a_repeated_unit():
     for speech in ("Cells divide by mitosis, and each daughter cell gets one copy.", "Wait...... and then",
                    "A million is 1,000,000.", ""):
         assert not asr_quality.loops(speech, 2.4), speech
+
+
+def test_a_video_whose_segments_still_loop_is_rejected_saying_how_many():
+    from lectern.stages.transcribe import asr_quality
+
+    metrics = {"duration_s": 60.0, "speech_ratio": 0.8, "repeated_ngram_ratio": 0.1, "max_chars_per_second": 15.0,
+               "filler_share": 0.0, "segments_decoded": 10, "segments_redone_looping": 4}
+    assert asr_quality.first_failure({**metrics, "segments_dropped_looping": 2}, asr_quality.Gates()) is None
+    assert asr_quality.first_failure({**metrics, "segments_dropped_looping": 3}, asr_quality.Gates()) == (
+        "repetition: 3 of 10 segments still looped when decoded again (30% > 20%)")
