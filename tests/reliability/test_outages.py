@@ -24,6 +24,17 @@ pytestmark = pytest.mark.integration
 VIDEOS = ("photosynthesis", "cell_division", "dna_replication")
 
 
+def wait_until_claimed(settings, video_id: str, owner: str, timeout_s: float = 60.0) -> None:
+    """Wait for the stage's claim to be committed: a crash before it would test the claim, not the recording."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        claimed = row(settings, video_id)
+        if (claimed.status, claimed.lease_owner) == ("running", owner):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{video_id} was not claimed by {owner} within {timeout_s}s")
+
+
 def same_bytes(store, video_id: str, corpus_dir) -> bool:
     stored = hashlib.sha256(store.get_bytes(artifact_key("download", "source", video_id))).hexdigest()
     return stored == hashlib.sha256((corpus_dir / f"{video_id}.mp4").read_bytes()).hexdigest()
@@ -39,7 +50,8 @@ def test_state_db_crash_and_restart_while_stages_record_their_results(postgres_c
                                                                          owner="pod-1")))
     caplog.set_level("WARNING", logger="lectern")
     batch.start()
-    time.sleep(2.0)  # the first download is under way, its lease taken
+    wait_until_claimed(settings, VIDEOS[0], "pod-1")  # the first download is under way, its lease taken
+    time.sleep(0.5)
     postgres_cluster.crash()  # every backend killed, connections cut, new ones refused...
     time.sleep(5.0)
     postgres_cluster.start()  # ...and the server recovers from its WAL
@@ -92,7 +104,7 @@ def test_state_db_down_longer_than_every_retry(postgres_cluster, slow_server, de
     stage = threading.Thread(target=lambda: codes.append(run_stage("download", video_id, settings, owner="pod-1")))
     caplog.set_level("WARNING", logger="lectern")
     stage.start()
-    time.sleep(1.0)
+    wait_until_claimed(settings, video_id, "pod-1")  # the download is under way (the slow server takes seconds)
     postgres_cluster.crash()
     stage.join(timeout=120)
     assert codes == [EXIT_TRANSIENT]
