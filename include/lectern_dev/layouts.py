@@ -6,6 +6,7 @@ not part of a state (a speaker's webcam, a pointer, a video playing inside a sli
 
 The layouts (``LAYOUTS``):
 - ``speaker_inset``: a moving, talking webcam picture in a corner that toggles off and on;
+- ``moving_inset``: the webcam picture sliding to and fro along the bottom of the slides;
 - ``speaker_strip``: the webcam in a side strip beside the slides;
 - ``pointer``: a mouse cursor and a laser dot moving over the slides;
 - ``handwriting``: boards written stroke by stroke, each left to rest, then wiped;
@@ -105,8 +106,10 @@ def speaker(width: int, height: int, seed: int = 0, zoom: float = 1.1) -> Frame:
 
 
 def with_inset(segments: list[Segment], inset: Frame, box: tuple[int, int, int, int],
-               shown: Callable[[float], bool] = lambda t: True) -> list[Segment]:
-    """The segments with `inset` drawn into box (x, y, width, height) whenever `shown` (at the video's time)."""
+               shown: Callable[[float], bool] = lambda t: True,
+               moving: Callable[[float], tuple[int, int]] | None = None) -> list[Segment]:
+    """The segments with `inset` drawn into box (x, y, width, height) whenever `shown` (at the video's time);
+    with `moving`, at the top left corner it gives for the video's time instead of (x, y)."""
     x, y, w, h = box
     out, offset = [], 0.0
 
@@ -116,7 +119,8 @@ def with_inset(segments: list[Segment], inset: Frame, box: tuple[int, int, int, 
             if not shown(offset + t):
                 return frame
             frame = frame.copy()
-            frame[y:y + h, x:x + w] = inset(offset + t)
+            left, top = moving(offset + t) if moving else (x, y)
+            frame[top:top + h, left:left + w] = inset(offset + t)
             return frame
 
         out.append(Segment(segment.seconds, draw, segment.state, segment.kind))
@@ -333,6 +337,14 @@ def build(name: str, size=SIZE) -> list[Segment]:
     if name == "speaker_inset":
         box = (width - 256 - 16, height - 144 - 16, 256, 144)
         return with_inset(_slides(LECTURE, size), speaker(256, 144), box, lambda t: not (28 <= t < 47))
+    if name == "moving_inset":  # the webcam slides to and fro along the bottom (a presenter tool's floating window)
+        w, h = width // 4, height // 4
+        span, period = width - w - 32, 20.0
+
+        def along(t: float) -> tuple[int, int]:
+            return 16 + round(span * (1 - np.cos(2 * np.pi * t / period)) / 2), height - h - 16
+
+        return with_inset(_slides(LECTURE, size), speaker(w, h, seed=4), (0, 0, w, h), moving=along)
     if name == "speaker_strip":
         strip = width // 4
         slides = [Segment(s.seconds, lambda t, s=s: np.pad(s.draw(t), ((0, 0), (0, strip), (0, 0))), s.state)
@@ -364,8 +376,8 @@ def build(name: str, size=SIZE) -> list[Segment]:
     raise ValueError(f"unknown layout {name!r}: one of {', '.join(LAYOUTS)}")
 
 
-LAYOUTS = ("speaker_inset", "speaker_strip", "pointer", "handwriting", "embedded_video", "talking_head",
-           "transitions", "scrolling")
+LAYOUTS = ("speaker_inset", "moving_inset", "speaker_strip", "pointer", "handwriting", "embedded_video",
+           "talking_head", "transitions", "scrolling")
 
 
 def write_layout(path: Path, name: str, fps: int = 10, gop_s: float = 1.0, codec: str = "libx264",

@@ -68,6 +68,18 @@ DEDUP_COMPARED = 4  # of which those with the nearest thumbnails are compared in
 DEDUP_SSIM = 0.98
 
 
+def _within(cells: np.ndarray, inside: Gray, outside: Gray, grid: tuple[int, int]) -> Gray:
+    """`inside`'s pixels in the cells, `outside`'s elsewhere (`inside` itself where every cell is in). Compared with
+    `outside`, the cells left out then score 1, and what differs there does not reach their neighbours' scores
+    through SSIM's window (a webcam beside a cell would lower it by its 3-pixel border)."""
+    if cells.all():
+        return inside
+    height, width = inside.pixels.shape
+    rows = np.repeat(cells, np.diff(np.append(cell_edges(height, grid[0]), height)), axis=0)
+    mask = np.repeat(rows, np.diff(np.append(cell_edges(width, grid[1]), width)), axis=1)
+    return Gray(np.where(mask, inside.pixels, outside.pixels))
+
+
 @dataclass
 class _Moment:
     """One sample through the selector: its frame, the frame denoised over its neighbours (the pixelwise median of
@@ -77,6 +89,8 @@ class _Moment:
     denoised: Gray | None = None
     moved: np.ndarray | None = None  # cells that changed since the previous moment
     still: np.ndarray | None = None  # cells not moving (dilated by a cell): the ones that decide
+    lasting: np.ndarray | None = None  # cells that do not change over the next MOTION_WINDOW samples
+    repeats: bool = False  # denoised from the same three samples as the moment before (the video's last)
     following: "_Moment | None" = None  # the next sample's moment
 
 
@@ -87,18 +101,21 @@ def select_keyframes(samples: Iterator[Sample], threshold: float, grid: tuple[in
     - frames are compared denoised: the median of each sample and its neighbours;
     - only cells that are *still* decide (see MOTION_WINDOW): a webcam inset or a playing video changes all the
       time and never makes a keyframe, nor hides a slide change around it. A keyframe taken while a cell moved
-      knows nothing of that cell: when it comes to rest, what it shows is taken into the reference, not counted
-      as a change (an inset switched off reveals the same slide);
+      knows nothing of that cell: when it comes to rest and stays so (MOTION_WINDOW samples), what it shows is
+      taken into the reference, not counted as a change (an inset switched off reveals the same slide);
     - a changed frame is a *candidate* until a sample at least `settle_s` later confirms it (similar to it): a
-      candidate that keeps changing is replaced (an animation or a scroll yields where it comes to rest), and one
-      that reverts to the reference is dropped;
+      candidate that keeps changing is replaced (an animation or a scroll yields where it comes to rest), one
+      that reverts to the reference is dropped, and so is one still unconfirmed when the video ends (the last
+      sample's own frame confirms: a webcam arriving in a cell as the video ends is no slide);
+    - the change must last in the cells where it was seen, and cells that do not decide are compared as they are
+      now (`_within`): a webcam moving over the slide changes a cell, then moves on, and never reaches its
+      neighbours' scores through SSIM's window;
     - with `dedup`, a confirmed frame that matches an earlier keyframe (the same slide shown again) becomes the
       reference without yielding a second image.
     Decisions run MOTION_WINDOW samples behind the decoder, which is what the motion mask looks ahead over."""
     decider = _Decider(threshold, grid, dedup, settle_s)
     for moment in denoised_moments(samples, threshold, grid):
         yield from decider.step(moment)
-    yield from decider.finish()
 
 
 def denoised_moments(samples: Iterator[Sample], threshold: float, grid: tuple[int, int],
@@ -113,10 +130,13 @@ def denoised_moments(samples: Iterator[Sample], threshold: float, grid: tuple[in
         trio = [moments[k].sample.gray for k in range(low, min(len(moments), low + 3))]
         moment = moments[index]
         moment.denoised = Gray(_median3(*trio) if len(trio) == 3 else trio[0])
+        moment.repeats = index > 0 and low == max(0, index - 2)
         if index > 0:
             moment.moved = cell_similarity(moments[index - 1].denoised, moment.denoised, grid) < threshold
 
     def mark_still(index: int) -> None:
+        ahead = [m.moved for m in moments[index + 1:index + window + 1] if m.moved is not None]
+        moments[index].lasting = ~np.logical_or.reduce(ahead) if ahead else np.ones(grid, bool)
         moved = [m.moved for m in moments[max(1, index - window + 1):index + window + 1] if m.moved is not None]
         if len(moved) < 3:
             moments[index].still = np.ones(grid, bool)
@@ -160,7 +180,7 @@ class _Decider:
         self.threshold, self.grid, self.dedup, self.settle_s = threshold, grid, dedup, settle_s
         self.reference: Gray | None = None
         self.known: np.ndarray | None = None  # the reference's cells that were still when it was taken
-        self.candidate: tuple[_Moment, float] | None = None
+        self.candidate: tuple[_Moment, float, np.ndarray] | None = None  # the moment, its score, its changed cells
         # (thumbnail, frame, still cells) of the last DEDUP_MEMORY keyframes; frames as pixels (a Gray is 12x bigger)
         self.kept: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=DEDUP_MEMORY)
 
@@ -172,10 +192,14 @@ class _Decider:
         self.rebase(moment)
         usable = still & self.known
         if self.candidate is not None:
-            held, score = self.candidate
+            held, score, changed = self.candidate
             both = usable & held.still
-            agree = cell_similarity(held.denoised, moment.denoised, self.grid) >= self.threshold
-            if both.any() and agree[both].all():
+            # The video's last moment is denoised from the same samples as the one before: its own frame confirms.
+            seen = Gray(moment.sample.gray) if moment.repeats else moment.denoised
+            agree = cell_similarity(_within(both, held.denoised, seen, self.grid), seen, self.grid) >= self.threshold
+            # The change must be seen to last where it was seen: a cell an inset passed over changes, then moves
+            # (no longer deciding) while the cells around it, unchanged, agree.
+            if (changed & both).any() and agree[both].all():
                 if moment.sample.time - held.sample.time >= self.settle_s:
                     self.candidate = None
                     yield from self.adopt(held, score)
@@ -183,20 +207,19 @@ class _Decider:
             self.candidate = None  # still changing: this moment is judged afresh
         if not usable.any():
             return  # everything moves (the speaker full screen): nothing to decide on
-        cells = cell_similarity(self.reference, moment.denoised, self.grid)
-        if (cells[usable] < self.threshold).any():
-            self.candidate = (moment, round(float(cells[usable].min()), 4))
+        cells = cell_similarity(_within(usable, self.reference, moment.denoised, self.grid), moment.denoised,
+                                self.grid)
+        changed = usable & (cells < self.threshold)
+        if changed.any():
+            self.candidate = (moment, round(float(cells[usable].min()), 4), changed)
 
     def rebase(self, moment: _Moment) -> None:
         """Cells the reference was taken without knowing (they moved then) and that are still now take what they
         show now: an inset switched off, a playing video stopped."""
-        learn = moment.still & ~self.known
+        learn = moment.still & moment.lasting & ~self.known
         if not learn.any():
             return
-        height, width = moment.denoised.pixels.shape
-        rows = np.repeat(learn, np.diff(np.append(cell_edges(height, self.grid[0]), height)), axis=0)
-        mask = np.repeat(rows, np.diff(np.append(cell_edges(width, self.grid[1]), width)), axis=1)
-        self.reference = Gray(np.where(mask, moment.denoised.pixels, self.reference.pixels))
+        self.reference = _within(learn, moment.denoised, self.reference, self.grid)
         self.known = self.known | learn
 
     def adopt(self, moment: _Moment, score: float | None) -> Iterator[Keyframe]:
@@ -228,8 +251,3 @@ class _Decider:
             if scores[-1] >= self.threshold:
                 return option
         return options[int(np.argmax(scores))]
-
-    def finish(self) -> Iterator[Keyframe]:
-        if self.candidate is not None:
-            yield from self.adopt(*self.candidate)
-            self.candidate = None
