@@ -13,7 +13,10 @@ The layouts (``LAYOUTS``):
 - ``embedded_video``: slides with a video playing in a region;
 - ``talking_head``: the speaker full screen between slides;
 - ``transitions``: slides changed by wipe, push and zoom animations;
-- ``scrolling``: a code editor, then a web page, scrolled in steps.
+- ``scrolling``: a code editor, then a web page, scrolled in steps;
+- ``camera_shake``, ``camera_drift``, ``camera_keystone``, ``camera_crossing``: a camera in the lecture hall
+  filming the projection screen (``filmed``): hand-held jitter; a slow pan and zoom with the exposure drifting;
+  a strongly keystoned screen from the side; the lecturer walking in front of it.
 
 Truth (``write_layout``'s return): ``{"duration", "states": [{"start", "end", "state", "kind"}]}`` where kind is
 ``slide`` (a state to keep: recall counts it; a second image of the same ``state`` id is an extra),
@@ -330,6 +333,92 @@ def talking_head(seconds: float, size=SIZE, seed: int = 2) -> Segment:
     return Segment(seconds, speaker(size[0], size[1], seed, zoom=1.6), None, "face")  # the face: 7% of the frame
 
 
+# --- a camera in the lecture hall ----------------------------------------------------------------------------------
+
+def _person(height: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A lecturer seen from the audience: (RGB picture, mask), head and shoulders over a dark suit, a quarter as wide
+    as tall."""
+    width = height // 4
+    yy, xx = np.ogrid[:height, :width]
+    head_r = width // 4
+    mask = ((yy - head_r * 1.2) ** 2 + (xx - width / 2) ** 2 < head_r ** 2) | (
+        (yy > head_r * 2.1) & (np.abs(xx - width / 2) < width / 2 - np.maximum(0, head_r * 3 - yy) * 0.4))
+    shade = np.random.default_rng(seed).normal(0, 6, (height, width, 1))
+    picture = np.where(yy < head_r * 2.2, np.array([196, 150, 122]), np.array([52, 56, 70]))[..., None, :]
+    picture = np.broadcast_to(picture, (height, width, 3)) + shade
+    return np.clip(picture, 0, 255).astype(np.uint8), mask
+
+
+def filmed(segments: list[Segment], size=SIZE, seed: int = 5, shake_px: float = 0.0,
+           pan_px: tuple[float, float] = (0.0, 0.0), zoom: float = 0.0, keystone: float = 0.06,
+           screen: float = 0.62, crossings: Sequence[tuple[float, float]] = (),
+           exposure: float = 0.04) -> list[Segment]:
+    """The segments as a camera in the lecture hall films them. Each frame is projected on a screen, keystoned
+    (`keystone`: how much narrower its top edge is, as a share), `screen` of the room's width, in a dim room. The
+    camera's picture moves: `shake_px` of hand-held jitter (a few frequencies, 0.3-3 Hz), a slow pan of `pan_px`
+    and a zoom of `zoom` (a share) over the video. Exposure and white balance drift by `exposure`, with sensor
+    noise. The lecturer walks across in front of the screen during each of `crossings` ((start, seconds) at the
+    video's time; 4 s is a walking pace). The states stay those of the segments: none of this changes what is on
+    the screen."""
+    import cv2
+
+    width, height = size
+    rng = np.random.default_rng(seed)
+    duration = sum(segment.seconds for segment in segments)
+    margin = int(width * 0.1)
+    room_w, room_h = width + 2 * margin, height + 2 * margin
+    room = np.empty((room_h, room_w, 3), np.float32)
+    room[:] = np.linspace(70, 40, room_h)[:, None, None] * np.array([1.0, 0.95, 0.85])  # a wall, darker below
+    room[int(room_h * 0.82):] = (58, 48, 40)  # the stage's floor
+    screen_w = width * screen
+    left, top = (room_w - screen_w) / 2, margin + height * 0.1
+    bottom = top + screen_w * 9 / 16
+    inset = screen_w * keystone / 2
+    corners = np.float32([[left + inset, top], [left + screen_w - inset, top],
+                          [left + screen_w, bottom], [left, bottom]])
+    source = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+    projection = cv2.getPerspectiveTransform(source, corners)
+    lit = cv2.warpPerspective(np.ones((height, width), np.float32), projection, (room_w, room_h))[..., None]
+    person, person_mask = _person(int(room_h * 0.6), seed)  # 1.75 m tall before a screen 3.5 m wide
+    phases = rng.uniform(0, 2 * np.pi, (2, 3))
+    frequencies = (0.3, 1.1, 2.9)
+    noise = [rng.normal(0, 4, (height, width, 3)).astype(np.float32) for _ in range(8)]
+    gain_phase = rng.uniform(0, 2 * np.pi, 3)
+
+    def film(image: np.ndarray, t: float) -> np.ndarray:
+        projected = cv2.warpPerspective(image.astype(np.float32) * 0.92, projection, (room_w, room_h))
+        frame = room * (1 - lit) + projected * lit
+        for start, seconds in crossings:  # walking left to right across the screen, feet below the picture
+            if start <= t < start + seconds:
+                x = int(left - person.shape[1] + (screen_w + person.shape[1]) * (t - start) / seconds)
+                y = room_h - person.shape[0]
+                a, b = max(0, x), min(room_w, x + person.shape[1])
+                if a < b:
+                    spot = frame[y:, a:b]
+                    spot[person_mask[:, a - x:b - x]] = person[:, a - x:b - x][person_mask[:, a - x:b - x]]
+        share = t / duration if duration else 0.0
+        jitter = [shake_px * sum(np.sin(2 * np.pi * f * t + p) for f, p in zip(frequencies, phase)) / 2
+                  for phase in phases]
+        scale = 1 + zoom * share
+        # room -> picture: the picture's centre looks at the room's centre, moved by the pan and the jitter
+        cx, cy = room_w / 2 + pan_px[0] * share + jitter[0], room_h / 2 + pan_px[1] * share + jitter[1]
+        camera = np.float32([[scale, 0, width / 2 - scale * cx], [0, scale, height / 2 - scale * cy]])
+        picture = cv2.warpAffine(frame, camera, (width, height), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REPLICATE)
+        gains = 1 + exposure * np.sin(2 * np.pi * t / 23.0 + gain_phase)
+        picture = picture * gains.astype(np.float32) + noise[int(t * 97) % len(noise)]
+        return np.clip(picture, 0, 255).astype(np.uint8)
+
+    out, offset = [], 0.0
+    for segment in segments:
+        def draw(t, segment=segment, offset=offset):
+            return film(segment.draw(t), offset + t)
+
+        out.append(Segment(segment.seconds, draw, segment.state, segment.kind))
+        offset += segment.seconds
+    return out
+
+
 # --- the layouts ---------------------------------------------------------------------------------------------------
 
 def build(name: str, size=SIZE) -> list[Segment]:
@@ -345,6 +434,16 @@ def build(name: str, size=SIZE) -> list[Segment]:
             return 16 + round(span * (1 - np.cos(2 * np.pi * t / period)) / 2), height - h - 16
 
         return with_inset(_slides(LECTURE, size), speaker(w, h, seed=4), (0, 0, w, h), moving=along)
+    if name == "camera_shake":  # hand-held: the picture jitters by a few pixels all the time
+        return filmed(_slides(LECTURE, size), size, shake_px=width / 128)
+    if name == "camera_drift":  # a slow pan and zoom, and the exposure drifting
+        return filmed(_slides(LECTURE, size), size, pan_px=(width * 0.07, -height * 0.04), zoom=0.04,
+                      exposure=0.08)
+    if name == "camera_keystone":  # from the side: a strongly keystoned, smaller screen, a tripod's wobble
+        return filmed(_slides(LECTURE, size), size, keystone=0.22, screen=0.5, shake_px=width / 512)
+    if name == "camera_crossing":  # the lecturer walks in front of the screen, three times
+        return filmed(_slides(LECTURE, size), size, crossings=((3.0, 4.0), (27.5, 4.0), (51.0, 4.0)),
+                      shake_px=width / 512)
     if name == "speaker_strip":
         strip = width // 4
         slides = [Segment(s.seconds, lambda t, s=s: np.pad(s.draw(t), ((0, 0), (0, strip), (0, 0))), s.state)
@@ -377,7 +476,8 @@ def build(name: str, size=SIZE) -> list[Segment]:
 
 
 LAYOUTS = ("speaker_inset", "moving_inset", "speaker_strip", "pointer", "handwriting", "embedded_video",
-           "talking_head", "transitions", "scrolling")
+           "talking_head", "transitions", "scrolling", "camera_shake", "camera_drift", "camera_keystone",
+           "camera_crossing")
 
 
 def write_layout(path: Path, name: str, fps: int = 10, gop_s: float = 1.0, codec: str = "libx264",

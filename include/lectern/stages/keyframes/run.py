@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import io
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -128,7 +128,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
                "realtime_factor": round(duration / seconds, 1) if seconds else None, "sampling": extracted.mode,
                "frames_compared": len(extracted.sampled_times), "ssim_threshold": settings.ssim_threshold,
                "ssim_grid": "x".join(map(str, settings.ssim_grid)), "interval_s": settings.keyframe_interval_s,
-               **segmenting}
+               **extracted.registration, **segmenting}
     if settings.face_max_area is not None:
         metrics["face_keyframes"] = extracted.faces
     if settings.clip_filter_model:
@@ -152,6 +152,7 @@ class Extracted:
     mode: str
     faces: int
     written: set[str]
+    registration: dict = field(default_factory=dict)  # whether the video was filmed, and the samples moved back
 
 
 def extract_keyframes(path: str, clips: list[Clip], video_id: str, store: Store, settings: Settings) -> Extracted:
@@ -171,7 +172,7 @@ def extract_keyframes(path: str, clips: list[Clip], video_id: str, store: Store,
     samples = counted(decoding.sample_frames(path, mode, settings.keyframe_interval_s, settings.ssim_width,
                                              settings.ssim_threshold, settings.ssim_grid))
     for keyframe in selection.select_keyframes(samples, settings.ssim_threshold, settings.ssim_grid,
-                                               settings.keyframe_dedup):
+                                               settings.keyframe_dedup, metrics=found.registration):
         # A keyframe that mostly shows a face stays (as published), marked: a release's export writes the
         # face-filtered variant without it.
         face = settings.face_max_area is not None and face_area_ratio(keyframe.gray) > settings.face_max_area

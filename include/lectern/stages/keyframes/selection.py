@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from lectern.stages.keyframes.registration import registered
 from lectern.stages.keyframes.ssim import Gray, cell_edges, cell_similarity
 
 # Grey levels: keyframes whose 64x36 thumbnails differ less are compared in full (the same slide with noise: 0.01-0.15;
@@ -95,9 +96,12 @@ class _Moment:
 
 
 def select_keyframes(samples: Iterator[Sample], threshold: float, grid: tuple[int, int] = (1, 1),
-                     dedup: bool = True, settle_s: float = 0.5) -> Iterator[Keyframe]:
+                     dedup: bool = True, settle_s: float = 0.5, register: bool = True,
+                     metrics: dict | None = None) -> Iterator[Keyframe]:
     """Algorithm 1 over the samples (each compared with the last keyframe, the first sample a keyframe), made to
     hold on recorded lectures:
+    - with `register`, frames are moved onto one another first (registration.py: a camera filming the screen
+      moves a little all the time); `metrics` gets what that did;
     - frames are compared denoised: the median of each sample and its neighbours;
     - only cells that are *still* decide (see MOTION_WINDOW): a webcam inset or a playing video changes all the
       time and never makes a keyframe, nor hides a slide change around it. A keyframe taken while a cell moved
@@ -114,6 +118,8 @@ def select_keyframes(samples: Iterator[Sample], threshold: float, grid: tuple[in
       reference without yielding a second image.
     Decisions run MOTION_WINDOW samples behind the decoder, which is what the motion mask looks ahead over."""
     decider = _Decider(threshold, grid, dedup, settle_s)
+    if register:
+        samples = registered(samples, metrics)
     for moment in denoised_moments(samples, threshold, grid):
         yield from decider.step(moment)
 
@@ -200,6 +206,13 @@ class _Decider:
             # The change must be seen to last where it was seen: a cell an inset passed over changes, then moves
             # (no longer deciding) while the cells around it, unchanged, agree.
             if (changed & both).any() and agree[both].all():
+                seen_again = changed & both
+                # ...and still differ from the reference there: a change at the threshold (a camera's noise and a
+                # tenth of a pixel's misregistration) is seen once, not twice.
+                cells = cell_similarity(_within(both, self.reference, seen, self.grid), seen, self.grid)
+                if not (cells[seen_again] < self.threshold).any():
+                    self.candidate = None
+                    return
                 if moment.sample.time - held.sample.time >= self.settle_s:
                     self.candidate = None
                     yield from self.adopt(held, score)

@@ -4,7 +4,9 @@ from lectern.stage_types import RunSetting, StageSpec
 
 SPEC = StageSpec(
     name="keyframes",
-    version="3",  # 2: face keyframes kept and marked; the frames compared per clip recorded; 3: motion-masked, denoised
+    # 2: face keyframes kept and marked; the frames compared per clip recorded; 3: motion-masked, denoised;
+    # 4: filmed videos registered, a webcam moving over the slide no longer a change
+    version="4",
     settings=("clip_min_s", "clip_max_s", "clip_segmenter", "scene_method", "scene_threshold", "scene_min_s",
               "scene_fps",
               "keyframe_sampling", "keyframe_max_gop_s", "keyframe_interval_s",
