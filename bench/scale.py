@@ -8,8 +8,9 @@ paper's 75K videos.
 A home is made with the project's own functions, as a run would leave it: `sync_subject` and `record_search` find
 N videos, `claim_videos` and `mark_succeeded` take each through download .. ocr (a fabricated clips.json, ocr.json
 and probe beside them), and the real assemble stage (`lectern.stages.assemble.run.run`) packs each one's
-KEYFRAMES keyframes (small JPEGs, the same bytes) and their text into samples. Then, each in its own process (its
-peak RSS its own): a claim of 100 (timed in-process, on the stage's N pending rows), `lectern release`,
+KEYFRAMES keyframes (small JPEGs, the same bytes) and their text into samples. Then, with the files written back
+to disk and (on Postgres) VACUUM ANALYZE run, as autovacuum would have during a real run, each in its own process
+(its peak RSS its own): a claim of 100 (timed in-process, on the stage's N pending rows), `lectern release`,
 `lectern export --layout shards` and `lectern status --subject`.
 
 The claim is timed again at the paper's scale (--claim-videos, 77,000 found): `record_search` finds them (each a
@@ -22,6 +23,7 @@ status --subject`, and a forced rerun of 1,000 videos' ocr (their assemble rows 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import math
@@ -139,7 +141,19 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def measure(kind: str, n: int, work: Path) -> dict:
+def quiesce(db_url: str) -> None:
+    """After fabrication, what a real release starts from: the fabricated files written back to disk (not flushing
+    while the release is timed), and on Postgres the statistics that autovacuum would have gathered during a run
+    of days."""
+    os.sync()
+    if db_url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+
+        with create_engine(db_url, isolation_level="AUTOCOMMIT").connect() as connection:
+            connection.execute(text("VACUUM ANALYZE"))
+
+
+def measure(kind: str, n: int, work: Path, keep: bool = False) -> dict:
     from common import tiny_models
 
     from lectern.config import Settings
@@ -155,6 +169,10 @@ def measure(kind: str, n: int, work: Path) -> dict:
         started = time.monotonic()
         claim = fabricate(settings, n)
         made = time.monotonic() - started
+        quiesce(db_url)
+        if keep:  # to time or profile a command again on the same home: `env $(cat env.txt) ...`
+            (home / "env.txt").write_text("".join(f"{name}={env[name]}\n" for name in env
+                                                  if name.startswith(("LECTERN_", "PYTHONPATH"))))
         lectern = [sys.executable, "-m", "lectern"]
         release = run_measured([*lectern, "release", "--name", "scale", "--subject", SUBJECT], env)
         assert release.exit_code == 0, release.stdout[-2000:]
@@ -171,8 +189,9 @@ def measure(kind: str, n: int, work: Path) -> dict:
                 "export_mib": round(folder_bytes(home / "export") / 2**20, 1),
                 "status_s": round(status.seconds, 1), "status_rss_mib": round(status.peak_rss_mib)}
     finally:
-        drop(pg_name)
-        shutil.rmtree(home, ignore_errors=True)
+        if not keep:
+            drop(pg_name)
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def claim_at_scale(kind: str, n: int, work: Path) -> dict:
@@ -274,15 +293,18 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--claim-videos", type=int, default=77_000, help="the claim at scale (0: not measured)")
     parser.add_argument("--out", help="also write the table here (bench/results/scale.md)")
+    parser.add_argument("--keep", metavar="DIR", help="make the homes in DIR and keep them (and their Postgres "
+                        "databases), each with env.txt, its settings")
     args = parser.parse_args()
     results, claims = [], []
-    with tempfile.TemporaryDirectory(prefix="lectern-scale-") as work:
+    with (contextlib.nullcontext(args.keep) if args.keep else
+          tempfile.TemporaryDirectory(prefix="lectern-scale-")) as work:
         for kind in args.databases.split(","):
             if args.claim_videos:
                 claims.append(claim_at_scale(kind, args.claim_videos, Path(work)))
                 print(json.dumps(claims[-1]), flush=True)
             for n in (int(s) for s in args.sizes.split(",") if s):
-                results.append(measure(kind, n, Path(work)))
+                results.append(measure(kind, n, Path(work), keep=bool(args.keep)))
                 print(json.dumps(results[-1]), flush=True)
     text = report(results, claims)
     print(text)
