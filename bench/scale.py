@@ -278,7 +278,7 @@ def report(results: list[dict], claims: list[dict]) -> str:
             k = exponent(rows, field)
             if k is not None:
                 projected = rows[-1][field] * (PAPER_VIDEOS / rows[-1]["videos"]) ** k
-                lines.append(f"| {kind} | {field} | {k:.2f} | {projected:,.0f} |")
+                lines.append(f"| {kind} | {field} | {k:.2f} | {projected:,.{0 if projected >= 100 else 1}f} |")
     if claims:
         columns = list(claims[0])
         lines += ["\nAt the paper's scale (stage rows bulk-inserted, statistics stale):\n",
