@@ -105,8 +105,9 @@ def layout_keyframes(name: str, folder: Path) -> list[tuple[object, list[str]]]:
     return kept
 
 
-OCR_LAYOUTS = ("clean slides", "speaker_inset", "speaker_strip", "pointer", "embedded_video", "talking_head",
-               "transitions")  # the layouts whose states are slides of known text (not a board or a scroll)
+OCR_LAYOUTS = ("clean slides", "speaker_inset", "moving_inset", "speaker_strip", "pointer", "embedded_video",
+               "talking_head", "transitions", "camera_shake", "camera_drift", "camera_keystone",
+               "camera_crossing")  # the layouts whose states are slides of known text (not a board or a scroll)
 
 
 def engine_rows(engines=("tesseract", "rapidocr")) -> list[dict]:
