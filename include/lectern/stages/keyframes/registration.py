@@ -113,7 +113,7 @@ def measure_shift(anchor: np.ndarray, moved: np.ndarray, shape: tuple[int, int],
 
 
 def measure_motion(anchor: list[np.ndarray], moved: list[np.ndarray], shape: tuple[int, int],
-                   limit: float) -> Motion | None:
+                   limit: float, zoom_before: float = 0.0) -> Motion | None:
     """The translation (and, where a translation alone does not explain them, the zoom) that carries `anchor`'s
     picture to `moved`'s (both `spectra`), from the shifts of the quarters that are trusted. A quarter that
     disagrees with the others (the lecturer walking through it) is left out; None where fewer than MIN_AGREEING
@@ -139,7 +139,11 @@ def measure_motion(anchor: list[np.ndarray], moved: list[np.ndarray], shape: tup
         fits = []
         for columns in ((1, 2), (0, 1, 2)):
             solution = np.zeros(3)
-            solution[list(columns)] = np.linalg.lstsq(design[:, columns], observed, rcond=None)[0]
+            if columns == (1, 2):  # the zoom kept where it was (a slow zoom goes on), the translation fitted
+                solution[0] = zoom_before
+            rest = observed - design[:, 0] * solution[0]
+            solution[list(columns)] = np.linalg.lstsq(design[:, columns], rest if columns == (1, 2) else observed,
+                                                      rcond=None)[0]
             fits.append((solution, np.abs(design @ solution - observed).reshape(-1, 2).max(axis=1)))
         # The zoom where a translation alone does not explain the shifts, or explains them twice as badly (a slow
         # zoom, caught before it misaligns the frame's edges); not the few thousandths the shifts' noise makes.
@@ -157,12 +161,12 @@ def measure_motion(anchor: list[np.ndarray], moved: list[np.ndarray], shape: tup
 
 
 def refined_motion(anchor: list[np.ndarray], gray: np.ndarray, seen: list[np.ndarray] | None = None,
-                   limit: float = MAX_SHIFT * 320) -> Motion | None:
+                   limit: float = MAX_SHIFT * 320, zoom_before: float = 0.0) -> Motion | None:
     """measure_motion of the frame `gray` (its spectra `seen`), then once more on the frame moved back: a quarter's
     shift is its content's, not its centre's, so the first zoom is a little off; what is left is measured where it
     is small."""
     shape = gray.shape
-    motion = measure_motion(anchor, spectra(gray) if seen is None else seen, shape, limit)
+    motion = measure_motion(anchor, spectra(gray) if seen is None else seen, shape, limit, zoom_before)
     if motion is None or motion.size_px(shape) < MIN_MOTION_PX:
         return motion
     rest = measure_motion(anchor, spectra(moved_back(gray, motion)), shape, 2.0)
@@ -232,7 +236,8 @@ def _measured(samples: Iterator) -> Iterator[tuple]:
             yield sample, before, False
             continue
         seen = spectra(gray)
-        relative, step = refined_motion(anchor.spectra, gray, seen, MAX_SHIFT * shape[1]), None
+        relative, step = refined_motion(anchor.spectra, gray, seen, MAX_SHIFT * shape[1],
+                                        before.scale / anchor.motion.scale - 1), None
         if relative is not None:
             motion = anchor.motion.then(relative)
             # A camera's zoom changes slowly, a measured one by a few thousandths from sample to sample: half of it.
