@@ -1,12 +1,12 @@
 """Registration of sampled frames: where a camera in the lecture hall films the screen, the whole picture moves a
 little all the time (hand-held jitter, a tripod's wobble, a slow pan or zoom). Each sample is moved back onto the
 first one's frame of reference before it is compared: a still slide then reads as still, and a slide change as one.
-The motion is measured by phase correlation on each quarter of the frame; the four shifts give the translation and
-the zoom (a zoom moves the quarters apart).
+The motion is measured by phase correlation on each quarter of the frame; the quarters' shifts give the translation
+and the zoom (a zoom moves the quarters apart).
 
-Screen captures do not move: their shift is nought, and their frames are used as they are (the cost is four small
-FFTs a sample). A scroll, a push transition or a new slide moves content by more than a
-camera does between two samples, or matches nothing: such a shift is not undone.
+Screen captures do not move: a sample that differs from the one before in at most two quarters costs a difference
+per quarter, no FFT, and a screen capture's frames are used as they are. A scroll, a push transition or a new slide
+moves content by more than a camera does between two samples, or matches nothing: such a shift is not undone.
 """
 
 from __future__ import annotations
@@ -68,19 +68,16 @@ def _window(shape: tuple[int, int]) -> np.ndarray:
     return np.outer(np.hanning(shape[0]), np.hanning(shape[1])).astype(np.float32)
 
 
-REGIONS = 2  # the frame is measured in REGIONS x REGIONS parts
-
-
-def _regions(shape: tuple[int, int]) -> list[tuple[slice, slice]]:
+def _quarters(shape: tuple[int, int]) -> list[tuple[slice, slice]]:
     height, width = shape
-    rh, rw = height // REGIONS, width // REGIONS
-    return [(slice(r * rh, (r + 1) * rh), slice(c * rw, (c + 1) * rw)) for r in range(REGIONS) for c in range(REGIONS)]
+    return [(slice(r * (height // 2), (r + 1) * (height // 2)), slice(c * (width // 2), (c + 1) * (width // 2)))
+            for r in (0, 1) for c in (0, 1)]
 
 
 def spectra(gray: np.ndarray) -> list[np.ndarray]:
     """The spectra of the frame's four quarters, each less its mean and windowed."""
     found = []
-    for rows, cols in _regions(gray.shape):
+    for rows, cols in _quarters(gray.shape):
         values = gray[rows, cols].astype(np.float32)
         found.append(np.fft.rfft2((values - values.mean()) * _window(values.shape)))
     return found
@@ -119,9 +116,9 @@ def measure_motion(anchor: list[np.ndarray], moved: list[np.ndarray], shape: tup
     disagrees with the others (the lecturer walking through it) is left out; None where fewer than MIN_AGREEING
     agree."""
     height, width = shape
-    quarter = (height // REGIONS, width // REGIONS)
+    quarter = (height // 2, width // 2)
     centres = [((r + 0.5) * quarter[0] - height / 2, (c + 0.5) * quarter[1] - width / 2)
-               for r in range(REGIONS) for c in range(REGIONS)]
+               for r in (0, 1) for c in (0, 1)]
     found, identical = [], False
     for (cy, cx), a, b in zip(centres, anchor, moved):
         dy, dx, peak = measure_shift(a, b, quarter, limit)
@@ -136,15 +133,12 @@ def measure_motion(anchor: list[np.ndarray], moved: list[np.ndarray], shape: tup
         design = np.zeros((2 * len(found), 3))
         design[0::2, 0], design[0::2, 1], design[1::2, 0], design[1::2, 2] = centre_y, 1, centre_x, 1
         observed = np.ravel(np.column_stack([dys, dxs]))
-        fits = []
-        for columns in ((1, 2), (0, 1, 2)):
-            solution = np.zeros(3)
-            if columns == (1, 2):  # the zoom kept where it was (a slow zoom goes on), the translation fitted
-                solution[0] = zoom_before
-            rest = observed - design[:, 0] * solution[0]
-            solution[list(columns)] = np.linalg.lstsq(design[:, columns], rest if columns == (1, 2) else observed,
-                                                      rcond=None)[0]
-            fits.append((solution, np.abs(design @ solution - observed).reshape(-1, 2).max(axis=1)))
+        # A translation with the zoom kept where it was (a slow zoom goes on), and a translation with a zoom of its own
+        kept = np.array([zoom_before, *np.linalg.lstsq(design[:, 1:], observed - design[:, 0] * zoom_before,
+                                                        rcond=None)[0]])
+        free = np.linalg.lstsq(design, observed, rcond=None)[0]
+        fits = [(solution, np.abs(design @ solution - observed).reshape(-1, 2).max(axis=1))
+                for solution in (kept, free)]
         # The zoom where a translation alone does not explain the shifts, or explains them twice as badly (a slow
         # zoom, caught before it misaligns the frame's edges); not the few thousandths the shifts' noise makes.
         zoomed = fits[1][1].max() <= MAX_RESIDUAL_PX and (
@@ -160,8 +154,8 @@ def measure_motion(anchor: list[np.ndarray], moved: list[np.ndarray], shape: tup
     return None
 
 
-def refined_motion(anchor: list[np.ndarray], gray: np.ndarray, seen: list[np.ndarray] | None = None,
-                   limit: float = MAX_SHIFT * 320, zoom_before: float = 0.0) -> Motion | None:
+def refined_motion(anchor: list[np.ndarray], gray: np.ndarray, limit: float, seen: list[np.ndarray] | None = None,
+                   zoom_before: float = 0.0) -> Motion | None:
     """measure_motion of the frame `gray` (its spectra `seen`), then once more on the frame moved back: a quarter's
     shift is its content's, not its centre's, so the first zoom is a little off; what is left is measured where it
     is small."""
@@ -213,7 +207,7 @@ def _unchanged(before: np.ndarray, now: np.ndarray) -> bool:
     """Two quarters (or more) of the frame as they were, to within compression's noise: the picture did not move
     (what STILL_PX asks of a measured shift), and no FFT is needed. Most samples of a screen capture."""
     changed = [np.abs(now[rows, cols].astype(np.int16) - before[rows, cols]).mean() >= UNCHANGED_LEVELS
-               for rows, cols in _regions(now.shape)]
+               for rows, cols in _quarters(now.shape)]
     return changed.count(False) >= 2
 
 
@@ -236,7 +230,7 @@ def _measured(samples: Iterator) -> Iterator[tuple]:
             yield sample, before, False
             continue
         seen = spectra(gray)
-        relative, step = refined_motion(anchor.spectra, gray, seen, MAX_SHIFT * shape[1],
+        relative, step = refined_motion(anchor.spectra, gray, MAX_SHIFT * shape[1], seen,
                                         before.scale / anchor.motion.scale - 1), None
         if relative is not None:
             motion = anchor.motion.then(relative)

@@ -205,8 +205,8 @@ class _Decider:
             agree = cell_similarity(_within(both, held.denoised, seen, self.grid), seen, self.grid) >= self.threshold
             # The change must be seen to last where it was seen: a cell an inset passed over changes, then moves
             # (no longer deciding) while the cells around it, unchanged, agree.
-            if (changed & both).any() and agree[both].all():
-                seen_again = changed & both
+            seen_again = changed & both
+            if seen_again.any() and agree[both].all():
                 # ...and still differ from the reference there: a change at the threshold (a camera's noise and a
                 # tenth of a pixel's misregistration) is seen once, not twice.
                 cells = cell_similarity(_within(both, self.reference, seen, self.grid), seen, self.grid)
