@@ -419,32 +419,29 @@ def _export_release(store: Store, release: str, manifest: dict, root: Path, layo
     face_file = f"{SAMPLES}_face_v1_th{threshold:g}.json" if threshold is not None else None
     faces = 0
 
-    prefix = f"{images_root}/"
-
-    def local(key: str) -> str:
-        return prefix + image_name(key)  # a string, not a Path: 4 paths an image at 75K videos add up to minutes
+    prefix = f"{images_root}/"  # paths as strings, not Paths: four an image at 75K videos added up to minutes
 
     def copied(samples: list[dict], records: list[dict]) -> None:
         """The shard's paths made local, and its images copied out, EXPORT_THREADS at a time (hard links from a
         local store)."""
-        keys: dict[str, None] = {}
+        names: dict[str, str] = {}  # key -> its name in the image folder, worked out once
 
         def noted(key: str) -> str:
-            keys[key] = None
-            return local(key)
+            name = names.get(key) or names.setdefault(key, image_name(key))
+            return prefix + name
 
         for value in (*samples, *records):
             _rewrite_images(value, noted)
-        journal.add(f"{IMAGES}/{image_name(key)}" for key in keys)
-        names = list(keys)
+        journal.add(f"{IMAGES}/{name}" for name in names.values())
+        keys = list(names)
         # A few tasks a thread, not one an image: a future an image cost more than a hard link does.
-        size = max(1, -(-len(names) // (EXPORT_THREADS * 4)))
+        size = max(1, -(-len(keys) // (EXPORT_THREADS * 4)))
 
         def copy_out(chunk: list[str]) -> None:
             for key in chunk:
-                store.copy_out(key, Path(local(key)))
+                store.copy_out(key, Path(prefix + names[key]))
 
-        list(pool.map(copy_out, (names[begin:begin + size] for begin in range(0, len(names), size))))
+        list(pool.map(copy_out, (keys[begin:begin + size] for begin in range(0, len(keys), size))))
 
     with contextlib.ExitStack() as files_open:
         clip_level = files_open.enter_context(ArrayWriter(files_open.enter_context(
