@@ -1,6 +1,7 @@
 """SSIM keyframes on generated slide videos with known change times: sensor noise, a cross-fade, bullets
 revealed one by one, a repeated slide, a VP9 file, sparse I-frames and a static 10-minute video."""
 
+import numpy as np
 import pytest
 
 from lectern.stages.keyframes import decoding, selection, ssim
@@ -101,6 +102,8 @@ def test_scan_reads_only_the_gops_that_change(videos):
     verdicts = list(decoding.changing_gops(path, WIDTH, THRESHOLD, GRID))
     assert [(v.start, v.changes) for v in verdicts] == [(0.0, True), (8.0, True), (18.0, True)]  # the last always
     assert [v.until[0] for v in verdicts[:2]] == [8.0, 18.0]  # what each GOP comes to
+    iframes = {s.time: s.gray for s in decoding.sample_frames(path, "iframes", 0.0, WIDTH)}
+    assert all(np.array_equal(v.until[1].pixels, iframes[v.until[0]]) for v in verdicts[:2])  # its picture, handed on
     times = [s.time for s in decoding.sample_frames(path, "scan", 1.0, WIDTH)]
     assert len(times) == 24 and all(t % 1.0 < 0.2 for t in times)  # one a second, a P-frame at or after it
     static, _ = videos["static"]
@@ -172,7 +175,6 @@ def test_unreadable_file_is_corrupt_media(tmp_path):
 
 
 def test_ssim_map_equals_scikit_image():
-    import numpy as np
     from skimage.metrics import structural_similarity
 
     rng = np.random.default_rng(0)

@@ -21,6 +21,7 @@ need (249x realtime against the naive method's 0.3x, docs/performance.md).
 
 from __future__ import annotations
 
+import os
 from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
@@ -150,19 +151,20 @@ def _scan(path: str, interval_s: float, width: int, threshold: float, grid: tupl
 
 class GopVerdict(NamedTuple):
     """Whether the GOP beginning at `start` changes, and, where its frames can come to show the next I-frame, that
-    I-frame's time and its still cells (None for the last GOP, or one that does not change)."""
+    I-frame's time, grayscale and still cells (None for the last GOP, or one that does not change)."""
     start: float
     changes: bool
-    until: tuple[float, np.ndarray] | None
+    until: tuple[float, Gray, np.ndarray] | None
 
 
 def changing_gops(path: str, width: int, threshold: float, grid: tuple[int, int]) -> Iterator[GopVerdict]:
     """For each I-frame in order, whether the picture changes before the next one: some of its still cells
     (select_keyframes' motion mask, over the I-frames) differ in the next I-frame. A pointer moving over the
     slides differs in every GOP: such a video is decoded nearly in full. The last GOP always counts: nothing
-    after it to compare with. A changing GOP's verdict carries the next I-frame's time and its still cells: a GOP
-    whose frames come to show that I-frame is read no further. Each verdict comes MOTION_WINDOW I-frames after its
-    own; nothing of a frame is kept: memory stays flat."""
+    after it to compare with. A changing GOP's verdict carries the next I-frame's time, grayscale and still cells:
+    a GOP whose frames come to show that I-frame is read no further (handed on, that grayscale is not decoded a
+    second time: 13 ms a changing GOP on 1080p VP9). Each verdict comes MOTION_WINDOW I-frames after its own, and
+    holds one small grayscale: memory stays flat."""
     previous, previous_gray = None, None
     # Over GOPs, slides that change every few I-frames look like motion: only what moves between every pair of
     # I-frames (a webcam, a playing video) is left out.
@@ -170,7 +172,8 @@ def changing_gops(path: str, width: int, threshold: float, grid: tuple[int, int]
         gray = Gray(moment.sample.gray)  # as it is, not denoised: a slide shown for one GOP only counts
         if previous is not None:
             changes = bool((cell_similarity(previous_gray, gray, grid) < threshold)[moment.still].any())
-            yield GopVerdict(previous.sample.time, changes, (moment.sample.time, moment.still) if changes else None)
+            until = (moment.sample.time, gray, moment.still) if changes else None
+            yield GopVerdict(previous.sample.time, changes, until)
         previous, previous_gray = moment, gray
     if previous is not None:
         yield GopVerdict(previous.sample.time, True, None)
@@ -231,14 +234,18 @@ def _decode(path: str, mode: str, interval_s: float, width: int, verdicts: Itera
     start = stream_start(stream)
     # Scanning P-frames alone (B-frames skipped), each needing the one before, one decoder thread beside
     # changing_gops and the SSIM is faster than FFmpeg's threads: 0.91 s, not 1.06, on the 720p H.264 bench encode.
-    # Where every frame of a GOP is decoded (VP9 at 1080p) its threads pay: 2.1 s, not 2.6.
+    # Where every frame of a GOP is decoded (VP9 at 1080p) its threads pay, one a core (FFmpeg's own count is one
+    # more): fewer frames in flight when a GOP is left, less contention with the other two threads. On the 1080p
+    # VP9 bench encode, sampling took 2.5 s on one thread, 2.0 on FFmpeg's count and 1.9 on one a core (2 cores).
     stream.thread_type = "NONE" if mode == "scan" and skip == "BIDIR" else "AUTO"
-    reading = _Gops(container, stream, start, iter(verdicts), _IframeReader(path, width))
+    if mode == "scan":
+        stream.thread_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+    reading = _Gops(container, stream, start, iter(verdicts))
     if mode == "scan":
         stream.codec_context.skip_frame = skip
     decoded = container.decode(stream) if mode == "interval" else reading
     next_time = -1.0
-    with container, reading:
+    with container:
         try:
             for frame in decoded:
                 moment = float(frame.time - start) if frame.time is not None else 0.0
@@ -258,11 +265,12 @@ def _decode(path: str, mode: str, interval_s: float, width: int, verdicts: Itera
             raise CorruptMedia(f"decoding failed: {exc}".splitlines()[0]) from exc
 
 
-def p_frames_stand_alone(path: str, frames: int = 32) -> bool:
+def p_frames_stand_alone(path: str, frames: int = 16) -> bool:
     """Whether the stream's P-frames decode the same with its B-frames skipped (x264's B-frames are references
-    for other B-frames only): the first `frames` frames decoded both ways, their pictures compared. A stream
-    without B-frames (VP9) has nothing to skip."""
-    import hashlib
+    for other B-frames only): the first `frames` frames decoded both ways (at x264's defaults, 8 P-frames), their
+    pictures compared by CRC. A stream without B-frames (VP9) has nothing to skip. The scan waits on this check
+    (it chooses the frames skipped): 40 ms on the bench's 720p H.264, 90 with 32 frames and BLAKE2 digests."""
+    import zlib
 
     import av
 
@@ -271,7 +279,7 @@ def p_frames_stand_alone(path: str, frames: int = 32) -> bool:
         if not stream.codec_context.has_b_frames:
             return False
 
-    def p_frames(skip: str, until: int | None = None) -> dict[int, bytes]:
+    def p_frames(skip: str, until: int | None = None) -> dict[int, int]:
         container, stream = open_video(path)
         stream.codec_context.skip_frame = skip  # one thread: a few frames do not pay for starting more
         found = {}
@@ -281,7 +289,7 @@ def p_frames_stand_alone(path: str, frames: int = 32) -> bool:
                     if (n >= frames) if until is None else (frame.pts is None or frame.pts > until):
                         break
                     if frame.pict_type == av.video.frame.PictureType.P:
-                        found[frame.pts] = hashlib.blake2b(bytes(frame.planes[0])).digest()
+                        found[frame.pts] = zlib.crc32(frame.planes[0])
             except av.error.FFmpegError:
                 return {}
         return found
@@ -290,44 +298,15 @@ def p_frames_stand_alone(path: str, frames: int = 32) -> bool:
     return bool(every) and every.items() <= p_frames("BIDIR", max(every)).items()
 
 
-class _IframeReader:
-    """A second reader of the file: the I-frame at a time (one changing_gops found), grayscale at `width`, by a
-    seek and a decode. Opened on first use."""
-
-    def __init__(self, path: str, width: int):
-        self.path, self.width, self.opened, self.to_gray = path, width, None, None
-
-    def __call__(self, moment: float) -> Gray | None:
-        if self.opened is None:
-            self.opened = open_video(self.path)
-            self.to_gray = scaler(self.opened[1], self.width)
-        container, stream = self.opened
-        frame = _frame_at(container, stream, stream_start(stream), moment, key_only=True)
-        if frame is None:
-            return None
-        return Gray(self.to_gray(frame))
-
-    def close(self) -> None:
-        if self.opened is not None:
-            self.opened[0].close()
-
-
 class _Gops:
     """Decoded frames of the I-frames, and of the frames of the GOPs `verdicts` says change while `whole`.
-    Packets are chosen before the decoder sees them: FFmpeg's VP9 decoder ignores skip_frame. `peek` reads the
-    I-frame a GOP comes to."""
+    Packets are chosen before the decoder sees them: FFmpeg's VP9 decoder ignores skip_frame."""
 
-    def __init__(self, container, stream, start: float, verdicts: Iterator[GopVerdict], peek: _IframeReader):
-        self.container, self.stream, self.start, self.verdicts, self.peek = container, stream, start, verdicts, peek
+    def __init__(self, container, stream, start: float, verdicts: Iterator[GopVerdict]):
+        self.container, self.stream, self.start, self.verdicts = container, stream, start, verdicts
         self.pending: GopVerdict | None = None  # the first verdict not yet passed
         self.whole = False
-        self.until: tuple[Gray, np.ndarray] | None = None  # what the GOP being read comes to
-
-    def __enter__(self) -> "_Gops":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.peek.close()
+        self.until: tuple[Gray, np.ndarray] | None = None  # what the GOP being read comes to: grayscale, still cells
 
     def verdict(self, begins: float) -> GopVerdict | None:
         """The verdict on the GOP beginning at `begins`: they come in the key packets' order (None for a key packet
@@ -342,8 +321,7 @@ class _Gops:
                 if packet.is_keyframe:
                     verdict = self.verdict(round(float(packet.pts * packet.time_base) - self.start, 3))
                     self.whole = verdict is not None and verdict.changes
-                    until = self.peek(verdict.until[0]) if self.whole and verdict.until else None
-                    self.until = (until, verdict.until[1]) if until is not None else None
+                    self.until = verdict.until[1:] if self.whole and verdict.until else None
                 elif not self.whole:
                     continue
             for frame in packet.decode():
@@ -351,24 +329,13 @@ class _Gops:
                     yield frame
 
 
-def _frame_at(container, stream, start: float, moment: float, key_only: bool = False):
+def _frame_at(container, stream, start: float, moment: float):
     """After a seek, the first frame shown at or after `moment` (the last one for a time past the end; None for
-    none): key packets only with `key_only` (the moment is an I-frame's)."""
+    none)."""
     container.seek(int((moment + start) / stream.time_base), stream=stream, backward=True)
     last = None
     for packet in container.demux(stream):
-        if not key_only:
-            decoded = packet.decode()
-        elif packet.size and packet.pts is not None and packet.is_keyframe:
-            # Drained at once: a decoder that reorders holds a frame back until later packets come, which here
-            # would be the next I-frames, a GOP or more of demuxing and decoding away (16 ms a peek, not 5).
-            decoded = packet.decode() + stream.decode(None)
-            stream.codec_context.flush_buffers()
-            for frame in decoded:
-                frame.time_base = stream.time_base  # (a drained frame comes without it)
-        else:
-            continue
-        for frame in decoded:
+        for frame in packet.decode():
             last = frame
             if frame.time is not None and float(frame.time - start) >= moment - 1e-3:
                 return frame
