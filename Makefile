@@ -18,7 +18,7 @@ system-packages:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-$(STAMP): requirements.txt requirements-airflow.txt requirements-ml.txt requirements-test.txt pyproject.toml scripts/install-python.sh scripts/install-image.sh $(wildcard locks/*.txt)
+$(STAMP): requirements.txt requirements-airflow.txt requirements-ml.txt requirements-test.txt requirements-test-nodeps.txt pyproject.toml scripts/install-python.sh scripts/install-image.sh $(wildcard locks/*.txt)
 	VENV=$(VENV) scripts/install-python.sh
 	touch $@
 

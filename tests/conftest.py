@@ -133,6 +133,16 @@ def tiny_models() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def llm_endpoint(tmp_path_factory) -> str:
+    """A real OpenAI-compatible server on loopback: llama.cpp's, serving SmolLM2-135M-Instruct (lectern_dev.llm_server).
+    Its base URL; the model is openai:smollm2-135m-instruct."""
+    from lectern_dev.llm_server import llm_server
+
+    with llm_server(log=tmp_path_factory.mktemp("llm-server") / "server.log") as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="session")
 def demo_corpus() -> tuple[Path, dict]:
     from lectern_dev.corpus import generate
 

@@ -237,8 +237,8 @@ def cmd_taxonomy(args, settings: Settings) -> int:
         if path.exists() and not args.force:
             raise TaxonomyError(f"{path} exists; pass --force to replace it")
         print(f"asking {model} for the {args.subject} taxonomy ...", file=sys.stderr)
-        ask = partial(llm.generate, model, device=settings.llm_device, max_new_tokens=settings.llm_max_new_tokens,
-                      batch_size=settings.llm_batch_size, system=taxonomy.SYSTEM)
+        ask = partial(llm.generate, model, serving=llm.Serving.from_settings(settings),
+                      max_new_tokens=settings.llm_max_new_tokens, system=taxonomy.SYSTEM)
         tree = taxonomy.generate_taxonomy(args.subject, ask, args.courses, args.subcourses, args.points)
         subject, count = taxonomy.write_taxonomy(tree, path, model, overwrite=args.force)
     except TaxonomyError as exc:

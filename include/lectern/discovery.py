@@ -393,9 +393,8 @@ def score_metadata(settings: Settings, subject: str | None = None) -> dict[str, 
     answers: list[str | None] = [None] * len(links)
     if judge_model:
         answers = llm.generate(judge_model, [judging.metadata_prompt(link.point, link.title, link.description)
-                                             for link in links], device=settings.llm_device,
-                               max_new_tokens=settings.llm_max_new_tokens, batch_size=settings.llm_batch_size,
-                               system=judging.SYSTEM)
+                                             for link in links], llm.Serving.from_settings(settings),
+                               max_new_tokens=settings.llm_max_new_tokens, system=judging.SYSTEM)
     scores = [llm.parse_score(answer) if answer is not None else None for answer in answers]
     with session_scope(settings.db_url) as session:
         record_link_scores(session, list(zip(links, relevance, scores, answers)))

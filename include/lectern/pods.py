@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lectern.config import Settings
 from lectern.pipeline import GPU_STAGES, task_timeout_s
+from lectern.stages.judge.llm import ENDPOINT_PREFIX
 
 MODEL_CACHE = "/models"
 GPU_POD_TEMPLATE = Path(__file__).with_name("k8s") / "gpu-pod-template.yaml"
@@ -18,8 +19,16 @@ GPU_DEVICES = {"LECTERN_ASR_DEVICE": "cuda", "LECTERN_LLM_DEVICE": "cuda"}
 
 def needs_gpu(work: str, settings: Settings) -> bool:
     """GPU phases, and metadata scoring when an LLM judges metadata (title/description embeddings alone run on
-    a CPU)."""
-    return work in GPU_STAGES or (work == SCORE_METADATA and bool(settings.metadata_judge_model))
+    a CPU); but an LLM behind an endpoint (openai:<model>) needs none here: a judge phase whose judges and rewrite
+    are all endpoints runs on a CPU."""
+    def in_process(model: str | None) -> bool:
+        return bool(model) and not model.startswith(ENDPOINT_PREFIX)
+
+    if work == "judge":
+        return any(in_process(model) for model in (*settings.judge_models, settings.rewrite_model))
+    if work == SCORE_METADATA:
+        return in_process(settings.metadata_judge_model)
+    return work in GPU_STAGES
 
 
 def label_value(value: str) -> str:

@@ -160,3 +160,20 @@ def test_gpu_pod_template_is_a_valid_pod():
     assert pod.spec.containers[0].name == "base"  # the name the PodOperator merges its container into
     assert pod.spec.containers[0].resources.limits == {"nvidia.com/gpu": "1"}
     assert pod.spec.restart_policy == "Never"
+
+
+def test_llms_behind_an_endpoint_need_no_gpu_in_the_pod():
+    from lectern.config import Settings
+    from lectern.pods import SCORE_METADATA, needs_gpu, pod_settings
+
+    in_process = Settings.from_env({"LECTERN_METADATA_JUDGE_MODEL": "Qwen/Qwen2.5-7B-Instruct"})
+    assert needs_gpu("judge", in_process) and needs_gpu(SCORE_METADATA, in_process)
+    served = Settings.from_env({"LECTERN_JUDGE_MODELS": "openai:llama-3-8b-instruct,openai:deepseek-chat@https://x/v1",
+                                "LECTERN_REWRITE_MODEL": "openai:llama-3-8b-instruct",
+                                "LECTERN_METADATA_JUDGE_MODEL": "openai:llama-3-8b-instruct",
+                                "LECTERN_LLM_BASE_URL": "http://vllm:8000/v1"})
+    assert not needs_gpu("judge", served) and not needs_gpu(SCORE_METADATA, served)
+    assert "nvidia.com/gpu" not in pod_settings("judge", served)["limits"]
+    one_local = Settings.from_env({"LECTERN_JUDGE_MODELS": "openai:llama-3-8b-instruct",
+                                   "LECTERN_REWRITE_MODEL": "Qwen/Qwen2.5-7B-Instruct"})
+    assert needs_gpu("judge", one_local) and needs_gpu("transcribe", served)  # the rewrite runs here: a GPU

@@ -368,3 +368,34 @@ def test_a_pairs_subject_from_a_manifest_runs_through_its_phase_dags(pipeline, c
         assert clips and all(c["caption"] and c["clip_similarity"] is not None for c in clips)
         # the cover, fetched from loopback into S3
         assert store.exists(artifact_key("download", "cover", video_id, extension="jpg"))
+
+
+def test_the_judge_phase_through_an_openai_compatible_server(pipeline, llm_endpoint):
+    """The judge phase DAG with its judge and its rewrite behind an endpoint: llama.cpp's server with SmolLM2-135M
+    (real HTTP, real parsing, the state recorded), a forced rerun of two videos. Last in this module: the judge
+    settings it sets stay until the module ends."""
+    from lectern.stages.judge import judging, llm
+    from lectern_dev.llm_server import MODEL_NAME
+
+    settings, bag, store, patch = pipeline["settings"], pipeline["bag"], pipeline["store"], pipeline["patch"]
+    model, videos = f"openai:{MODEL_NAME}", ["cell_division", "photosynthesis"]
+    for key, value in {"LECTERN_JUDGE_MODELS": model, "LECTERN_REWRITE_MODEL": model,
+                       "LECTERN_LLM_BASE_URL": llm_endpoint}.items():
+        patch.setenv(key, value)
+    run, _ = run_dag(bag, "judge", {"video_ids": videos, "force": True})
+    assert run.state == "success"
+    with session_scope(settings.db_url) as session:
+        rows = stage_rows(session, video_ids=videos, stage="judge")
+    assert sorted(r.video_id for r in rows) == videos
+    for row in rows:
+        assert row.status in ("succeeded", "rejected") and row.run_id == run.run_id and row.attempts == 1
+        verdict = store.get_json(row.artifacts["judge"])
+        answers = verdict["llm_response"][llm.field_name(model)]
+        assert set(answers) == set(judging.CRITERIA) and all(isinstance(a, str) for a in answers.values())
+        assert list(verdict["llm_response"]) == ["smollm2_135m_instruct"]  # the endpoint's judge alone
+        asked = len(judging.CRITERIA)
+        if verdict["decision"] == "accepted":  # what a 135M model decides is not the point: each path is checked
+            refined = store.get_json(row.artifacts["refined_asr"])
+            assert refined["model"] == model
+            asked += sum(1 for s in refined["segments"] if s["asr"])
+        assert row.metrics["llm_requests"] == asked and row.metrics["llm_completion_tokens"] > 0

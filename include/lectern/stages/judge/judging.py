@@ -94,14 +94,14 @@ def combine(verdicts: Sequence[Verdict], policy: str) -> str | None:
 
 
 def judge_transcript(models_: Sequence[str], point: str, title: str, transcript: str, *, min_score: float,
-                     device: str, max_new_tokens: int, batch_size: int) -> list[Verdict]:
+                     serving: llm.Serving, max_new_tokens: int, usage: llm.Usage | None = None) -> list[Verdict]:
     """Every judge's verdict; the criteria of one judge go through generate() as one batch."""
     asked = prompts(point, title, transcript)
     names = llm.field_names(models_)
     verdicts = []
     for model in models_:
-        answers = llm.generate(model, list(asked.values()), device=device, max_new_tokens=max_new_tokens,
-                               batch_size=batch_size, system=SYSTEM)
+        answers = llm.generate(model, list(asked.values()), serving, max_new_tokens=max_new_tokens, system=SYSTEM,
+                               usage=usage)
         verdicts.append(decide(model, names[model], dict(zip(asked, answers)), min_score))
     return verdicts
 

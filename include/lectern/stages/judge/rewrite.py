@@ -55,14 +55,15 @@ def similarities(pairs: Sequence[tuple[str, str]], embedding_model: str) -> list
 
 
 def refine_segments(segments: list[dict], model: str, *, embedding_model: str, length_ratio: tuple[float, float],
-                    min_similarity: float, device: str, batch_size: int) -> tuple[list[dict], dict]:
+                    min_similarity: float, serving: llm.Serving,
+                    usage: llm.Usage | None = None) -> tuple[list[dict], dict]:
     """Segments with ``text`` (the text used), ``asr`` (the original), ``refined`` (the LLM's answer),
     ``used`` and, where the original was kept, ``kept_because``; plus counts."""
     todo = [i for i, s in enumerate(segments) if s.get("text", "").strip()]
     longest = max((len(segments[i]["text"]) for i in todo), default=0)
     # About 4 characters a token: twice the longest segment is room for any faithful rewrite.
-    answers = llm.generate(model, [PROMPT.format(text=segments[i]["text"].strip()) for i in todo], device=device,
-                           max_new_tokens=max(16, longest // 2 + 16), batch_size=batch_size, system=SYSTEM)
+    answers = llm.generate(model, [PROMPT.format(text=segments[i]["text"].strip()) for i in todo], serving,
+                           max_new_tokens=max(16, longest // 2 + 16), system=SYSTEM, usage=usage)
     rewrites = {i: clean(answer) for i, answer in zip(todo, answers)}
     candidates = [i for i in todo if rewrites[i]]
     scores = dict(zip(candidates, similarities([(segments[i]["text"].strip(), rewrites[i]) for i in candidates],

@@ -7,7 +7,7 @@ from lectern.config import Settings
 from lectern.errors import MissingInput
 from lectern.pipeline import artifact_key
 from lectern.stage_types import StageResult, VideoRecord
-from lectern.stages.judge import judging, rewrite
+from lectern.stages.judge import judging, llm, rewrite
 from lectern.store import Store
 
 MAX_TRANSCRIPT_CHARS = 4000  # for the embedding: all-MiniLM reads 256 tokens anyway
@@ -45,14 +45,16 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
             f"relevance {best:.2f} < {settings.judge_min_relevance:.2f} (best point {best_point!r})", metrics,
             artifacts={"judge": key})
 
+    serving, usage = llm.Serving.from_settings(settings), llm.Usage()
     verdicts = judging.judge_transcript(
         settings.judge_models, best_point, video.title, transcript[: settings.llm_max_transcript_chars],
-        min_score=settings.judge_min_score, device=settings.llm_device, max_new_tokens=settings.llm_max_new_tokens,
-        batch_size=settings.llm_batch_size)
+        min_score=settings.judge_min_score, serving=serving, max_new_tokens=settings.llm_max_new_tokens, usage=usage)
     drop = judging.combine(verdicts, settings.judge_policy)
     verdict.update(judging.metadata_fields(verdicts, settings.judge_policy), min_score=settings.judge_min_score)
     metrics.update({f"{v.field}_decision": v.decision for v in verdicts})
     metrics["unparseable_answers"] = sum(s is None for v in verdicts for s in v.scores.values())
+    metrics.update(usage.metrics())
+    verdict["llm_usage"] = usage.metrics()
     if drop:
         key = store.put_json(artifact_key("judge", "judge", video.id),
                              {**verdict, "decision": "rejected by LLM judges"})
@@ -63,10 +65,12 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         segments, counts = rewrite.refine_segments(
             asr["segments"], settings.rewrite_model, embedding_model=settings.embedding_model,
             length_ratio=settings.rewrite_length_ratio, min_similarity=settings.rewrite_min_similarity,
-            device=settings.llm_device, batch_size=settings.llm_batch_size)
+            serving=serving, usage=usage)
         artifacts["refined_asr"] = store.put_json(artifact_key("judge", "refined_asr", video.id), {
             "model": settings.rewrite_model, "min_similarity": settings.rewrite_min_similarity,
             "length_ratio": list(settings.rewrite_length_ratio), "counts": counts, "segments": segments})
-        metrics.update(rewrite_used=counts[rewrite.REFINED], rewrite_kept_original=counts[rewrite.ORIGINAL])
+        metrics.update(rewrite_used=counts[rewrite.REFINED], rewrite_kept_original=counts[rewrite.ORIGINAL],
+                       **usage.metrics())
+        verdict["llm_usage"] = usage.metrics()
     artifacts["judge"] = store.put_json(artifact_key("judge", "judge", video.id), {**verdict, "decision": "accepted"})
     return StageResult.succeeded(artifacts, metrics)

@@ -167,11 +167,11 @@ def _shifted(segment: dict, offset: float) -> dict:
     }
 
 
-def detect_language(pipeline, audio) -> tuple[str, float]:
-    """Whisper's language guess on the first 30 s, with its probability (WhisperX's own keeps only the guess)."""
+def detect_language(model, audio) -> tuple[str, float]:
+    """A multilingual Whisper's (faster-whisper model's) language guess on the first 30 s, with its probability
+    (WhisperX's own keeps only the guess)."""
     from whisperx.audio import N_SAMPLES, log_mel_spectrogram
 
-    model = pipeline.model
     n_mels = model.feat_kwargs.get("feature_size") or 80
     window = audio[:N_SAMPLES]
     features = log_mel_spectrogram(window, n_mels=n_mels, padding=max(0, N_SAMPLES - window.shape[0]))
@@ -208,25 +208,33 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
                                    settings.asr_language, settings.asr_max_new_tokens, settings.vad_onset,
                                    settings.vad_offset, settings.vad_chunk_s)
     load_seconds = import_seconds + time.monotonic() - started
-    asr_started = time.monotonic()
     english_only = not models.is_multilingual(pipeline)
     if english_only and settings.asr_language not in (None, "en"):
         raise PermanentError(f"{settings.whisper_model} is an English-only model: it cannot transcribe "
                              f"{settings.asr_language!r} (LECTERN_ASR_LANGUAGE)")
     prompt = vocabulary_prompt(video) if settings.asr_vocabulary_prompt else None
+    # Detect even when the language is fixed: speech in another language is rejected, not mistranscribed. An
+    # English-only model cannot detect: LECTERN_LANGUAGE_ID_MODEL does, or its transcript's text is checked (below).
+    identifier = None
+    if not english_only and (settings.allowed_languages or not settings.asr_language):
+        identifier = pipeline.model
+    elif english_only and settings.allowed_languages and settings.language_id_model:
+        started = time.monotonic()
+        identifier = models.language_identifier(settings.language_id_model, settings.asr_device,
+                                                settings.asr_compute_type, settings.models_dir)
+        load_seconds += time.monotonic() - started
+    asr_started = time.monotonic()
     with store.local_path(source_key) as path:
-        # Detect even when the language is fixed: speech in another language is rejected, not mistranscribed.
-        # An English-only model cannot detect: its transcript's text is checked instead (below).
         detected, language_check = None, None
-        if not english_only and (settings.allowed_languages or not settings.asr_language):
+        if identifier is not None:
             with closing(audio_windows(path, LANGUAGE_WINDOW_S)) as windows:
                 first = next(windows, None)
-            detected = detect_language(pipeline, first[0]) if first else None
+            detected = detect_language(identifier, first[0]) if first else None
             language_check = "speech" if detected else None
         language = "en" if english_only else settings.asr_language or (detected[0] if detected else "en")
         guard = LoopGuard(pipeline, language, settings.asr_max_compression_ratio)
         segments, duration, align_error = transcribe_windows(pipeline, path, language, settings, prompt, guard)
-    if english_only and settings.allowed_languages:
+    if english_only and settings.allowed_languages and identifier is None:
         detected = asr_quality.text_language(" ".join(s["text"] for s in segments))
         language_check = "transcript" if detected else None
     asr_seconds = time.monotonic() - asr_started
@@ -249,6 +257,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     }
     asr = {"video_id": video.id, "language": language, "model": settings.whisper_model,
            "language_check": {"method": language_check, "english_only_model": english_only,
+                              "model": settings.language_id_model if english_only and identifier else None,
                               "language": detected[0] if detected else None,
                               "probability": detected[1] if detected else None},
            "initial_prompt": prompt, "segments": segments, "metrics": without_timings(metrics)}

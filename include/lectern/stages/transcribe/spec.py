@@ -10,7 +10,7 @@ SPEC = StageSpec(
               "asr_window_s", "allowed_languages", "asr_min_language_probability", "asr_min_speech_ratio",
               "asr_hallucination_checks", "asr_max_repeated_ngrams", "asr_max_chars_per_second",
               "asr_max_filler_share", "asr_max_compression_ratio", "asr_max_dropped_loops", "asr_max_new_tokens",
-              "align_model", "min_duration_s", "asr_vocabulary_prompt"),
+              "align_model", "min_duration_s", "asr_vocabulary_prompt", "language_id_model"),
     needs=(("download", "source"), ("download", "probe")),
     produces={"asr": "asr.json"},
     gpu=True,
