@@ -1,22 +1,48 @@
-"""Images to text with a vision-language model (transformers): OCR (LECTERN_OCR_ENGINE=vlm) and clip captions
-(the caption stage) both ask one here."""
+"""Images to text with a vision-language model: OCR (LECTERN_OCR_ENGINE=vlm) and clip captions (the caption stage)
+both ask one here, in this process through transformers, or behind an OpenAI-compatible endpoint (``openai:<model>``,
+lectern.stages.judge.llm: each image sent inline as a JPEG data URL with the question)."""
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Sequence
 
+from lectern.stages.judge import llm
 
-def describe_images(images: Sequence, model: str, prompt: str | None, device: str, batch_size: int,
-                    max_new_tokens: int = 512) -> list[str]:
-    """The model's text for each image (a path or a PIL image), `batch_size` at a time, greedy. A chat model gets
-    `prompt` with the image through its chat template; an image-to-text model (TrOCR-, BLIP- or ViT-GPT2-style) gets
-    the image alone."""
+ENDPOINT_QUESTION = "Describe this image in one sentence."  # an endpoint's chat model needs a question
+
+
+def describe_images(images: Sequence, model: str, prompt: str | None, serving: llm.Serving,
+                    max_new_tokens: int = 512, usage: llm.Usage | None = None) -> list[str]:
+    """The model's text for each image (a path or a PIL image), greedy: `serving.batch_size` at a time in this
+    process, or `serving.concurrency` requests at a time to an endpoint. A chat model gets `prompt` with the image
+    through its chat template; an image-to-text model (TrOCR-, BLIP- or ViT-GPT2-style) gets the image alone."""
+    if model.startswith(llm.ENDPOINT_PREFIX):
+        contents = [[{"type": "image_url", "image_url": {"url": _data_url(image)}},
+                     {"type": "text", "text": prompt or ENDPOINT_QUESTION}] for image in images]
+        return llm.ask_endpoint(model, contents, serving, max_new_tokens=max_new_tokens, usage=usage)
+    return _describe_locally(images, model, prompt, serving, max_new_tokens)
+
+
+def _data_url(image) -> str:
+    from PIL import Image
+
+    picture = image if isinstance(image, Image.Image) else Image.open(image)
+    buffer = io.BytesIO()
+    picture.convert("RGB").save(buffer, format="JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _describe_locally(images: Sequence, model: str, prompt: str | None, serving: llm.Serving,
+                      max_new_tokens: int) -> list[str]:
     import torch
     from PIL import Image
 
     from lectern import models
 
-    processor, vlm = models.image_to_text(model, models.llm_device(device))
+    processor, vlm = models.image_to_text(model, models.llm_device(serving.device))
+    batch_size = serving.batch_size
     texts: list[str] = []
     for begin in range(0, len(images), batch_size):
         batch = [image.convert("RGB") if isinstance(image, Image.Image) else Image.open(image).convert("RGB")

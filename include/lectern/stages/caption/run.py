@@ -53,12 +53,12 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
         pictures = decoding.frames_at(str(path), wanted)
     images = {t: Image.fromarray(pictures[t]) for t in wanted if t in pictures}
     order = list(images)
+    usage = llm.Usage()
     captions = dict(zip(order, describe_images([images[t] for t in order], settings.caption_model,
-                                               settings.caption_prompt, settings.llm_device, settings.llm_batch_size,
-                                               settings.caption_max_new_tokens)))
+                                               settings.caption_prompt, llm.Serving.from_settings(settings),
+                                               settings.caption_max_new_tokens, usage)))
     coarse = [clean_caption(captions.get(middle, "")) for middle, _ in plan]
     fine = [[clean_caption(captions[t]) for t in spread if t in captions] for _, spread in plan]
-    usage = llm.Usage()
     if settings.caption_summary_model:
         summaries = llm.generate(settings.caption_summary_model, [summary_prompt(c, f) for c, f in zip(coarse, fine)],
                                  llm.Serving.from_settings(settings), max_new_tokens=settings.caption_max_new_tokens,

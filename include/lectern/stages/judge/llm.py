@@ -130,6 +130,16 @@ def field_names(models_: Sequence[str]) -> dict[str, str]:
     return names
 
 
+def ask_endpoint(model: str, contents: Sequence[list[dict]], serving: Serving, *, max_new_tokens: int,
+                 usage: Usage | None = None) -> list[str]:
+    """The answers of the endpoint an ``openai:`` model names to user turns given as content parts (text and
+    ``image_url`` parts: a vision-language model's question about an image)."""
+    remote = endpoint(model, serving)
+    if remote is None:
+        raise ValueError(f"{model!r} is not an endpoint model (openai:<model>)")
+    return _generate_remote(remote, contents, serving, max_new_tokens, None, usage if usage is not None else Usage())
+
+
 def generate(model: str, prompts: Sequence[str], serving: Serving = Serving(), *, max_new_tokens: int = 256,
              system: str | None = None, usage: Usage | None = None) -> list[str]:
     """Greedy answers to `prompts`, each prompt sent as one user turn of the model's chat template (or as plain
@@ -175,15 +185,15 @@ def _client(base_url: str, api_key: str | None, timeout_s: float, retries: int):
     return openai.OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=retries)
 
 
-def _generate_remote(remote: Endpoint, prompts: Sequence[str], serving: Serving, max_new_tokens: int,
+def _generate_remote(remote: Endpoint, prompts: Sequence[str | list[dict]], serving: Serving, max_new_tokens: int,
                      system: str | None, usage: Usage) -> list[str]:
-    """One chat completion a prompt, `serving.concurrency` at a time; the client retries (exponential backoff,
-    Retry-After honoured), then the failure is classified."""
+    """One chat completion a prompt (its text, or its content parts: an image and a question), `serving.concurrency`
+    at a time; the client retries (exponential backoff, Retry-After honoured), then the failure is classified."""
     import openai
 
     client = _client(remote.base_url, remote.api_key, serving.timeout_s, serving.retries)
 
-    def ask(prompt: str):
+    def ask(prompt: str | list[dict]):
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
         return client.chat.completions.create(model=remote.model, messages=messages, max_tokens=max_new_tokens,
                                               temperature=0.0)

@@ -17,6 +17,7 @@ from lectern.config import Settings
 from lectern.errors import CorruptMedia, MissingInput
 from lectern.pipeline import artifact_key
 from lectern.stage_types import StageResult, VideoRecord
+from lectern.stages.judge import llm
 from lectern.store import Store
 from lectern.vlm import describe_images
 
@@ -141,8 +142,8 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     with ExitStack() as stack:
         paths = [str(stack.enter_context(store.local_path(key))) for key in keys]
         if settings.ocr_engine == "vlm":
-            answers = describe_images(paths, settings.ocr_vlm_model, settings.ocr_vlm_prompt, settings.llm_device,
-                                      settings.llm_batch_size)
+            answers = describe_images(paths, settings.ocr_vlm_model, settings.ocr_vlm_prompt,
+                                      llm.Serving.from_settings(settings))
             raw = {key: (text, None) for key, text in zip(keys, answers)}
         elif settings.ocr_engine == "rapidocr":  # ONNX Runtime uses every core itself
             raw = dict(zip(keys, read_images_rapidocr(paths, settings.ocr_min_confidence)))
