@@ -137,6 +137,8 @@ def ask_endpoint(model: str, contents: Sequence[list[dict]], serving: Serving, *
     remote = endpoint(model, serving)
     if remote is None:
         raise ValueError(f"{model!r} is not an endpoint model (openai:<model>)")
+    if not contents:
+        return []
     return _generate_remote(remote, contents, serving, max_new_tokens, None, usage if usage is not None else Usage())
 
 
