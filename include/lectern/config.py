@@ -530,8 +530,13 @@ class Settings:
         "Airflow UI base URL, for the log links `python -m lectern status VIDEO_ID` prints.", _no_trailing_slash)
     gpu_pod_template: str | None = setting(
         "LECTERN_GPU_POD_TEMPLATE", "",
-        "Pod template file of GPU pods (empty: include/lectern/k8s/gpu-pod-template.yaml, with the NVIDIA runtime "
-        "class and a memory-backed /dev/shm).", _optional())
+        "Pod template file of GPU pods (empty: include/lectern/k8s/gpu-pod-template.yaml: non-root, a memory-backed "
+        "/dev/shm).", _optional())
+    gpu_runtime_class: str | None = setting(
+        "LECTERN_GPU_RUNTIME_CLASS", "nvidia",
+        "runtimeClassName of GPU pods, over the template's: the NVIDIA container runtime the GPU Operator installs. "
+        "Empty: none, as GKE and EKS without the GPU Operator need (they reject a class they do not have).",
+        _optional())
     k8s_namespace: str = setting("LECTERN_K8S_NAMESPACE", "lectern", "Namespace of stage pods.")
     worker_image: str = setting(
         "LECTERN_WORKER_IMAGE", "lectern-worker:latest",

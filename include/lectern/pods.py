@@ -66,8 +66,22 @@ def pod_settings(phase: str, settings: Settings) -> dict:
         "timeout_s": task_timeout_s(phase, settings),
         "model_cache_pvc": settings.model_cache_pvc,
         "labels": {"app.kubernetes.io/name": "lectern", "lectern/phase": phase},
-        "pod_template_file": str(settings.gpu_pod_template or GPU_POD_TEMPLATE) if gpu else None,
+        "pod_template": gpu_pod_template(settings) if gpu else None,
     }
+
+
+def gpu_pod_template(settings: Settings) -> dict:
+    """The GPU pods' base (LECTERN_GPU_POD_TEMPLATE, or k8s/gpu-pod-template.yaml) with LECTERN_GPU_RUNTIME_CLASS
+    as its runtimeClassName, or none where that is empty (GKE, and EKS without the GPU Operator, reject one they
+    do not have)."""
+    import yaml
+
+    template = yaml.safe_load(Path(settings.gpu_pod_template or GPU_POD_TEMPLATE).read_text())
+    spec = template.setdefault("spec", {})
+    spec.pop("runtimeClassName", None)
+    if settings.gpu_runtime_class:
+        spec["runtimeClassName"] = settings.gpu_runtime_class
+    return template
 
 
 def stage_arguments(phase: str, video_ids: list[str], owner: str) -> list[str]:

@@ -119,7 +119,7 @@ def stage_pods(work: str, task_id: str, pool: str, retries: int, **kwargs):
         container_resources=k8s.V1ResourceRequirements(requests=pod["requests"], limits=pod["limits"]),
         tolerations=[k8s.V1Toleration(**t) for t in pod["tolerations"]],
         node_selector=pod["node_selector"],
-        pod_template_file=pod["pod_template_file"],
+        pod_template_dict=pod["pod_template"],
         # every stage pod runs as the worker image's non-root user, without privilege escalation or capabilities
         security_context=k8s.V1PodSecurityContext(run_as_non_root=True, run_as_user=10001, fs_group=10001),
         container_security_context=k8s.V1SecurityContext(allow_privilege_escalation=False,

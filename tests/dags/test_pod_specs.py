@@ -177,3 +177,15 @@ def test_llms_behind_an_endpoint_need_no_gpu_in_the_pod():
     one_local = Settings.from_env({"LECTERN_JUDGE_MODELS": "openai:llama-3-8b-instruct",
                                    "LECTERN_REWRITE_MODEL": "Qwen/Qwen2.5-7B-Instruct"})
     assert needs_gpu("judge", one_local) and needs_gpu("transcribe", served)  # the rewrite runs here: a GPU
+
+
+def test_the_runtime_class_is_a_setting():
+    """GKE, and EKS without the GPU Operator, reject runtimeClassName nvidia: empty leaves none; a template of
+    one's own gets the setting's."""
+    from lectern.config import Settings
+    from lectern.pods import pod_settings
+
+    assert pod_settings("transcribe", Settings.from_env({}))["pod_template"]["spec"]["runtimeClassName"] == "nvidia"
+    gke = pod_settings("transcribe", Settings.from_env({"LECTERN_GPU_RUNTIME_CLASS": ""}))["pod_template"]
+    assert "runtimeClassName" not in gke["spec"] and gke["spec"]["containers"][0]["name"] == "base"
+    assert pod_settings("ocr", Settings.from_env({}))["pod_template"] is None  # a CPU pod: no GPU template
