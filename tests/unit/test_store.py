@@ -63,10 +63,14 @@ def test_video_ids_are_sanitised(bad):
         artifact_key("download", "source", bad)
 
 
-def test_local_store_refuses_keys_outside_its_root(tmp_path):
+@pytest.mark.parametrize("key", ["../outside.txt", "videos/../../outside.txt", "/etc/passwd", "", ".", "a\x00b"])
+def test_local_store_refuses_keys_outside_its_root(tmp_path, key):
     store = LocalStore(tmp_path / "store")
-    with pytest.raises(ValueError):
-        store.put_bytes("../outside.txt", b"x")
+    with pytest.raises(ValueError, match="escapes the store"):
+        store.put_bytes(key, b"x")
+    assert not (tmp_path / "outside.txt").exists()
+    assert store.put_bytes("videos/../inside.txt", b"x") == "videos/../inside.txt"  # stays in: allowed
+    assert (tmp_path / "store" / "inside.txt").read_bytes() == b"x"
 
 
 def test_open_store_by_url(tmp_path):
