@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lectern.config import Settings
 from lectern.pipeline import GPU_STAGES, task_timeout_s
-from lectern.stages.judge.llm import ENDPOINT_PREFIX
+from lectern.stages.judge.llm import is_endpoint
 
 MODEL_CACHE = "/models"
 GPU_POD_TEMPLATE = Path(__file__).with_name("k8s") / "gpu-pod-template.yaml"
@@ -22,7 +22,7 @@ def needs_gpu(work: str, settings: Settings) -> bool:
     a CPU); but an LLM behind an endpoint (openai:<model>) needs none here: a judge phase whose judges and rewrite
     are all endpoints runs on a CPU."""
     def in_process(model: str | None) -> bool:
-        return bool(model) and not model.startswith(ENDPOINT_PREFIX)
+        return bool(model) and not is_endpoint(model)
 
     if work == "judge":
         return any(in_process(model) for model in (*settings.judge_models, settings.rewrite_model))

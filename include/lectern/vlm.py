@@ -18,7 +18,7 @@ def describe_images(images: Sequence, model: str, prompt: str | None, serving: l
     """The model's text for each image (a path or a PIL image), greedy: `serving.batch_size` at a time in this
     process, or `serving.concurrency` requests at a time to an endpoint. A chat model gets `prompt` with the image
     through its chat template; an image-to-text model (TrOCR-, BLIP- or ViT-GPT2-style) gets the image alone."""
-    if model.startswith(llm.ENDPOINT_PREFIX):
+    if llm.is_endpoint(model):
         contents = [[{"type": "image_url", "image_url": {"url": _data_url(image)}},
                      {"type": "text", "text": prompt or ENDPOINT_QUESTION}] for image in images]
         return llm.ask_endpoint(model, contents, serving, max_new_tokens=max_new_tokens, usage=usage)

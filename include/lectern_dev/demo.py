@@ -8,11 +8,11 @@ the folder the paper's training loader reads.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 
 from lectern.config import Settings
+from lectern.models import ships
 
 RELEASE = "demo"
 SUBJECT = "Biology"
@@ -43,15 +43,8 @@ def offline_models(models: dict[str, str]) -> dict[str, str]:
         "LECTERN_LLM_MAX_NEW_TOKENS": "24",
         "LECTERN_LLM_DEVICE": "cpu",
         # A real multilingual Whisper (base, from two packages) identifies the spoken language: tiny.en cannot.
-        **({"LECTERN_LANGUAGE_ID_MODEL": "base"} if whisper_base_installed() else {}),
+        **({"LECTERN_LANGUAGE_ID_MODEL": "base"} if ships("base") else {}),
     }
-
-
-def whisper_base_installed() -> bool:
-    """Whether the packages that ship multilingual Whisper base (in two parts) are installed."""
-    from lectern.models import SPLIT
-
-    return all(importlib.util.find_spec(package) for package in SPLIT["base"][1])
 
 
 def demo_settings(models: dict[str, str]) -> dict[str, str]:

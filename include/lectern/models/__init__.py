@@ -38,6 +38,12 @@ def resolve_bundled(model: str, join_into: Path | None = None) -> str:
     return model
 
 
+def ships(model: str) -> bool:
+    """Whether an installed package ships this model id (whole, or in parts to join)."""
+    packages = SPLIT[model][1] if model in SPLIT else (BUNDLED[model],) if model in BUNDLED else ()
+    return bool(packages) and all(importlib.util.find_spec(package) is not None for package in packages)
+
+
 def _joined(packages: tuple[str, ...], folder: Path) -> str | None:
     """The packages' `data/` files in `folder`, their `model.bin.part*` joined in order into model.bin; None where a
     package is not installed. Written under a temporary name and renamed: pods that join at once never see half."""

@@ -78,11 +78,22 @@ class Endpoint:
     api_key: str | None = field(default=None, repr=False)
 
 
+def is_endpoint(model: str | None) -> bool:
+    """Whether a model reference names a model behind an endpoint (``openai:<model>[@<url>]``)."""
+    return bool(model) and model.startswith(ENDPOINT_PREFIX)
+
+
+def _reference(model: str) -> tuple[str, str]:
+    """An endpoint reference's model name and its own URL ("" for LECTERN_LLM_BASE_URL's)."""
+    name, _, url = model[len(ENDPOINT_PREFIX):].partition("@")
+    return name, url
+
+
 def endpoint(model: str, serving: Serving) -> Endpoint | None:
     """The endpoint an ``openai:`` model reference names (None for a transformers model)."""
-    if not model.startswith(ENDPOINT_PREFIX):
+    if not is_endpoint(model):
         return None
-    name, _, url = model[len(ENDPOINT_PREFIX):].partition("@")
+    name, url = _reference(model)
     if not name:
         raise PermanentError(f"LLM {model!r}: no model name after {ENDPOINT_PREFIX!r}")
     if url:  # the key is for LECTERN_LLM_BASE_URL's server only: never sent elsewhere
@@ -111,8 +122,8 @@ def parse_score(answer: str | None) -> float | None:
 def field_name(model: str) -> str:
     """A model's name as a metadata field prefix: ``Qwen/Qwen2.5-7B-Instruct`` -> ``qwen2_5_7b_instruct``, and
     ``openai:deepseek-chat@https://api.deepseek.com/v1`` -> ``deepseek_chat``."""
-    if model.startswith(ENDPOINT_PREFIX):
-        model = model[len(ENDPOINT_PREFIX):].partition("@")[0]
+    if is_endpoint(model):
+        model = _reference(model)[0]
     base = model.rstrip("/").rsplit("/", 1)[-1]
     return re.sub(r"[^a-z0-9]+", "_", base.lower()).strip("_") or "model"
 

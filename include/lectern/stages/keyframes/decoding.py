@@ -240,9 +240,8 @@ def _decode(path: str, mode: str, interval_s: float, width: int, verdicts: Itera
     stream.thread_type = "NONE" if mode == "scan" and skip == "BIDIR" else "AUTO"
     if mode == "scan":
         stream.thread_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
-    reading = _Gops(container, stream, start, iter(verdicts))
-    if mode == "scan":
         stream.codec_context.skip_frame = skip
+    reading = _Gops(container, stream, start, iter(verdicts))
     decoded = container.decode(stream) if mode == "interval" else reading
     next_time = -1.0
     with container:

@@ -257,7 +257,7 @@ def run(video: VideoRecord, store: Store, settings: Settings) -> StageResult:
     }
     asr = {"video_id": video.id, "language": language, "model": settings.whisper_model,
            "language_check": {"method": language_check, "english_only_model": english_only,
-                              "model": settings.language_id_model if english_only and identifier else None,
+                              "model": settings.language_id_model if english_only and identifier is not None else None,
                               "language": detected[0] if detected else None,
                               "probability": detected[1] if detected else None},
            "initial_prompt": prompt, "segments": segments, "metrics": without_timings(metrics)}
