@@ -23,7 +23,14 @@ if ! compgen -G "$wheels/llama_cpp_python-$llama-*.whl" >/dev/null; then
     CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$venv/bin/python" -m pip wheel -q --no-deps -w "$wheels" \
     "llama-cpp-python==$llama"
 fi
-UV_COMPILE_BYTECODE=1 uv install -q -r requirements-test.txt --find-links "$wheels"
+# --only-binary: the wheel built above, never PyPI's source package built again by uv with -march=native (that
+# build, kept in uv's cache, crashed llama.cpp's server on its first token in CI).
+UV_COMPILE_BYTECODE=1 uv install -q -r requirements-test.txt --find-links "$wheels" --only-binary llama-cpp-python
 uv install -q --no-deps -r requirements-test-nodeps.txt
 uv install -q --no-deps -e .
 "$venv/bin/python" -c "import whisperx, airflow, lectern, decord, av, matplotlib, llama_cpp; print('python environment ready:', airflow.__version__)"
+# One token from SmolLM2 through the installed llama.cpp: a build that crashes on this CPU fails here, not in a test.
+"$venv/bin/python" -m lectern_dev.llm_server --check || {
+  echo "llama-cpp-python from $wheels cannot generate on this CPU: remove that wheel and run make setup again" >&2
+  exit 1
+}

@@ -50,6 +50,23 @@ def _ready(base_url: str) -> bool:
         return False
 
 
+def _first_token(base_url: str, timeout_s: float) -> None:
+    """One token generated: a server that lists its model may still crash on its first token (a llama.cpp built
+    for another CPU does), and every test after would see only refused connections."""
+    request = urllib.request.Request(
+        f"{base_url}/chat/completions", headers={"Content-Type": "application/json"},
+        data=json.dumps({"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}],
+                         "max_tokens": 1}).encode())
+    with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+        json.load(answer)
+
+
+def _log_tail(log: Path | None, lines: int = 20) -> str:
+    if not log or not log.exists():
+        return ""
+    return "; its log ends:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
 @contextlib.contextmanager
 def llm_server(context: int = 4096, threads: int | None = None, startup_s: float = 120.0,
                log: Path | None = None) -> Iterator[str]:
@@ -65,11 +82,16 @@ def llm_server(context: int = 4096, threads: int | None = None, startup_s: float
             deadline = time.monotonic() + startup_s
             while not _ready(base_url):
                 if server.poll() is not None:
-                    raise RuntimeError(f"llama.cpp's server exited with {server.returncode}"
-                                       + (f" (its log: {log})" if log else ""))
+                    raise RuntimeError(f"llama.cpp's server exited with {server.returncode}{_log_tail(log)}")
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"llama.cpp's server did not answer within {startup_s:g} s")
+                    raise TimeoutError(f"llama.cpp's server did not answer within {startup_s:g} s{_log_tail(log)}")
                 time.sleep(0.2)
+            try:
+                _first_token(base_url, max(1.0, deadline - time.monotonic()))
+            except OSError as error:
+                time.sleep(0.5)  # a crash's exit code, where it was one
+                raise RuntimeError(f"llama.cpp's server failed its first token ({error}; exit code "
+                                   f"{server.poll()}){_log_tail(log)}") from error
             yield base_url
         finally:
             server.terminate()
@@ -78,3 +100,13 @@ def llm_server(context: int = 4096, threads: int | None = None, startup_s: float
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+if __name__ == "__main__":  # `python -m lectern_dev.llm_server --check`: the server starts and generates (make setup)
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Start llama.cpp's server with SmolLM2, generate one token, stop.")
+    parser.add_argument("--check", action="store_true", required=True)
+    parser.parse_args()
+    with llm_server() as url:
+        print(f"llama.cpp's server generated a token from {MODEL_NAME} at {url}")
