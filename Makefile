@@ -6,7 +6,7 @@ export LECTERN_HOME ?= $(CURDIR)/.lectern
 APT_PACKAGES := ffmpeg tesseract-ocr tesseract-ocr-eng espeak-ng fonts-dejavu-core curl radosgw ceph-mon ceph-osd ceph-common chromium docker-compose
 STAMP := $(VENV)/.lectern-installed
 
-.PHONY: setup system-packages demo test test-fast reliability bench clean
+.PHONY: setup system-packages demo test test-fast test-images reliability bench clean
 
 setup: system-packages $(STAMP)
 
@@ -28,6 +28,13 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+# The Dockerfile's three targets built with buildah from a local Debian base, each run on a demo video, the worker's
+# CUDA libraries loaded (not in `make test`: ~9 GB of CUDA wheels, ~10 min); writes bench/results/images.md.
+test-images: setup
+	@for p in buildah debootstrap; do command -v $$p >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq --no-install-recommends buildah debootstrap >/dev/null; break; }; done
+	$(PY) -m pytest -q -m images tests/images
 
 # The fault-injection suite alone (it is part of `make test` too); prints the fault / survived / lost table.
 reliability: setup

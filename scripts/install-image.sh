@@ -50,7 +50,8 @@ models() {
     install "${find_links[@]}" "${cpu_index[@]}" "torch==$torch_version+cpu" "${lock[@]}"
   else
     echo "torch==$torch_version" > "$constraints"
-    install "torch==$torch_version" "${lock[@]}"  # PyPI's build, with its CUDA libraries
+    install "torch==$torch_version" "${lock[@]}"  # PyPI's build, with its CUDA (13) libraries
+    install -r "$here/requirements-gpu.txt" "${lock[@]}"  # the CUDA 12 cuBLAS CTranslate2 loads
   fi
   install "${find_links[@]}" -r "$here/requirements-ml.txt" -c "$constraints" "${lock[@]}"
   rm -f "$constraints"

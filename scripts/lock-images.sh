@@ -18,5 +18,5 @@ compile() {
 mkdir -p locks
 compile locks/airflow.txt 3.11 requirements-airflow.txt requirements.txt
 compile locks/airflow-local.txt 3.11 requirements-airflow.txt requirements.txt requirements-ml.txt "$torch"
-compile locks/worker.txt 3.11 requirements.txt requirements-ml.txt "$torch"
+compile locks/worker.txt 3.11 requirements.txt requirements-ml.txt requirements-gpu.txt "$torch"
 rm -f "$torch"

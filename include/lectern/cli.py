@@ -430,4 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    return args.func(args, settings)
+    try:
+        return args.func(args, settings)
+    except ModuleNotFoundError as exc:
+        if exc.name != "lectern_dev":
+            raise
+        # demo, ui, models and run --offline-models are the checkout's (its demo corpus, tiny models, servers)
+        print(f"lectern {args.command} needs a checkout of Lectern: its dev harness (lectern_dev) is not in the "
+              "installed package. Clone the repository and run `make demo` there.", file=sys.stderr)
+        return 2

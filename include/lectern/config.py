@@ -1,7 +1,7 @@
 """Lectern's settings: built once from environment variables, in this one place.
 
 Each setting is written once, as a field of ``Settings``: its variable, default, meaning and how its text is read.
-``VARIABLES`` and docs/configuration.md (``python -m lectern config > docs/configuration.md``) are derived from
+``VARIABLES`` and docs/configuration.md (``lectern config > docs/configuration.md``) are derived from
 those fields. No other module reads ``os.environ``.
 """
 
@@ -338,7 +338,7 @@ class Settings:
     # --- taxonomy generation; how every LLM (judges, rewrite, summaries) generates
     taxonomy_model: str = setting(
         "LECTERN_TAXONOMY_MODEL", "Qwen/Qwen2.5-7B-Instruct",
-        "LLM that drafts a subject's taxonomy (python -m lectern taxonomy generate).")
+        "LLM that drafts a subject's taxonomy (lectern taxonomy generate).")
     llm_device: str = setting(
         "LECTERN_LLM_DEVICE", "auto",
         "auto (cuda when available), cuda or cpu, for the LLM judges and rewrite.")
@@ -527,7 +527,7 @@ class Settings:
         "lectern_backfill_subject: how often it checks whether the phase run it triggered has finished.", _at_least_one)
     airflow_url: str = setting(
         "LECTERN_AIRFLOW_URL", "http://localhost:8080",
-        "Airflow UI base URL, for the log links `python -m lectern status VIDEO_ID` prints.", _no_trailing_slash)
+        "Airflow UI base URL, for the log links `lectern status VIDEO_ID` prints.", _no_trailing_slash)
     gpu_pod_template: str | None = setting(
         "LECTERN_GPU_POD_TEMPLATE", "",
         "Pod template file of GPU pods (empty: include/lectern/k8s/gpu-pod-template.yaml: non-root, a memory-backed "
@@ -594,7 +594,7 @@ def configuration_markdown() -> str:
     rows = ["# Configuration", "",
             "Every setting is an environment variable, read in one place (`include/lectern/config.py`). AWS "
             "credentials for S3", "come from the standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`. This file "
-            "is generated: `python -m lectern config > docs/configuration.md`.", "",
+            "is generated: `lectern config > docs/configuration.md`.", "",
             "| variable | default | meaning |", "| --- | --- | --- |"]
     for name, (default, meaning) in VARIABLES.items():
         shown = default.replace("|", "\\|") if default else "(empty)"

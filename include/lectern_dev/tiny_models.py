@@ -340,4 +340,8 @@ def build_all(out: Path) -> dict[str, str]:
     if not paths["aesthetic_head"].is_file():
         build_aesthetic_head(paths["aesthetic_head"])
     build_punkt(paths["nltk_data"])
+    # Readable by every user: safetensors writes its files 0600, and a model folder is mounted into pods and
+    # images that run as their own users (the worker's 10001).
+    for path in out.rglob("*"):
+        path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
     return {name: str(path) for name, path in paths.items()}

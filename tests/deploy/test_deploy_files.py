@@ -61,15 +61,17 @@ def test_dockerfile_is_hadolint_clean():
 
 def test_dockerfile_builds_three_images_each_from_its_requirement_files():
     stages = (ROOT / "Dockerfile").read_text().split("\nFROM ")[1:]
-    assert [stage.split("\n", 1)[0].rsplit(" AS ", 1)[1] for stage in stages] == ["airflow", "airflow-local", "worker"]
-    airflow, local, worker = stages
+    assert [stage.split("\n", 1)[0] for stage in stages] == [
+        "${PYTHON_BASE} AS base", "base AS airflow", "airflow AS airflow-local", "base AS worker"]
+    base, airflow, local, worker = stages
     # each installs its set with the script the image-contents test builds its venvs with
     assert "scripts/install-image.sh airflow" in airflow and "scripts/install-image.sh airflow-local" in local
     assert "TORCH_VARIANT=cuda scripts/install-image.sh worker" in worker
     assert "requirements-airflow.txt" not in worker  # stage pods run without Airflow
     assert "COPY --chown=50000:0 plugins /opt/airflow/plugins" in airflow
-    for needed in ("ffmpeg", "tesseract-ocr"):
-        assert needed in airflow and needed in worker
+    for needed in ("ffmpeg", "tesseract-ocr"):  # every image: the one base, one Python (3.11) for all
+        assert needed in base
+    assert "ARG PYTHON_BASE=python:3.11-slim-bookworm" in (ROOT / "Dockerfile").read_text().split("\nFROM ")[0]
     application = [line.split("#")[0].split(">=")[0].split("==")[0].strip().lower()
                    for line in (ROOT / "requirements.txt").read_text().splitlines()]
     assert not {name for name in application if "torch" in name or "airflow" in name}
