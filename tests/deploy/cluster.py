@@ -7,6 +7,7 @@ it would see of a cluster, through its own clients (sync and async) and a kubeco
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import json
 import logging
@@ -69,14 +70,15 @@ class _Emulator(kmock.KubernetesEmulator):
 
 
 class EmulatedCluster:
-    """with EmulatedCluster(tmp_path, env) as cluster: the API on loopback, `cluster.kubeconfig` to reach it, and
-    a kubelet that runs pods with `env` as the content of their env_from secret. `before_start(pod)` runs before a
-    pod's process starts (a takedown racing a scheduled pod, say); `node_env` is what this node adds to every pod
-    (a node without a GPU: its devices)."""
+    """with EmulatedCluster(tmp_path) as cluster: the API on loopback, `cluster.kubeconfig` to reach it,
+    `cluster.apply(manifest)` to create objects there, and a kubelet that runs each pod with the keys of the
+    Secrets its envFrom names, read from the API (a pod whose Secret or claim is missing waits, as on a node).
+    `before_start(pod)` runs before a pod's process starts (a takedown racing a scheduled pod, say); `node_env` is
+    what this node adds to every pod (a node without a GPU: its devices)."""
 
-    def __init__(self, folder: Path, env: dict[str, str], before_start: Callable[[dict], None] | None = None,
+    def __init__(self, folder: Path, before_start: Callable[[dict], None] | None = None,
                  node_env: dict[str, str] | None = None):
-        self.folder, self.env, self.before_start, self.node_env = folder, env, before_start, node_env or {}
+        self.folder, self.before_start, self.node_env = folder, before_start, node_env or {}
         self.kubeconfig = folder / "kubeconfig"
         self.created: dict[tuple[str, str], dict] = {}  # every pod ever created, as created
         self.exit_codes: dict[tuple[str, str], int] = {}
@@ -110,12 +112,32 @@ class EmulatedCluster:
     async def _serve(self) -> None:
         async with _Emulator() as handler, kmock.Server(handler) as server:
             handler.logs = {}
-            for resource in ("v1/pods", "v1/events", "v1/secrets"):
+            for resource in ("v1/pods", "v1/events", "v1/secrets", "v1/namespaces", "v1/persistentvolumeclaims"):
                 handler.resources[resource] = {}
             self.handler, self.url = handler, str(server.url).rstrip("/")
             self._ready.set()
             while not self._stop.is_set():
                 await asyncio.sleep(0.05)
+
+    def apply(self, manifest: dict) -> dict:
+        """Create one namespaced object (a manifest's document) through the API, as `kubectl apply` would."""
+        group_version = manifest["apiVersion"]
+        prefix = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
+        plural = {"PersistentVolumeClaim": "persistentvolumeclaims", "RoleBinding": "rolebindings"}.get(
+            manifest["kind"], manifest["kind"].lower() + "s")
+        path = f"{prefix}/namespaces/{manifest['metadata']['namespace']}/{plural}"
+        return self._call(self._post(path, manifest))
+
+    async def _post(self, path: str, body: dict) -> dict:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{self.url}{path}", json=body) as response:
+                response.raise_for_status()
+                return await response.json()
+
+    async def _get(self, path: str) -> dict | None:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{self.url}{path}") as response:
+                return None if response.status == 404 else await response.json()
 
     def _call(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(30)
@@ -164,7 +186,25 @@ class EmulatedCluster:
         command = [*container.get("command", []), *container.get("args", [])]
         if command[:1] == ["python"]:
             command[0] = sys.executable  # the worker image's python: this venv's
-        env = {**os.environ, **self.env,
+        secrets, missing = {}, []
+        for source in container.get("envFrom", []):
+            secret_name = (source.get("secretRef") or {}).get("name")
+            secret = self._call(self._get(f"/api/v1/namespaces/{namespace}/secrets/{secret_name}"))
+            if secret is None:
+                missing.append(f'secret "{secret_name}" not found')
+                continue
+            secrets.update({k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()})
+            secrets.update(secret.get("stringData") or {})  # as applied (the API server would encode it)
+        for volume in pod["spec"].get("volumes") or []:
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim and self._call(self._get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")) \
+                    is None:
+                missing.append(f'persistentvolumeclaim "{claim}" not found')
+        if missing:  # a node waits for them: the pod never starts
+            self._call(self._patch_status(namespace, name, self._status("Pending", {"waiting": {
+                "reason": "CreateContainerConfigError", "message": "; ".join(missing)}})))
+            return
+        env = {**os.environ, **secrets,
                **{e["name"]: e.get("value", "") for e in container.get("env", []) if "value" in e},
                **self.node_env}
         self._call(self._patch_status(namespace, name, self._status("Pending", {"waiting": {"reason": "Pulling"}})))

@@ -9,6 +9,7 @@ import json
 import os
 
 import pytest
+import yaml
 
 from lectern.config import Settings
 from lectern.state.db import session_scope
@@ -47,8 +48,9 @@ def kubernetes_mode(tmp_path_factory, pg_server, corpus_server, tiny_models, air
         for key, value in env.items():
             patch.setenv(key, value)
         # the emulated node has no GPU: its kubelet runs GPU pods with the models on the CPU
-        with EmulatedCluster(home, env, before_start=take_down_racing_pods,
+        with EmulatedCluster(home, before_start=take_down_racing_pods,
                              node_env={"LECTERN_ASR_DEVICE": "cpu", "LECTERN_LLM_DEVICE": "cpu"}) as cluster:
+            apply_stage_pod_manifests(cluster, env)
             patch.setenv("LECTERN_EXECUTION", "kubernetes")
             patch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps({
                 "conn_type": "kubernetes", "extra": {"kube_config_path": str(cluster.kubeconfig), "in_cluster": False,
@@ -61,6 +63,17 @@ def kubernetes_mode(tmp_path_factory, pg_server, corpus_server, tiny_models, air
                 patch.delenv("LECTERN_EXECUTION")
                 reload_wiring()
     drop_pg_database(db_name)
+
+
+def apply_stage_pod_manifests(cluster: EmulatedCluster, env: dict[str, str]) -> None:
+    """deploy/k8s as an operator applies it: the pods' Secret (its keys this test's settings), the model cache's
+    claim, the Role and its binding. Not the Namespace: kmock cannot create a cluster-scoped object
+    (POST /api/v1/namespaces); test_manifests.py validates it."""
+    for name in ("secret.example.yaml", "model-cache-pvc.yaml", "rbac.yaml"):
+        for manifest in yaml.safe_load_all((ROOT / "deploy" / "k8s" / name).read_text()):
+            if manifest["kind"] == "Secret":
+                manifest["stringData"] = env
+            cluster.apply(manifest)
 
 
 def task_instances(run, task_id: str = "run_stage") -> dict[str, tuple[str, int]]:
@@ -115,3 +128,16 @@ def test_a_transcribe_pod_requests_its_gpu_and_runs_whisper(kubernetes_mode):
     with session_scope(settings.db_url) as session:
         row = next(r for r in stage_rows(session, stage="transcribe"))
     assert (row.video_id, row.status) == ("photosynthesis", "succeeded")
+
+
+def test_every_pod_the_operator_made_is_valid_for_the_kubernetes_api(kubernetes_mode):
+    """The pods of the phases above, as the KubernetesPodOperator sent them (the schema, strict), each with its
+    Secret from deploy/k8s found by the kubelet (it started them)."""
+    import kubernetes_validate
+
+    cluster = kubernetes_mode["cluster"]
+    assert cluster.created and len(cluster.exit_codes) == len(cluster.created)  # every pod started and ended
+    for pod in cluster.created.values():
+        kubernetes_validate.validate({key: value for key, value in pod.items() if key != "status"}, "1.33",
+                                     strict=True)
+        assert pod["spec"]["containers"][0]["envFrom"] == [{"secretRef": {"name": "lectern-env"}}]
