@@ -41,7 +41,7 @@ COPY scripts/airflow-entrypoint.sh /usr/local/bin/airflow-entrypoint
 ENV AIRFLOW_HOME=/opt/airflow AIRFLOW__CORE__LOAD_EXAMPLES=False
 RUN --mount=type=cache,target=/var/cache/uv uv pip install --no-deps /opt/lectern \
  && useradd --uid 50000 --gid 0 --create-home airflow \
- && mkdir -p /opt/airflow/logs \
+ && mkdir -p /opt/airflow/logs /opt/airflow/auth \
  && chown -R 50000:0 /opt/airflow && chmod -R g+rwX /opt/airflow
 COPY --chown=50000:0 dags /opt/airflow/dags
 COPY --chown=50000:0 plugins /opt/airflow/plugins

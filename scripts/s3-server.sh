@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# A real S3-compatible server for the integration tests: single-node Ceph (mon + memstore OSD + RGW) on loopback.
+# A real S3-compatible server: single-node Ceph (mon + OSD + RGW). The tests run it on loopback, in memory; the
+# compose file runs the same script in Ceph's own image (quay.io/ceph/ceph), on disk.
 #   scripts/s3-server.sh start DIR   -> starts it; writes DIR/env (LECTERN_TEST_S3_* variables) and prints it
+#   scripts/s3-server.sh run DIR     -> starts it, then stays in the foreground while it serves (a container's
+#                                       command; SIGTERM stops it)
 #   scripts/s3-server.sh stop DIR
-# Ports: LECTERN_S3_MON_PORT (default 16789) and LECTERN_S3_PORT (default 17480), or the next free ones.
-# Needs Debian's radosgw, ceph-mon, ceph-osd (installed by .ci/run and `make setup`).
+# Settings, from the environment:
+#   LECTERN_S3_BIND         address RGW listens on (127.0.0.1; compose: 0.0.0.0)
+#   LECTERN_S3_MON_PORT     the monitor's port (16789, or the next free one)
+#   LECTERN_S3_PORT         RGW's port (17480, or the next free one)
+#   LECTERN_S3_ACCESS_KEY, LECTERN_S3_SECRET_KEY   the S3 user's keys (the tests' own by default)
+#   LECTERN_S3_OBJECTSTORE  memstore (in memory, gone when it stops: the tests) or bluestore (a sparse file of
+#                           LECTERN_S3_SIZE_GB, default 50, under DIR: kept, and served again by the next start)
+# Needs ceph-mon, ceph-osd and radosgw (Debian's, installed by .ci/run and `make setup`, or Ceph's image).
 set -euo pipefail
 trap 'echo "s3-server.sh: failed at line $LINENO (logs: ${dir:-?}/log)" >&2' ERR
-action=${1:?usage: s3-server.sh start|stop DIR}
-dir=$(realpath -m "${2:?usage: s3-server.sh start|stop DIR}")
+action=${1:?usage: s3-server.sh start|run|stop DIR}
+dir=$(realpath -m "${2:?usage: s3-server.sh start|run|stop DIR}")
+bind=${LECTERN_S3_BIND:-127.0.0.1}
 mon_port=${LECTERN_S3_MON_PORT:-16789}
 rgw_port=${LECTERN_S3_PORT:-17480}
-access_key=lectern-test-access
-secret_key=lectern-test-secret
+access_key=${LECTERN_S3_ACCESS_KEY:-lectern-test-access}
+secret_key=${LECTERN_S3_SECRET_KEY:-lectern-test-secret}
+objectstore=${LECTERN_S3_OBJECTSTORE:-memstore}
+size_gb=${LECTERN_S3_SIZE_GB:-50}
 
 stop() {
   for pidfile in "$dir"/run/*.pid; do
@@ -26,9 +38,10 @@ stop() {
 }
 
 if [ "$action" = stop ]; then stop; exit 0; fi
-[ "$action" = start ] || { echo "unknown action $action" >&2; exit 2; }
+case "$action" in start|run) ;; *) echo "unknown action $action" >&2; exit 2 ;; esac
 
-if [ -f "$dir/env" ] && curl -fsS "http://127.0.0.1:$rgw_port" >/dev/null 2>&1; then
+serving() { curl -fsS "http://127.0.0.1:$rgw_port" >/dev/null 2>&1; }
+if [ "$action" = start ] && [ -f "$dir/env" ] && serving; then
   cat "$dir/env"; exit 0  # already running
 fi
 stop 2>/dev/null || true
@@ -38,11 +51,33 @@ free_port() {  # the given port, or the next free one after it
   for _ in $(seq 1 50); do in_use "$port" || { echo "$port"; return; }; port=$((port + 1)); done
   echo "no free port near $1" >&2; exit 1
 }
-mon_port=$(free_port "$mon_port")
+# Kept data (bluestore) is served again: the cluster made before, its ports as they were.
+resume=false
+if [ "$objectstore" = bluestore ] && [ -f "$dir/ceph.conf" ] && [ -d "$dir/mon/store.db" ]; then
+  resume=true
+  mon_port=$(sed -n -E 's/^mon host = v1:[^:]+:([0-9]+)$/\1/p' "$dir/ceph.conf")
+else
+  mon_port=$(free_port "$mon_port")
+fi
 rgw_port=$(free_port "$rgw_port")
-rm -rf "$dir"; mkdir -p "$dir"/{mon,osd,rgw,run,log}
-fsid=$(cat /proc/sys/kernel/random/uuid)
 conf="$dir/ceph.conf"
+if [ "$resume" = false ]; then
+  rm -rf "$dir"; mkdir -p "$dir"/{mon,osd,rgw,run,log}
+  fsid=$(cat /proc/sys/kernel/random/uuid)
+else
+  fsid=$(sed -n -E 's/^fsid = (.*)$/\1/p' "$conf")
+  rm -f "$dir"/run/*
+fi
+if [ "$objectstore" = bluestore ]; then
+  store="osd objectstore = bluestore
+bluestore block path = $dir/osd-block
+bluestore block create = true
+bluestore block size = $((size_gb * 1024 * 1024 * 1024))
+osd memory target = 939524096"
+else
+  store="osd objectstore = memstore
+memstore device bytes = 2147483648"
+fi
 cat > "$conf" <<CONF
 [global]
 fsid = $fsid
@@ -60,8 +95,7 @@ mon allow pool size one = true
 mon warn on pool no redundancy = false
 mon max pg per osd = 1000
 osd crush chooseleaf type = 0
-osd objectstore = memstore
-memstore device bytes = 2147483648
+$store
 run dir = $dir/run
 pid file = $dir/run/\$name.pid
 admin socket = $dir/run/\$name.asok
@@ -72,33 +106,54 @@ mon data = $dir/mon
 [osd.0]
 osd data = $dir/osd
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=$bind:$rgw_port
 rgw data = $dir/rgw
 CONF
-touch "$dir/keyring"
-monmaptool --create --addv a "[v1:127.0.0.1:$mon_port]" --fsid "$fsid" "$dir/monmap" >/dev/null
-ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" >/dev/null
-ceph-mon -c "$conf" -i a
-osd_uuid=$(cat /proc/sys/kernel/random/uuid)
-timeout 60 ceph -c "$conf" osd new "$osd_uuid" 0 >/dev/null
-ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >/dev/null 2>&1
-# The OSD occasionally exits at start while a previous one on this machine is still releasing its ports: retry.
-for attempt in 1 2 3; do
-  ceph-osd -c "$conf" -i 0 2>>"$dir/log/osd-start.err" && break
-  [ "$attempt" = 3 ] && { echo "ceph-osd would not start; see $dir/log" >&2; exit 1; }
-  sleep 2
-done
+start_osd() {
+  # The OSD occasionally exits at start while a previous one on this machine is still releasing its ports: retry.
+  for attempt in 1 2 3; do
+    ceph-osd -c "$conf" -i 0 2>>"$dir/log/osd-start.err" && return
+    [ "$attempt" = 3 ] && { echo "ceph-osd would not start; see $dir/log" >&2; exit 1; }
+    sleep 2
+  done
+}
+if [ "$resume" = false ]; then
+  touch "$dir/keyring"
+  monmaptool --create --addv a "[v1:127.0.0.1:$mon_port]" --fsid "$fsid" "$dir/monmap" >/dev/null
+  ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" >/dev/null
+  ceph-mon -c "$conf" -i a
+  osd_uuid=$(cat /proc/sys/kernel/random/uuid)
+  timeout 60 ceph -c "$conf" osd new "$osd_uuid" 0 >/dev/null
+  ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >/dev/null 2>&1
+else
+  ceph-mon -c "$conf" -i a
+fi
+start_osd
 radosgw -c "$conf" -n client.rgw.a 2>/dev/null
 for _ in $(seq 1 120); do
-  curl -fsS "http://127.0.0.1:$rgw_port" >/dev/null 2>&1 && break
+  serving && break
   sleep 0.5
 done
-curl -fsS "http://127.0.0.1:$rgw_port" >/dev/null || { echo "radosgw did not come up; see $dir/log" >&2; exit 1; }
-timeout 60 radosgw-admin -c "$conf" user create --uid=lectern --display-name=Lectern \
-  --access-key="$access_key" --secret-key="$secret_key" >/dev/null
+serving || { echo "radosgw did not come up; see $dir/log" >&2; exit 1; }
+# The user, once (a resumed cluster has it; keys given now that it lacks are added)
+if user=$(timeout 60 radosgw-admin -c "$conf" user info --uid=lectern 2>/dev/null); then
+  grep -q "\"access_key\": \"$access_key\"" <<<"$user" || timeout 60 radosgw-admin -c "$conf" key create \
+    --uid=lectern --key-type=s3 --access-key="$access_key" --secret-key="$secret_key" >/dev/null
+else
+  timeout 60 radosgw-admin -c "$conf" user create --uid=lectern --display-name=Lectern \
+    --access-key="$access_key" --secret-key="$secret_key" >/dev/null
+fi
 cat > "$dir/env" <<ENV
 LECTERN_TEST_S3_ENDPOINT=http://127.0.0.1:$rgw_port
 LECTERN_TEST_S3_ACCESS_KEY=$access_key
 LECTERN_TEST_S3_SECRET_KEY=$secret_key
 ENV
 cat "$dir/env"
+if [ "$action" = run ]; then
+  trap 'stop; exit 0' TERM INT
+  echo "serving S3 on $bind:$rgw_port until stopped" >&2
+  while kill -0 "$(cat "$dir/run/client.rgw.a.pid")" 2>/dev/null; do sleep 5 & wait $!; done
+  echo "radosgw exited; see $dir/log" >&2
+  stop
+  exit 1
+fi

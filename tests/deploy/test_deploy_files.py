@@ -1,6 +1,7 @@
 """The deployment files: docker-compose.yaml validated by `docker-compose config` (no Docker engine needed), the
 Dockerfile linted by hadolint, and the two images' targets."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -13,18 +14,23 @@ from tests.conftest import ROOT
 AIRFLOW_COMPONENTS = {"api-server", "scheduler", "dag-processor", "triggerer"}
 
 
+def compose(*args: str, env_file: Path | None = ROOT / ".env.example") -> subprocess.CompletedProcess:
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose is not installed: make system-packages installs it"
+    files = ["--env-file", str(env_file)] if env_file else []
+    return subprocess.run([binary, *files, "-f", str(ROOT / "docker-compose.yaml"), *args], capture_output=True,
+                          text=True, cwd=ROOT / "tests", timeout=120)  # not ROOT: a user's own .env stays out
+
+
 def compose_config() -> dict:
-    compose = shutil.which("docker-compose")
-    assert compose, "docker-compose is not installed: make system-packages installs it"
-    proc = subprocess.run([compose, "-f", str(ROOT / "docker-compose.yaml"), "config"], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+    proc = compose("config")
     assert proc.returncode == 0, proc.stderr
     return yaml.safe_load(proc.stdout)
 
 
 def test_compose_stack_is_valid_and_complete():
     services = compose_config()["services"]
-    assert set(services) == AIRFLOW_COMPONENTS | {"airflow-db", "lectern-db", "minio", "init"}
+    assert set(services) == AIRFLOW_COMPONENTS | {"airflow-db", "lectern-db", "s3", "init"}
     for name in AIRFLOW_COMPONENTS:
         service = services[name]
         assert service["command"] == name and service["build"]["target"] == "airflow-local"  # stages run here
@@ -33,23 +39,50 @@ def test_compose_stack_is_valid_and_complete():
         env = service["environment"]
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@airflow-db/airflow")  # Airflow's own DB...
         assert env["LECTERN_DB_URL"].endswith("@lectern-db/lectern")  # ...and Lectern's state DB apart from it
-        assert env["LECTERN_S3_ENDPOINT_URL"] == "http://minio:9000" and env["LECTERN_STORE_URL"].startswith("s3://")
+        assert env["LECTERN_S3_ENDPOINT_URL"] == "http://s3:7480" and env["LECTERN_STORE_URL"].startswith("s3://")
+        assert "SIMPLE_AUTH_MANAGER_ALL_ADMINS" not in env  # users with roles: an admin and a viewer
+        assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin,curator:viewer"
     init = services["init"]
     script = " ".join(init["command"])
     # Alembic migrations of both DBs, the bucket, and Lectern's pools
     for step in ("airflow db migrate", "python -m lectern db upgrade", "python -m lectern store init",
                  "airflow pools import"):
         assert step in script
-    assert {"airflow-db", "lectern-db", "minio"} <= set(init["depends_on"])
+    assert {"airflow-db", "lectern-db", "s3"} <= set(init["depends_on"])
     assert services["api-server"]["ports"][0]["target"] == 8080
-    assert services["minio"]["image"].startswith("minio/minio")
-    for name in ("airflow-db", "lectern-db", "minio"):  # pinned, restarted, checked, their data in named volumes
+    # the S3 server the tests run: Ceph RGW through scripts/s3-server.sh, here on disk, in Ceph's image (pinned)
+    s3 = services["s3"]
+    assert re.fullmatch(r"quay\.io/ceph/ceph:v\d+\.\d+\.\d+", s3["image"]), s3["image"]
+    assert s3["entrypoint"][:2] == ["/opt/lectern/s3-server.sh", "run"]
+    assert s3["environment"]["LECTERN_S3_OBJECTSTORE"] == "bluestore"
+    assert any(str(v.get("source") if isinstance(v, dict) else v).split(":")[0].endswith("scripts/s3-server.sh")
+               for v in s3["volumes"])
+    for name in ("airflow-db", "lectern-db", "s3"):  # pinned, restarted, checked, their data in named volumes
         service = services[name]
         assert ":" in service["image"] and not service["image"].endswith(":latest"), service["image"]
         assert service["restart"] == "always" and service["healthcheck"]["test"]
         volume = service["volumes"][0]
         assert (volume["type"] == "volume" if isinstance(volume, dict) else volume.split(":")[0] == name), volume
-    assert init["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert init["depends_on"]["s3"]["condition"] == "service_healthy"
+
+
+def test_compose_holds_no_secret_and_stops_without_one():
+    """Every password, key and signing secret comes from .env (.env.example documents each); without it compose
+    stops and names the missing value."""
+    text = (ROOT / "docker-compose.yaml").read_text()
+    used = set(re.findall(r"(?<!\$)\$\{(\w+)", text))  # $${...} is the container shell's own
+    documented = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
+                  if line and not line.startswith("#")}
+    assert used == documented
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    for name, value in example.items():
+        if any(word in name for word in ("PASSWORD", "SECRET")):
+            assert value not in text, f"{name}'s example value is written in docker-compose.yaml"
+    for literal in ("lectern-secret", "change-me", "minio"):
+        assert literal not in text
+    proc = compose("config", env_file=None)
+    assert proc.returncode != 0 and "set in .env" in proc.stderr
 
 
 def test_dockerfile_is_hadolint_clean():
