@@ -554,6 +554,13 @@ class Settings:
     model_cache_pvc: str | None = setting(
         "LECTERN_K8S_MODEL_CACHE_PVC", "",
         "PersistentVolumeClaim mounted at /models in stage pods to cache model downloads (empty: none).", _optional())
+    gpu_hour_price: float = setting(
+        "LECTERN_GPU_HOUR_PRICE", "2.5",
+        "Price of one hour of a GPU-phase pod (its share of a GPU node), in your currency: a release's cost in its "
+        "stats (stats.json, stats.md).", _float)
+    cpu_hour_price: float = setting(
+        "LECTERN_CPU_HOUR_PRICE", "0.05",
+        "Price of one hour of a CPU-phase pod (one core and its memory), in the same currency.", _float)
     pod_memory: str = setting("LECTERN_POD_MEMORY", "4Gi", "Memory request of CPU-phase pods.")
     gpu_pod_memory: str = setting("LECTERN_GPU_POD_MEMORY", "16Gi", "Memory request of GPU-phase pods.")
     pod_startup_timeout_s: int = setting(

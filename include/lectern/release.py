@@ -84,7 +84,7 @@ def build_release(settings: Settings, name: str | None = None, subject: str | No
     manifest["diff"] = release_diff(store, name, subject, released.video_ids, settings)
     if taken_down:
         manifest["taken_down"] = taken_down
-    manifest["stats_files"] = _textbook_stats(store, name, released, writer, manifest["stats"])
+    manifest["stats_files"] = _textbook_stats(settings, store, name, released, writer, manifest["stats"])
     manifest["viewer"] = store.put_bytes(Keys.release(name, "viewer.html"),
                                          render_samples(name, writer.viewer_samples).encode())
     manifest["card"] = store.put_bytes(Keys.release(name, "README.md"), dataset_card(manifest, "samples-*.jsonl"))
@@ -98,6 +98,7 @@ class _Released:
     video_ids: list[str]
     versions: dict[str, dict[str, str | None]]  # video -> stage -> the version of its result
     seconds: dict[str, dict[str, float | None]]  # video -> stage -> seconds
+    spent_seconds: dict[str, float]  # stage -> seconds over every video it ran on, released or not
     assembled: dict[str, dict]  # video -> its assemble metrics
     lineage: dict  # stage -> version -> settings
     counts: dict  # the subject's funnel
@@ -124,11 +125,14 @@ def _gather(settings: Settings, subject: str | None, only: set[str] | None) -> _
         rows = session.execute(columns.order_by(VideoStage.video_id).execution_options(yield_per=GATHER_BATCH))
         versions: dict[str, dict] = {}
         seconds: dict[str, dict] = {}
+        spent: dict[str, float] = {}
 
         def noting_released(rows):
             for video_id, group in groupby(rows, key=attrgetter("video_id")):
                 group = in_stage_order(group)
                 yield from group
+                for r in group:
+                    spent[r.stage] = spent.get(r.stage, 0.0) + (r.seconds or 0.0)
                 if wanted(video_id) and any(r.stage == last and r.status == SUCCEEDED for r in group):
                     versions[video_id] = {r.stage: r.version for r in group}
                     seconds[video_id] = {r.stage: r.seconds for r in group}
@@ -161,7 +165,7 @@ def _gather(settings: Settings, subject: str | None, only: set[str] | None) -> _
                 subjects[video_id][name] = None
         lineage = stage_configs(session, {(stage, version) for stages in versions.values()
                                           for stage, version in stages.items()}, TEXTBOOK.stages, settings)
-        return _Released(video_ids, versions, seconds, metrics, lineage, funnel(session, subject), funnel_rows,
+        return _Released(video_ids, versions, seconds, spent, metrics, lineage, funnel(session, subject), funnel_rows,
                          durations, {v: list(names) for v, names in subjects.items()}, loops)
 
 
@@ -269,12 +273,14 @@ def _textbook_manifest(store, name: str, subject: str | None, settings: Settings
     }
 
 
-def _textbook_stats(store, name: str, released: _Released, writer: _ShardWriter, sample_stats: dict) -> list[str]:
+def _textbook_stats(settings: Settings, store, name: str, released: _Released, writer: _ShardWriter,
+                    sample_stats: dict) -> list[str]:
     """stats.json and stats.md (funnel, subjects, cost, samples) and the two histograms."""
     stats = {"release": name, "funnel": released.funnel_rows,
              "subjects": subject_table(released.video_subjects, released.assembled, released.durations,
                                        writer.samples_per_video),
-             "cost": cost_table(released.seconds, released.durations, TEXTBOOK.stages), "samples": sample_stats,
+             "cost": cost_table(released.seconds, released.durations, TEXTBOOK.stages, released.spent_seconds,
+                                settings.gpu_hour_price, settings.cpu_hour_price), "samples": sample_stats,
              "asr": released.asr_loops}
     return [
         store.put_json(Keys.release(name, "stats.json"), stats),

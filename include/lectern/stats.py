@@ -110,13 +110,23 @@ def pairs_markdown(stats: dict) -> str:
 
 
 def cost_table(seconds_by_video: dict[str, dict[str, float | None]], durations: dict[str, float | None],
-               stages: Sequence[str] = STAGES) -> dict:
+               stages: Sequence[str] = STAGES, spent_seconds: dict[str, float] | None = None,
+               gpu_hour_price: float = 0.0, cpu_hour_price: float = 0.0) -> dict:
     """Seconds per stage of `stages` (GPU stages apart) over the released videos (video -> stage -> seconds): in
-    all, per video-hour and per video."""
+    all, per video-hour and per video. And what the release cost: the seconds spent on every video the stages ran
+    on, kept or not (`spent_seconds`, stage -> seconds), at the GPU-phase and CPU-phase pods' hourly prices, in all
+    and per kept video-hour."""
     hours = sum((durations.get(v) or 0.0) for v in seconds_by_video) / 3600
     per_stage = {stage: round(sum(seconds.get(stage) or 0.0 for seconds in seconds_by_video.values()), 3)
                  for stage in stages}
+    spent = {stage: round((spent_seconds or {}).get(stage, 0.0), 3) for stage in stages}
+    price = {stage: gpu_hour_price if stage in GPU_STAGES else cpu_hour_price for stage in stages}
+    cost = sum(spent[stage] / 3600 * price[stage] for stage in stages)
     return {
+        "spent_seconds": spent,
+        "hour_prices": {"gpu": gpu_hour_price, "cpu": cpu_hour_price},
+        "cost": round(cost, 4),
+        "cost_per_kept_video_hour": round(cost / hours, 4) if hours else None,
         "video_hours": round(hours, 4),
         "seconds": per_stage,
         "gpu_seconds": round(sum(per_stage[s] for s in stages if s in GPU_STAGES), 3),
@@ -163,6 +173,13 @@ def markdown(stats: dict) -> str:
               "| --- | --- | --- |"]
     for stage, seconds in cost["seconds"].items():
         lines.append(f"| {stage} | {seconds} | {cost['seconds_per_video_hour'][stage]} |")
+    if "cost" in cost:
+        per_hour = cost["cost_per_kept_video_hour"]
+        kept = "no kept video-hours" if per_hour is None else f"{per_hour:.2f} per kept video-hour"
+        spent, prices = sum(cost["spent_seconds"].values()), cost["hour_prices"]
+        lines += ["", f"Cost {cost['cost']:.2f} ({kept}): the seconds spent on every video the stages ran on, kept "
+                  f"or not ({spent:.0f} s), at {prices['gpu']:g} an hour of a GPU-phase pod and {prices['cpu']:g} of "
+                  "a CPU-phase one."]
     asr = stats.get("asr") or {}
     if asr:
         lines += ["", f"ASR: {asr.get('segments_decoded', 0)} segments decoded; "

@@ -1,6 +1,7 @@
 """Releases and takedown: `lectern forget` removes a video's artifacts, no phase picks it up again, a later
 search does not revive it, and the next release leaves it out with the reason in its diff (SQLite and Postgres)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -337,6 +338,7 @@ def test_stats_equal_counts_recomputed_from_the_state(corpus, batch, monkeypatch
                                                 ("v4", "failed", None, "CorruptMedia")):
             row = session.get(VideoStage, (video_id, "download"))
             row.status, row.reason, row.error_class = status, reason, error
+            row.seconds = 36.0  # spent, though neither is released: the release's cost counts it
         for video_id, seconds in (("v1", 600.0), ("v2", 1200.0)):
             session.get(Video, video_id).duration_s = seconds
             row = session.get(VideoStage, (video_id, "assemble"))
@@ -345,7 +347,8 @@ def test_stats_equal_counts_recomputed_from_the_state(corpus, batch, monkeypatch
                 stage_row.seconds = 2.0
             session.get(VideoStage, (video_id, "transcribe")).metrics = {
                 "segments_decoded": 10, "segments_redone_looping": 2, "segments_dropped_looping": 1}
-    manifest = build_release(settings, name="stats", subject="Biology")
+    manifest = build_release(dataclasses.replace(settings, gpu_hour_price=3.6, cpu_hour_price=0.36), name="stats",
+                             subject="Biology")
     stats = store.get_json(Keys.release("stats", "stats.json"))
     assert stats["funnel"]["download"] == {"in": 4, "out": 2, "rejected": {"metadata filter: duration Ns < Ns": 1},
                                            "failed": {"CorruptMedia": 1}, "other": 0}
@@ -355,6 +358,13 @@ def test_stats_equal_counts_recomputed_from_the_state(corpus, batch, monkeypatch
     assert stats["cost"]["seconds"]["transcribe"] == 4.0 and stats["cost"]["gpu_seconds"] == 8.0
     assert stats["cost"]["seconds_per_video_hour"]["ocr"] == 8.0
     assert stats["cost"]["per_video"]["v2"] == dict.fromkeys(RECIPES["textbook"].stages, 2.0)
+    # spent: 2 s a stage for v1 and v2, and 36 s each for v3's and v4's downloads; GPU stages at 3.6 an hour
+    # (0.001 a second), the others at 0.36 (0.0001 a second)
+    assert stats["cost"]["spent_seconds"]["download"] == 76.0 and stats["cost"]["spent_seconds"]["ocr"] == 4.0
+    gpu, cpu = stats["cost"]["gpu_seconds"], stats["cost"]["cpu_seconds"] + 72.0
+    assert stats["cost"]["cost"] == pytest.approx(gpu * 0.001 + cpu * 0.0001)
+    assert stats["cost"]["cost_per_kept_video_hour"] == pytest.approx(stats["cost"]["cost"] / 0.5)
+    assert "per kept video-hour" in store.get_bytes(Keys.release("stats", "stats.md")).decode()
     assert "caption" not in stats["funnel"] and "caption" not in stats["cost"]["seconds"]  # not a textbook stage
     assert stats["asr"] == {"segments_decoded": 20, "segments_redone_looping": 4, "segments_dropped_looping": 2}
     assert all(store.exists(key) for key in manifest["stats_files"])
