@@ -12,11 +12,11 @@ from lectern.config import Settings, configuration_markdown
 from lectern.recipes import RECIPES, STAGES
 
 
-def _setup_logging(verbose: bool, stream=sys.stdout) -> None:
-    from lectern.safe_text import PrintableFormatter
+def _setup_logging(verbose: bool, stream=sys.stdout, log_format: str = "text") -> None:
+    from lectern.log_format import formatter
 
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
+    handler.setFormatter(formatter(log_format))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "whisperx", "faster_whisper", "lightning",
                   "pytorch_lightning", "sentence_transformers", "httpx", "filelock", "alembic"):
@@ -424,12 +424,13 @@ def _reference_commands(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose, sys.stderr if args.command == "run" else sys.stdout)  # run: stdout is its summary
     try:
         settings = Settings.from_env()
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    # run: stdout is its summary
+    _setup_logging(args.verbose, sys.stderr if args.command == "run" else sys.stdout, settings.log_format)
     try:
         return args.func(args, settings)
     except ModuleNotFoundError as exc:

@@ -134,6 +134,10 @@ class Settings:
         "LECTERN_S3_ENDPOINT_URL", "",
         "S3-compatible endpoint (MinIO, Ceph RGW); empty for AWS. Keys come from the AWS_* variables.", _optional())
     s3_region: str = setting("LECTERN_S3_REGION", "us-east-1", "S3 region name.")
+    log_format: str = setting(
+        "LECTERN_LOG_FORMAT", "text",
+        "text: one readable line a record; json: one JSON object a line, with the video_id, stage and run_id of the "
+        "stage it came from (for a log pipeline: Loki, Elasticsearch, Cloud Logging).", _one_of("text", "json"))
     execution: str = setting(
         "LECTERN_EXECUTION", "local",
         "local: stages run as a subprocess of the Airflow worker; kubernetes: in a pod per video.",

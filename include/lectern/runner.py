@@ -7,6 +7,7 @@ rejected; 75 (EX_TEMPFAIL) a transient failure that will be retried; 2 a permane
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import socket
@@ -16,6 +17,7 @@ import traceback
 
 from lectern.config import Settings
 from lectern.errors import classify
+from lectern.log_format import stage_context
 from lectern.pipeline import stage_config, stage_module, stage_spec, stage_version
 from lectern.safe_text import printable
 from lectern.state.catalog import update_video
@@ -70,7 +72,9 @@ class Claim:
         self.settings, self.video_id, self.stage, self.token, self.prefix = settings, video_id, stage, token, prefix
         self.lost = False
         self._stop = threading.Event()
-        self._heart = threading.Thread(target=self._beat, name=f"lease-{video_id}-{stage}", daemon=True)
+        # in the stage's log context: the renewal's warnings carry its video, stage and run too
+        self._heart = threading.Thread(target=contextvars.copy_context().run, args=(self._beat,),
+                                       name=f"lease-{video_id}-{stage}", daemon=True)
 
     def __enter__(self) -> "Claim":
         self._heart.start()
@@ -113,12 +117,14 @@ def default_owner() -> str:
 
 def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | None = None, force: bool = False,
               run_id: str | None = None, map_index: int | None = None) -> int:
-    """Claim, run and record one video-stage; returns an exit code (above). An unreachable state DB is transient."""
-    try:
-        return _run_stage(stage_name, video_id, settings, owner, force, run_id, map_index)
-    except _db_away() as exc:
-        log.error("[%s] %s: state DB unreachable: %s", video_id, stage_name, str(exc.orig or exc).strip())
-        return EXIT_TRANSIENT
+    """Claim, run and record one video-stage; returns an exit code (above). An unreachable state DB is transient.
+    Its log records carry the video, the stage and the run (lectern.log_format)."""
+    with stage_context(video_id=video_id, stage=stage_name, run_id=run_id):
+        try:
+            return _run_stage(stage_name, video_id, settings, owner, force, run_id, map_index)
+        except _db_away() as exc:
+            log.error("[%s] %s: state DB unreachable: %s", video_id, stage_name, str(exc.orig or exc).strip())
+            return EXIT_TRANSIENT
 
 
 def _run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | None, force: bool,
@@ -230,9 +236,11 @@ def run_stage_batch(stage_name: str, video_ids: list[str], settings: Settings, o
     owner = owner or default_owner()
     codes = []
     for n, video_id in enumerate(video_ids, start=1):
-        log.info("===== [%s] %s (%d of %d) =====", video_id, stage_name, n, len(video_ids))
-        code = run_stage(stage_name, video_id, settings, owner=owner, force=force, run_id=run_id, map_index=map_index)
-        log.info("===== [%s] %s: end (exit %d) =====", video_id, stage_name, code)
+        with stage_context(video_id=video_id, stage=stage_name, run_id=run_id):
+            log.info("===== [%s] %s (%d of %d) =====", video_id, stage_name, n, len(video_ids))
+            code = run_stage(stage_name, video_id, settings, owner=owner, force=force, run_id=run_id,
+                             map_index=map_index)
+            log.info("===== [%s] %s: end (exit %d) =====", video_id, stage_name, code)
         codes.append(code)
     for worst in (EXIT_TRANSIENT, EXIT_PERMANENT):
         if worst in codes:

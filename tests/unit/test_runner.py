@@ -1,5 +1,7 @@
 """One stage for one video through the runner: leases, outcomes, exit codes, and the state row that says why."""
 
+import os
+
 import pytest
 
 from lectern.config import Settings
@@ -133,3 +135,22 @@ def test_an_artifact_the_spec_does_not_declare_fails_the_video(settings, corpus_
     failed = row(settings, "photosynthesis")
     assert (failed.status, failed.error_kind) == ("failed", "permanent")
     assert "does not declare: extra" in failed.error_message and not failed.artifacts
+
+
+def test_json_logs_carry_the_video_the_stage_and_the_run(settings, tmp_path):
+    """LECTERN_LOG_FORMAT=json: every line of a stage's log one JSON object, with video_id, stage and run_id."""
+    import json
+    import subprocess
+    import sys
+
+    discover(settings.db_url, ("gone", "http://127.0.0.1:9/gone.mp4"))  # nothing listens: the download fails
+    env = {**os.environ, "LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": settings.db_url, "LECTERN_LOG_FORMAT": "json",
+           "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8", "LECTERN_MAX_ATTEMPTS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lectern", "stage", "download", "--video-id", "gone",
+                           "--run-id", "manual__json"], env=env, capture_output=True, text=True, timeout=300)
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert records and proc.returncode != 0
+    assert all({"time", "level", "logger", "message"} <= set(record) for record in records)
+    stage_records = [r for r in records if r.get("video_id") == "gone"]
+    assert stage_records and all((r["stage"], r["run_id"]) == ("download", "manual__json") for r in stage_records)
+    assert any(r["level"] == "ERROR" and "failed" in r["message"] for r in stage_records)
