@@ -275,6 +275,13 @@ def cmd_pools(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_metrics(args, settings: Settings) -> int:
+    from lectern.metrics import serve
+
+    serve(settings, args.port, args.address)
+    return 0
+
+
 def cmd_config(args, settings: Settings) -> int:
     print(configuration_markdown(), end="")
     return 0
@@ -414,12 +421,18 @@ def _local_commands(sub) -> None:
 
 
 def _reference_commands(sub) -> None:
-    """What an operator imports or reads: the pools and every setting."""
+    """What an operator imports or reads: the pools, every setting, the metrics."""
     pools = sub.add_parser("pools", help="print Lectern's Airflow pools as JSON for `airflow pools import FILE`")
     pools.set_defaults(func=cmd_pools)
 
     config = sub.add_parser("config", help="every setting, its default and meaning (docs/configuration.md)")
     config.set_defaults(func=cmd_config)
+
+    metrics = sub.add_parser("metrics", help="serve Lectern's metrics for Prometheus (from the state DB) until "
+                                             "stopped: videos per stage and state, rejections, failures, seconds")
+    metrics.add_argument("--port", type=int, default=9464)
+    metrics.add_argument("--address", default="0.0.0.0")
+    metrics.set_defaults(func=cmd_metrics)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,11 @@ def compose_config() -> dict:
 
 def test_compose_stack_is_valid_and_complete():
     services = compose_config()["services"]
-    assert set(services) == AIRFLOW_COMPONENTS | {"airflow-db", "lectern-db", "s3", "init"}
+    assert set(services) == AIRFLOW_COMPONENTS | {"airflow-db", "lectern-db", "s3", "init", "statsd-exporter",
+                                                  "metrics"}
+    # Airflow's metrics through StatsD to its Prometheus exporter, Lectern's from `lectern metrics`
+    assert services["metrics"]["entrypoint"][:2] == ["lectern", "metrics"]
+    assert re.fullmatch(r"quay\.io/prometheus/statsd-exporter:v\d+\.\d+\.\d+", services["statsd-exporter"]["image"])
     for name in AIRFLOW_COMPONENTS:
         service = services[name]
         assert service["command"] == name and service["build"]["target"] == "airflow-local"  # stages run here
@@ -41,6 +45,7 @@ def test_compose_stack_is_valid_and_complete():
         assert env["LECTERN_DB_URL"].endswith("@lectern-db/lectern")  # ...and Lectern's state DB apart from it
         assert env["LECTERN_S3_ENDPOINT_URL"] == "http://s3:7480" and env["LECTERN_STORE_URL"].startswith("s3://")
         assert "SIMPLE_AUTH_MANAGER_ALL_ADMINS" not in env  # users with roles: an admin and a viewer
+        assert (env["AIRFLOW__METRICS__STATSD_ON"], env["AIRFLOW__METRICS__STATSD_HOST"]) == ("True", "statsd-exporter")
         assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin,curator:viewer"
     init = services["init"]
     script = " ".join(init["command"])
