@@ -134,6 +134,11 @@ class Settings:
         "LECTERN_S3_ENDPOINT_URL", "",
         "S3-compatible endpoint (MinIO, Ceph RGW); empty for AWS. Keys come from the AWS_* variables.", _optional())
     s3_region: str = setting("LECTERN_S3_REGION", "us-east-1", "S3 region name.")
+    s3_conn_id: str | None = setting(
+        "LECTERN_S3_CONN_ID", "",
+        "An Airflow connection (type aws) for the store, where Lectern runs inside Airflow: its keys and its "
+        "extra's endpoint_url. Stage pods have no Airflow and keep reading the AWS_* variables. Empty: those "
+        "variables everywhere.", _optional())
     log_format: str = setting(
         "LECTERN_LOG_FORMAT", "text",
         "text: one readable line a record; json: one JSON object a line, with the video_id, stage and run_id of the "

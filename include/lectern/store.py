@@ -262,17 +262,35 @@ class LocalStore(Store):
         replace_atomically(path, link_or_copy)
 
 
+def _s3_client_config():
+    from botocore.config import Config
+
+    # path-style: S3-compatible servers (Ceph RGW, MinIO) are seldom reachable as bucket.host
+    return Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"})
+
+
+def airflow_s3_client(conn_id: str, endpoint_url: str | None, region: str):
+    """A boto3 S3 client from an Airflow connection (type aws: login/password or the extra's keys, the extra's
+    endpoint_url over LECTERN_S3_ENDPOINT_URL); None where Airflow or its Amazon provider is not installed (a stage
+    pod), which then reads the AWS_* variables."""
+    try:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    except ImportError:
+        return None
+    hook = AwsBaseHook(aws_conn_id=conn_id, client_type="s3")
+    session = hook.get_session(region_name=region)
+    return session.client("s3", endpoint_url=hook.conn_config.endpoint_url or endpoint_url, region_name=region,
+                          config=_s3_client_config())
+
+
 class S3Store(Store):
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None, region: str = "us-east-1",
                  client: Any = None):
         import boto3
-        from botocore.config import Config
 
         self.bucket, self.prefix = bucket, prefix.strip("/")
-        self.client = client or boto3.client(
-            "s3", endpoint_url=endpoint_url, region_name=region,
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
-        )
+        self.client = client or boto3.client("s3", endpoint_url=endpoint_url, region_name=region,
+                                             config=_s3_client_config())
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
 
     def _key(self, key: str) -> str:
@@ -441,14 +459,16 @@ class FencedStore(Store):
         return self.store.local_path(key)
 
 
-def open_store(url: str, endpoint_url: str | None = None, region: str = "us-east-1") -> Store:
+def open_store(url: str, endpoint_url: str | None = None, region: str = "us-east-1",
+               conn_id: str | None = None) -> Store:
     parsed = urlparse(url)
     if parsed.scheme == "s3":
-        return S3Store(parsed.netloc, parsed.path, endpoint_url=endpoint_url, region=region)
+        client = airflow_s3_client(conn_id, endpoint_url, region) if conn_id else None
+        return S3Store(parsed.netloc, parsed.path, endpoint_url=endpoint_url, region=region, client=client)
     if parsed.scheme in ("file", ""):
         return LocalStore(parsed.path if parsed.scheme else url)
     raise ValueError(f"unsupported store URL {url!r}: use file:///dir or s3://bucket/prefix")
 
 
 def store_from_settings(settings) -> Store:
-    return open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region)
+    return open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region, settings.s3_conn_id)

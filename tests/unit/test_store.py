@@ -93,3 +93,32 @@ def test_copy_out_writes_the_object_whole_outside_the_store(store, tmp_path):
     with pytest.raises(FileNotFoundError):
         store.copy_out(Keys.keyframe("vid1", 0, 1, 9), tmp_path / "out" / "missing.jpg")
     assert not (tmp_path / "out" / "missing.jpg").exists() and [p.name for p in target.parent.iterdir()] == ["a.jpg"]
+
+
+def test_the_store_takes_its_keys_from_an_airflow_connection(s3_server, s3_bucket, monkeypatch):
+    """LECTERN_S3_CONN_ID: inside Airflow, the store's keys and endpoint come from an aws connection (here from
+    its AIRFLOW_CONN_ variable, as compose and the chart give it), not from AWS_* (wrong here) or
+    LECTERN_S3_ENDPOINT_URL (unset)."""
+    import json
+    import os
+
+    from botocore.exceptions import ClientError
+
+    from lectern.config import Settings
+    from lectern.store import store_from_settings
+
+    monkeypatch.setenv("AIRFLOW_CONN_LECTERN_TEST_S3", json.dumps({
+        "conn_type": "aws", "login": os.environ["LECTERN_TEST_S3_ACCESS_KEY"],
+        "password": os.environ["LECTERN_TEST_S3_SECRET_KEY"], "extra": {"endpoint_url": s3_server}}))
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "not-the-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it keeps the keys it first read
+    url = f"s3://{s3_bucket}/by-connection"
+    store = store_from_settings(Settings.from_env({"LECTERN_STORE_URL": url, "LECTERN_S3_CONN_ID": "lectern_test_s3"}))
+    key = store.put_json(artifact_key("ocr", "ocr", "vid1"), {"frames": 3})
+    assert store.get_json(key) == {"frames": 3}
+    without = store_from_settings(Settings.from_env({"LECTERN_STORE_URL": url, "LECTERN_S3_ENDPOINT_URL": s3_server}))
+    with pytest.raises(ClientError, match="InvalidAccessKeyId"):
+        without.get_json(key)  # the AWS_* variables, wrong: the connection was what worked
