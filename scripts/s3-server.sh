@@ -40,6 +40,8 @@ stop() {
 if [ "$action" = stop ]; then stop; exit 0; fi
 case "$action" in start|run) ;; *) echo "unknown action $action" >&2; exit 2 ;; esac
 
+# run: a SIGTERM (the container stopping) stops the daemons, whenever it comes, starting ones too
+[ "$action" = run ] && trap 'stop; exit 0' TERM INT
 serving() { curl -fsS "http://127.0.0.1:$rgw_port" >/dev/null 2>&1; }
 if [ "$action" = start ] && [ -f "$dir/env" ] && serving; then
   cat "$dir/env"; exit 0  # already running
@@ -66,7 +68,7 @@ if [ "$resume" = false ]; then
   fsid=$(cat /proc/sys/kernel/random/uuid)
 else
   fsid=$(sed -n -E 's/^fsid = (.*)$/\1/p' "$conf")
-  rm -f "$dir"/run/*
+  rm -f "$dir"/run/* "$dir/env"  # env is written again once it serves
 fi
 if [ "$objectstore" = bluestore ]; then
   store="osd objectstore = bluestore
@@ -150,7 +152,6 @@ LECTERN_TEST_S3_SECRET_KEY=$secret_key
 ENV
 cat "$dir/env"
 if [ "$action" = run ]; then
-  trap 'stop; exit 0' TERM INT
   echo "serving S3 on $bind:$rgw_port until stopped" >&2
   while kill -0 "$(cat "$dir/run/client.rgw.a.pid")" 2>/dev/null; do sleep 5 & wait $!; done
   echo "radosgw exited; see $dir/log" >&2
