@@ -9,6 +9,7 @@ trigger form. Screenshots go to test-artifacts/airflow-ui-*.png."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -37,7 +38,23 @@ VIDEO = "photosynthesis"
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory, pg_server, tiny_models, corpus_server):
+def remote_logs(s3_server) -> dict[str, str]:
+    """Airflow's remote task logs in a bucket of the real S3 server (Ceph RGW), through an aws connection (the
+    Amazon provider), as compose and the chart values set them."""
+    from tests.conftest import create_bucket
+
+    bucket = create_bucket(s3_server)
+    return {"AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
+            "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"s3://{bucket}/airflow-logs",
+            "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "lectern_logs",
+            "AIRFLOW_CONN_LECTERN_LOGS": json.dumps({
+                "conn_type": "aws", "login": os.environ["LECTERN_TEST_S3_ACCESS_KEY"],
+                "password": os.environ["LECTERN_TEST_S3_SECRET_KEY"],
+                "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"}})}
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory, pg_server, tiny_models, corpus_server, remote_logs):
     home = tmp_path_factory.mktemp("lectern-ui")
     state_db, state_url = create_pg_database()
     meta_db, meta_url = create_pg_database(migrated=False)
@@ -45,7 +62,7 @@ def airflow(tmp_path_factory, pg_server, tiny_models, corpus_server):
     (home / "subjects" / "biology.yaml").write_text(subject_yaml(corpus_server.base_url))
     env = {**model_environment(tiny_models), "LECTERN_HOME": str(home), "LECTERN_DB_URL": state_url,
            "LECTERN_STORE_URL": f"file://{home / 'store'}", "LECTERN_SUBJECTS_DIR": str(home / "subjects"),
-           "LECTERN_BACKFILL_POLL_SECONDS": "3"}
+           "LECTERN_BACKFILL_POLL_SECONDS": "3", **remote_logs}
     server = LocalAirflow(home, {**os.environ, **env}, metadata_db_url=meta_url)
     try:
         server.start(pool_definitions(Settings.from_env(env)))
@@ -171,6 +188,24 @@ def test_one_videos_log_for_one_phase_found_from_status_and_read_in_the_ui(airfl
     images = page.locator("img")
     assert images.count() >= 1
     assert all(page.evaluate("(img) => img.naturalWidth", image.element_handle()) > 0 for image in images.all())
+
+
+def test_task_logs_are_written_to_the_s3_server(airflow, remote_logs, s3_server):
+    """Each task's log, uploaded by Airflow's task runner when the task ended (the log the test above read in the
+    UI came from there): an OCR task's holds what the stage logged for the video."""
+    import boto3
+
+    bucket, prefix = remote_logs["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"][len("s3://"):].split("/", 1)
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
+                      aws_access_key_id=os.environ["LECTERN_TEST_S3_ACCESS_KEY"],
+                      aws_secret_access_key=os.environ["LECTERN_TEST_S3_SECRET_KEY"])
+    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+            for item in page.get("Contents", [])]
+    dags = {part.split("=", 1)[1] for key in keys for part in key.split("/") if part.startswith("dag_id=")}
+    assert {f"lectern_{phase}" for phase in ("download", "transcribe", "ocr", "assemble")} <= dags, keys[:20]
+    ocr = [key for key in keys if "dag_id=lectern_ocr" in key and "task_id=run_stage" in key]
+    texts = [s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode(errors="replace") for key in ocr]
+    assert any(f"[{VIDEO}] ocr: succeeded" in text for text in texts), ocr
 
 
 def test_rerun_one_video_for_one_phase_from_its_trigger_form(airflow, page):
