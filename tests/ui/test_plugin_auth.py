@@ -1,7 +1,7 @@
 """The plugin's pages behind Airflow's login: a real Airflow API app (its own create_app, SimpleAuthManager with
 all-admins off, users logging in through its /auth/token) with the Lectern plugin mounted. Anonymous requests get
 401 like Airflow's own API, a user whom the auth manager lets read no DAG gets 403, an admin gets the pages and
-the video's file."""
+the video's file, and compose's non-admin user (a viewer) gets the pages but may trigger no DAG run."""
 
 import json
 import os
@@ -31,8 +31,8 @@ from airflow.api_fastapi.app import create_app
 client = TestClient(create_app("core"))
 paths = ["/api/v2/dags", "/lectern/videos", "/lectern/videos/lecture1.json", "/lectern/videos/lecture1",
          "/lectern/videos/lecture1/files/source.mp4"]
-answers = {}
-for who in ("anonymous", "guest", "admin"):
+answers, triggers = {}, {}
+for who in ("anonymous", "guest", "admin", "curator"):
     headers = {}
     if who != "anonymous":
         login = client.post("/auth/token", json={"username": who, "password": "secret-" + who})
@@ -40,6 +40,10 @@ for who in ("anonymous", "guest", "admin"):
         headers["Authorization"] = "Bearer " + login.json()["access_token"]
     answers[who] = {path: [client.get(path, headers=headers).status_code,
                            client.get(path, headers=headers).content.decode("latin-1")[:5000]] for path in paths}
+    if who in ("admin", "curator"):  # a DAG run asked for (the DAG is not in this metadata DB: 404 past the check)
+        triggers[who] = client.post("/api/v2/dags/lectern_download/dagRuns", json={"logical_date": None},
+                                    headers=headers).status_code
+answers["triggers"] = triggers
 print(json.dumps(answers))
 """
 
@@ -55,19 +59,20 @@ def test_the_plugin_pages_need_a_login_and_read_access_to_the_phase_dags(tmp_pat
             artifact_key("download", "source", "lecture1"), VIDEO_BYTES)
         mark_succeeded(session, "lecture1", "download", "test", {"source": key}, {})
     passwords = tmp_path / "passwords.json"
-    passwords.write_text(json.dumps({"admin": "secret-admin", "guest": "secret-guest"}))
+    passwords.write_text(json.dumps({"admin": "secret-admin", "guest": "secret-guest", "curator": "secret-curator"}))
     env = {**os.environ, "LECTERN_HOME": str(tmp_path / "home"),
            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
            "AIRFLOW__CORE__AUTH_MANAGER":
                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-           # a user with no role: the auth manager lets it read nothing
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,guest:",
+           # a user with no role (the auth manager lets it read nothing), and compose's viewer
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,guest:,curator:viewer",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
            "AIRFLOW__API_AUTH__JWT_SECRET": "a-test-secret-of-enough-length-0123456789"}
     proc = subprocess.run([sys.executable, "-c", CLIENT], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     answers = json.loads(proc.stdout.strip().splitlines()[-1])
+    triggers = answers.pop("triggers")
     statuses = {who: {path: status for path, (status, _) in paths.items()} for who, paths in answers.items()}
     assert set(statuses["anonymous"].values()) == {401}, statuses  # as Airflow's own /api/v2/dags
     guest = {path: status for path, status in statuses["guest"].items() if path.startswith("/lectern")}
@@ -76,5 +81,10 @@ def test_the_plugin_pages_need_a_login_and_read_access_to_the_phase_dags(tmp_pat
     assert set(statuses["admin"].values()) == {200}, statuses
     assert "lecture1" in answers["admin"]["/lectern/videos"][1]
     assert answers["admin"]["/lectern/videos/lecture1/files/source.mp4"][1] == VIDEO_BYTES.decode("latin-1")
+    assert set(statuses["curator"].values()) == {200}, statuses  # a viewer reads every phase, so the pages
+    assert "lecture1" in answers["curator"]["/lectern/videos"][1]
+    assert triggers["curator"] == 403 and triggers["admin"] != 403, triggers  # and triggers nothing
+    compose = (ROOT / "docker-compose.yaml").read_text()
+    assert "SIMPLE_AUTH_MANAGER_USERS: admin:admin,curator:viewer" in compose  # the same roles as compose's
     for who in ("anonymous", "guest"):  # nothing of the video reaches them
         assert not any("Lecture 1" in body or "ftypmp42" in body for _, body in answers[who].values())
