@@ -136,9 +136,9 @@ class Settings:
     s3_region: str = setting("LECTERN_S3_REGION", "us-east-1", "S3 region name.")
     s3_conn_id: str | None = setting(
         "LECTERN_S3_CONN_ID", "",
-        "An Airflow connection (type aws) for the store, where Lectern runs inside Airflow: its keys and its "
-        "extra's endpoint_url. Stage pods have no Airflow and keep reading the AWS_* variables. Empty: those "
-        "variables everywhere.", _optional())
+        "An Airflow connection (type aws) for the store, in Airflow's own processes (tasks, the plugin): its keys "
+        "and its extra's endpoint_url. Stage processes (pods, or local mode's subprocesses) keep reading the AWS_* "
+        "variables. Empty: those variables everywhere.", _optional())
     log_format: str = setting(
         "LECTERN_LOG_FORMAT", "text",
         "text: one readable line a record; json: one JSON object a line, with the video_id, stage and run_id of the "

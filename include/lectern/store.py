@@ -18,7 +18,7 @@ import threading
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
 VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # whole strings only: fullmatch ($ lets "id\n" through)
@@ -262,25 +262,22 @@ class LocalStore(Store):
         replace_atomically(path, link_or_copy)
 
 
-def _s3_client_config():
+def s3_client_config():
     from botocore.config import Config
 
     # path-style: S3-compatible servers (Ceph RGW, MinIO) are seldom reachable as bucket.host
     return Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"})
 
 
-def airflow_s3_client(conn_id: str, endpoint_url: str | None, region: str):
-    """A boto3 S3 client from an Airflow connection (type aws: login/password or the extra's keys, the extra's
-    endpoint_url over LECTERN_S3_ENDPOINT_URL); None where Airflow or its Amazon provider is not installed (a stage
-    pod), which then reads the AWS_* variables."""
-    try:
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-    except ImportError:
-        return None
-    hook = AwsBaseHook(aws_conn_id=conn_id, client_type="s3")
-    session = hook.get_session(region_name=region)
-    return session.client("s3", endpoint_url=hook.conn_config.endpoint_url or endpoint_url, region_name=region,
-                          config=_s3_client_config())
+# How an S3 client is made from a connection id (LECTERN_S3_CONN_ID): set by Airflow's side where it runs
+# (lectern_airflow.connections); None in a process without Airflow (a stage pod), which reads the AWS_* variables.
+_connection_clients: Callable[[str, str | None, str], Any] | None = None
+
+
+def use_connection_clients(factory: Callable[[str, str | None, str], Any] | None) -> None:
+    """Make S3 stores named by a connection id with `factory(conn_id, endpoint_url, region)`."""
+    global _connection_clients
+    _connection_clients = factory
 
 
 class S3Store(Store):
@@ -290,7 +287,7 @@ class S3Store(Store):
 
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.client = client or boto3.client("s3", endpoint_url=endpoint_url, region_name=region,
-                                             config=_s3_client_config())
+                                             config=s3_client_config())
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
 
     def _key(self, key: str) -> str:
@@ -463,7 +460,7 @@ def open_store(url: str, endpoint_url: str | None = None, region: str = "us-east
                conn_id: str | None = None) -> Store:
     parsed = urlparse(url)
     if parsed.scheme == "s3":
-        client = airflow_s3_client(conn_id, endpoint_url, region) if conn_id else None
+        client = _connection_clients(conn_id, endpoint_url, region) if conn_id and _connection_clients else None
         return S3Store(parsed.netloc, parsed.path, endpoint_url=endpoint_url, region=region, client=client)
     if parsed.scheme in ("file", ""):
         return LocalStore(parsed.path if parsed.scheme else url)

@@ -8,8 +8,10 @@ inside task bodies, so parsing a DAG file touches no database, store or network.
 - phase: claim -> run per video -> publish, the per-video phase DAG's task group
 - discover, release, backfill: the tasks of those DAGs
 - plugin: the per-video pages and the Lectern video extra link
+- connections: the store's S3 client from an Airflow connection (LECTERN_S3_CONN_ID), registered on import
 """
 
+import lectern_airflow.connections  # noqa: F401  (registers the store's connection clients)
 from lectern_airflow.assets import ASSETS, DEFAULT_ARGS, SETTINGS, START, TAGS, dag_args, phase_schedule
 from lectern_airflow.backfill import (
     BACKFILL_DAG_ID,

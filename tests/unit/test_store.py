@@ -104,6 +104,7 @@ def test_the_store_takes_its_keys_from_an_airflow_connection(s3_server, s3_bucke
 
     from botocore.exceptions import ClientError
 
+    import lectern_airflow.connections  # noqa: F401  (what every Airflow process of Lectern's loads)
     from lectern.config import Settings
     from lectern.store import store_from_settings
 
