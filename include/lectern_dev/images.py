@@ -37,6 +37,12 @@ def _buildah(*args: str, timeout: float = 3600, **kwargs) -> subprocess.Complete
     return subprocess.run(["buildah", *args], check=True, text=True, timeout=timeout, **kwargs)
 
 
+def prune() -> None:
+    """Images no tag names any more (an earlier build's layers, ~9 GB a worker): gone before a build adds more."""
+    subprocess.run(["buildah", "rm", "--all"], capture_output=True)  # containers a killed build left
+    subprocess.run(["buildah", "rmi", "--prune"], capture_output=True)
+
+
 def image_exists(name: str) -> bool:
     return subprocess.run(["buildah", "inspect", "--type", "image", name], capture_output=True).returncode == 0
 

@@ -33,6 +33,7 @@ RECORD: dict = {}
 
 @pytest.fixture(scope="module")
 def base() -> str:
+    images.prune()  # the disk filled once with three runs' untagged layers
     return images.local_base()
 
 
