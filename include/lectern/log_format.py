@@ -16,14 +16,14 @@ from typing import Iterator
 
 from lectern.safe_text import PrintableFormatter, printable
 
-_context: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar("lectern_log_context",
-                                                                                      default=())
+# a new dict each time it is set, never changed in place
+_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("lectern_log_context", default=None)
 
 
 @contextlib.contextmanager
 def stage_context(**fields: str | None) -> Iterator[None]:
     """Every record logged inside carries these fields (video_id, stage, run_id)."""
-    token = _context.set(tuple({**dict(_context.get()), **{k: v for k, v in fields.items() if v is not None}}.items()))
+    token = _context.set({**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}})
     try:
         yield
     finally:
@@ -37,7 +37,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat(),
                  "level": record.levelname, "logger": record.name, "message": printable(record.getMessage()),
-                 **dict(_context.get())}
+                 **(_context.get() or {})}
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

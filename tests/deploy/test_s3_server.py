@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 
 import boto3
 import pytest
 
+from lectern.local_airflow import free_port
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 SCRIPT = ROOT / "scripts" / "s3-server.sh"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def client(port: int, access: str, secret: str):

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from lectern_dev import images
-from tests.conftest import ROOT, model_environment
+from tests.conftest import ROOT
+from tests.deploy.test_image_contents import home_env
 from tests.unit.test_runner import discover
 
 pytestmark = pytest.mark.images
@@ -62,16 +63,6 @@ def home():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def environment(home: Path, tiny_models: dict[str, str]) -> dict[str, str]:
-    from lectern.models import resolve_bundled
-
-    (home / "models").mkdir(mode=0o777)
-    return {**model_environment(tiny_models), "LECTERN_WHISPER_MODEL": resolve_bundled("tiny.en"),
-            "LECTERN_LANGUAGE_ID_MODEL": resolve_bundled("base", home / "models"),
-            "LECTERN_HOME": str(home), "LECTERN_DB_URL": f"sqlite:///{home}/state.db",
-            "LECTERN_STORE_URL": f"file://{home}/store", "LECTERN_DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8"}
-
-
 def mounts(env: dict[str, str]) -> list[Path]:
     """The host folders the settings name (models, the home): mounted at the same paths."""
     found = set()
@@ -97,7 +88,7 @@ def ran(proc, what: str) -> str:
 
 def test_the_worker_image_runs_every_textbook_stage_as_its_own_user(built, home, corpus_server, tiny_models):
     image = built("worker")
-    env = environment(home, tiny_models)
+    env = home_env(home, tiny_models)
     run = lambda *command: images.run_in(image, list(command), mounts(env), env)  # noqa: E731
     assert "uid=10001" in ran(run("id"), "id")
     assert "No module named 'airflow'" in run("python", "-c", "import airflow").stderr  # pods run without Airflow
@@ -146,7 +137,7 @@ def test_the_airflow_image_lists_every_phase(built, home):
 def test_the_airflow_local_image_runs_a_phase_through_airflow_dags_test(built, home, corpus_server, tiny_models):
     image = built("airflow-local")
     # the video listed here, not by the discover phase: no metadata scores for its download to wait on
-    env = {**environment(home, tiny_models), **airflow_environment(home), "LECTERN_EXECUTION": "local",
+    env = {**home_env(home, tiny_models), **airflow_environment(home), "LECTERN_EXECUTION": "local",
            "LECTERN_METADATA_JUDGE_MODEL": "", "LECTERN_METADATA_MIN_RELEVANCE": "0"}
     run = lambda command: images.run_in(image, ["bash", "-c", command], mounts(env), env)  # noqa: E731
     ran(run("lectern db upgrade && airflow db migrate >/dev/null"), "migrations")

@@ -211,47 +211,27 @@ def test_task_logs_are_written_to_the_s3_server(airflow, remote_logs, s3_server)
 def test_the_runs_metrics_scraped_from_lectern_metrics(airflow):
     """`lectern metrics` on this run's state DB, scraped over HTTP and read by prometheus_client's parser: the
     videos per stage and state are the run's funnel (scraped again while a late asset-triggered run moves it)."""
-    import socket
     import time
-    import urllib.request
 
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    exporter = subprocess.Popen([sys.executable, "-m", "lectern", "metrics", "--port", str(port), "--address",
-                                 "127.0.0.1"], env=airflow.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-    def scrape() -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-            text = answer.read().decode()
-        return {(s.labels["stage"], s.labels["status"]): s.value for family in text_string_to_metric_families(text)
-                for s in family.samples if s.name == "lectern_videos"}
+    from tests.unit.test_metrics import running_exporter
 
     def state() -> dict:
         with session_scope(settings_of(airflow).db_url) as session:
             return {(stage, status): n for stage, by_status in funnel(session, None).items()
                     for status, n in by_status.items() if n}
 
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                videos = scrape()
-                break
-            except OSError:
-                assert exporter.poll() is None and time.monotonic() < deadline, exporter.stdout.read()
-                time.sleep(0.3)
+    def videos(scraped: dict) -> dict:
+        return {tuple(value for _, value in labels): n for (name, labels), n in scraped.items()
+                if name == "lectern_videos"}  # labels sorted: (stage, status)
+
+    with running_exporter(airflow.env) as scrape:
+        scraped = videos(scrape())
         for _ in range(10):
-            if videos == state():
+            if scraped == state():
                 break
             time.sleep(3)
-            videos = scrape()
-    finally:
-        exporter.terminate()
-        exporter.wait(timeout=30)
-    assert videos == state() and videos[("assemble", "succeeded")] >= 1
+            scraped = videos(scrape())
+    assert scraped == state() and scraped[("assemble", "succeeded")] >= 1
 
 
 def test_rerun_one_video_for_one_phase_from_its_trigger_form(airflow, page):

@@ -4,18 +4,20 @@ metrics it serves."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from typing import Callable, Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from lectern.local_airflow import free_port
 from lectern.state.db import session_scope
 from lectern.state.models import Video, VideoStage
 from tests.conftest import ROOT
@@ -24,10 +26,34 @@ from tests.unit.test_runner import discover
 DASHBOARD = ROOT / "deploy" / "grafana" / "lectern-dashboard.json"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@contextlib.contextmanager
+def running_exporter(env: dict[str, str]) -> Iterator[Callable[[], dict]]:
+    """`lectern metrics` running with `env`, answering; yields a scrape: {(name, sorted labels): value}, read by
+    prometheus_client's own parser."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "lectern", "metrics", "--port", str(port), "--address",
+                               "127.0.0.1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def scrape() -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(text) for sample in family.samples}
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                scrape()
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()
+                assert time.monotonic() < deadline, "lectern metrics did not answer"
+                time.sleep(0.3)
+        yield scrape
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @pytest.fixture
@@ -47,26 +73,8 @@ def scraped(db_url, tmp_path) -> dict:
         # the next stage's rows, as a download's success opens them: one running, one back in the queue after a try
         session.add_all([VideoStage(video_id="v1", stage="transcribe", status="running"),
                          VideoStage(video_id="v2", stage="transcribe", status="pending", seconds=30.0)])
-    port = free_port()
-    env = {**os.environ, "LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": db_url}
-    server = subprocess.Popen([sys.executable, "-m", "lectern", "metrics", "--port", str(port), "--address",
-                               "127.0.0.1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-                    text = answer.read().decode()
-                break
-            except OSError:
-                assert server.poll() is None, server.stdout.read()
-                assert time.monotonic() < deadline, "lectern metrics did not answer"
-                time.sleep(0.3)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    with running_exporter({**os.environ, "LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": db_url}) as scrape:
+        return scrape()
 
 
 def test_the_metrics_are_the_states_counts(scraped):
