@@ -50,6 +50,11 @@ def _db_away():
     return OperationalError, InterfaceError
 
 
+def _tables_missing(message: str) -> bool:
+    """A state DB that was never migrated: SQLite's and Postgres's words for a missing table."""
+    return "no such table" in message or ("relation" in message and "does not exist" in message)
+
+
 def _record(prefix: str, write) -> None:
     """Run `write` (one state DB transaction), again while the DB is unreachable."""
     for delay in (*DB_RETRY_DELAYS_S, None):
@@ -117,13 +122,23 @@ def default_owner() -> str:
 
 def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | None = None, force: bool = False,
               run_id: str | None = None, map_index: int | None = None) -> int:
-    """Claim, run and record one video-stage; returns an exit code (above). An unreachable state DB is transient.
+    """Claim, run and record one video-stage; returns an exit code (above). An unreachable state DB is transient,
+    one never migrated (no tables) permanent.
     Its log records carry the video, the stage and the run (lectern.log_format)."""
     with stage_context(video_id=video_id, stage=stage_name, run_id=run_id):
+        from sqlalchemy.exc import ProgrammingError
+
         try:
             return _run_stage(stage_name, video_id, settings, owner, force, run_id, map_index)
-        except _db_away() as exc:
-            log.error("[%s] %s: state DB unreachable: %s", video_id, stage_name, str(exc.orig or exc).strip())
+        except (*_db_away(), ProgrammingError) as exc:
+            cause = str(exc.orig or exc).strip()
+            if _tables_missing(cause):  # waiting does not make tables: no retry, the fix is said
+                log.error("[%s] %s: the state DB has no Lectern tables (%s): run `lectern db upgrade`", video_id,
+                          stage_name, cause.splitlines()[0])
+                return EXIT_PERMANENT
+            if not isinstance(exc, _db_away()):
+                raise
+            log.error("[%s] %s: state DB unreachable: %s", video_id, stage_name, cause)
             return EXIT_TRANSIENT
 
 

@@ -69,6 +69,16 @@ def test_unreachable_server_is_transient_with_backoff(settings):
     assert row(settings, "offline").error_kind == "permanent"
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_state_db_never_migrated_is_permanent_and_says_what_to_run(kind, tmp_path, make_pg_db, caplog):
+    """No tables is not an outage: waiting does not make them, so no retry, and the message names the fix."""
+    url = f"sqlite:///{tmp_path / 'empty.db'}" if kind == "sqlite" else make_pg_db(migrated=False)
+    settings = Settings.from_env({"LECTERN_HOME": str(tmp_path), "LECTERN_DB_URL": url})
+    assert run_stage("download", "photosynthesis", settings) == EXIT_PERMANENT
+    assert "the state DB has no Lectern tables" in caplog.text and "run `lectern db upgrade`" in caplog.text
+    assert "unreachable" not in caplog.text
+
+
 def test_bad_video_id_is_refused(settings):
     with pytest.raises(ValueError, match="invalid video id"):
         run_stage("download", "../../etc/passwd", settings)
