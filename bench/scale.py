@@ -4,6 +4,7 @@ paper's 75K videos.
 
     .venv/bin/python bench/scale.py                           # N = 1000, 4000, 16000 on both databases
     .venv/bin/python bench/scale.py --sizes 1000,4000 --databases sqlite --out bench/results/scale.md
+    .venv/bin/python bench/scale.py --sizes 4000,16000 --claim-videos 0 --keep /tmp/homes --repeats 3
 
 A home is made with the project's own functions, as a run would leave it: `sync_subject` and `record_search` find
 N videos, `claim_videos` and `mark_succeeded` take each through download .. ocr (a fabricated clips.json, ocr.json
@@ -11,7 +12,8 @@ and probe beside them), and the real assemble stage (`lectern.stages.assemble.ru
 KEYFRAMES keyframes (small JPEGs, the same bytes) and their text into samples. Then, with the files written back
 to disk and (on Postgres) VACUUM ANALYZE run, as autovacuum would have during a real run, each in its own process
 (its peak RSS its own): a claim of 100 (timed in-process, on the stage's N pending rows), `lectern release`,
-`lectern export --layout shards` and `lectern status --subject`.
+`lectern export --layout shards` and `lectern status --subject`. Release and export start with nothing dirty in the
+page cache and are timed until their files are on disk (`release_s`, `export_s`; the command alone: `*_cmd_s`).
 
 The claim is timed again at the paper's scale (--claim-videos, 77,000 found): `record_search` finds them (each a
 pending download), then their rows of the later stages are bulk-inserted as a run would have left them (download ..
@@ -144,54 +146,89 @@ def folder_bytes(path: Path) -> int:
 def quiesce(db_url: str) -> None:
     """After fabrication, what a real release starts from: the fabricated files written back to disk (not flushing
     while the release is timed), and on Postgres the statistics that autovacuum would have gathered during a run
-    of days."""
-    os.sync()
+    of days, and a checkpoint (the server's own write-back of the fabrication, not during the timing)."""
     if db_url.startswith("postgresql"):
         from sqlalchemy import create_engine, text
 
         with create_engine(db_url, isolation_level="AUTOCOMMIT").connect() as connection:
             connection.execute(text("VACUUM ANALYZE"))
+            connection.execute(text("CHECKPOINT"))
+    os.sync()
 
 
-def measure(kind: str, n: int, work: Path, keep: bool = False) -> dict:
+def to_disk(command: list[str], env: dict[str, str]):
+    """Run a command that writes files, from a page cache with nothing dirty, and time it until what it wrote is on
+    disk: (its run, those seconds). The kernel writes dirty pages back once they are 30 s old
+    (vm.dirty_expire_centisecs), so a command that runs longer pays for its own writes (and those of the command
+    before) while one that ends sooner leaves them in the cache: timing the command alone times different work at
+    different N."""
+    os.sync()
+    started = time.monotonic()
+    run = run_measured(command, env)
+    assert run.exit_code == 0, run.stdout[-2000:]
+    os.sync()
+    return run, time.monotonic() - started
+
+
+def measure(kind: str, n: int, work: Path, keep: bool = False, repeats: int = 1) -> dict:
+    """One home of N videos: made (or, kept from an earlier --keep run, found), then release and export timed
+    `repeats` times from nothing (the median kept), and status."""
     from common import tiny_models
 
     from lectern.config import Settings
     from lectern_dev.demo import demo_settings
 
     home = work / f"{kind}-{n}"
-    home.mkdir(parents=True)
-    db_url, pg_name = database(kind, home)
-    env = {**os.environ, **demo_settings(tiny_models()), "LECTERN_HOME": str(home), "LECTERN_DB_URL": db_url,
-           "LECTERN_STORE_URL": f"file://{home / 'store'}", "PYTHONPATH": f"{ROOT / 'include'}"}
-    settings = Settings.from_env(env)
-    try:
+    kept = home / "env.txt"
+    made = claim = None
+    if keep and kept.exists():  # time an earlier run's home again
+        env = {**os.environ, **dict(line.split("=", 1) for line in kept.read_text().splitlines())}
+        pg_name = None
+        quiesce(env["LECTERN_DB_URL"])
+    else:
+        home.mkdir(parents=True)
+        db_url, pg_name = database(kind, home)
+        env = {**os.environ, **demo_settings(tiny_models()), "LECTERN_HOME": str(home), "LECTERN_DB_URL": db_url,
+               "LECTERN_STORE_URL": f"file://{home / 'store'}", "PYTHONPATH": f"{ROOT / 'include'}"}
         started = time.monotonic()
-        claim = fabricate(settings, n)
+        claim = fabricate(Settings.from_env(env), n)
         made = time.monotonic() - started
         quiesce(db_url)
         if keep:  # to time or profile a command again on the same home: `env $(cat env.txt) ...`
-            (home / "env.txt").write_text("".join(f"{name}={env[name]}\n" for name in env
-                                                  if name.startswith(("LECTERN_", "PYTHONPATH"))))
+            kept.write_text("".join(f"{name}={env[name]}\n" for name in env
+                                    if name.startswith(("LECTERN_", "PYTHONPATH"))))
+    try:
         lectern = [sys.executable, "-m", "lectern"]
-        release = run_measured([*lectern, "release", "--name", "scale", "--subject", SUBJECT], env)
-        assert release.exit_code == 0, release.stdout[-2000:]
-        export = run_measured([*lectern, "export", "scale", str(home / "export"), "--layout", "shards"], env)
-        assert export.exit_code == 0, export.stdout[-2000:]
+        releases, exports = [], []
+        for _ in range(repeats):  # each from nothing: what an earlier repeat wrote is removed, untimed
+            shutil.rmtree(home / "store/releases/scale", ignore_errors=True)
+            shutil.rmtree(home / "export", ignore_errors=True)
+            releases.append(to_disk([*lectern, "release", "--name", "scale", "--subject", SUBJECT], env))
+            exports.append(to_disk([*lectern, "export", "scale", str(home / "export"), "--layout", "shards"], env))
+        (release, release_s), (export, export_s) = typical(releases), typical(exports)
         status = run_measured([*lectern, "status", "--subject", SUBJECT], env)
         assert status.exit_code == 0, status.stdout[-2000:]
         manifest = json.loads((home / "store/releases/scale/manifest.json").read_text())
-        return {"db": kind, "videos": n, "fabricate_s": round(made, 1), "claim100_ms": round(claim * 1000, 1),
-                "release_s": round(release.seconds, 1), "release_rss_mib": round(release.peak_rss_mib),
+        return {"db": kind, "videos": n, "fabricate_s": made and round(made, 1),
+                "claim100_ms": claim and round(claim * 1000, 1),
+                "release_s": round(release_s, 1), "release_cmd_s": round(release.seconds, 1),
+                "release_rss_mib": round(max(r.peak_rss_mib for r, _ in releases)),
                 "samples": manifest["stats"]["samples"], "release_mib": round(folder_bytes(
                     home / "store/releases/scale") / 2**20, 1),
-                "export_s": round(export.seconds, 1), "export_rss_mib": round(export.peak_rss_mib),
+                "export_s": round(export_s, 1), "export_cmd_s": round(export.seconds, 1),
+                "export_rss_mib": round(max(r.peak_rss_mib for r, _ in exports)),
                 "export_mib": round(folder_bytes(home / "export") / 2**20, 1),
-                "status_s": round(status.seconds, 1), "status_rss_mib": round(status.peak_rss_mib)}
+                "status_s": round(status.seconds, 1), "status_rss_mib": round(status.peak_rss_mib),
+                "runs_s": " / ".join(f"{r:.1f}, {e:.1f}" for (_, r), (_, e) in zip(releases, exports))}
     finally:
         if not keep:
             drop(pg_name)
             shutil.rmtree(home, ignore_errors=True)
+
+
+def typical(runs: list):
+    """The median run by its time (the lower middle of an even count)."""
+    return sorted(runs, key=lambda run: run[1])[(len(runs) - 1) // 2]
 
 
 def claim_at_scale(kind: str, n: int, work: Path) -> dict:
@@ -263,13 +300,15 @@ def exponent(rows: list[dict], field: str) -> float | None:
     return math.log(rows[-1][field] / rows[-2][field]) / math.log(rows[-1]["videos"] / rows[-2]["videos"])
 
 
-def report(results: list[dict], claims: list[dict]) -> str:
-    columns = ["db", "videos", "fabricate_s", "claim100_ms", "release_s", "release_rss_mib", "samples",
-               "release_mib", "export_s", "export_rss_mib", "export_mib", "status_s", "status_rss_mib"]
+def report(results: list[dict], claims: list[dict], repeats: int = 1) -> str:
+    columns = ["db", "videos", "fabricate_s", "claim100_ms", "release_s", "release_cmd_s", "release_rss_mib",
+               "samples", "release_mib", "export_s", "export_cmd_s", "export_rss_mib", "export_mib", "status_s",
+               "status_rss_mib", "runs_s"]
     lines = [f"# Scale benchmark (bench/scale.py)\n\n{time.strftime('%Y-%m-%d')}, {machine()}; "
-             f"{CLIPS * KEYFRAMES_PER_CLIP} keyframes a video.\n",
+             f"{CLIPS * KEYFRAMES_PER_CLIP} keyframes a video; release and export until on disk, the median of "
+             f"{repeats} (runs_s: each run's release, export).\n",
              "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in results]
+    lines += ["| " + " | ".join("-" if r[c] is None else str(r[c]) for c in columns) + " |" for r in results]
     lines += ["\n| db | field | growth exponent (two largest N) | extrapolated to 75K videos |",
               "| --- | --- | --- | --- |"]
     for kind in dict.fromkeys(r["db"] for r in results):
@@ -294,7 +333,9 @@ def main() -> None:
     parser.add_argument("--claim-videos", type=int, default=77_000, help="the claim at scale (0: not measured)")
     parser.add_argument("--out", help="also write the table here (bench/results/scale.md)")
     parser.add_argument("--keep", metavar="DIR", help="make the homes in DIR and keep them (and their Postgres "
-                        "databases), each with env.txt, its settings")
+                        "databases), each with env.txt, its settings; a home already there is timed again, not made")
+    parser.add_argument("--repeats", type=int, default=1, help="time release and export this many times a home, "
+                        "each from nothing, and keep the median")
     args = parser.parse_args()
     results, claims = [], []
     with (contextlib.nullcontext(args.keep) if args.keep else
@@ -304,9 +345,9 @@ def main() -> None:
                 claims.append(claim_at_scale(kind, args.claim_videos, Path(work)))
                 print(json.dumps(claims[-1]), flush=True)
             for n in (int(s) for s in args.sizes.split(",") if s):
-                results.append(measure(kind, n, Path(work), keep=bool(args.keep)))
+                results.append(measure(kind, n, Path(work), keep=bool(args.keep), repeats=args.repeats))
                 print(json.dumps(results[-1]), flush=True)
-    text = report(results, claims)
+    text = report(results, claims, args.repeats)
     print(text)
     if args.out:
         Path(args.out).write_text(text)

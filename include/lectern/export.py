@@ -64,7 +64,6 @@ INDEX_FILES = ("length.json", "shard_id_range.json")
 IMAGE_FIELDS = ("keyframe_ssim", "ocr_image", "face_keyframes")  # a clip-level record's image paths
 IMAGE_LIST = "export-images.txt"
 LOCK = ".export.lock"
-EXPORT_THREADS = 8  # images copied out at once: S3 round trips (or local links) overlap
 ROW_GROUP_SAMPLES = 100  # samples a Parquet row group holds: their images' bytes are in memory together
 # The Parquet layout's columns as Hugging Face `datasets` features (kept in the file's schema metadata): `images`
 # decode to pictures.
@@ -310,7 +309,7 @@ def export_release(store: Store, release: str, destination: str | Path, layout: 
         raise ValueError(f"release {release!r} is a {manifest['kind']} release: it exports with --layout "
                          f"{INTERNVID}")
     with export_folder(destination, force) as root, \
-            ThreadPoolExecutor(EXPORT_THREADS, thread_name_prefix="lectern-export") as pool:
+            ThreadPoolExecutor(store.parallel_reads, thread_name_prefix="lectern-export") as pool:
         if layout == WEBDATASET:
             return _export_webdataset(store, release, manifest, root, progress, pool)
         if layout == PARQUET:
@@ -422,8 +421,8 @@ def _export_release(store: Store, release: str, manifest: dict, root: Path, layo
     prefix = f"{images_root}/"  # paths as strings, not Paths: four an image at 75K videos added up to minutes
 
     def copied(samples: list[dict], records: list[dict]) -> None:
-        """The shard's paths made local, and its images copied out, EXPORT_THREADS at a time (hard links from a
-        local store)."""
+        """The shard's paths made local, and its images copied out, the store's parallel_reads at a time (hard links
+        from a local store)."""
         names: dict[str, str] = {}  # key -> its name in the image folder, worked out once
 
         def noted(key: str) -> str:
@@ -435,7 +434,7 @@ def _export_release(store: Store, release: str, manifest: dict, root: Path, layo
         journal.add(f"{IMAGES}/{name}" for name in names.values())
         keys = list(names)
         # A few tasks a thread, not one an image: a future an image cost more than a hard link does.
-        size = max(1, -(-len(keys) // (EXPORT_THREADS * 4)))
+        size = max(1, -(-len(keys) // (store.parallel_reads * 4)))
 
         def copy_out(chunk: list[str]) -> None:
             for key in chunk:

@@ -125,6 +125,9 @@ class Store:
     """Interface shared by both backends."""
 
     url: str
+    # Objects read or copied out at once (an export's images): S3 round trips overlap. A local store's are hard links,
+    # metadata operations that threads only contend on: one at a time was faster (bench/results/scale.md).
+    parallel_reads = 8
 
     def put_bytes(self, key: str, data: bytes) -> str: ...
     def put_file(self, key: str, path: str | Path) -> str: ...
@@ -159,6 +162,8 @@ class Store:
 
 
 class LocalStore(Store):
+    parallel_reads = 1
+
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -417,6 +422,7 @@ class FencedStore(Store):
 
     def __init__(self, store: Store, check):
         self.store, self.check, self.url = store, check, store.url
+        self.parallel_reads = store.parallel_reads
 
     def put_bytes(self, key: str, data: bytes) -> str:
         self.check()
