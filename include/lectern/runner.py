@@ -125,9 +125,9 @@ def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | N
     """Claim, run and record one video-stage; returns an exit code (above). An unreachable state DB is transient,
     one never migrated (no tables) permanent.
     Its log records carry the video, the stage and the run (lectern.log_format)."""
-    with stage_context(video_id=video_id, stage=stage_name, run_id=run_id):
-        from sqlalchemy.exc import ProgrammingError
+    from sqlalchemy.exc import ProgrammingError
 
+    with stage_context(video_id=video_id, stage=stage_name, run_id=run_id):
         try:
             return _run_stage(stage_name, video_id, settings, owner, force, run_id, map_index)
         except (*_db_away(), ProgrammingError) as exc:
