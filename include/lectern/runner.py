@@ -136,7 +136,7 @@ def run_stage(stage_name: str, video_id: str, settings: Settings, owner: str | N
                 log.error("[%s] %s: the state DB has no Lectern tables (%s): run `lectern db upgrade`", video_id,
                           stage_name, cause.splitlines()[0])
                 return EXIT_PERMANENT
-            if not isinstance(exc, _db_away()):
+            if isinstance(exc, ProgrammingError):  # a bad statement, not a missing table: a bug, not an outage
                 raise
             log.error("[%s] %s: state DB unreachable: %s", video_id, stage_name, cause)
             return EXIT_TRANSIENT
